@@ -1,0 +1,174 @@
+/*
+ * config.h - the one configuration struct of a run.
+ *
+ * Flags are parsed once (launcher/) into a tsr_config; everything below the
+ * launcher reads this struct and never argv. Field names follow Megatron-LM
+ * flag spellings with dashes turned into underscores. Strings are borrowed
+ * (they point into argv or static storage) and never freed.
+ *
+ * tsr_config_validate() checks every combination that can be known before
+ * any allocation or communication, given only the world size.
+ */
+#ifndef TESSERA_CONFIG_H
+#define TESSERA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "tessera/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tsr_norm_type { TSR_NORM_LAYERNORM = 0, TSR_NORM_RMSNORM } tsr_norm_type;
+
+typedef enum tsr_position_type {
+    TSR_POS_LEARNED_ABSOLUTE = 0,
+    TSR_POS_ROPE
+} tsr_position_type;
+
+typedef enum tsr_lr_decay_style {
+    TSR_LR_CONSTANT = 0,
+    TSR_LR_LINEAR,
+    TSR_LR_COSINE
+} tsr_lr_decay_style;
+
+typedef enum tsr_recompute_granularity {
+    TSR_RECOMPUTE_NONE = 0,
+    TSR_RECOMPUTE_FULL,
+    TSR_RECOMPUTE_SELECTIVE
+} tsr_recompute_granularity;
+
+typedef enum tsr_recompute_method {
+    TSR_RECOMPUTE_UNIFORM = 0,
+    TSR_RECOMPUTE_BLOCK
+} tsr_recompute_method;
+
+typedef enum tsr_bind_policy { TSR_BIND_CORE = 0, TSR_BIND_NUMA, TSR_BIND_NONE } tsr_bind_policy;
+
+typedef enum tsr_backend_choice {
+    TSR_BACKEND_AUTO = 0,
+    TSR_BACKEND_MPI,
+    TSR_BACKEND_NCCL
+} tsr_backend_choice;
+
+typedef enum tsr_model_preset {
+    TSR_PRESET_NONE = 0,
+    TSR_PRESET_GPT2,
+    TSR_PRESET_LLAMA
+} tsr_model_preset;
+
+typedef struct tsr_config {
+    /* parallel layout */
+    int tensor_model_parallel_size;
+    int pipeline_model_parallel_size;
+    int context_parallel_size;
+    int expert_model_parallel_size;
+    int num_layers_per_virtual_pipeline_stage; /* 0: no interleaving */
+    int decoder_first_pipeline_num_layers;     /* 0: even split */
+    int decoder_last_pipeline_num_layers;      /* 0: even split */
+    bool sequence_parallel;
+    bool use_distributed_optimizer;
+    bool overlap_grad_reduce;
+    bool overlap_param_gather;
+    int64_t ddp_bucket_size; /* elements; 0: one bucket per parameter group */
+    const char *rank_order;  /* e.g. "tp-cp-ep-dp-pp" */
+
+    /* model */
+    tsr_model_preset model;
+    int num_layers;
+    int hidden_size;
+    int num_attention_heads;
+    int num_query_groups; /* 0: same as heads (no GQA) */
+    bool group_query_attention;
+    int ffn_hidden_size;  /* 0: 4*hidden (or 8/3*hidden rounded with SwiGLU) */
+    int seq_length;
+    int max_position_embeddings; /* 0: seq_length */
+    int vocab_size;              /* 0: taken from the dataset */
+    int make_vocab_size_divisible_by;
+    tsr_norm_type normalization;
+    double norm_epsilon;
+    tsr_position_type position_embedding_type;
+    double rotary_base;
+    bool swiglu;
+    bool disable_bias_linear; /* no biases in linear layers (LLaMA) */
+    bool untie_embeddings_and_output_weights;
+    double hidden_dropout;
+    double attention_dropout;
+    double init_method_std;
+    int num_experts; /* 0: dense */
+    int moe_router_topk;
+
+    /* training */
+    int micro_batch_size;
+    int global_batch_size; /* 0: micro batch x data-parallel size */
+    int64_t train_iters;
+    double lr;
+    double min_lr;
+    int64_t lr_warmup_iters;
+    int64_t lr_decay_iters; /* 0: train_iters */
+    tsr_lr_decay_style lr_decay_style;
+    double weight_decay;
+    double adam_beta1;
+    double adam_beta2;
+    double adam_eps;
+    double clip_grad; /* 0: no clipping */
+    int64_t seed;
+    bool bf16;
+    int max_nan_iters_in_a_row;
+    tsr_recompute_granularity recompute_granularity;
+    tsr_recompute_method recompute_method;
+    int recompute_num_layers;
+
+    /* data */
+    const char *data_path;
+    const char *split;
+    int64_t eval_interval; /* 0: no evaluation */
+    int64_t eval_iters;
+
+    /* checkpoints */
+    const char *save;
+    const char *load;
+    int64_t save_interval;
+
+    /* logging and runtime */
+    int64_t log_interval;
+    const char *metrics_file;
+    int log_level; /* tsr_log_level */
+    double distributed_timeout_minutes;
+    tsr_bind_policy bind;
+    tsr_backend_choice backend;
+} tsr_config;
+
+/* Fills every field with its default (Megatron's where one exists). */
+void tsr_config_defaults(tsr_config *cfg);
+
+/* Copies the preset's model shape (cfg->model) into the config. Call it
+ * before parsing the remaining flags so that explicit flags win. */
+void tsr_config_apply_preset(tsr_config *cfg);
+
+/* Data-parallel size implied by the world size and the model-parallel sizes
+ * (0 if it does not divide). */
+int tsr_config_data_parallel_size(const tsr_config *cfg, int world_size);
+
+/* Effective values of fields whose 0 means "derive it". */
+int tsr_config_ffn_hidden_size(const tsr_config *cfg);
+int tsr_config_num_query_groups(const tsr_config *cfg);
+int tsr_config_global_batch_size(const tsr_config *cfg, int world_size);
+
+/* Megatron's padding: the smallest multiple of
+ * make_vocab_size_divisible_by x tensor_model_parallel_size >= vocab. */
+int tsr_config_padded_vocab_size(const tsr_config *cfg, int vocab_size);
+
+/* Checks every constraint that can be known from the config and the world
+ * size alone. On failure returns TSR_ERR_INVALID_ARG with a message naming
+ * the flags involved and what to change. */
+tsr_status tsr_config_validate(const tsr_config *cfg, int world_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TESSERA_CONFIG_H */

@@ -1,0 +1,23 @@
+/*
+ * commands.h - the subcommands of the `tessera` binary.
+ *
+ * Each takes the arguments after its name and returns the process exit
+ * code: 0 success, 2 bad input (printed once, by rank 0), 1 other failure.
+ */
+#ifndef TSR_LAUNCHER_COMMANDS_H
+#define TSR_LAUNCHER_COMMANDS_H
+
+#include "tessera/status.h"
+
+int tsr_cmd_train(int argc, char **argv);
+int tsr_cmd_topo(int argc, char **argv);
+int tsr_cmd_version(int argc, char **argv);
+
+/* True if argv holds -h or --help before any "--". */
+int tsr_args_want_help(int argc, char **argv);
+
+/* Prints "tessera: error: <message>" on rank 0 only and returns the exit
+ * code for `status`. Used for every error found before MPI starts. */
+int tsr_report_error_once(int rank, const char *command, tsr_status status);
+
+#endif /* TSR_LAUNCHER_COMMANDS_H */

@@ -1,0 +1,78 @@
+/*
+ * main.c - the `tessera` command: dispatches to a subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "rank_env.h"
+
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand subcommands[] = {
+    {"train", tsr_cmd_train, "train a transformer language model (under mpirun/srun or alone)"},
+    {"topo", tsr_cmd_topo, "print the machine topology and the rank binding it implies"},
+    {"version", tsr_cmd_version, "print the version and the libraries this build uses"},
+};
+
+#define SUBCOMMAND_COUNT (sizeof subcommands / sizeof subcommands[0])
+
+static void print_usage(FILE *out)
+{
+    fputs("usage: tessera <command> [flags]\n\ncommands:\n", out);
+    for (size_t i = 0; i < SUBCOMMAND_COUNT; i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fputs("\nrun 'tessera <command> --help' for the flags of a command\n", out);
+}
+
+int tsr_args_want_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return 0;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int tsr_report_error_once(int rank, const char *command, tsr_status status)
+{
+    if (rank == 0) {
+        fprintf(stderr, "tessera %s: error: %s\n", command, tsr_last_error());
+        fflush(stderr);
+    }
+    return tsr_status_exit_code(status);
+}
+
+int main(int argc, char **argv)
+{
+    int rank = tsr_rank_info_from_env().rank;
+    if (argc < 2) {
+        if (rank == 0)
+            print_usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        if (rank == 0)
+            print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0)
+        return tsr_cmd_version(0, NULL);
+    for (size_t i = 0; i < SUBCOMMAND_COUNT; i++)
+        if (strcmp(name, subcommands[i].name) == 0)
+            return subcommands[i].run(argc - 2, argv + 2);
+    if (rank == 0) {
+        fprintf(stderr, "tessera: error: unknown command '%s'; commands are:", name);
+        for (size_t i = 0; i < SUBCOMMAND_COUNT; i++)
+            fprintf(stderr, " %s", subcommands[i].name);
+        fputs(" (see 'tessera --help')\n", stderr);
+    }
+    return 2;
+}

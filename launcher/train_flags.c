@@ -1,0 +1,215 @@
+/*
+ * train_flags.c - the `tessera train` flag table.
+ *
+ * Names are Megatron-LM's wherever Megatron has the flag; the few that are
+ * tessera's own (--model, --metrics-file, --log-level, --bind, --backend,
+ * --max-nan-iters-in-a-row, --rank-order) say so in their help.
+ */
+#include "train_flags.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define OFF(field) offsetof(tsr_config, field)
+#define BIG 2147483647.0
+#define BIG64 9.0e18
+
+static const char *const model_choices[] = {"none", "gpt2", "llama", NULL};
+static const char *const norm_choices[] = {"LayerNorm", "RMSNorm", NULL};
+static const char *const position_choices[] = {"learned_absolute", "rope", NULL};
+static const char *const decay_choices[] = {"constant", "linear", "cosine", NULL};
+static const char *const granularity_choices[] = {"none", "full", "selective", NULL};
+static const char *const recompute_method_choices[] = {"uniform", "block", NULL};
+static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const bind_choices[] = {"core", "numa", "none", NULL};
+static const char *const backend_choices[] = {"auto", "mpi", "nccl", NULL};
+
+static const tsr_flag train_flags[] = {
+    /* parallel layout */
+    {"--tensor-model-parallel-size", TSR_FLAG_INT, OFF(tensor_model_parallel_size), 1, 1024,
+     NULL, "N", "tensor-parallel group size"},
+    {"--pipeline-model-parallel-size", TSR_FLAG_INT, OFF(pipeline_model_parallel_size), 1, 1024,
+     NULL, "N", "pipeline stages"},
+    {"--context-parallel-size", TSR_FLAG_INT, OFF(context_parallel_size), 1, 1024, NULL, "N",
+     "context-parallel group size"},
+    {"--expert-model-parallel-size", TSR_FLAG_INT, OFF(expert_model_parallel_size), 1, 1024,
+     NULL, "N", "expert-parallel group size"},
+    {"--num-layers-per-virtual-pipeline-stage", TSR_FLAG_INT,
+     OFF(num_layers_per_virtual_pipeline_stage), 1, BIG, NULL, "N",
+     "layers per virtual stage (interleaved 1F1B)"},
+    {"--decoder-first-pipeline-num-layers", TSR_FLAG_INT, OFF(decoder_first_pipeline_num_layers),
+     1, BIG, NULL, "N", "layers on the first pipeline stage (uneven split)"},
+    {"--decoder-last-pipeline-num-layers", TSR_FLAG_INT, OFF(decoder_last_pipeline_num_layers),
+     1, BIG, NULL, "N", "layers on the last pipeline stage (uneven split)"},
+    {"--sequence-parallel", TSR_FLAG_BOOL, OFF(sequence_parallel), 0, 0, NULL, NULL,
+     "split norm/dropout regions along the sequence across TP"},
+    {"--use-distributed-optimizer", TSR_FLAG_BOOL, OFF(use_distributed_optimizer), 0, 0, NULL,
+     NULL, "shard optimizer state across data-parallel ranks"},
+    {"--overlap-grad-reduce", TSR_FLAG_BOOL, OFF(overlap_grad_reduce), 0, 0, NULL, NULL,
+     "overlap gradient reduction with backward"},
+    {"--overlap-param-gather", TSR_FLAG_BOOL, OFF(overlap_param_gather), 0, 0, NULL, NULL,
+     "overlap the parameter all-gather with the next forward"},
+    {"--ddp-bucket-size", TSR_FLAG_INT64, OFF(ddp_bucket_size), 1, BIG64, NULL, "ELEMENTS",
+     "gradient bucket size for data-parallel reduction"},
+    {"--rank-order", TSR_FLAG_STRING, OFF(rank_order), 0, 0, NULL, "ORDER",
+     "order of parallel dimensions, fastest first (tessera)"},
+
+    /* model */
+    {"--model", TSR_FLAG_CHOICE, OFF(model), 0, 0, model_choices, "PRESET",
+     "model preset; explicit flags override it (tessera)"},
+    {"--num-layers", TSR_FLAG_INT, OFF(num_layers), 1, 100000, NULL, "N", "transformer layers"},
+    {"--hidden-size", TSR_FLAG_INT, OFF(hidden_size), 1, 1048576, NULL, "N", "model width"},
+    {"--num-attention-heads", TSR_FLAG_INT, OFF(num_attention_heads), 1, 65536, NULL, "N",
+     "attention heads"},
+    {"--group-query-attention", TSR_FLAG_BOOL, OFF(group_query_attention), 0, 0, NULL, NULL,
+     "use grouped query attention (with --num-query-groups)"},
+    {"--num-query-groups", TSR_FLAG_INT, OFF(num_query_groups), 1, 65536, NULL, "N",
+     "key/value heads for grouped query attention"},
+    {"--ffn-hidden-size", TSR_FLAG_INT, OFF(ffn_hidden_size), 1, 4194304, NULL, "N",
+     "MLP width (default 4h, or 8h/3 rounded up to 64 with --swiglu)"},
+    {"--seq-length", TSR_FLAG_INT, OFF(seq_length), 1, 1048576, NULL, "N",
+     "tokens per sample"},
+    {"--max-position-embeddings", TSR_FLAG_INT, OFF(max_position_embeddings), 1, 1048576, NULL,
+     "N", "longest sequence the position embedding covers (default --seq-length)"},
+    {"--vocab-size", TSR_FLAG_INT, OFF(vocab_size), 1, 16777216, NULL, "N",
+     "vocabulary size before padding (default: from the dataset)"},
+    {"--make-vocab-size-divisible-by", TSR_FLAG_INT, OFF(make_vocab_size_divisible_by), 1,
+     65536, NULL, "N", "pad the vocabulary to a multiple of N x tensor-parallel size"},
+    {"--normalization", TSR_FLAG_CHOICE, OFF(normalization), 0, 0, norm_choices, "KIND",
+     "normalization layer"},
+    {"--norm-epsilon", TSR_FLAG_DOUBLE, OFF(norm_epsilon), 1e-12, 1.0, NULL, "EPS",
+     "epsilon of the normalization layers"},
+    {"--position-embedding-type", TSR_FLAG_CHOICE, OFF(position_embedding_type), 0, 0,
+     position_choices, "KIND", "position embedding"},
+    {"--rotary-base", TSR_FLAG_DOUBLE, OFF(rotary_base), 1.0, 1e12, NULL, "BASE",
+     "base of the rotary frequencies"},
+    {"--swiglu", TSR_FLAG_BOOL, OFF(swiglu), 0, 0, NULL, NULL, "SwiGLU MLP instead of GELU"},
+    {"--disable-bias-linear", TSR_FLAG_BOOL, OFF(disable_bias_linear), 0, 0, NULL, NULL,
+     "no biases in linear layers"},
+    {"--untie-embeddings-and-output-weights", TSR_FLAG_BOOL,
+     OFF(untie_embeddings_and_output_weights), 0, 0, NULL, NULL,
+     "separate output projection instead of the tied embedding"},
+    {"--hidden-dropout", TSR_FLAG_DOUBLE, OFF(hidden_dropout), 0.0, 1.0, NULL, "P",
+     "dropout after attention and MLP"},
+    {"--attention-dropout", TSR_FLAG_DOUBLE, OFF(attention_dropout), 0.0, 1.0, NULL, "P",
+     "dropout of attention probabilities"},
+    {"--init-method-std", TSR_FLAG_DOUBLE, OFF(init_method_std), 0.0, 10.0, NULL, "STD",
+     "standard deviation of the initial weights"},
+    {"--num-experts", TSR_FLAG_INT, OFF(num_experts), 1, 65536, NULL, "N",
+     "experts per MoE layer (mixture of experts)"},
+    {"--moe-router-topk", TSR_FLAG_INT, OFF(moe_router_topk), 1, 65536, NULL, "K",
+     "experts each token is routed to"},
+
+    /* training */
+    {"--micro-batch-size", TSR_FLAG_INT, OFF(micro_batch_size), 1, 1048576, NULL, "N",
+     "samples per micro batch"},
+    {"--global-batch-size", TSR_FLAG_INT, OFF(global_batch_size), 1, BIG, NULL, "N",
+     "samples per iteration over all data-parallel ranks (default micro x dp)"},
+    {"--train-iters", TSR_FLAG_INT64, OFF(train_iters), 0, BIG64, NULL, "N",
+     "iterations to train"},
+    {"--lr", TSR_FLAG_DOUBLE, OFF(lr), 0.0, 1e3, NULL, "LR", "peak learning rate"},
+    {"--min-lr", TSR_FLAG_DOUBLE, OFF(min_lr), 0.0, 1e3, NULL, "LR",
+     "learning rate at the end of the decay"},
+    {"--lr-warmup-iters", TSR_FLAG_INT64, OFF(lr_warmup_iters), 0, BIG64, NULL, "N",
+     "linear warmup iterations"},
+    {"--lr-decay-iters", TSR_FLAG_INT64, OFF(lr_decay_iters), 1, BIG64, NULL, "N",
+     "iterations over which to decay (default --train-iters)"},
+    {"--lr-decay-style", TSR_FLAG_CHOICE, OFF(lr_decay_style), 0, 0, decay_choices, "STYLE",
+     "learning-rate decay"},
+    {"--weight-decay", TSR_FLAG_DOUBLE, OFF(weight_decay), 0.0, 100.0, NULL, "WD",
+     "decoupled weight decay (AdamW)"},
+    {"--adam-beta1", TSR_FLAG_DOUBLE, OFF(adam_beta1), 0.0, 1.0, NULL, "B1", "Adam beta1"},
+    {"--adam-beta2", TSR_FLAG_DOUBLE, OFF(adam_beta2), 0.0, 1.0, NULL, "B2", "Adam beta2"},
+    {"--adam-eps", TSR_FLAG_DOUBLE, OFF(adam_eps), 0.0, 1.0, NULL, "EPS", "Adam epsilon"},
+    {"--clip-grad", TSR_FLAG_DOUBLE, OFF(clip_grad), 0.0, 1e12, NULL, "NORM",
+     "global gradient-norm clipping (0: off)"},
+    {"--seed", TSR_FLAG_INT64, OFF(seed), 0, BIG64, NULL, "N",
+     "seed of weights, dropout and data order"},
+    {"--bf16", TSR_FLAG_BOOL, OFF(bf16), 0, 0, NULL, NULL,
+     "bf16 compute with fp32 master weights (GPU)"},
+    {"--max-nan-iters-in-a-row", TSR_FLAG_INT, OFF(max_nan_iters_in_a_row), 1, BIG, NULL, "N",
+     "stop after this many consecutive NaN/Inf iterations (tessera)"},
+    {"--recompute-granularity", TSR_FLAG_CHOICE, OFF(recompute_granularity), 0, 0,
+     granularity_choices, "KIND", "activation recomputation"},
+    {"--recompute-method", TSR_FLAG_CHOICE, OFF(recompute_method), 0, 0,
+     recompute_method_choices, "METHOD", "which layers full recomputation covers"},
+    {"--recompute-num-layers", TSR_FLAG_INT, OFF(recompute_num_layers), 1, 100000, NULL, "N",
+     "layers per recomputed group (uniform) or recomputed layers per stage (block)"},
+
+    /* data */
+    {"--data-path", TSR_FLAG_STRING, OFF(data_path), 0, 0, NULL, "PATH",
+     "dataset: PREFIX of .bin/.idx, or synthetic:addition, synthetic:random"},
+    {"--split", TSR_FLAG_STRING, OFF(split), 0, 0, NULL, "A,B,C",
+     "train,valid,test proportions"},
+    {"--eval-interval", TSR_FLAG_INT64, OFF(eval_interval), 1, BIG64, NULL, "N",
+     "iterations between evaluations"},
+    {"--eval-iters", TSR_FLAG_INT64, OFF(eval_iters), 1, BIG64, NULL, "N",
+     "batches per evaluation"},
+
+    /* checkpoints */
+    {"--save", TSR_FLAG_STRING, OFF(save), 0, 0, NULL, "DIR", "checkpoint directory to write"},
+    {"--load", TSR_FLAG_STRING, OFF(load), 0, 0, NULL, "DIR", "checkpoint directory to resume from"},
+    {"--save-interval", TSR_FLAG_INT64, OFF(save_interval), 1, BIG64, NULL, "N",
+     "iterations between checkpoints"},
+
+    /* logging and runtime */
+    {"--log-interval", TSR_FLAG_INT64, OFF(log_interval), 1, BIG64, NULL, "N",
+     "iterations between log lines"},
+    {"--metrics-file", TSR_FLAG_STRING, OFF(metrics_file), 0, 0, NULL, "FILE",
+     "also write each log line as JSON to FILE (tessera)"},
+    {"--log-level", TSR_FLAG_CHOICE, OFF(log_level), 0, 0, log_level_choices, "LEVEL",
+     "least severe message printed (tessera)"},
+    {"--distributed-timeout-minutes", TSR_FLAG_DOUBLE, OFF(distributed_timeout_minutes), 0.001,
+     1e6, NULL, "MIN", "end the job if a collective waits longer (fractions allowed)"},
+    {"--bind", TSR_FLAG_CHOICE, OFF(bind), 0, 0, bind_choices, "POLICY",
+     "bind each rank to its cores, its NUMA node, or not at all (tessera)"},
+    {"--backend", TSR_FLAG_CHOICE, OFF(backend), 0, 0, backend_choices, "NAME",
+     "communication backend (tessera)"},
+};
+
+const tsr_flag_table tsr_train_flag_table = {
+    "train", train_flags, sizeof train_flags / sizeof train_flags[0]};
+
+/* The preset must be applied before the other flags so that they win; find
+ * its value without judging the rest of argv (the full parse does that). */
+static tsr_status find_preset(int argc, char **argv, tsr_model_preset *preset)
+{
+    tsr_config scratch;
+    tsr_config_defaults(&scratch);
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        char *pair[2] = {argv[i], i + 1 < argc ? argv[i + 1] : NULL};
+        int n = 0;
+        if (strcmp(argv[i], "--model") == 0)
+            n = pair[1] ? 2 : 1;
+        else if (strncmp(argv[i], "--model=", 8) == 0)
+            n = 1;
+        if (n == 0)
+            continue;
+        tsr_status st = tsr_flags_parse(&tsr_train_flag_table, &scratch, n, pair, NULL);
+        if (st != TSR_OK)
+            return st;
+        *preset = scratch.model;
+    }
+    return TSR_OK;
+}
+
+tsr_status tsr_train_config_from_args(tsr_config *cfg, int argc, char **argv, int world_size)
+{
+    tsr_config_defaults(cfg);
+    tsr_status st = find_preset(argc, argv, &cfg->model);
+    if (st != TSR_OK)
+        return st;
+    tsr_config_apply_preset(cfg);
+    int rest = 0;
+    st = tsr_flags_parse(&tsr_train_flag_table, cfg, argc, argv, &rest);
+    if (st != TSR_OK)
+        return st;
+    if (rest != argc)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "unexpected '--' in 'tessera train' arguments; remove it");
+    if (cfg->num_query_groups > 0 && cfg->num_query_groups != cfg->num_attention_heads)
+        cfg->group_query_attention = true;
+    return tsr_config_validate(cfg, world_size);
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# install-deps.sh - installs what tessera needs on Debian 12 (as root, or
+# through sudo). Does nothing when everything is already there, so the
+# README's commands stay fast on a prepared machine.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  openmpi-bin libopenmpi-dev          # MPI between ranks
+  libhdf5-openmpi-dev hdf5-tools      # parallel HDF5 checkpoints; h5dump
+  libhwloc-dev hwloc                  # topology and binding
+  libcunit1-dev                       # unit tests
+  libopenblas-dev                     # sgemm on CPU
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
