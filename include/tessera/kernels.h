@@ -1,0 +1,187 @@
+/*
+ * kernels.h - the fp32 CPU kernels a transformer layer is built from.
+ *
+ * Conventions (every kernel):
+ * - forward and backward sit next to each other and take their arguments
+ *   in the same order; the shape comment above each pair is the contract.
+ * - Backward ACCUMULATES (+=) into every gradient output, including the
+ *   input gradient; zeroing is the trainer's job, once per step. Any
+ *   gradient output may be NULL when the caller does not need it.
+ * - Row counts and sizes are int64_t and index arithmetic is done in
+ *   int64_t/size_t: B*T*V passes 2^31 for real vocabularies.
+ * - Kernels never allocate on the heap and never communicate. A kernel
+ *   that needs scratch space takes it as an argument, with a companion
+ *   *_scratch_floats() telling how much.
+ * - Kernels use the threads the rank owns (OpenMP; BLAS threads for
+ *   sgemm) and give bitwise identical results run to run for a fixed
+ *   thread count.
+ * - Weight layout is PyTorch's/Megatron's: a linear weight is
+ *   (out_features, in_features), row-major.
+ */
+#ifndef TESSERA_KERNELS_H
+#define TESSERA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- linear --------------------------------------------------------------
+ * inp (N, IC), weight (OC, IC), bias (OC) or NULL, out (N, OC)
+ * out = inp @ weight^T + bias                  (forward overwrites out)
+ * dinp += dout @ weight; dweight += dout^T @ inp; dbias += colsum(dout) */
+void tsr_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                        int64_t n, int64_t in_features, int64_t out_features);
+void tsr_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const float *weight, int64_t n, int64_t in_features,
+                         int64_t out_features);
+
+/* ---- LayerNorm -------------------------------------------------------------
+ * inp (N, C), weight (C), bias (C), out (N, C), mean (N), rstd (N) saved */
+void tsr_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *weight, const float *bias, int64_t n, int64_t c,
+                           float eps);
+void tsr_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, const float *mean,
+                            const float *rstd, int64_t n, int64_t c);
+
+/* ---- RMSNorm ---------------------------------------------------------------
+ * inp (N, C), weight (C), out (N, C), rstd (N) saved; out = inp*rstd*weight */
+void tsr_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight,
+                         int64_t n, int64_t c, float eps);
+void tsr_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
+                          const float *weight, const float *rstd, int64_t n, int64_t c);
+
+/* ---- GELU (tanh approximation) ----------------------------------------------
+ * inp (N), out (N) */
+void tsr_gelu_forward(float *out, const float *inp, int64_t n);
+void tsr_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t n);
+
+/* ---- SwiGLU ------------------------------------------------------------------
+ * inp (N, 2F) holding [gate (F) | up (F)] per row, out (N, F)
+ * out = silu(gate) * up */
+void tsr_swiglu_forward(float *out, const float *inp, int64_t n, int64_t f);
+void tsr_swiglu_backward(float *dinp, const float *dout, const float *inp, int64_t n, int64_t f);
+
+/* ---- token embedding (vocabulary-sliced) -----------------------------------------
+ * tokens (N), table (V_local, C) holding global ids [vocab_start, vocab_start+V_local),
+ * out (N, C). A token outside the slice gets a zero row (the tensor-parallel
+ * all-reduce then sums the one owner's row). */
+void tsr_embedding_forward(float *out, const int32_t *tokens, const float *table, int64_t n,
+                           int64_t c, int64_t vocab_start, int64_t vocab_local);
+void tsr_embedding_backward(float *dtable, const float *dout, const int32_t *tokens, int64_t n,
+                            int64_t c, int64_t vocab_start, int64_t vocab_local);
+
+/* ---- learned absolute positions -------------------------------------------------
+ * out (B, T, C) += wpe[t_offset + t] for each (b, t); wpe (max_positions, C).
+ * t_offset is the global position of local row t = 0 (sequence/context
+ * parallelism hold a slice of the sequence). */
+void tsr_position_add_forward(float *out, const float *wpe, int64_t b, int64_t t, int64_t c,
+                              int64_t t_offset);
+void tsr_position_add_backward(float *dwpe, const float *dout, int64_t b, int64_t t, int64_t c,
+                               int64_t t_offset);
+
+/* ---- rotary position embedding (rotate-half convention, as LLaMA/Megatron) -----
+ * x (B, T, H, D), D even; pairs (i, i + D/2) rotated by angle
+ * (t_offset + t) * base^(-2i/D). Forward writes out (may alias x);
+ * backward accumulates the inverse rotation of dout into dx. */
+void tsr_rope_forward(float *out, const float *x, int64_t b, int64_t t, int64_t h, int64_t d,
+                      int64_t t_offset, float base);
+void tsr_rope_backward(float *dx, const float *dout, int64_t b, int64_t t, int64_t h, int64_t d,
+                       int64_t t_offset, float base);
+
+/* ---- fused QKV projection output -> separate q, k, v ------------------------------
+ * qkv (N, G * (R + 2) * D): per token, for each query group g, R query heads
+ * then one key head then one value head (Megatron's layout, so that a
+ * column-parallel split over groups is contiguous). R = heads per group.
+ * q (N, G*R, D), k (N, G, D), v (N, G, D). */
+void tsr_qkv_split_forward(float *q, float *k, float *v, const float *qkv, int64_t n,
+                           int64_t groups, int64_t heads_per_group, int64_t d);
+void tsr_qkv_split_backward(float *dqkv, const float *dq, const float *dk, const float *dv,
+                            int64_t n, int64_t groups, int64_t heads_per_group, int64_t d);
+
+/* ---- dropout keyed by global position ----------------------------------------------
+ * The mask of element (sample, position, channel) is a pure function of
+ * (key, global index), so it is the same in every parallel layout and is
+ * recomputed in backward instead of stored. */
+typedef struct tsr_dropout {
+    float p;                 /* drop probability; 0 disables */
+    uint64_t key;            /* from tsr_rng_key(seed, purpose) mixed with step/microbatch */
+    int64_t sample_offset;   /* global index of local sample 0 */
+    int64_t t_offset;        /* global position of local row t = 0 */
+    int64_t t_global;        /* sequence length of the whole sample */
+    int64_t head_offset;     /* attention: global index of local head 0 */
+    int64_t heads_global;    /* attention: heads of the whole model */
+} tsr_dropout;
+
+/* x (B, T, C): out = x * mask / (1 - p); C is never split */
+void tsr_dropout_forward(float *out, const float *x, int64_t b, int64_t t, int64_t c,
+                         const tsr_dropout *dropout);
+void tsr_dropout_backward(float *dx, const float *dout, int64_t b, int64_t t, int64_t c,
+                          const tsr_dropout *dropout);
+
+/* ---- causal self-attention, flash-style ------------------------------------------------
+ * q (B, T, Hq, D), k and v (B, T, Hkv, D) with Hq a multiple of Hkv (grouped
+ * query attention: query head h reads key/value head h / (Hq/Hkv)),
+ * out (B, T, Hq, D), lse (B, Hq, T) saved: log-sum-exp of each query's
+ * scaled scores. Scale 1/sqrt(D). Scores are computed in tiles with an
+ * online softmax: no (T, T) matrix per head is ever held for all heads.
+ * dropout may be NULL; its mask is keyed by (sample, global head, i, j).
+ * scratch: tsr_attention_scratch_floats(...) floats, for the tiles of
+ * every thread. */
+size_t tsr_attention_scratch_floats(int64_t t, int64_t d);
+void tsr_attention_forward(float *out, float *lse, const float *q, const float *k,
+                           const float *v, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                           int64_t d, const tsr_dropout *dropout, float *scratch);
+void tsr_attention_backward(float *dq, float *dk, float *dv, const float *dout,
+                            const float *q, const float *k, const float *v, const float *out,
+                            const float *lse, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                            int64_t d, const tsr_dropout *dropout, float *scratch);
+
+/* ---- cross-entropy over a (possibly vocabulary-sliced) logits buffer ----------------
+ * logits (N, V_local) for global ids [vocab_start, vocab_start + V_local).
+ * Steps, so that a tensor-parallel caller can reduce across slices between
+ * them (max after step 1, sumexp and target logit after step 2):
+ *  1. row_max[n] = max_j logits[n, j]
+ *  2. sumexp[n] = sum_j exp(logits[n, j] - row_max[n]);
+ *     target_logit[n] = logits[n, targets[n] - vocab_start] if in the slice, else 0
+ *  3. loss[n] = log(sumexp[n]) + row_max[n] - target_logit[n]
+ *  4. logits are overwritten IN PLACE with d loss_weighted / d logits:
+ *     (softmax - onehot(target)) * dloss[n], so the probabilities are never
+ *     stored beside the logits.
+ * Rows with dloss[n] == 0 (masked tokens) get zero gradient. */
+void tsr_ce_row_max(float *row_max, const float *logits, int64_t n, int64_t v_local);
+void tsr_ce_sumexp_target(float *sumexp, float *target_logit, const float *logits,
+                          const float *row_max, const int32_t *targets, int64_t n,
+                          int64_t v_local, int64_t vocab_start);
+void tsr_ce_loss(float *loss, const float *sumexp, const float *row_max,
+                 const float *target_logit, int64_t n);
+void tsr_ce_logits_to_grad(float *logits, const float *row_max, const float *sumexp,
+                           const int32_t *targets, const float *dloss, int64_t n,
+                           int64_t v_local, int64_t vocab_start);
+
+/* ---- elementwise and reductions ---------------------------------------------------- */
+/* out = a + b (n); out may alias a or b */
+void tsr_add_forward(float *out, const float *a, const float *b, int64_t n);
+/* y += x (n) */
+void tsr_accumulate(float *y, const float *x, int64_t n);
+/* sum of squares in double, for the gradient norm */
+double tsr_sum_squares(const float *x, int64_t n);
+/* x *= s */
+void tsr_scale(float *x, float s, int64_t n);
+
+/* ---- AdamW (decoupled weight decay, bias correction) -------------------------------
+ * step counts from 1. grad is multiplied by grad_scale first (clipping).
+ * m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2
+ * param -= lr * (m/(1-b1^step) / (sqrt(v/(1-b2^step)) + eps) + weight_decay*param) */
+void tsr_adamw_update(float *param, const float *grad, float *m, float *v, int64_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                      float grad_scale);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TESSERA_KERNELS_H */
