@@ -2,7 +2,8 @@
  * commands.h - the subcommands of the `tessera` binary.
  *
  * Each takes the arguments after its name and returns the process exit
- * code: 0 success, 2 bad input (printed once, by rank 0), 1 other failure.
+ * code: 0 success, 2 bad input (printed once, by rank 0, the only rank that
+ * then exits non-zero), 1 other failure.
  */
 #ifndef TSR_LAUNCHER_COMMANDS_H
 #define TSR_LAUNCHER_COMMANDS_H
@@ -17,7 +18,9 @@ int tsr_cmd_version(int argc, char **argv);
 int tsr_args_want_help(int argc, char **argv);
 
 /* Prints "tessera: error: <message>" on rank 0 only and returns the exit
- * code for `status`. Used for every error found before MPI starts. */
+ * code for `status` there, 0 on the other ranks (so that mpirun does not
+ * end the job before rank 0 has printed). Used for every error found
+ * before MPI starts. */
 int tsr_report_error_once(int rank, const char *command, tsr_status status);
 
 #endif /* TSR_LAUNCHER_COMMANDS_H */
