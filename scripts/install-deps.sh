@@ -11,6 +11,7 @@ packages=(
   libhwloc-dev hwloc                  # topology and binding
   libcunit1-dev                       # unit tests
   libopenblas-dev                     # sgemm on CPU
+  slurmctld slurmd slurm-client munge # a throw-away Slurm for the "slurm" tests
 )
 
 missing=()
@@ -30,4 +31,18 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Package scripts must not start daemons (munge, slurmctld, slurmd): on a
+# machine without systemd they would run unmanaged, and the tests start their
+# own by scripts/slurm/start-slurm.sh. A policy-rc.d that refuses every
+# start is in place only while apt runs, and only if none was there already.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 0755 "$policy"
+  own_policy=1
+fi
+status=0
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" || status=$?
+[ "$own_policy" -eq 1 ] && $sudo rm -f "$policy"
+exit "$status"

@@ -1,0 +1,48 @@
+/*
+ * topo_load.c - hwloc topology loading with I/O devices kept (topo_load.h).
+ */
+#include "topo_load.h"
+
+#include <stddef.h>
+
+tsr_status tsr_topo_load(const char *xml_path, const char *synthetic, hwloc_topology_t *out)
+{
+    *out = NULL;
+    if (xml_path != NULL && synthetic != NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--topology and --synthetic are alternatives; give one of them");
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) != 0)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "hwloc_topology_init failed");
+    /* GPUs, NICs and their PCI parents; bridges only where they carry them */
+    hwloc_topology_set_io_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
+    tsr_status st = TSR_OK;
+    if (xml_path != NULL && hwloc_topology_set_xml(topo, xml_path) != 0) {
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--topology %s could not be read as an hwloc XML topology; "
+                           "create one with 'lstopo --of xml FILE.xml'",
+                           xml_path);
+        goto fail;
+    }
+    if (synthetic != NULL && hwloc_topology_set_synthetic(topo, synthetic) != 0) {
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--synthetic \"%s\" is not a valid hwloc synthetic description; "
+                           "example: \"pack:2 numa:2 core:8 pu:2\"",
+                           synthetic);
+        goto fail;
+    }
+    if (hwloc_topology_load(topo) != 0) {
+        st = tsr_error_set(TSR_ERR_IO, "hwloc could not load the topology%s%s",
+                           xml_path != NULL ? " from " : "", xml_path != NULL ? xml_path : "");
+        goto fail;
+    }
+    if (hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU) <= 0) {
+        st = tsr_error_set(TSR_ERR_FORMAT, "the topology has no processing unit (PU)");
+        goto fail;
+    }
+    *out = topo;
+    return TSR_OK;
+fail:
+    hwloc_topology_destroy(topo);
+    return st;
+}
