@@ -42,12 +42,15 @@ int tsr_args_want_help(int argc, char **argv)
     return 0;
 }
 
+/* Only rank 0 exits non-zero: mpirun kills the whole job as soon as any
+ * rank exits non-zero, which could take rank 0 down before its message is
+ * written. The launcher still returns rank 0's exit code. */
 int tsr_report_error_once(int rank, const char *command, tsr_status status)
 {
-    if (rank == 0) {
-        fprintf(stderr, "tessera %s: error: %s\n", command, tsr_last_error());
-        fflush(stderr);
-    }
+    if (rank != 0)
+        return 0;
+    fprintf(stderr, "tessera %s: error: %s\n", command, tsr_last_error());
+    fflush(stderr);
     return tsr_status_exit_code(status);
 }
 
@@ -57,7 +60,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         if (rank == 0)
             print_usage(stderr);
-        return 2;
+        return rank == 0 ? 2 : 0; /* see tsr_report_error_once */
     }
     const char *name = argv[1];
     if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
@@ -76,5 +79,5 @@ int main(int argc, char **argv)
             fprintf(stderr, " %s", subcommands[i].name);
         fputs(" (see 'tessera --help')\n", stderr);
     }
-    return 2;
+    return rank == 0 ? 2 : 0; /* see tsr_report_error_once */
 }
