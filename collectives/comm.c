@@ -1,0 +1,731 @@
+/*
+ * comm.c - the front end of the communicator API: creation and splitting,
+ * argument checks, byte counters, the request pool, and bounded waits.
+ *
+ * Every call is checked here before a backend sees it, so both backends
+ * get the same validation and the same messages. Blocking calls are a
+ * start followed by tsr_comm_wait(): one code path, and the watchdog bounds
+ * it. Waits poll the backend (MPI_Test / cudaEventQuery), yielding the core
+ * between polls so that oversubscribed ranks do not starve each other.
+ */
+#include "comm_internal.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_device.h"
+#include "tessera/log.h"
+#include "tessera/timer.h"
+
+void tsr_comm_options_from_config(const tsr_config *cfg, tsr_comm_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->backend = cfg->backend;
+    opts->timeout_seconds = cfg->distributed_timeout_minutes * 60.0;
+    opts->name = "world";
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static void shared_release(tsr_comm_shared *shared)
+{
+    if (shared == NULL || --shared->refs > 0)
+        return;
+    tsr_comm_mpi_types_free(shared);
+    if (shared->abort_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&shared->abort_comm);
+    free(shared);
+}
+
+/* Fills the MPI half of a new communicator (mpi already set): rank, size,
+ * world-rank map and arrival window. Collective over mpi. */
+static tsr_status comm_init_mpi_part(tsr_comm *comm, int my_world_rank, const char *name)
+{
+    MPI_Comm_rank(comm->mpi, &comm->rank);
+    MPI_Comm_size(comm->mpi, &comm->size);
+    snprintf(comm->name, sizeof comm->name, "%s", name ? name : "group");
+    comm->world_ranks = malloc((size_t)comm->size * sizeof(int));
+    if (comm->world_ranks == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate the rank map of group %s",
+                             comm->name);
+    if (MPI_Allgather(&my_world_rank, 1, MPI_INT, comm->world_ranks, 1, MPI_INT, comm->mpi) !=
+        MPI_SUCCESS)
+        return tsr_error_set(TSR_ERR_COMM, "MPI_Allgather of world ranks for group %s failed",
+                             comm->name);
+    return tsr_watchdog_window_create(comm->mpi, &comm->window);
+}
+
+static void comm_free_local(tsr_comm *comm)
+{
+    while (comm->free_list != NULL) {
+        tsr_comm_request *req = comm->free_list;
+        comm->free_list = req->next_free;
+        if (comm->shared && comm->shared->ops && comm->shared->ops->request_free)
+            comm->shared->ops->request_free(req);
+        free(req->mpi_reqs);
+        free(req->ints);
+        free(req->copies);
+        free(req);
+    }
+    free(comm->world_ranks);
+    free(comm);
+}
+
+/* Gathers what each rank sees (ranks on its node, GPUs on its node) and
+ * applies the backend rule. */
+static tsr_status decide_backend(MPI_Comm base, tsr_backend_choice choice, int *local_rank,
+                                 tsr_comm_backend *out)
+{
+    MPI_Comm node;
+    MPI_Comm_split_type(base, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    int local_size = 1;
+    MPI_Comm_rank(node, local_rank);
+    MPI_Comm_size(node, &local_size);
+    MPI_Comm_free(&node);
+    int gpus = 0;
+    if (tsr_comm_nccl_built() && choice != TSR_BACKEND_MPI && tsr_cuda_device_count(&gpus) != TSR_OK)
+        gpus = 0;
+    int world = 1;
+    MPI_Comm_size(base, &world);
+    int mine[2] = {local_size, gpus};
+    int *all = malloc((size_t)world * 2 * sizeof(int));
+    int *ranks_on_node = malloc((size_t)world * sizeof(int));
+    int *gpus_on_node = malloc((size_t)world * sizeof(int));
+    tsr_status st = TSR_OK;
+    if (all == NULL || ranks_on_node == NULL || gpus_on_node == NULL) {
+        st = tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate the backend survey");
+        goto done;
+    }
+    MPI_Allgather(mine, 2, MPI_INT, all, 2, MPI_INT, base);
+    for (int r = 0; r < world; r++) {
+        ranks_on_node[r] = all[2 * r];
+        gpus_on_node[r] = all[2 * r + 1];
+    }
+    st = tsr_comm_backend_decide(choice, tsr_comm_nccl_built(), world, ranks_on_node,
+                                 gpus_on_node, out);
+done:
+    free(all);
+    free(ranks_on_node);
+    free(gpus_on_node);
+    return st;
+}
+
+tsr_status tsr_comm_create_world(MPI_Comm base, const tsr_comm_options *opts, tsr_comm **out)
+{
+    *out = NULL;
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "tsr_comm_create_world called before MPI_Init; initialise MPI "
+                             "first");
+    if (!(opts->timeout_seconds > 0.0))
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "distributed timeout must be positive (got %g s); set "
+                             "--distributed-timeout-minutes to a value above 0",
+                             opts->timeout_seconds);
+    tsr_comm_shared *shared = calloc(1, sizeof *shared);
+    tsr_comm *comm = calloc(1, sizeof *comm);
+    if (shared == NULL || comm == NULL) {
+        free(shared);
+        free(comm);
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate the world communicator");
+    }
+    shared->refs = 1;
+    shared->abort_comm = MPI_COMM_NULL;
+    shared->timeout_seconds = opts->timeout_seconds;
+    shared->bf16_type = MPI_DATATYPE_NULL;
+    shared->bf16_sum = shared->bf16_max = MPI_OP_NULL;
+    comm->shared = shared;
+    comm->mpi = MPI_COMM_NULL;
+
+    tsr_status st = decide_backend(base, opts->backend, &shared->local_rank, &shared->backend);
+    if (st != TSR_OK)
+        goto fail;
+    shared->ops = shared->backend == TSR_COMM_BACKEND_NCCL ? tsr_comm_nccl_ops : &tsr_comm_mpi_ops;
+    MPI_Comm_dup(base, &shared->abort_comm);
+    MPI_Comm_dup(base, &comm->mpi);
+    st = tsr_comm_mpi_types_create(shared);
+    if (st != TSR_OK)
+        goto fail;
+    int world_rank = 0;
+    MPI_Comm_rank(base, &world_rank);
+    st = comm_init_mpi_part(comm, world_rank, opts->name ? opts->name : "world");
+    if (st != TSR_OK)
+        goto fail;
+    if (shared->backend == TSR_COMM_BACKEND_NCCL) {
+        st = tsr_comm_nccl_init_world(comm);
+        if (st != TSR_OK)
+            goto fail;
+    }
+    tsr_log(TSR_LOG_DEBUG, "communicator world: %d ranks, backend %s, timeout %.1f s",
+            comm->size, tsr_comm_backend_name(shared->backend), shared->timeout_seconds);
+    *out = comm;
+    return TSR_OK;
+fail:
+    tsr_watchdog_window_free(&comm->window);
+    if (comm->mpi != MPI_COMM_NULL)
+        MPI_Comm_free(&comm->mpi);
+    comm->shared = NULL;
+    comm_free_local(comm);
+    shared_release(shared);
+    return st;
+}
+
+tsr_status tsr_comm_split(tsr_comm *parent, int color, int key, const char *name, tsr_comm **out)
+{
+    *out = NULL;
+    if (parent == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "tsr_comm_split: parent is NULL");
+    MPI_Comm child_mpi = MPI_COMM_NULL;
+    int mpi_color = color < 0 ? MPI_UNDEFINED : color;
+    if (MPI_Comm_split(parent->mpi, mpi_color, key, &child_mpi) != MPI_SUCCESS)
+        return tsr_error_set(TSR_ERR_COMM, "MPI_Comm_split of group %s failed", parent->name);
+    if (child_mpi == MPI_COMM_NULL) {
+        /* still take part in the backend's (collective) split */
+        return parent->shared->ops->split(parent, NULL, color, key);
+    }
+    tsr_comm *child = calloc(1, sizeof *child);
+    if (child == NULL) {
+        MPI_Comm_free(&child_mpi);
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate group %s", name);
+    }
+    child->shared = parent->shared;
+    child->shared->refs++;
+    child->mpi = child_mpi;
+    tsr_status st = comm_init_mpi_part(child, parent->world_ranks[parent->rank], name);
+    if (st == TSR_OK)
+        st = parent->shared->ops->split(parent, child, color, key);
+    if (st != TSR_OK) {
+        tsr_watchdog_window_free(&child->window);
+        MPI_Comm_free(&child->mpi);
+        tsr_comm_shared *shared = child->shared;
+        child->shared = NULL;
+        comm_free_local(child);
+        shared_release(shared);
+        return st;
+    }
+    *out = child;
+    return TSR_OK;
+}
+
+void tsr_comm_destroy(tsr_comm *comm)
+{
+    if (comm == NULL)
+        return;
+    tsr_comm_shared *shared = comm->shared;
+    if (shared->ops->destroy)
+        shared->ops->destroy(comm);
+    tsr_watchdog_window_free(&comm->window);
+    MPI_Comm_free(&comm->mpi);
+    comm_free_local(comm);
+    shared_release(shared);
+}
+
+int tsr_comm_rank(const tsr_comm *comm)
+{
+    return comm->rank;
+}
+
+int tsr_comm_size(const tsr_comm *comm)
+{
+    return comm->size;
+}
+
+const char *tsr_comm_name(const tsr_comm *comm)
+{
+    return comm->name;
+}
+
+int tsr_comm_world_rank_of(const tsr_comm *comm, int group_rank)
+{
+    if (group_rank < 0 || group_rank >= comm->size)
+        return -1;
+    return comm->world_ranks[group_rank];
+}
+
+tsr_comm_backend tsr_comm_backend_of(const tsr_comm *comm)
+{
+    return comm->shared->backend;
+}
+
+double tsr_comm_timeout_seconds(const tsr_comm *comm)
+{
+    return comm->shared->timeout_seconds;
+}
+
+MPI_Comm tsr_comm_mpi_handle(const tsr_comm *comm)
+{
+    return comm->mpi;
+}
+
+/* ---- counters ---------------------------------------------------------- */
+
+void tsr_comm_counters_get(const tsr_comm *comm, tsr_comm_counters *out)
+{
+    *out = comm->counters;
+}
+
+void tsr_comm_counters_reset(tsr_comm *comm)
+{
+    memset(&comm->counters, 0, sizeof comm->counters);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static tsr_comm_request *request_get(tsr_comm *comm)
+{
+    tsr_comm_request *req = comm->free_list;
+    if (req != NULL) {
+        comm->free_list = req->next_free;
+    } else {
+        req = calloc(1, sizeof *req);
+        if (req == NULL)
+            return NULL;
+    }
+    req->comm = comm;
+    req->next_free = NULL;
+    req->n_mpi = 0;
+    req->n_copies = 0;
+    req->move_bytes = 0;
+    req->wait_started_ns = 0;
+    req->seq = 0;
+    req->peer = -1;
+    return req;
+}
+
+static void request_put(tsr_comm_request *req)
+{
+    tsr_comm *comm = req->comm;
+    req->next_free = comm->free_list;
+    comm->free_list = req;
+}
+
+/* Never returns: prints who never arrived and aborts the job. */
+static void watchdog_fire(tsr_comm_request *req)
+{
+    tsr_comm *comm = req->comm;
+    double timeout = comm->shared->timeout_seconds;
+    double deadline = timeout < 5.0 ? (timeout > 1.0 ? timeout : 1.0) : 5.0;
+    uint64_t *words = calloc((size_t)comm->size, sizeof *words);
+    bool *answered = calloc((size_t)comm->size, sizeof *answered);
+    tsr_watchdog_peer *peers = calloc((size_t)comm->size, sizeof *peers);
+    char msg[4096];
+    const char *op = tsr_comm_kind_name(req->kind);
+    if (words == NULL || answered == NULL || peers == NULL) {
+        snprintf(msg, sizeof msg,
+                 "watchdog: %s on group %s did not complete within %.1f s (no memory left to "
+                 "ask which ranks are missing). Ending the job",
+                 op, comm->name, timeout);
+    } else {
+        tsr_watchdog_read(&comm->window, comm->size, deadline, words, answered);
+        uint64_t my_word = *comm->window.word;
+        for (int r = 0; r < comm->size; r++) {
+            if (r == comm->rank) {
+                words[r] = my_word;
+                answered[r] = true;
+            }
+            peers[r] = tsr_watchdog_classify(req->seq, (int)req->kind, words[r], answered[r]);
+        }
+        if (req->seq == 0 && req->peer >= 0)
+            tsr_watchdog_format_p2p(msg, sizeof msg, op, comm->name, req->peer,
+                                    comm->world_ranks, &peers[req->peer], timeout);
+        else
+            tsr_watchdog_format(msg, sizeof msg, op, comm->name, comm->size, comm->rank,
+                                comm->world_ranks, req->seq, peers, timeout);
+    }
+    tsr_log(TSR_LOG_ERROR, "%s", msg);
+    fprintf(stderr, "[tessera] %s\n", msg);
+    fflush(stderr);
+    fflush(stdout);
+    if (comm->shared->ops->abort)
+        comm->shared->ops->abort(comm);
+    MPI_Abort(comm->shared->abort_comm, 1);
+    abort(); /* MPI_Abort does not return; this keeps the promise if it does */
+}
+
+static tsr_status request_test(tsr_comm_request **request, bool *done)
+{
+    tsr_comm_request *req = *request;
+    tsr_status st = req->comm->shared->ops->test(req, done);
+    if (st != TSR_OK || *done) {
+        *request = NULL;
+        request_put(req);
+    }
+    return st;
+}
+
+static void check_deadline(tsr_comm_request *req, uint64_t now)
+{
+    if (req->wait_started_ns == 0) {
+        req->wait_started_ns = now;
+        return;
+    }
+    double waited = (double)(now - req->wait_started_ns) * 1e-9;
+    if (waited > req->comm->shared->timeout_seconds)
+        watchdog_fire(req);
+}
+
+tsr_status tsr_comm_test(tsr_comm_request **request, bool *done)
+{
+    *done = true;
+    if (request == NULL || *request == NULL)
+        return TSR_OK;
+    check_deadline(*request, tsr_time_ns());
+    return request_test(request, done);
+}
+
+tsr_status tsr_comm_wait(tsr_comm_request **request)
+{
+    if (request == NULL || *request == NULL)
+        return TSR_OK;
+    unsigned spins = 0;
+    for (;;) {
+        bool done = false;
+        check_deadline(*request, tsr_time_ns());
+        tsr_status st = request_test(request, &done);
+        if (st != TSR_OK || done)
+            return st;
+        /* polling keeps MPI progressing; yielding after a burst keeps an
+         * oversubscribed core available to the rank we are waiting for */
+        if (++spins >= 64)
+            sched_yield();
+    }
+}
+
+tsr_status tsr_comm_wait_all(tsr_comm_request **requests, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tsr_status st = tsr_comm_wait(&requests[i]);
+        if (st != TSR_OK)
+            return st;
+    }
+    return TSR_OK;
+}
+
+/* ---- validation and dispatch -------------------------------------------- */
+
+static tsr_status check_common(const tsr_comm *comm, tsr_comm_kind kind, tsr_comm_dtype dtype,
+                               size_t count)
+{
+    const char *what = tsr_comm_kind_name(kind);
+    if (comm == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "%s: communicator is NULL", what);
+    if ((int)dtype < 0 || dtype >= TSR_COMM_DTYPE_COUNT)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "%s on group %s: unknown dtype %d", what,
+                             comm->name, (int)dtype);
+    /* MPI counts are int; bigger buffers are split by the caller (buckets) */
+    if (count > (size_t)INT_MAX)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "%s on group %s: count %zu exceeds %d elements; split the buffer "
+                             "into smaller buckets",
+                             what, comm->name, count, INT_MAX);
+    return TSR_OK;
+}
+
+static tsr_status check_buf(const tsr_comm *comm, tsr_comm_kind kind, const void *buf,
+                            size_t count, const char *which)
+{
+    if (buf == NULL && count > 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "%s on group %s: %s is NULL for %zu elements",
+                             tsr_comm_kind_name(kind), comm->name, which, count);
+    return TSR_OK;
+}
+
+static tsr_status check_rank(const tsr_comm *comm, tsr_comm_kind kind, int r, const char *which)
+{
+    if (r < 0 || r >= comm->size)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "%s on group %s: %s %d is not a rank of this %d-rank group",
+                             tsr_comm_kind_name(kind), comm->name, which, r, comm->size);
+    return TSR_OK;
+}
+
+static tsr_status check_op(const tsr_comm *comm, tsr_comm_kind kind, tsr_comm_op op)
+{
+    if ((int)op < 0 || op >= TSR_COMM_OP_COUNT)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "%s on group %s: unknown op %d",
+                             tsr_comm_kind_name(kind), comm->name, (int)op);
+    return TSR_OK;
+}
+
+/* Starts args; counts it; completes it at once when request is NULL. */
+static tsr_status dispatch(tsr_comm *comm, const tsr_comm_args *args, uint64_t bytes,
+                           tsr_comm_request **request)
+{
+    if (request != NULL)
+        *request = NULL;
+    tsr_comm_request *req = request_get(comm);
+    if (req == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate a request for %s on %s",
+                             tsr_comm_kind_name(args->kind), comm->name);
+    req->kind = args->kind;
+    req->bytes = bytes;
+    bool p2p = args->kind == TSR_COMM_KIND_SEND || args->kind == TSR_COMM_KIND_RECV;
+    if (args->p2p != NULL) {
+        req->peer = args->p2p[0].peer;
+    } else if (p2p) {
+        req->peer = args->root;
+    } else {
+        req->seq = ++comm->seq;
+        tsr_watchdog_publish(&comm->window, req->seq, (int)args->kind);
+    }
+    tsr_status st = comm->shared->ops->start(comm, args, req);
+    if (st != TSR_OK) {
+        request_put(req);
+        return st;
+    }
+    comm->counters.calls[args->kind]++;
+    comm->counters.bytes[args->kind] += bytes;
+    if (request != NULL) {
+        *request = req;
+        return TSR_OK;
+    }
+    return tsr_comm_wait(&req);
+}
+
+tsr_status tsr_comm_allreduce(const void *sendbuf, void *recvbuf, size_t count,
+                              tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
+                              tsr_comm_request **request)
+{
+    const tsr_comm_kind k = TSR_COMM_KIND_ALLREDUCE;
+    tsr_status st = check_common(comm, k, dtype, count);
+    if (st == TSR_OK)
+        st = check_op(comm, k, op);
+    if (st == TSR_OK)
+        st = check_buf(comm, k, sendbuf, count, "sendbuf");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, recvbuf, count, "recvbuf");
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+                       .dtype = dtype, .op = op};
+    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+}
+
+tsr_status tsr_comm_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
+                                   tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
+                                   tsr_comm_request **request)
+{
+    const tsr_comm_kind k = TSR_COMM_KIND_REDUCE_SCATTER;
+    tsr_status st = check_common(comm, k, dtype, recvcount);
+    if (st == TSR_OK)
+        st = check_common(comm, k, dtype, recvcount * (size_t)comm->size);
+    if (st == TSR_OK)
+        st = check_op(comm, k, op);
+    if (st == TSR_OK)
+        st = check_buf(comm, k, sendbuf, recvcount, "sendbuf");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, recvbuf, recvcount, "recvbuf");
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = recvcount,
+                       .dtype = dtype, .op = op};
+    uint64_t bytes = (uint64_t)recvcount * (uint64_t)comm->size * tsr_comm_dtype_size(dtype);
+    return dispatch(comm, &a, bytes, request);
+}
+
+tsr_status tsr_comm_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
+                              tsr_comm_dtype dtype, tsr_comm *comm, tsr_comm_request **request)
+{
+    const tsr_comm_kind k = TSR_COMM_KIND_ALLGATHER;
+    tsr_status st = check_common(comm, k, dtype, sendcount);
+    if (st == TSR_OK)
+        st = check_common(comm, k, dtype, sendcount * (size_t)comm->size);
+    if (st == TSR_OK)
+        st = check_buf(comm, k, sendbuf, sendcount, "sendbuf");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, recvbuf, sendcount, "recvbuf");
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = sendcount,
+                       .dtype = dtype};
+    uint64_t bytes = (uint64_t)sendcount * (uint64_t)comm->size * tsr_comm_dtype_size(dtype);
+    return dispatch(comm, &a, bytes, request);
+}
+
+tsr_status tsr_comm_broadcast(const void *sendbuf, void *recvbuf, size_t count,
+                              tsr_comm_dtype dtype, int root, tsr_comm *comm,
+                              tsr_comm_request **request)
+{
+    const tsr_comm_kind k = TSR_COMM_KIND_BROADCAST;
+    tsr_status st = check_common(comm, k, dtype, count);
+    if (st == TSR_OK)
+        st = check_rank(comm, k, root, "root");
+    if (st == TSR_OK && comm->rank == root)
+        st = check_buf(comm, k, sendbuf, count, "sendbuf (on root)");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, recvbuf, count, "recvbuf");
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+                       .dtype = dtype, .root = root};
+    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+}
+
+tsr_status tsr_comm_reduce(const void *sendbuf, void *recvbuf, size_t count,
+                           tsr_comm_dtype dtype, tsr_comm_op op, int root, tsr_comm *comm,
+                           tsr_comm_request **request)
+{
+    const tsr_comm_kind k = TSR_COMM_KIND_REDUCE;
+    tsr_status st = check_common(comm, k, dtype, count);
+    if (st == TSR_OK)
+        st = check_op(comm, k, op);
+    if (st == TSR_OK)
+        st = check_rank(comm, k, root, "root");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, sendbuf, count, "sendbuf");
+    if (st == TSR_OK && comm->rank == root)
+        st = check_buf(comm, k, recvbuf, count, "recvbuf (on root)");
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+                       .dtype = dtype, .op = op, .root = root};
+    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+}
+
+tsr_status tsr_comm_alltoall(const void *sendbuf, void *recvbuf, size_t count,
+                             tsr_comm_dtype dtype, tsr_comm *comm, tsr_comm_request **request)
+{
+    const tsr_comm_kind k = TSR_COMM_KIND_ALLTOALL;
+    tsr_status st = check_common(comm, k, dtype, count);
+    if (st == TSR_OK)
+        st = check_common(comm, k, dtype, count * (size_t)comm->size);
+    if (st == TSR_OK)
+        st = check_buf(comm, k, sendbuf, count, "sendbuf");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, recvbuf, count, "recvbuf");
+    if (st == TSR_OK && count > 0 && sendbuf == recvbuf)
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "alltoall on group %s: sendbuf and recvbuf are the same buffer; "
+                           "use separate buffers",
+                           comm->name);
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
+                       .dtype = dtype};
+    uint64_t bytes = (uint64_t)count * (uint64_t)comm->size * tsr_comm_dtype_size(dtype);
+    return dispatch(comm, &a, bytes, request);
+}
+
+tsr_status tsr_comm_alltoallv(const void *sendbuf, const size_t *sendcounts,
+                              const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
+                              const size_t *rdispls, tsr_comm_dtype dtype, tsr_comm *comm,
+                              tsr_comm_request **request)
+{
+    const tsr_comm_kind k = TSR_COMM_KIND_ALLTOALLV;
+    tsr_status st = check_common(comm, k, dtype, 0);
+    if (st != TSR_OK)
+        return st;
+    if (sendcounts == NULL || sdispls == NULL || recvcounts == NULL || rdispls == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "alltoallv on group %s: counts and displacements must all be "
+                             "given (arrays of %d entries)",
+                             comm->name, comm->size);
+    size_t total_send = 0, total_recv = 0;
+    for (int p = 0; p < comm->size; p++) {
+        if (sendcounts[p] > (size_t)INT_MAX || sdispls[p] > (size_t)INT_MAX ||
+            recvcounts[p] > (size_t)INT_MAX || rdispls[p] > (size_t)INT_MAX)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "alltoallv on group %s: a count or displacement for peer %d "
+                                 "exceeds %d elements",
+                                 comm->name, p, INT_MAX);
+        total_send += sendcounts[p];
+        total_recv += recvcounts[p];
+    }
+    st = check_buf(comm, k, sendbuf, total_send, "sendbuf");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, recvbuf, total_recv, "recvbuf");
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .dtype = dtype,
+                       .sendcounts = sendcounts, .sdispls = sdispls, .recvcounts = recvcounts,
+                       .rdispls = rdispls};
+    return dispatch(comm, &a, (uint64_t)total_send * tsr_comm_dtype_size(dtype), request);
+}
+
+static tsr_status p2p_one(tsr_comm_kind k, const void *buf, size_t count, tsr_comm_dtype dtype,
+                          int peer, tsr_comm *comm, tsr_comm_request **request)
+{
+    tsr_status st = check_common(comm, k, dtype, count);
+    if (st == TSR_OK)
+        st = check_rank(comm, k, peer, "peer");
+    if (st == TSR_OK)
+        st = check_buf(comm, k, buf, count, "buf");
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = k, .sendbuf = buf, .recvbuf = (void *)buf, .count = count,
+                       .dtype = dtype, .root = peer};
+    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+}
+
+tsr_status tsr_comm_send(const void *buf, size_t count, tsr_comm_dtype dtype, int peer,
+                         tsr_comm *comm, tsr_comm_request **request)
+{
+    return p2p_one(TSR_COMM_KIND_SEND, buf, count, dtype, peer, comm, request);
+}
+
+tsr_status tsr_comm_recv(void *buf, size_t count, tsr_comm_dtype dtype, int peer,
+                         tsr_comm *comm, tsr_comm_request **request)
+{
+    return p2p_one(TSR_COMM_KIND_RECV, buf, count, dtype, peer, comm, request);
+}
+
+tsr_status tsr_comm_batch_p2p(const tsr_comm_p2p *ops, size_t n, tsr_comm *comm,
+                              tsr_comm_request **request)
+{
+    if (n > 0 && ops == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "batch_p2p: %zu ops but ops is NULL", n);
+    if (request != NULL)
+        *request = NULL;
+    if (n == 0)
+        return TSR_OK; /* nothing to wait for: a NULL request is complete */
+    if (n > (size_t)INT_MAX / 2)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "batch_p2p: %zu ops is too many", n);
+    uint64_t sent = 0, received = 0;
+    size_t n_send = 0;
+    for (size_t i = 0; i < n; i++) {
+        tsr_comm_kind k = ops[i].is_send ? TSR_COMM_KIND_SEND : TSR_COMM_KIND_RECV;
+        tsr_status st = check_common(comm, k, ops[i].dtype, ops[i].count);
+        if (st == TSR_OK)
+            st = check_rank(comm, k, ops[i].peer, "peer");
+        if (st == TSR_OK)
+            st = check_buf(comm, k, ops[i].buf, ops[i].count, "buf");
+        if (st != TSR_OK)
+            return st;
+        uint64_t b = (uint64_t)ops[i].count * tsr_comm_dtype_size(ops[i].dtype);
+        if (ops[i].is_send) {
+            sent += b;
+            n_send++;
+        } else {
+            received += b;
+        }
+    }
+    if (comm == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "batch_p2p: communicator is NULL");
+    /* counted as its sends and receives, so per-kind totals stay exact */
+    tsr_comm_kind kind = n_send > 0 ? TSR_COMM_KIND_SEND : TSR_COMM_KIND_RECV;
+    tsr_comm_args a = {.kind = kind, .p2p = ops, .n_p2p = n};
+    tsr_status st = dispatch(comm, &a, 0, request);
+    if (st != TSR_OK)
+        return st;
+    /* dispatch counted one call of `kind` with 0 bytes */
+    comm->counters.calls[kind] -= 1;
+    comm->counters.calls[TSR_COMM_KIND_SEND] += n_send;
+    comm->counters.calls[TSR_COMM_KIND_RECV] += n - n_send;
+    comm->counters.bytes[TSR_COMM_KIND_SEND] += sent;
+    comm->counters.bytes[TSR_COMM_KIND_RECV] += received;
+    return TSR_OK;
+}
+
+tsr_status tsr_comm_barrier(tsr_comm *comm, tsr_comm_request **request)
+{
+    tsr_status st = check_common(comm, TSR_COMM_KIND_BARRIER, TSR_COMM_INT32, 0);
+    if (st != TSR_OK)
+        return st;
+    tsr_comm_args a = {.kind = TSR_COMM_KIND_BARRIER, .dtype = TSR_COMM_INT32};
+    return dispatch(comm, &a, 0, request);
+}

@@ -1,0 +1,121 @@
+/*
+ * comm_internal.h - what the front end (comm.c), the backends (mpi.c,
+ * nccl.c) and the watchdog share; not part of the public API.
+ *
+ * Invariants: every tsr_comm owns an MPI communicator (mpi), whatever its
+ * backend, used for set-up, splitting and the watchdog's arrival window.
+ * A request belongs to exactly one communicator and lives in that
+ * communicator's free list when not in flight, so steady-state calls do not
+ * allocate. seq counts the collectives started on the group (p2p excluded);
+ * it is what the watchdog publishes.
+ */
+#ifndef TSR_COLLECTIVES_COMM_INTERNAL_H
+#define TSR_COLLECTIVES_COMM_INTERNAL_H
+
+#include "comm.h"
+#include "watchdog.h"
+
+/* What one operation is about, as the caller gave it (counts in elements). */
+typedef struct tsr_comm_args {
+    tsr_comm_kind kind;
+    const void *sendbuf;
+    void *recvbuf;
+    size_t count;
+    tsr_comm_dtype dtype;
+    tsr_comm_op op;
+    int root; /* broadcast/reduce root, or the peer of send/recv */
+    const size_t *sendcounts, *sdispls, *recvcounts, *rdispls; /* alltoallv */
+    const tsr_comm_p2p *p2p;                                   /* batch */
+    size_t n_p2p;
+} tsr_comm_args;
+
+/* A device buffer the MPI backend copies back after completion. */
+typedef struct tsr_stage_copy {
+    void *device;
+    size_t offset; /* into the request's pinned buffer */
+    size_t bytes;
+} tsr_stage_copy;
+
+struct tsr_comm_request {
+    tsr_comm *comm;
+    tsr_comm_kind kind;
+    uint64_t seq;    /* collective number on comm (1-based); 0 for p2p */
+    int peer;        /* p2p: first peer, for messages */
+    uint64_t bytes;  /* counted at start */
+    uint64_t wait_started_ns; /* 0 until first wait/test */
+    struct tsr_comm_request *next_free;
+
+    /* MPI backend */
+    MPI_Request *mpi_reqs;
+    int n_mpi, cap_mpi;
+    int *ints; /* alltoallv counts and displacements */
+    size_t ints_cap;
+    void *stage; /* pinned host buffer, device buffers only */
+    size_t stage_cap;
+    tsr_stage_copy *copies;
+    size_t n_copies, copies_cap;
+    void *move_dst; /* in-place reduce-scatter fix-up after completion */
+    const void *move_src;
+    size_t move_bytes;
+
+    /* NCCL backend: a cudaEvent_t recorded after the operation */
+    void *event;
+};
+
+typedef struct tsr_comm_backend_ops {
+    /* Starts args on comm, filling req's backend state. */
+    tsr_status (*start)(tsr_comm *comm, const tsr_comm_args *args, tsr_comm_request *req);
+    /* Non-blocking completion check; finishes the op when done. */
+    tsr_status (*test)(tsr_comm_request *req, bool *done);
+    /* Releases backend resources held by a pooled request. */
+    void (*request_free)(tsr_comm_request *req);
+    /* Backend half of a split (child->mpi already made); child == NULL for
+     * a rank that joins no group but must still take part. */
+    tsr_status (*split)(tsr_comm *parent, tsr_comm *child, int color, int key);
+    void (*destroy)(tsr_comm *comm);
+    /* Called by the watchdog before it aborts the job. */
+    void (*abort)(tsr_comm *comm);
+} tsr_comm_backend_ops;
+
+/* State shared by a world communicator and every group split from it. */
+typedef struct tsr_comm_shared {
+    int refs;
+    MPI_Comm abort_comm; /* the world's MPI communicator, for MPI_Abort */
+    double timeout_seconds;
+    tsr_comm_backend backend;
+    const tsr_comm_backend_ops *ops;
+    int local_rank; /* on this node: picks the GPU */
+    MPI_Datatype bf16_type;
+    MPI_Op bf16_sum, bf16_max;
+} tsr_comm_shared;
+
+struct tsr_comm {
+    tsr_comm_shared *shared;
+    MPI_Comm mpi;
+    int rank, size;
+    char name[32];
+    int *world_ranks; /* world rank of each member */
+    uint64_t seq;     /* collectives started so far */
+    tsr_watchdog_window window;
+    tsr_comm_counters counters;
+    tsr_comm_request *free_list;
+    void *backend; /* backend-private (NCCL: communicator, stream) */
+};
+
+extern const tsr_comm_backend_ops tsr_comm_mpi_ops;
+/* NULL when the build has no NCCL. */
+extern const tsr_comm_backend_ops *const tsr_comm_nccl_ops;
+bool tsr_comm_nccl_built(void);
+
+/* NCCL: per-world set-up once the MPI part exists. */
+tsr_status tsr_comm_nccl_init_world(tsr_comm *world);
+
+/* MPI datatype and op of a tessera dtype/op on this world. */
+MPI_Datatype tsr_comm_mpi_type(const tsr_comm *comm, tsr_comm_dtype dtype);
+MPI_Op tsr_comm_mpi_op(const tsr_comm *comm, tsr_comm_dtype dtype, tsr_comm_op op);
+
+/* Creates the bf16 type and ops of a world (freed by tsr_comm_mpi_types_free). */
+tsr_status tsr_comm_mpi_types_create(tsr_comm_shared *shared);
+void tsr_comm_mpi_types_free(tsr_comm_shared *shared);
+
+#endif /* TSR_COLLECTIVES_COMM_INTERNAL_H */

@@ -1,0 +1,428 @@
+/*
+ * mpi.c - the MPI backend: every operation is one non-blocking MPI call
+ * (or a batch of Isend/Irecv), completed by polling MPI_Test from the
+ * front end's bounded wait.
+ *
+ * bf16 travels as 16-bit words; its reductions are user MPI ops that widen
+ * each element to fp32, combine, and round back (what NCCL does per step).
+ * Device buffers (CUDA builds) are copied into a pinned host buffer owned by
+ * the request, the operation runs out of place on the host copies, and
+ * results are copied back when the request completes; in-place calls need
+ * no special case there because the host copies are distinct.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm_internal.h"
+#include "stage.h"
+
+#define TSR_P2P_TAG 7001
+
+/* ---- types and bf16 ops -------------------------------------------------- */
+
+static void bf16_sum(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++)
+        b[i] = tsr_float_to_bf16(tsr_bf16_to_float(a[i]) + tsr_bf16_to_float(b[i]));
+}
+
+static void bf16_max(void *in, void *inout, int *len, MPI_Datatype *type)
+{
+    (void)type;
+    const uint16_t *a = in;
+    uint16_t *b = inout;
+    for (int i = 0; i < *len; i++) {
+        float x = tsr_bf16_to_float(a[i]), y = tsr_bf16_to_float(b[i]);
+        if (x > y || x != x) /* NaN propagates, as fmaxf does not */
+            b[i] = a[i];
+    }
+}
+
+tsr_status tsr_comm_mpi_types_create(tsr_comm_shared *shared)
+{
+    shared->bf16_type = MPI_UINT16_T;
+    if (MPI_Op_create(bf16_sum, 1, &shared->bf16_sum) != MPI_SUCCESS ||
+        MPI_Op_create(bf16_max, 1, &shared->bf16_max) != MPI_SUCCESS)
+        return tsr_error_set(TSR_ERR_COMM, "MPI_Op_create for the bf16 reductions failed");
+    return TSR_OK;
+}
+
+void tsr_comm_mpi_types_free(tsr_comm_shared *shared)
+{
+    if (shared->bf16_sum != MPI_OP_NULL)
+        MPI_Op_free(&shared->bf16_sum);
+    if (shared->bf16_max != MPI_OP_NULL)
+        MPI_Op_free(&shared->bf16_max);
+}
+
+MPI_Datatype tsr_comm_mpi_type(const tsr_comm *comm, tsr_comm_dtype dtype)
+{
+    switch (dtype) {
+    case TSR_COMM_FP32:
+        return MPI_FLOAT;
+    case TSR_COMM_BF16:
+        return comm->shared->bf16_type;
+    case TSR_COMM_INT32:
+        return MPI_INT32_T;
+    case TSR_COMM_INT64:
+        return MPI_INT64_T;
+    default:
+        return MPI_DATATYPE_NULL;
+    }
+}
+
+MPI_Op tsr_comm_mpi_op(const tsr_comm *comm, tsr_comm_dtype dtype, tsr_comm_op op)
+{
+    if (dtype == TSR_COMM_BF16)
+        return op == TSR_COMM_SUM ? comm->shared->bf16_sum : comm->shared->bf16_max;
+    return op == TSR_COMM_SUM ? MPI_SUM : MPI_MAX;
+}
+
+/* ---- request state ------------------------------------------------------- */
+
+static tsr_status reserve_mpi(tsr_comm_request *req, int n)
+{
+    if (n <= req->cap_mpi)
+        return TSR_OK;
+    MPI_Request *r = realloc(req->mpi_reqs, (size_t)n * sizeof *r);
+    if (r == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate %d MPI requests", n);
+    req->mpi_reqs = r;
+    req->cap_mpi = n;
+    return TSR_OK;
+}
+
+static tsr_status reserve_ints(tsr_comm_request *req, size_t n)
+{
+    if (n <= req->ints_cap)
+        return TSR_OK;
+    int *p = realloc(req->ints, n * sizeof *p);
+    if (p == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate alltoallv counts");
+    req->ints = p;
+    req->ints_cap = n;
+    return TSR_OK;
+}
+
+/* ---- staging of device buffers ------------------------------------------- */
+
+static size_t align_up(size_t x)
+{
+    return (x + 255) & ~(size_t)255;
+}
+
+static tsr_status stage_reserve(tsr_comm_request *req, size_t bytes, size_t n_copies)
+{
+    if (bytes > req->stage_cap) {
+        tsr_stage_host_free(req->stage);
+        req->stage = NULL;
+        req->stage_cap = 0;
+        tsr_status st = tsr_stage_host_alloc(bytes, &req->stage);
+        if (st != TSR_OK)
+            return st;
+        req->stage_cap = bytes;
+    }
+    if (n_copies > req->copies_cap) {
+        tsr_stage_copy *c = realloc(req->copies, n_copies * sizeof *c);
+        if (c == NULL)
+            return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate staging records");
+        req->copies = c;
+        req->copies_cap = n_copies;
+    }
+    req->n_copies = 0;
+    return TSR_OK;
+}
+
+/* Carves `bytes` at *offset of the stage buffer: copies the user's data in
+ * when copy_in, records a copy back when copy_back. */
+static tsr_status stage_region(tsr_comm_request *req, size_t *offset, const void *user,
+                               size_t bytes, bool copy_in, bool copy_back, void **host)
+{
+    char *h = (char *)req->stage + *offset;
+    *host = h;
+    if (bytes > 0 && copy_in) {
+        tsr_status st = tsr_stage_to_host(h, user, bytes);
+        if (st != TSR_OK)
+            return st;
+    }
+    if (bytes > 0 && copy_back) {
+        req->copies[req->n_copies].device = (void *)user;
+        req->copies[req->n_copies].offset = *offset;
+        req->copies[req->n_copies].bytes = bytes;
+        req->n_copies++;
+    }
+    *offset += align_up(bytes);
+    return TSR_OK;
+}
+
+/* Byte extent of an alltoallv side: max over peers of (displ + count). */
+static size_t v_extent(const size_t *counts, const size_t *displs, int n, size_t es)
+{
+    size_t end = 0;
+    for (int p = 0; p < n; p++)
+        if (counts[p] > 0 && (displs[p] + counts[p]) * es > end)
+            end = (displs[p] + counts[p]) * es;
+    return end;
+}
+
+/* Input and output extents of a collective, in bytes. */
+static void extents(const tsr_comm *comm, const tsr_comm_args *a, size_t *in, size_t *out)
+{
+    size_t es = tsr_comm_dtype_size(a->dtype), n = a->count, p = (size_t)comm->size;
+    switch (a->kind) {
+    case TSR_COMM_KIND_REDUCE_SCATTER:
+        *in = n * p * es;
+        *out = n * es;
+        break;
+    case TSR_COMM_KIND_ALLGATHER:
+        *in = n * es;
+        *out = n * p * es;
+        break;
+    case TSR_COMM_KIND_ALLTOALL:
+        *in = *out = n * p * es;
+        break;
+    case TSR_COMM_KIND_ALLTOALLV:
+        *in = v_extent(a->sendcounts, a->sdispls, comm->size, es);
+        *out = v_extent(a->recvcounts, a->rdispls, comm->size, es);
+        break;
+    case TSR_COMM_KIND_BARRIER:
+        *in = *out = 0;
+        break;
+    case TSR_COMM_KIND_REDUCE:
+        *in = n * es;
+        *out = comm->rank == a->root ? n * es : 0;
+        break;
+    default:
+        *in = *out = n * es;
+        break;
+    }
+}
+
+static bool any_device_p2p(const tsr_comm_args *a)
+{
+    for (size_t i = 0; i < a->n_p2p; i++)
+        if (tsr_stage_is_device(a->p2p[i].buf))
+            return true;
+    return false;
+}
+
+/* ---- start --------------------------------------------------------------- */
+
+static tsr_status mpi_failed(const tsr_comm *comm, const tsr_comm_args *a, int rc)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    return tsr_error_set(TSR_ERR_COMM, "MPI %s on group %s failed: %s",
+                         tsr_comm_kind_name(a->kind), comm->name, text);
+}
+
+static tsr_status start_batch(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_request *req)
+{
+    tsr_status st = reserve_mpi(req, (int)a->n_p2p);
+    if (st != TSR_OK)
+        return st;
+    bool staged = any_device_p2p(a);
+    if (staged) {
+        size_t total = 0;
+        for (size_t i = 0; i < a->n_p2p; i++)
+            total += align_up(a->p2p[i].count * tsr_comm_dtype_size(a->p2p[i].dtype));
+        st = stage_reserve(req, total, a->n_p2p);
+        if (st != TSR_OK)
+            return st;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < a->n_p2p; i++) {
+        const tsr_comm_p2p *op = &a->p2p[i];
+        void *buf = op->buf;
+        if (staged) {
+            st = stage_region(req, &off, op->buf, op->count * tsr_comm_dtype_size(op->dtype),
+                              op->is_send, !op->is_send, &buf);
+            if (st != TSR_OK)
+                return st;
+        }
+        MPI_Datatype t = tsr_comm_mpi_type(comm, op->dtype);
+        int rc = op->is_send ? MPI_Isend(buf, (int)op->count, t, op->peer, TSR_P2P_TAG, comm->mpi,
+                                         &req->mpi_reqs[req->n_mpi])
+                             : MPI_Irecv(buf, (int)op->count, t, op->peer, TSR_P2P_TAG, comm->mpi,
+                                         &req->mpi_reqs[req->n_mpi]);
+        if (rc != MPI_SUCCESS)
+            return mpi_failed(comm, a, rc);
+        req->n_mpi++;
+    }
+    return TSR_OK;
+}
+
+static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_request *req)
+{
+    if (a->p2p != NULL)
+        return start_batch(comm, a, req);
+    tsr_status st = reserve_mpi(req, 1);
+    if (st != TSR_OK)
+        return st;
+    const void *send = a->sendbuf;
+    void *recv = a->recvbuf;
+    bool staged = tsr_stage_is_device(send) || tsr_stage_is_device(recv);
+    if (staged) {
+        size_t in = 0, out = 0, off = 0;
+        extents(comm, a, &in, &out);
+        st = stage_reserve(req, align_up(in) + align_up(out), 1);
+        if (st != TSR_OK)
+            return st;
+        void *host_send = NULL;
+        bool root = comm->rank == a->root;
+        if (a->kind == TSR_COMM_KIND_BROADCAST) {
+            /* one buffer: filled from sendbuf on root, copied to recvbuf everywhere */
+            st = stage_region(req, &off, root ? send : recv, in, root, false, &recv);
+            if (st == TSR_OK)
+                req->copies[req->n_copies++] = (tsr_stage_copy){a->recvbuf, 0, in};
+            send = recv;
+        } else if (a->kind == TSR_COMM_KIND_RECV) {
+            st = stage_region(req, &off, recv, in, false, true, &recv);
+        } else if (a->kind == TSR_COMM_KIND_SEND) {
+            st = stage_region(req, &off, send, in, true, false, &host_send);
+            send = host_send;
+        } else {
+            st = stage_region(req, &off, send, in, true, false, &host_send);
+            if (st == TSR_OK)
+                st = stage_region(req, &off, recv, out, false, true, &recv);
+            send = host_send;
+        }
+        if (st != TSR_OK)
+            return st;
+    }
+    MPI_Datatype t = tsr_comm_mpi_type(comm, a->dtype);
+    MPI_Request *r = &req->mpi_reqs[0];
+    int n = (int)a->count, rc = MPI_SUCCESS;
+    size_t es = tsr_comm_dtype_size(a->dtype);
+    switch (a->kind) {
+    case TSR_COMM_KIND_ALLREDUCE:
+        rc = MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, n, t,
+                            tsr_comm_mpi_op(comm, a->dtype, a->op), comm->mpi, r);
+        break;
+    case TSR_COMM_KIND_REDUCE_SCATTER:
+        if (!staged && n > 0 && (const char *)send + (size_t)comm->rank * (size_t)n * es ==
+                                    (const char *)recv) {
+            /* NCCL's in-place form: MPI's leaves the result at the start of
+             * the buffer, so move it to this rank's block on completion */
+            req->move_dst = recv;
+            req->move_src = send;
+            req->move_bytes = (size_t)n * es;
+            rc = MPI_Ireduce_scatter_block(MPI_IN_PLACE, (void *)send, n, t,
+                                           tsr_comm_mpi_op(comm, a->dtype, a->op), comm->mpi, r);
+        } else {
+            rc = MPI_Ireduce_scatter_block(send, recv, n, t,
+                                           tsr_comm_mpi_op(comm, a->dtype, a->op), comm->mpi, r);
+        }
+        break;
+    case TSR_COMM_KIND_ALLGATHER: {
+        bool in_place = !staged && n > 0 &&
+                        (const char *)recv + (size_t)comm->rank * (size_t)n * es ==
+                            (const char *)send;
+        rc = MPI_Iallgather(in_place ? MPI_IN_PLACE : send, n, t, recv, n, t, comm->mpi, r);
+        break;
+    }
+    case TSR_COMM_KIND_BROADCAST:
+        if (!staged && comm->rank == a->root && send != recv && n > 0)
+            memcpy(recv, send, (size_t)n * es);
+        rc = MPI_Ibcast(recv, n, t, a->root, comm->mpi, r);
+        break;
+    case TSR_COMM_KIND_REDUCE: {
+        bool in_place = comm->rank == a->root && send == recv;
+        rc = MPI_Ireduce(in_place ? MPI_IN_PLACE : send, recv, n, t,
+                         tsr_comm_mpi_op(comm, a->dtype, a->op), a->root, comm->mpi, r);
+        break;
+    }
+    case TSR_COMM_KIND_ALLTOALL:
+        rc = MPI_Ialltoall(send, n, t, recv, n, t, comm->mpi, r);
+        break;
+    case TSR_COMM_KIND_ALLTOALLV: {
+        size_t p = (size_t)comm->size;
+        st = reserve_ints(req, 4 * p);
+        if (st != TSR_OK)
+            return st;
+        int *sc = req->ints, *sd = sc + p, *rcn = sd + p, *rd = rcn + p;
+        for (size_t i = 0; i < p; i++) {
+            sc[i] = (int)a->sendcounts[i];
+            sd[i] = (int)a->sdispls[i];
+            rcn[i] = (int)a->recvcounts[i];
+            rd[i] = (int)a->rdispls[i];
+        }
+        rc = MPI_Ialltoallv(send, sc, sd, t, recv, rcn, rd, t, comm->mpi, r);
+        break;
+    }
+    case TSR_COMM_KIND_SEND:
+        rc = MPI_Isend(send, n, t, a->root, TSR_P2P_TAG, comm->mpi, r);
+        break;
+    case TSR_COMM_KIND_RECV:
+        rc = MPI_Irecv(recv, n, t, a->root, TSR_P2P_TAG, comm->mpi, r);
+        break;
+    case TSR_COMM_KIND_BARRIER:
+        rc = MPI_Ibarrier(comm->mpi, r);
+        break;
+    default:
+        return tsr_error_set(TSR_ERR_INTERNAL, "MPI backend: unknown operation %d", (int)a->kind);
+    }
+    if (rc != MPI_SUCCESS)
+        return mpi_failed(comm, a, rc);
+    req->n_mpi = 1;
+    return TSR_OK;
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+static tsr_status mpi_test(tsr_comm_request *req, bool *done)
+{
+    int flag = 0;
+    *done = false;
+    int rc = req->n_mpi == 1 ? MPI_Test(&req->mpi_reqs[0], &flag, MPI_STATUS_IGNORE)
+                             : MPI_Testall(req->n_mpi, req->mpi_reqs, &flag, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS)
+        return tsr_error_set(TSR_ERR_COMM, "MPI_Test of %s on group %s failed (%d)",
+                             tsr_comm_kind_name(req->kind), req->comm->name, rc);
+    if (!flag)
+        return TSR_OK;
+    if (req->move_bytes > 0 && req->move_dst != req->move_src)
+        memmove(req->move_dst, req->move_src, req->move_bytes);
+    req->move_bytes = 0;
+    for (size_t i = 0; i < req->n_copies; i++) {
+        tsr_status st = tsr_stage_to_device(req->copies[i].device,
+                                            (char *)req->stage + req->copies[i].offset,
+                                            req->copies[i].bytes);
+        if (st != TSR_OK)
+            return st;
+    }
+    req->n_copies = 0;
+    req->n_mpi = 0;
+    *done = true;
+    return TSR_OK;
+}
+
+static void mpi_request_free(tsr_comm_request *req)
+{
+    tsr_stage_host_free(req->stage);
+    req->stage = NULL;
+    req->stage_cap = 0;
+}
+
+static tsr_status mpi_split(tsr_comm *parent, tsr_comm *child, int color, int key)
+{
+    (void)parent;
+    (void)child;
+    (void)color;
+    (void)key;
+    return TSR_OK; /* the front end's MPI_Comm_split is all there is */
+}
+
+const tsr_comm_backend_ops tsr_comm_mpi_ops = {
+    .start = mpi_start,
+    .test = mpi_test,
+    .request_free = mpi_request_free,
+    .split = mpi_split,
+    .destroy = NULL,
+    .abort = NULL,
+};
