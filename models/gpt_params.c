@@ -1,0 +1,116 @@
+/*
+ * gpt_params.c - shapes, names and initialisation of the GPT parameters,
+ * and Megatron's FLOPs formula.
+ *
+ * The table order is the memory order: embedding, positions, then each
+ * layer's parameters, final norm, output layer. Names follow
+ * Megatron-Core so checkpoints read naturally next to Megatron's.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gpt.h"
+
+tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size)
+{
+    tsr_gpt_dims d;
+    d.layers = cfg->num_layers;
+    d.hidden = cfg->hidden_size;
+    d.heads = cfg->num_attention_heads;
+    d.groups = tsr_config_num_query_groups(cfg);
+    d.head_dim = d.hidden / d.heads;
+    d.ffn = tsr_config_ffn_hidden_size(cfg);
+    d.fc1_out = cfg->swiglu ? 2 * d.ffn : d.ffn;
+    d.qkv_out = (d.heads + 2 * d.groups) * d.head_dim;
+    d.vocab = vocab_size;
+    d.padded_vocab = tsr_config_padded_vocab_size(cfg, vocab_size);
+    d.seq = cfg->seq_length;
+    d.max_positions = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings
+                                                       : cfg->seq_length;
+    d.micro_batch = cfg->micro_batch_size;
+    int64_t rows = d.micro_batch * d.seq;
+    d.head_chunk_rows = rows < 256 ? rows : 256;
+    return d;
+}
+
+typedef struct table_builder {
+    tsr_gpt_param *table;
+    size_t capacity, count, offset;
+} table_builder;
+
+static void add(table_builder *b, const char *name, int64_t rows, int64_t cols, float std,
+                float value, bool decay)
+{
+    if (b->table != NULL && b->count < b->capacity) {
+        tsr_gpt_param *p = &b->table[b->count];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->rows = rows;
+        p->cols = cols;
+        p->offset = b->offset;
+        p->init_std = std;
+        p->init_value = value;
+        p->decay = decay;
+    }
+    b->count++;
+    /* 16-float alignment keeps every parameter on its own cache lines */
+    b->offset += ((size_t)(rows * cols) + 15) / 16 * 16;
+}
+
+size_t tsr_gpt_param_table(const tsr_gpt_dims *d, const tsr_config *cfg, tsr_gpt_param *table,
+                           size_t capacity)
+{
+    table_builder b = {table, capacity, 0, 0};
+    float std = (float)cfg->init_method_std;
+    float out_std = std / sqrtf(2.0f * (float)d->layers);
+    bool bias = !cfg->disable_bias_linear;
+    bool layernorm = cfg->normalization == TSR_NORM_LAYERNORM;
+    char name[96];
+    add(&b, "embedding.word_embeddings.weight", d->padded_vocab, d->hidden, std, 0, true);
+    if (cfg->position_embedding_type == TSR_POS_LEARNED_ABSOLUTE)
+        add(&b, "embedding.position_embeddings.weight", d->max_positions, d->hidden, std, 0,
+            true);
+    for (int64_t l = 0; l < d->layers; l++) {
+#define LAYER(suffix) (snprintf(name, sizeof name, "decoder.layers.%lld.%s", (long long)l, suffix), name)
+        add(&b, LAYER("input_layernorm.weight"), d->hidden, 1, 0, 1, false);
+        if (layernorm)
+            add(&b, LAYER("input_layernorm.bias"), d->hidden, 1, 0, 0, false);
+        add(&b, LAYER("self_attention.linear_qkv.weight"), d->qkv_out, d->hidden, std, 0, true);
+        if (bias)
+            add(&b, LAYER("self_attention.linear_qkv.bias"), d->qkv_out, 1, 0, 0, false);
+        add(&b, LAYER("self_attention.linear_proj.weight"), d->hidden, d->heads * d->head_dim,
+            out_std, 0, true);
+        if (bias)
+            add(&b, LAYER("self_attention.linear_proj.bias"), d->hidden, 1, 0, 0, false);
+        add(&b, LAYER("pre_mlp_layernorm.weight"), d->hidden, 1, 0, 1, false);
+        if (layernorm)
+            add(&b, LAYER("pre_mlp_layernorm.bias"), d->hidden, 1, 0, 0, false);
+        add(&b, LAYER("mlp.linear_fc1.weight"), d->fc1_out, d->hidden, std, 0, true);
+        if (bias)
+            add(&b, LAYER("mlp.linear_fc1.bias"), d->fc1_out, 1, 0, 0, false);
+        add(&b, LAYER("mlp.linear_fc2.weight"), d->hidden, d->ffn, out_std, 0, true);
+        if (bias)
+            add(&b, LAYER("mlp.linear_fc2.bias"), d->hidden, 1, 0, 0, false);
+#undef LAYER
+    }
+    add(&b, "decoder.final_layernorm.weight", d->hidden, 1, 0, 1, false);
+    if (layernorm)
+        add(&b, "decoder.final_layernorm.bias", d->hidden, 1, 0, 0, false);
+    if (cfg->untie_embeddings_and_output_weights)
+        add(&b, "output_layer.weight", d->padded_vocab, d->hidden, std, 0, true);
+    (void)name;
+    return b.count;
+}
+
+double tsr_gpt_flops_per_sample(const tsr_config *cfg, const tsr_gpt_dims *d)
+{
+    /* Megatron-LM's num_floating_point_operations() for one sample:
+     * 12 = 3 (fwd + 2x bwd) x 2 (multiply-add) x 2 (two GEMMs per block
+     * half), with attention counted over the full T x T square */
+    double h = (double)d->hidden, s = (double)d->seq, L = (double)d->layers;
+    double gated = cfg->swiglu ? 1.5 : 1.0;
+    double attention = 1.0 + (double)d->groups / (double)d->heads + s / h;
+    double mlp = (double)d->ffn / h * gated;
+    double logits = (double)d->padded_vocab / (2.0 * L * h);
+    return 12.0 * s * L * h * h * (attention + mlp + logits);
+}

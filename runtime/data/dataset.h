@@ -1,0 +1,55 @@
+/*
+ * dataset.h - where training samples come from.
+ *
+ * A dataset is a pure function from (split, global sample index) to one
+ * sample of seq_length+1 tokens and a loss mask over its seq_length
+ * targets. Every layout therefore sees the same sample i; a data-parallel
+ * rank takes the indices of its share of each global batch.
+ */
+#ifndef TSR_RUNTIME_DATASET_H
+#define TSR_RUNTIME_DATASET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tessera/config.h"
+#include "tessera/status.h"
+
+typedef enum tsr_split { TSR_SPLIT_TRAIN = 0, TSR_SPLIT_VALID, TSR_SPLIT_TEST } tsr_split;
+
+typedef struct tsr_dataset tsr_dataset;
+
+typedef struct tsr_dataset_ops {
+    /* tokens: seq_length+1 ids; mask: seq_length weights (1 where the
+     * target tokens[t+1] counts in the loss, 0 elsewhere) */
+    tsr_status (*sample)(const tsr_dataset *ds, tsr_split split, int64_t index,
+                         int32_t *tokens, float *mask);
+    void (*destroy)(tsr_dataset *ds);
+} tsr_dataset_ops;
+
+struct tsr_dataset {
+    const tsr_dataset_ops *ops;
+    const char *name;
+    int vocab_size;   /* ids are in [0, vocab_size) */
+    int seq_length;
+    bool has_answers; /* evaluation reports answer accuracy (synthetic tasks) */
+    uint64_t seed;
+    int digits;       /* synthetic:addition */
+};
+
+/* Opens the dataset named by cfg->data_path ("synthetic:addition[:DIGITS]",
+ * "synthetic:random"). The vocabulary of synthetic:random is
+ * cfg->vocab_size (default 256). */
+tsr_status tsr_dataset_open(const tsr_config *cfg, tsr_dataset **out);
+void tsr_dataset_close(tsr_dataset *ds);
+
+/* Fills a micro batch: samples first_index .. first_index+batch-1.
+ * tokens holds batch*seq_length+1 ids (one spare), targets and mask
+ * batch*seq_length. */
+tsr_status tsr_dataset_batch(const tsr_dataset *ds, tsr_split split, int64_t first_index,
+                             int batch, int32_t *tokens, int32_t *targets, float *mask);
+
+/* Token text for display: the addition task's characters. */
+char tsr_addition_token_char(int32_t token);
+
+#endif /* TSR_RUNTIME_DATASET_H */

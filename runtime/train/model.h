@@ -1,0 +1,56 @@
+/*
+ * model.h - what the training loop needs from a model, and nothing more.
+ *
+ * A model owns its parameters and gradients (flat fp32 arrays carved from
+ * the memory plan) and runs one micro batch at a time. The trainer owns the
+ * optimizer state, the schedule, the loop and the metrics. Models live in
+ * models/; this interface keeps runtime/ below them.
+ */
+#ifndef TSR_RUNTIME_TRAIN_MODEL_H
+#define TSR_RUNTIME_TRAIN_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/status.h"
+
+/* A contiguous run of parameters sharing weight-decay treatment. */
+typedef struct tsr_param_span {
+    size_t offset; /* in floats, from the start of params/grads */
+    size_t count;
+    bool decay;    /* weights decay; biases and norm parameters do not */
+} tsr_param_span;
+
+/* One micro batch: B samples of T tokens, their targets and loss mask. */
+typedef struct tsr_microbatch {
+    const int32_t *tokens;  /* (B, T) */
+    const int32_t *targets; /* (B, T) */
+    const float *mask;      /* (B, T), 1 where the target counts */
+    int64_t first_sample;   /* global index of sample 0 (keys dropout masks) */
+    int64_t iteration;      /* keys dropout masks */
+} tsr_microbatch;
+
+/* Sums over the masked tokens of a micro batch (evaluation). */
+typedef struct tsr_eval_counts {
+    double loss_sum;
+    double tokens;
+    double correct; /* argmax == target */
+} tsr_eval_counts;
+
+typedef struct tsr_model {
+    void *self;
+    float *params;
+    float *grads;
+    size_t param_count;
+    const tsr_param_span *spans;
+    size_t span_count;
+    /* forward + backward of one micro batch; gradients accumulate. The
+     * loss is the mean over masked tokens, scaled by loss_scale for the
+     * gradient (1 / number of micro batches). *loss gets the unscaled mean. */
+    tsr_status (*train_microbatch)(void *self, const tsr_microbatch *mb, float loss_scale,
+                                   double *loss);
+    tsr_status (*eval_microbatch)(void *self, const tsr_microbatch *mb, tsr_eval_counts *out);
+} tsr_model;
+
+#endif /* TSR_RUNTIME_TRAIN_MODEL_H */

@@ -1,0 +1,249 @@
+/*
+ * trainer.c - the training loop (see trainer.h).
+ *
+ * Data order: the global batch of iteration i holds samples
+ * [consumed, consumed + global_batch); data-parallel rank r takes the
+ * contiguous slice r of it, cut into micro batches. Sample indices are
+ * therefore layout-independent, and so are dropout masks keyed by them.
+ */
+#include "trainer.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "lr_schedule.h"
+#include "metrics.h"
+#include "tessera/kernels.h"
+#include "tessera/log.h"
+#include "tessera/timer.h"
+
+void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan *plan)
+{
+    size_t rows = (size_t)cfg->micro_batch_size * (size_t)cfg->seq_length;
+    tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, param_count); /* Adam m */
+    tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, param_count); /* Adam v */
+    tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, (rows + 1) * sizeof(int32_t));
+    tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, rows * sizeof(int32_t));
+    tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, rows);
+}
+
+tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_dataset *dataset,
+                            tsr_model model, const tsr_trainer_hooks *hooks,
+                            double flops_per_sample, tsr_memory_plan *plan)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = cfg;
+    tr->dataset = dataset;
+    tr->model = model;
+    if (hooks != NULL)
+        tr->hooks = *hooks;
+    if (tr->hooks.dp_size < 1)
+        tr->hooks.dp_size = 1;
+    tr->flops_per_sample = flops_per_sample;
+    size_t rows = (size_t)cfg->micro_batch_size * (size_t)cfg->seq_length;
+    tsr_status st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, model.param_count, &tr->adam_m);
+    if (st == TSR_OK)
+        st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, model.param_count, &tr->adam_v);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (rows + 1) * sizeof(int32_t),
+                                 (void **)&tr->tokens);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, rows * sizeof(int32_t),
+                                 (void **)&tr->targets);
+    if (st == TSR_OK)
+        st = tsr_plan_take_floats(plan, TSR_MEM_SCRATCH, rows, &tr->mask);
+    return st;
+}
+
+static int micro_batches_per_rank(const tsr_trainer *tr, int global_batch)
+{
+    return global_batch / (tr->cfg->micro_batch_size * tr->hooks.dp_size);
+}
+
+static int global_batch_size(const tsr_trainer *tr)
+{
+    const tsr_config *cfg = tr->cfg;
+    return cfg->global_batch_size > 0 ? cfg->global_batch_size
+                                      : cfg->micro_batch_size * tr->hooks.dp_size;
+}
+
+static tsr_status sum_scalars(tsr_trainer *tr, double *values, int count)
+{
+    if (tr->hooks.sum_scalars == NULL)
+        return TSR_OK;
+    return tr->hooks.sum_scalars(tr->hooks.ctx, values, count);
+}
+
+/* Forward and backward of this rank's micro batches; returns the mean loss
+ * over the whole global batch (all data-parallel ranks). */
+static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double *loss)
+{
+    const tsr_config *cfg = tr->cfg;
+    int mbs = cfg->micro_batch_size;
+    int count = micro_batches_per_rank(tr, global_batch);
+    float scale = 1.0f / (float)(count * tr->hooks.dp_size);
+    memset(tr->model.grads, 0, tr->model.param_count * sizeof(float));
+    double local = 0.0;
+    for (int m = 0; m < count; m++) {
+        int64_t first = tr->consumed_samples +
+                        ((int64_t)tr->hooks.dp_rank * count + m) * (int64_t)mbs;
+        tsr_status st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_TRAIN, first, mbs, tr->tokens,
+                                          tr->targets, tr->mask);
+        if (st != TSR_OK)
+            return st;
+        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, tr->iteration};
+        double mb_loss = 0.0;
+        st = tr->model.train_microbatch(tr->model.self, &mb, scale, &mb_loss);
+        if (st != TSR_OK)
+            return st;
+        local += mb_loss;
+    }
+    if (tr->hooks.average_grads != NULL) {
+        tsr_status st = tr->hooks.average_grads(tr->hooks.ctx, tr->model.grads,
+                                                tr->model.param_count);
+        if (st != TSR_OK)
+            return st;
+    }
+    tsr_status st = sum_scalars(tr, &local, 1);
+    *loss = local / (double)(count * tr->hooks.dp_size);
+    return st;
+}
+
+static void adamw_step(tsr_trainer *tr, double lr, float clip_coeff)
+{
+    const tsr_config *cfg = tr->cfg;
+    for (size_t s = 0; s < tr->model.span_count; s++) {
+        const tsr_param_span *span = &tr->model.spans[s];
+        tsr_adamw_update(tr->model.params + span->offset, tr->model.grads + span->offset,
+                         tr->adam_m + span->offset, tr->adam_v + span->offset,
+                         (int64_t)span->count, (float)lr, (float)cfg->adam_beta1,
+                         (float)cfg->adam_beta2, (float)cfg->adam_eps,
+                         span->decay ? (float)cfg->weight_decay : 0.0f, tr->adam_step,
+                         clip_coeff);
+    }
+}
+
+tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
+{
+    const tsr_config *cfg = tr->cfg;
+    int mbs = cfg->micro_batch_size;
+    double sums[3] = {0.0, 0.0, 0.0}; /* loss, tokens, correct */
+    for (int64_t i = 0; i < cfg->eval_iters; i++) {
+        int64_t first = (i * tr->hooks.dp_size + tr->hooks.dp_rank) * (int64_t)mbs;
+        tsr_status st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_VALID, first, mbs, tr->tokens,
+                                          tr->targets, tr->mask);
+        if (st != TSR_OK)
+            return st;
+        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, 0};
+        tsr_eval_counts counts;
+        st = tr->model.eval_microbatch(tr->model.self, &mb, &counts);
+        if (st != TSR_OK)
+            return st;
+        sums[0] += counts.loss_sum;
+        sums[1] += counts.tokens;
+        sums[2] += counts.correct;
+    }
+    tsr_status st = sum_scalars(tr, sums, 3);
+    if (st != TSR_OK)
+        return st;
+    tsr_eval_metrics m;
+    m.iteration = tr->iteration;
+    m.tokens = sums[1];
+    m.loss = sums[1] > 0.0 ? sums[0] / sums[1] : 0.0;
+    m.perplexity = exp(m.loss < 50.0 ? m.loss : 50.0);
+    m.answer_accuracy = tr->dataset->has_answers && sums[1] > 0.0 ? sums[2] / sums[1] : -1.0;
+    char line[512];
+    tsr_metrics_format_eval(&m, line, sizeof line);
+    tsr_log_once(TSR_LOG_INFO, "%s", line);
+    if (tsr_log_rank() == 0)
+        tsr_metrics_write_eval_json(metrics, &m);
+    return TSR_OK;
+}
+
+typedef struct interval_stats {
+    int iterations, counted;
+    double loss_sum, seconds;
+    int64_t skipped, nans;
+    double last_norm;
+} interval_stats;
+
+static void report(tsr_trainer *tr, interval_stats *s, double lr, int global_batch, FILE *metrics)
+{
+    const tsr_config *cfg = tr->cfg;
+    tsr_train_metrics m;
+    double per_iter = s->iterations > 0 ? s->seconds / s->iterations : 0.0;
+    m.iteration = tr->iteration;
+    m.train_iters = cfg->train_iters;
+    m.consumed_samples = tr->consumed_samples;
+    m.ms_per_iteration = per_iter * 1e3;
+    m.learning_rate = lr;
+    m.global_batch_size = global_batch;
+    m.lm_loss = s->counted > 0 ? s->loss_sum / s->counted : NAN;
+    m.loss_scale = 1.0;
+    m.grad_norm = s->last_norm;
+    m.skipped_iterations = s->skipped;
+    m.nan_iterations = s->nans;
+    m.tokens_per_second = per_iter > 0 ? (double)global_batch * cfg->seq_length / per_iter : 0;
+    m.tflops_per_second =
+        per_iter > 0 ? tr->flops_per_sample * global_batch / per_iter / 1e12 : 0.0;
+    char line[1024];
+    tsr_metrics_format_line(&m, line, sizeof line);
+    tsr_log_once(TSR_LOG_INFO, "%s", line);
+    if (tsr_log_rank() == 0)
+        tsr_metrics_write_json(metrics, &m);
+    memset(s, 0, sizeof *s);
+}
+
+tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
+{
+    const tsr_config *cfg = tr->cfg;
+    int global_batch = global_batch_size(tr);
+    int nan_in_a_row = 0;
+    interval_stats stats;
+    memset(&stats, 0, sizeof stats);
+    double lr = 0.0;
+    while (tr->iteration < cfg->train_iters) {
+        uint64_t t0 = tsr_time_ns();
+        tr->iteration++;
+        double loss = 0.0;
+        tsr_status st = accumulate_gradients(tr, global_batch, &loss);
+        if (st != TSR_OK)
+            return st;
+        double norm = sqrt(tsr_sum_squares(tr->model.grads, (int64_t)tr->model.param_count));
+        lr = tsr_lr_at(cfg, tr->iteration);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            stats.skipped++;
+            stats.nans++;
+            tr->nan_iterations_total++;
+            if (++nan_in_a_row >= cfg->max_nan_iters_in_a_row)
+                return tsr_error_set(TSR_ERR_NUMERIC,
+                                     "loss or gradient norm was NaN/Inf in %d iterations in a "
+                                     "row (last at iteration %lld); lower --lr, raise "
+                                     "--lr-warmup-iters or check the data",
+                                     nan_in_a_row, (long long)tr->iteration);
+        } else {
+            nan_in_a_row = 0;
+            float clip = 1.0f;
+            if (cfg->clip_grad > 0.0 && norm > cfg->clip_grad)
+                clip = (float)(cfg->clip_grad / (norm + 1e-6));
+            tr->adam_step++;
+            adamw_step(tr, lr, clip);
+            stats.loss_sum += loss;
+            stats.counted++;
+        }
+        tr->last_loss = loss;
+        stats.last_norm = norm;
+        tr->consumed_samples += global_batch;
+        stats.iterations++;
+        stats.seconds += (double)(tsr_time_ns() - t0) * 1e-9;
+        if (tr->iteration % cfg->log_interval == 0 || tr->iteration == cfg->train_iters)
+            report(tr, &stats, lr, global_batch, metrics);
+        if (cfg->eval_interval > 0 && (tr->iteration % cfg->eval_interval == 0 ||
+                                       tr->iteration == cfg->train_iters)) {
+            st = tsr_trainer_evaluate(tr, metrics);
+            if (st != TSR_OK)
+                return st;
+        }
+    }
+    return TSR_OK;
+}

@@ -1,0 +1,45 @@
+/*
+ * reference_configs.c - tiny models that exercise every code path of the
+ * GPT family: two micro batches per step (gradient accumulation), warmup
+ * and cosine decay, weight decay and gradient clipping. Dropout stays off:
+ * PyTorch cannot reproduce tessera's counter-based masks.
+ */
+#include "reference_configs.h"
+
+#include <string.h>
+
+tsr_status tsr_reference_config(const char *preset, tsr_config *cfg)
+{
+    tsr_config_defaults(cfg);
+    cfg->num_layers = 2;
+    cfg->hidden_size = 64;
+    cfg->num_attention_heads = 4;
+    cfg->seq_length = 32;
+    cfg->micro_batch_size = 4;
+    cfg->global_batch_size = 8;
+    cfg->train_iters = TSR_REFERENCE_STEPS;
+    cfg->lr_decay_iters = TSR_REFERENCE_STEPS;
+    cfg->lr = 3e-3;
+    cfg->min_lr = 3e-4;
+    cfg->lr_warmup_iters = 2;
+    cfg->lr_decay_style = TSR_LR_COSINE;
+    cfg->weight_decay = 0.1;
+    cfg->clip_grad = 1.0;
+    cfg->seed = 42;
+    cfg->data_path = "synthetic:addition";
+    cfg->log_interval = 1;
+    if (strcmp(preset, "gpt2") == 0)
+        return TSR_OK; /* the defaults are GPT-2's architecture */
+    if (strcmp(preset, "llama") == 0) {
+        cfg->normalization = TSR_NORM_RMSNORM;
+        cfg->position_embedding_type = TSR_POS_ROPE;
+        cfg->swiglu = true;
+        cfg->ffn_hidden_size = 96;
+        cfg->disable_bias_linear = true;
+        cfg->untie_embeddings_and_output_weights = true;
+        cfg->group_query_attention = true;
+        cfg->num_query_groups = 2;
+        return TSR_OK;
+    }
+    return tsr_error_set(TSR_ERR_INVALID_ARG, "unknown reference preset '%s'", preset);
+}
