@@ -337,8 +337,11 @@ static void watchdog_fire(tsr_comm_request *req)
             tsr_watchdog_format(msg, sizeof msg, op, comm->name, comm->size, comm->rank,
                                 comm->world_ranks, req->seq, peers, timeout);
     }
-    tsr_log(TSR_LOG_ERROR, "%s", msg);
-    fprintf(stderr, "[tessera] %s\n", msg);
+    /* the message must reach the user even with logging turned off */
+    if (tsr_log_threshold() <= TSR_LOG_ERROR)
+        tsr_log(TSR_LOG_ERROR, "%s", msg);
+    else
+        fprintf(stderr, "[tessera] %s\n", msg);
     fflush(stderr);
     fflush(stdout);
     if (comm->shared->ops->abort)
