@@ -20,7 +20,7 @@ set(TSR_MPI_TEST_ENV
 if(TSR_SANITIZE)
   list(APPEND TSR_MPI_TEST_ENV
        "LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/harness/lsan.supp:print_suppressions=0"
-       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0"
+       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:fast_unwind_on_malloc=0"
        "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 endif()
 
