@@ -86,7 +86,12 @@ while IFS= read -r raw || [ -n "$raw" ]; do
   fi
   # The table is part of the source tree, so letting the shell split it
   # (quotes and all) is as safe as running a script from the same tree.
-  eval "words=($arguments)"
+  words=()
+  if ! eval "words=($arguments)" 2>/dev/null; then
+    echo "FAIL  line $line_no: cannot split the arguments: $arguments"
+    failed=$((failed + 1))
+    continue
+  fi
   envs=()
   while [ ${#words[@]} -gt 0 ] && [[ ${words[0]} =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do
     envs+=("${words[0]}")
