@@ -385,16 +385,22 @@ tsr_status tsr_comm_wait(tsr_comm_request **request)
 {
     if (request == NULL || *request == NULL)
         return TSR_OK;
+    uint64_t start = tsr_time_ns();
     unsigned spins = 0;
     for (;;) {
         bool done = false;
-        check_deadline(*request, tsr_time_ns());
+        uint64_t now = tsr_time_ns();
+        check_deadline(*request, now);
         tsr_status st = request_test(request, &done);
         if (st != TSR_OK || done)
             return st;
-        /* polling keeps MPI progressing; yielding after a burst keeps an
-         * oversubscribed core available to the rank we are waiting for */
-        if (++spins >= 64)
+        /* polling keeps MPI progressing: non-blocking collectives advance
+         * only inside MPI_Test, and Open MPI runs their progress callback
+         * on every 8th call, so a yield between polls would cost a time
+         * slice per round. Only a wait that has lasted 1 ms yields, once
+         * per 256 polls, so an oversubscribed core still reaches the rank
+         * we are waiting for. */
+        if (now - start > 1000000 && ++spins % 256 == 0)
             sched_yield();
     }
 }
