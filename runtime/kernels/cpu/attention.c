@@ -2,23 +2,29 @@
  * attention.c - causal self-attention with grouped query heads, computed in
  * 64x64 tiles with an online softmax (flash-attention style).
  *
- * Forward: one work unit is (sample, query head, query block). It walks
- * the key blocks up to the diagonal, keeping a running row max m, row sum
- * l and unnormalised output O for its 64 queries; only one 64x64 score
- * tile per thread exists at a time. It saves lse = m + log(l) per query.
- * Backward: one work unit is (sample, key/value head). For each key block
- * it accumulates dK and dV over every query head of the group and every
- * query block at or below the diagonal, recomputing the probabilities as
- * exp(S - lse), and adds its dQ contributions to dq in key-block order.
+ * Forward: one work unit is (sample, query head). It packs the head's keys
+ * (transposed) and values once, then for each 64-query block walks the key
+ * blocks up to the diagonal, keeping a running row max m, row sum l and
+ * unnormalised output O; only one 64x64 score tile per thread exists at a
+ * time. It saves lse = m + log(l) per query.
+ * Backward: one work unit is (sample, key/value head), so that dK and dV
+ * have a single writer. It packs K, V (and their transposes), then for
+ * every query head of the group packs q, dO, lse and Di = rowsum(dO * O),
+ * and for each key block and each query block at or below the diagonal
+ * recomputes P = exp(S - lse) and accumulates dV, dK and dQ in packed
+ * buffers, written out once per head / unit.
  * A unit's results depend only on its inputs, never on which thread ran
  * it or when, so both passes are bitwise the same for any thread count.
  *
- * Tiles are copied into per-thread scratch with the head dimension padded
- * with zeros to a multiple of 16 (Dp), and the products run through one
- * register-blocked micro-kernel (4 rows x up to 64 columns, tsr_v16
- * lanes). q is pre-multiplied by 1/sqrt(D) in both passes, so forward and
- * backward see bitwise the same scores. On the diagonal tile the
- * micro-kernel skips the row/column ranges that the causal mask zeroes.
+ * Packing (from the strided (B, T, H, D) layout into contiguous per-head
+ * arrays, T padded to a multiple of 64 and D to a multiple of 16 with
+ * zeros) is what makes the tiles cheap: every row of q, k, v, dO is read
+ * from memory once per unit instead of once per tile. Per thread the
+ * scratch is therefore O(T * D), never O(T^2). The tile products run
+ * through one register-blocked micro-kernel (4 rows x up to 64 columns,
+ * tsr_v16 lanes). q is pre-multiplied by 1/sqrt(D) in both passes, so
+ * forward and backward see bitwise the same scores. On the diagonal tile
+ * the micro-kernel skips the row/column ranges that the causal mask zeroes.
  *
  * Attention-probability dropout (optional) keeps score (i, j) of head h
  * of sample b when tsr_rng_uniform(key, index) >= p, with index =
@@ -123,43 +129,59 @@ static void tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_
     }
 }
 
-/* Per-thread scratch, in floats. Every piece is a multiple of 16 floats so
- * that 64-byte alignment of the base carries to every piece. */
-static int64_t padded_d(int64_t d)
+typedef struct attn_shape {
+    int64_t b, t, hq, hkv, d, dp, tp, nblk;
+    float scale;
+} attn_shape;
+
+static void attn_shape_set(attn_shape *sh, int64_t b, int64_t t, int64_t hq, int64_t hkv,
+                           int64_t d)
 {
-    return round_up(d, 16);
+    sh->b = b;
+    sh->t = t;
+    sh->hq = hq;
+    sh->hkv = hkv;
+    sh->d = d;
+    sh->dp = round_up(d, 16);
+    sh->tp = round_up(t, BLK);
+    sh->nblk = sh->tp / BLK;
+    sh->scale = 1.0f / sqrtf((float)d);
 }
 
-static int64_t per_thread_floats(int64_t d)
+/* Per-thread scratch, in floats. Every piece is a multiple of 16 floats so
+ * that 64-byte alignment of the base carries to every piece. */
+static int64_t per_thread_floats(const attn_shape *sh)
 {
-    int64_t dp = padded_d(d);
-    int64_t fwd = 4 * BLK * dp + 2 * BLK * BLK + 2 * BLK;
-    int64_t bwd = 9 * BLK * dp + 3 * BLK * BLK + 2 * BLK;
+    int64_t tp = sh->tp, dp = sh->dp;
+    int64_t fwd = 2 * tp * dp + 2 * BLK * dp + 2 * BLK * BLK + 2 * BLK;
+    int64_t bwd = 9 * tp * dp + 3 * BLK * BLK + 2 * tp;
     return (fwd > bwd ? fwd : bwd) + 16; /* + alignment slack */
 }
 
 size_t tsr_attention_scratch_floats(int64_t t, int64_t d)
 {
-    (void)t; /* tiles are BLK long whatever T is */
-    return (size_t)omp_get_max_threads() * (size_t)per_thread_floats(d);
+    attn_shape sh;
+    attn_shape_set(&sh, 1, t > 0 ? t : 1, 1, 1, d > 0 ? d : 1);
+    return (size_t)omp_get_max_threads() * (size_t)per_thread_floats(&sh);
 }
 
-static float *thread_scratch(float *scratch, int64_t d)
+static float *thread_scratch(float *scratch, const attn_shape *sh)
 {
-    float *base = scratch + (int64_t)omp_get_thread_num() * per_thread_floats(d);
+    float *base = scratch + (int64_t)omp_get_thread_num() * per_thread_floats(sh);
     uintptr_t addr = (uintptr_t)base;
     return (float *)(void *)((addr + 63) & ~(uintptr_t)63);
 }
 
-/* rows [0, n) of a (.., H, D)-strided tensor into dst (rows x dp), zero
- * padded to `rows` rows and dp columns; multiplied by `mul`. */
-static void load_rows(float *dst, int64_t dp, const float *src, int64_t stride, int64_t n,
+/* Rows [0, n) of a (.., H, D)-strided tensor into dst (rows x dp, row
+ * major), times `mul`; rows [n, rows) and columns [d, dp) are zero. */
+static void pack_rows(float *dst, int64_t dp, const float *src, int64_t stride, int64_t n,
                       int64_t rows, int64_t d, float mul)
 {
     for (int64_t i = 0; i < rows; i++) {
         float *o = dst + i * dp;
         if (i < n) {
             const float *s = src + i * stride;
+#pragma omp simd
             for (int64_t j = 0; j < d; j++)
                 o[j] = s[j] * mul;
             for (int64_t j = d; j < dp; j++)
@@ -170,23 +192,22 @@ static void load_rows(float *dst, int64_t dp, const float *src, int64_t stride, 
     }
 }
 
-/* the transpose of load_rows: dst (dp x cols), column i = source row i */
-static void load_cols(float *dst, int64_t ld, const float *src, int64_t stride, int64_t n,
-                      int64_t cols, int64_t d, int64_t dp)
+/* The transpose: dst (dp x cols, leading dimension cols), column i =
+ * source row i; zero beyond n and d. Done in 16-row strips so that the
+ * writes of a strip stay within a few cache lines per output row. */
+static void pack_cols(float *dst, const float *src, int64_t stride, int64_t n, int64_t cols,
+                      int64_t d, int64_t dp)
 {
-    for (int64_t j = 0; j < dp; j++)
-        memset(dst + j * ld, 0, (size_t)cols * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        const float *s = src + i * stride;
-        for (int64_t j = 0; j < d; j++)
-            dst[j * ld + i] = s[j];
+    for (int64_t j = d; j < dp; j++)
+        memset(dst + j * cols, 0, (size_t)cols * sizeof(float));
+    for (int64_t i0 = 0; i0 < cols; i0 += 16) {
+        for (int64_t j = 0; j < d; j++) {
+            float *o = dst + j * cols + i0;
+            for (int64_t i = 0; i < 16; i++)
+                o[i] = i0 + i < n ? src[(i0 + i) * stride + j] : 0.0f;
+        }
     }
 }
-
-typedef struct attn_shape {
-    int64_t b, t, hq, hkv, d, dp, nblk;
-    float scale;
-} attn_shape;
 
 /* 1/(1-p) where score (q0 + i, k0 + j) of (sample, head) is kept, else 0,
  * into row i of mask (ld BLK), for j < nk16; rows [mq, mq4) are 0 */
@@ -208,19 +229,23 @@ static void dropout_tile(float *mask, const tsr_dropout *dp, int64_t sample, int
         memset(mask + i * BLK, 0, (size_t)nk16 * sizeof(float));
 }
 
-/* Query block qb of head h of sample bi: out rows and lse. */
-static void forward_unit(float *out, float *lse, const float *q, const float *k, const float *v,
-                         const attn_shape *sh, int64_t bi, int64_t h, int64_t qb,
-                         const tsr_dropout *dropout, float *ws)
+static int dropout_on(const tsr_dropout *dropout)
 {
-    int64_t dp = sh->dp, d = sh->d, t = sh->t;
-    int64_t g = h / (sh->hq / sh->hkv);
-    float *qs = ws, *kt = qs + BLK * dp, *vs = kt + BLK * dp, *o = vs + BLK * dp;
-    float *s = o + BLK * dp, *m = s + BLK * BLK, *l = m + BLK, *mask = l + BLK;
+    return dropout != NULL && dropout->p > 0.0f;
+}
+
+/* Query block qb of head h of sample bi, with the head's keys (kt, dp x tp)
+ * and values (vs, tp x dp) packed: out rows and lse. */
+static void forward_block(float *out, float *lse, const float *q, const attn_shape *sh,
+                          int64_t bi, int64_t h, int64_t qb, const float *kt, const float *vs,
+                          const tsr_dropout *dropout, float *ws)
+{
+    int64_t dp = sh->dp, d = sh->d, t = sh->t, tp = sh->tp;
+    float *qs = ws, *o = qs + BLK * dp, *s = o + BLK * dp, *mask = s + BLK * BLK;
+    float *m = mask + BLK * BLK, *l = m + BLK;
     int64_t q0 = qb * BLK, mq = min64(BLK, t - q0), mq4 = round_up(mq, 4);
-    int64_t qstride = sh->hq * d, kstride = sh->hkv * d;
-    const float *qsrc = q + (bi * t + q0) * qstride + h * d;
-    load_rows(qs, dp, qsrc, qstride, mq, mq4, d, sh->scale);
+    int64_t qstride = sh->hq * d;
+    pack_rows(qs, dp, q + (bi * t + q0) * qstride + h * d, qstride, mq, mq4, d, sh->scale);
     for (int64_t i = 0; i < mq4; i++) {
         m[i] = -INFINITY;
         l[i] = 0.0f;
@@ -230,12 +255,9 @@ static void forward_unit(float *out, float *lse, const float *q, const float *k,
     const tsr_v16 zero = {0};
     for (int64_t kb = 0; kb <= qb; kb++) {
         int64_t k0 = kb * BLK, nk = min64(BLK, t - k0), nk16 = round_up(nk, 16);
-        const float *ksrc = k + (bi * t + k0) * kstride + g * d;
-        const float *vsrc = v + (bi * t + k0) * kstride + g * d;
-        load_cols(kt, BLK, ksrc, kstride, nk, nk16, d, dp);
-        load_rows(vs, dp, vsrc, kstride, nk, nk16, d, 1.0f);
         int diag = kb == qb;
-        tile_gemm(s, BLK, qs, dp, 1, kt, BLK, mq4, nk16, dp, 1, diag ? TILE_N_LOWER : TILE_FULL);
+        tile_gemm(s, BLK, qs, dp, 1, kt + k0, tp, mq4, nk16, dp, 1,
+                  diag ? TILE_N_LOWER : TILE_FULL);
         for (int64_t i = 0; i < mq4; i++) {
             float *si = s + i * BLK;
             float jmax = (float)(diag ? min64(i + 1, nk) : nk);
@@ -257,17 +279,20 @@ static void forward_unit(float *out, float *lse, const float *q, const float *k,
             }
             l[i] = l[i] * alpha + tsr_v16_sum(sum);
             m[i] = m_new;
-            float *oi = o + i * dp;
-            for (int64_t j = 0; j < dp; j += 16)
-                TSR_V16_STORE(oi + j, TSR_V16_LOAD(oi + j) * alpha);
+            if (alpha != 1.0f) {
+                float *oi = o + i * dp;
+                for (int64_t j = 0; j < dp; j += 16)
+                    TSR_V16_STORE(oi + j, TSR_V16_LOAD(oi + j) * alpha);
+            }
         }
-        if (dropout != NULL && dropout->p > 0.0f) {
+        if (dropout_on(dropout)) {
             dropout_tile(mask, dropout, bi, h, q0, mq, mq4, k0, nk16);
             for (int64_t i = 0; i < mq4; i++)
                 for (int64_t j = 0; j < nk16; j++)
                     s[i * BLK + j] *= mask[i * BLK + j];
         }
-        tile_gemm(o, dp, s, BLK, 1, vs, dp, mq4, dp, nk16, 0, diag ? TILE_K_UPPER : TILE_FULL);
+        tile_gemm(o, dp, s, BLK, 1, vs + k0 * dp, dp, mq4, dp, nk16, 0,
+                  diag ? TILE_K_UPPER : TILE_FULL);
     }
     for (int64_t i = 0; i < mq; i++) {
         float inv = 1.0f / l[i];
@@ -278,60 +303,58 @@ static void forward_unit(float *out, float *lse, const float *q, const float *k,
     }
 }
 
-static int attn_shape_init(attn_shape *sh, int64_t b, int64_t t, int64_t hq, int64_t hkv,
-                           int64_t d)
+static int shape_ok(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d)
 {
-    if (b <= 0 || t <= 0 || hq <= 0 || hkv <= 0 || d <= 0 || hq % hkv != 0)
-        return 0;
-    sh->b = b;
-    sh->t = t;
-    sh->hq = hq;
-    sh->hkv = hkv;
-    sh->d = d;
-    sh->dp = padded_d(d);
-    sh->nblk = (t + BLK - 1) / BLK;
-    sh->scale = 1.0f / sqrtf((float)d);
-    return 1;
+    return b > 0 && t > 0 && hq > 0 && hkv > 0 && d > 0 && hq % hkv == 0;
 }
 
 void tsr_attention_forward(float *out, float *lse, const float *q, const float *k,
                            const float *v, int64_t b, int64_t t, int64_t hq, int64_t hkv,
                            int64_t d, const tsr_dropout *dropout, float *scratch)
 {
-    attn_shape sh;
-    if (!attn_shape_init(&sh, b, t, hq, hkv, d))
+    if (!shape_ok(b, t, hq, hkv, d))
         return;
-    int64_t units = b * hq * sh.nblk;
-    /* the longest rows (last query blocks) first, for a short tail */
+    attn_shape sh;
+    attn_shape_set(&sh, b, t, hq, hkv, d);
+    int64_t kstride = hkv * d, r = hq / hkv;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t u = 0; u < units; u++) {
-        int64_t qb = sh.nblk - 1 - u % sh.nblk, bh = u / sh.nblk;
-        forward_unit(out, lse, q, k, v, &sh, bh / hq, bh % hq, qb, dropout,
-                     thread_scratch(scratch, d));
+    for (int64_t u = 0; u < b * hq; u++) {
+        int64_t bi = u / hq, h = u % hq, g = h / r;
+        float *ws = thread_scratch(scratch, &sh);
+        float *kt = ws, *vs = kt + sh.tp * sh.dp, *rest = vs + sh.tp * sh.dp;
+        pack_cols(kt, k + bi * t * kstride + g * d, kstride, t, sh.tp, d, sh.dp);
+        pack_rows(vs, sh.dp, v + bi * t * kstride + g * d, kstride, t, sh.tp, d, 1.0f);
+        for (int64_t qb = 0; qb < sh.nblk; qb++)
+            forward_block(out, lse, q, &sh, bi, h, qb, kt, vs, dropout, rest);
     }
 }
 
+/* Packed per-unit buffers of the backward pass (tp rows unless noted). */
 typedef struct bwd_buffers {
-    float *qs, *dos, *dqt, *ks, *kt, *vs, *vt, *dka, *dva, *p, *ds, *pd, *lse, *di;
+    float *ks, *vs, *kt, *vt; /* kt, vt: dp x tp */
+    float *qs, *dos, *dq, *dk, *dv;
+    float *p, *ds, *mask; /* BLK x BLK */
+    float *lse, *di;      /* tp */
 } bwd_buffers;
 
-static bwd_buffers bwd_carve(float *ws, int64_t dp)
+static bwd_buffers bwd_carve(float *ws, const attn_shape *sh)
 {
+    int64_t n = sh->tp * sh->dp;
     bwd_buffers w;
-    w.qs = ws;
-    w.dos = w.qs + BLK * dp;
-    w.dqt = w.dos + BLK * dp;
-    w.ks = w.dqt + BLK * dp;
-    w.kt = w.ks + BLK * dp;
-    w.vs = w.kt + BLK * dp;
-    w.vt = w.vs + BLK * dp;
-    w.dka = w.vt + BLK * dp;
-    w.dva = w.dka + BLK * dp;
-    w.p = w.dva + BLK * dp;
+    w.ks = ws;
+    w.vs = w.ks + n;
+    w.kt = w.vs + n;
+    w.vt = w.kt + n;
+    w.qs = w.vt + n;
+    w.dos = w.qs + n;
+    w.dq = w.dos + n;
+    w.dk = w.dq + n;
+    w.dv = w.dk + n;
+    w.p = w.dv + n;
     w.ds = w.p + BLK * BLK;
-    w.pd = w.ds + BLK * BLK;
-    w.lse = w.pd + BLK * BLK;
-    w.di = w.lse + BLK;
+    w.mask = w.ds + BLK * BLK;
+    w.lse = w.mask + BLK * BLK;
+    w.di = w.lse + sh->tp;
     return w;
 }
 
@@ -341,121 +364,127 @@ typedef struct bwd_args {
     const tsr_dropout *dropout;
 } bwd_args;
 
-/* One (query head h, query block qb) against the key block loaded in w. */
+/* Query block qb of head h against key block kb, all operands packed. */
 static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *w, int64_t bi,
                           int64_t h, int64_t qb, int64_t kb)
 {
-    int64_t dp = sh->dp, d = sh->d, t = sh->t;
+    int64_t dp = sh->dp, t = sh->t, tp = sh->tp;
     int64_t q0 = qb * BLK, mq = min64(BLK, t - q0), mq4 = round_up(mq, 4);
     int64_t k0 = kb * BLK, nk = min64(BLK, t - k0), nk16 = round_up(nk, 16);
-    int64_t qstride = sh->hq * d;
     int diag = qb == kb;
-    const float *qsrc = a->q + (bi * t + q0) * qstride + h * d;
-    const float *dosrc = a->dout + (bi * t + q0) * qstride + h * d;
-    const float *osrc = a->out + (bi * t + q0) * qstride + h * d;
-    load_rows(w->qs, dp, qsrc, qstride, mq, mq4, d, sh->scale);
-    load_rows(w->dos, dp, dosrc, qstride, mq, mq4, d, 1.0f);
-    for (int64_t i = 0; i < mq4; i++) {
-        if (i < mq) {
-            const float *oi = osrc + i * qstride, *gi = dosrc + i * qstride;
-            float s = 0.0f;
-            for (int64_t j = 0; j < d; j++)
-                s += oi[j] * gi[j];
-            w->di[i] = s;
-            w->lse[i] = a->lse[(bi * sh->hq + h) * t + q0 + i];
-        } else {
-            w->di[i] = 0.0f;
-            w->lse[i] = INFINITY; /* padded rows: P = 0 */
-        }
-    }
     tile_mode nlow = diag ? TILE_N_LOWER : TILE_FULL;
     tile_mode klow = diag ? TILE_K_LOWER : TILE_FULL;
-    int drop = a->dropout != NULL && a->dropout->p > 0.0f;
+    int drop = dropout_on(a->dropout);
+    const float *qs = w->qs + q0 * dp, *dos = w->dos + q0 * dp, *lse = w->lse + q0;
+    const float *di = w->di + q0;
     const tsr_v16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     const tsr_v16 zero = {0};
 
     /* P = exp(S - lse) on the causal support, 0 elsewhere */
-    tile_gemm(w->p, BLK, w->qs, dp, 1, w->kt, BLK, mq4, nk16, dp, 1, nlow);
+    tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0, tp, mq4, nk16, dp, 1, nlow);
     for (int64_t i = 0; i < mq4; i++) {
         float jmax = (float)(i >= mq ? 0 : diag ? min64(i + 1, nk) : nk);
         float *pi = w->p + i * BLK;
         for (int64_t j = 0; j < nk16; j += 16) {
-            tsr_v16 e = tsr_expf_v(TSR_V16_LOAD(pi + j) - w->lse[i]);
+            tsr_v16 e = tsr_expf_v(TSR_V16_LOAD(pi + j) - lse[i]);
             TSR_V16_STORE(pi + j, TSR_V16_SELECT(iota + (float)j < jmax, e, zero));
         }
     }
     const float *pv = w->p;
     if (drop) {
-        dropout_tile(w->pd, a->dropout, bi, h, q0, mq, mq4, k0, nk16);
+        dropout_tile(w->mask, a->dropout, bi, h, q0, mq, mq4, k0, nk16);
         for (int64_t i = 0; i < mq4; i++)
             for (int64_t j = 0; j < nk16; j++)
-                w->ds[i * BLK + j] = w->p[i * BLK + j] * w->pd[i * BLK + j];
+                w->ds[i * BLK + j] = w->p[i * BLK + j] * w->mask[i * BLK + j];
         pv = w->ds;
     }
     /* dV += Pdrop^T dO */
     if (a->dv != NULL)
-        tile_gemm(w->dva, dp, pv, 1, BLK, w->dos, dp, nk16, dp, mq4, 0, klow);
+        tile_gemm(w->dv + k0 * dp, dp, pv, 1, BLK, dos, dp, nk16, dp, mq4, 0, klow);
     if (a->dq == NULL && a->dk == NULL)
         return;
     /* dP = dO V^T (times the dropout mask); dS = P (dP - Di) */
-    tile_gemm(w->ds, BLK, w->dos, dp, 1, w->vt, BLK, mq4, nk16, dp, 1, nlow);
+    tile_gemm(w->ds, BLK, dos, dp, 1, w->vt + k0, tp, mq4, nk16, dp, 1, nlow);
     for (int64_t i = 0; i < mq4; i++) {
         float jmax = (float)(i >= mq ? 0 : diag ? min64(i + 1, nk) : nk);
-        float *pi = w->p + i * BLK, *dsi = w->ds + i * BLK, *mi = w->pd + i * BLK;
+        float *pi = w->p + i * BLK, *dsi = w->ds + i * BLK, *mi = w->mask + i * BLK;
         for (int64_t j = 0; j < nk16; j += 16) {
             tsr_v16 dpv = TSR_V16_LOAD(dsi + j);
             if (drop)
                 dpv *= TSR_V16_LOAD(mi + j);
-            tsr_v16 dsv = TSR_V16_LOAD(pi + j) * (dpv - w->di[i]);
+            tsr_v16 dsv = TSR_V16_LOAD(pi + j) * (dpv - di[i]);
             TSR_V16_STORE(dsi + j, TSR_V16_SELECT(iota + (float)j < jmax, dsv, zero));
         }
     }
-    /* dK += dS^T (q / sqrt(D)); dQ += dS K / sqrt(D) */
+    /* dK += dS^T (q / sqrt(D)); dQ += dS K (times 1/sqrt(D) at write-out) */
     if (a->dk != NULL)
-        tile_gemm(w->dka, dp, w->ds, 1, BLK, w->qs, dp, nk16, dp, mq4, 0, klow);
-    if (a->dq != NULL) {
-        tile_gemm(w->dqt, dp, w->ds, BLK, 1, w->ks, dp, mq4, dp, nk16, 1,
+        tile_gemm(w->dk + k0 * dp, dp, w->ds, 1, BLK, qs, dp, nk16, dp, mq4, 0, klow);
+    if (a->dq != NULL)
+        tile_gemm(w->dq + q0 * dp, dp, w->ds, BLK, 1, w->ks + k0 * dp, dp, mq4, dp, nk16, 0,
                   diag ? TILE_K_UPPER : TILE_FULL);
-        for (int64_t i = 0; i < mq; i++) {
-            float *dst = a->dq + ((bi * t + q0 + i) * sh->hq + h) * d;
-            for (int64_t j = 0; j < d; j++)
-                dst[j] += w->dqt[i * dp + j] * sh->scale;
-        }
+}
+
+/* adds rows [0, n) of the packed src (ld dp) times mul into the strided dst */
+static void unpack_add(float *dst, int64_t stride, const float *src, int64_t dp, int64_t n,
+                       int64_t d, float mul)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float *o = dst + i * stride;
+        const float *s = src + i * dp;
+#pragma omp simd
+        for (int64_t j = 0; j < d; j++)
+            o[j] += s[j] * mul;
     }
 }
 
-/* Key/value head g of sample bi: every key block, every query head of the
- * group, every query block at or after the key block. */
+/* Key/value head g of sample bi: every query head of the group, every key
+ * block, every query block at or after the key block. */
 static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, int64_t g,
                           float *ws)
 {
-    int64_t dp = sh->dp, d = sh->d, t = sh->t, r = sh->hq / sh->hkv;
-    int64_t kstride = sh->hkv * d;
-    bwd_buffers w = bwd_carve(ws, dp);
-    for (int64_t kb = 0; kb < sh->nblk; kb++) {
-        int64_t k0 = kb * BLK, nk = min64(BLK, t - k0), nk16 = round_up(nk, 16);
-        const float *ksrc = a->k + (bi * t + k0) * kstride + g * d;
-        const float *vsrc = a->v + (bi * t + k0) * kstride + g * d;
-        load_rows(w.ks, dp, ksrc, kstride, nk, nk16, d, 1.0f);
-        load_cols(w.kt, BLK, ksrc, kstride, nk, nk16, d, dp);
-        load_rows(w.vs, dp, vsrc, kstride, nk, nk16, d, 1.0f);
-        load_cols(w.vt, BLK, vsrc, kstride, nk, nk16, d, dp);
-        memset(w.dka, 0, (size_t)(nk16 * dp) * sizeof(float));
-        memset(w.dva, 0, (size_t)(nk16 * dp) * sizeof(float));
-        for (int64_t hh = 0; hh < r; hh++)
-            for (int64_t qb = kb; qb < sh->nblk; qb++)
-                backward_tile(a, sh, &w, bi, g * r + hh, qb, kb);
-        for (int64_t j = 0; j < nk; j++) {
-            float *dkr = a->dk != NULL ? a->dk + ((bi * t + k0 + j) * sh->hkv + g) * d : NULL;
-            float *dvr = a->dv != NULL ? a->dv + ((bi * t + k0 + j) * sh->hkv + g) * d : NULL;
-            for (int64_t c = 0; c < d; c++) {
-                if (dkr != NULL)
-                    dkr[c] += w.dka[j * dp + c];
-                if (dvr != NULL)
-                    dvr[c] += w.dva[j * dp + c];
+    int64_t dp = sh->dp, d = sh->d, t = sh->t, tp = sh->tp, r = sh->hq / sh->hkv;
+    int64_t kstride = sh->hkv * d, qstride = sh->hq * d;
+    size_t packed = (size_t)(tp * dp) * sizeof(float);
+    bwd_buffers w = bwd_carve(ws, sh);
+    const float *ksrc = a->k + bi * t * kstride + g * d, *vsrc = a->v + bi * t * kstride + g * d;
+    pack_rows(w.ks, dp, ksrc, kstride, t, tp, d, 1.0f);
+    pack_cols(w.kt, ksrc, kstride, t, tp, d, dp);
+    pack_rows(w.vs, dp, vsrc, kstride, t, tp, d, 1.0f);
+    pack_cols(w.vt, vsrc, kstride, t, tp, d, dp);
+    memset(w.dk, 0, packed);
+    memset(w.dv, 0, packed);
+    for (int64_t hh = 0; hh < r; hh++) {
+        int64_t h = g * r + hh;
+        const float *qsrc = a->q + bi * t * qstride + h * d;
+        const float *dosrc = a->dout + bi * t * qstride + h * d;
+        const float *osrc = a->out + bi * t * qstride + h * d;
+        pack_rows(w.qs, dp, qsrc, qstride, t, tp, d, sh->scale);
+        pack_rows(w.dos, dp, dosrc, qstride, t, tp, d, 1.0f);
+        for (int64_t i = 0; i < tp; i++) {
+            if (i < t) {
+                const float *oi = osrc + i * qstride, *gi = w.dos + i * dp;
+                float s = 0.0f;
+                for (int64_t j = 0; j < d; j++)
+                    s += oi[j] * gi[j];
+                w.di[i] = s;
+                w.lse[i] = a->lse[(bi * sh->hq + h) * t + i];
+            } else {
+                w.di[i] = 0.0f;
+                w.lse[i] = INFINITY; /* padded rows: P = 0 */
             }
         }
+        if (a->dq != NULL)
+            memset(w.dq, 0, packed);
+        for (int64_t kb = 0; kb < sh->nblk; kb++)
+            for (int64_t qb = kb; qb < sh->nblk; qb++)
+                backward_tile(a, sh, &w, bi, h, qb, kb);
+        if (a->dq != NULL)
+            unpack_add(a->dq + bi * t * qstride + h * d, qstride, w.dq, dp, t, d, sh->scale);
     }
+    if (a->dk != NULL)
+        unpack_add(a->dk + bi * t * kstride + g * d, kstride, w.dk, dp, t, d, 1.0f);
+    if (a->dv != NULL)
+        unpack_add(a->dv + bi * t * kstride + g * d, kstride, w.dv, dp, t, d, 1.0f);
 }
 
 void tsr_attention_backward(float *dq, float *dk, float *dv, const float *dout,
@@ -463,12 +492,12 @@ void tsr_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                             const float *lse, int64_t b, int64_t t, int64_t hq, int64_t hkv,
                             int64_t d, const tsr_dropout *dropout, float *scratch)
 {
-    attn_shape sh;
-    if (!attn_shape_init(&sh, b, t, hq, hkv, d) || (dq == NULL && dk == NULL && dv == NULL))
+    if (!shape_ok(b, t, hq, hkv, d) || (dq == NULL && dk == NULL && dv == NULL))
         return;
+    attn_shape sh;
+    attn_shape_set(&sh, b, t, hq, hkv, d);
     bwd_args a = {dq, dk, dv, dout, q, k, v, out, lse, dropout};
-    int64_t units = b * hkv;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t u = 0; u < units; u++)
-        backward_unit(&a, &sh, u / hkv, u % hkv, thread_scratch(scratch, d));
+    for (int64_t u = 0; u < b * hkv; u++)
+        backward_unit(&a, &sh, u / hkv, u % hkv, thread_scratch(scratch, &sh));
 }
