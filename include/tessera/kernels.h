@@ -130,7 +130,9 @@ void tsr_dropout_backward(float *dx, const float *dout, int64_t b, int64_t t, in
  * online softmax: no (T, T) matrix per head is ever held for all heads.
  * dropout may be NULL; its mask is keyed by (sample, global head, i, j).
  * scratch: tsr_attention_scratch_floats(...) floats, for the tiles of
- * every thread. */
+ * every thread: O(T * D) per thread (one head's packed q, k, v and
+ * gradients), never O(T^2). The size counts omp_get_max_threads() at the
+ * time it is asked, so ask under the thread settings the kernels run with. */
 size_t tsr_attention_scratch_floats(int64_t t, int64_t d);
 void tsr_attention_forward(float *out, float *lse, const float *q, const float *k,
                            const float *v, int64_t b, int64_t t, int64_t hq, int64_t hkv,
