@@ -338,6 +338,13 @@ static void test_position_embedding_with_offset(void)
     emb_ctx e = {NULL, NULL, wpe, 0, c, 0, 0, b, t, off};
     CU_ASSERT_TRUE(kc_grad_check(&e, pos_fwd, wpe, maxpos * c, dwpe, dout, b * t * c, 1000, 1e-2f,
                                  "position") < KC_FD_TOL);
+    float *d1 = kc_alloc(maxpos * c);
+    memcpy(d1, dwpe, sizeof(float) * (size_t)(maxpos * c));
+    tsr_position_add_backward(dwpe, dout, b, t, c, off);
+    for (int64_t j = 0; j < maxpos * c; j++)
+        CU_ASSERT_TRUE(fabsf(dwpe[j] - 2.0f * d1[j]) <= 1e-6f * (1.0f + fabsf(d1[j])));
+    tsr_position_add_backward(NULL, dout, b, t, c, off);
+    free(d1);
     free(wpe), free(x), free(y), free(dout), free(dwpe);
 }
 
@@ -433,6 +440,13 @@ static void test_qkv_split_megatron_layout(void)
     qkv_ctx c = {qkv, n, g, r, d};
     CU_ASSERT_TRUE(kc_grad_check(&c, qkv_fwd, qkv, n * row, dqkv, dout, n * row, 1000, 1e-2f,
                                  "qkv") < KC_FD_TOL);
+    float *d1 = kc_alloc(n * row);
+    memcpy(d1, dqkv, sizeof(float) * (size_t)(n * row));
+    tsr_qkv_split_backward(dqkv, dout, dout + nq, dout + nq + nk, n, g, r, d);
+    for (int64_t i = 0; i < n * row; i++)
+        CU_ASSERT_EQUAL(dqkv[i], 2.0f * d1[i]);
+    free(d1);
+    tsr_qkv_split_backward(NULL, dout, dout + nq, dout + nq + nk, n, g, r, d);
     /* NULL dk: only the k slots stay zero */
     float *d2 = kc_alloc(n * row);
     tsr_qkv_split_backward(d2, dout, NULL, dout + nq + nk, n, g, r, d);
@@ -476,6 +490,64 @@ static void test_elementwise(void)
     omp_set_num_threads(saved);
     CU_ASSERT_EQUAL(memcmp(&s1, &s3, sizeof s1), 0);
     free(a), free(b), free(y);
+}
+
+/* ---- determinism ------------------------------------------------------------------ */
+
+/* Everything the kernels below compute, at sizes above the parallel
+ * threshold, into one buffer: bitwise equal for 1 and 3 threads (the
+ * reductions over rows use fixed partitions), and run to run. */
+static void run_all_row_kernels(float *res, const float *x, const float *g, const int32_t *tok,
+                                int64_t n, int64_t c)
+{
+    float *w = kc_alloc(c), *bias = kc_alloc(c), *mean = kc_alloc(n), *rstd = kc_alloc(n);
+    kc_fill_normal(w, c, 300, 1, 0.2f);
+    kc_fill_normal(bias, c, 301, 0, 0.2f);
+    float *p = res;
+    tsr_layernorm_forward(p, mean, rstd, x, w, bias, n, c, 1e-5f), p += n * c;
+    tsr_layernorm_backward(p, p + n * c, p + n * c + c, g, x, w, mean, rstd, n, c);
+    p += n * c + 2 * c;
+    tsr_rmsnorm_forward(p, rstd, x, w, n, c, 1e-5f), p += n * c;
+    tsr_rmsnorm_backward(p, p + n * c, g, x, w, rstd, n, c), p += n * c + c;
+    tsr_gelu_forward(p, x, n * c), p += n * c;
+    tsr_gelu_backward(p, g, x, n * c), p += n * c;
+    tsr_embedding_backward(p, g, tok, n, c, 0, 50), p += 50 * c;
+    tsr_position_add_backward(p, g, 4, n / 4, c, 3), p += (n / 4 + 3) * c;
+    tsr_rope_forward(p, x, 4, n / 4, c / 8, 8, 0, 10000.0f), p += n * c;
+    tsr_swiglu_backward(p, g, x, n, c / 2), p += n * c;
+    tsr_linear_backward(NULL, NULL, p, g, x, w, n, c, c), p += c;
+    free(w), free(bias), free(mean), free(rstd);
+}
+
+static void test_deterministic_across_threads_and_runs(void)
+{
+    int64_t n = 400, c = 200;
+    int64_t total = 9 * n * c + 4 * c + 50 * c + (n / 4 + 3) * c + c;
+    float *x = kc_alloc(n * c), *g = kc_alloc(n * c);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)n);
+    kc_fill_normal(x, n * c, 310, 0, 1);
+    kc_fill_normal(g, n * c, 311, 0, 1);
+    for (int64_t i = 0; i < n; i++)
+        tok[i] = (int32_t)(i * 31 % 50);
+    float *r[3] = {kc_alloc(total), kc_alloc(total), kc_alloc(total)};
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    run_all_row_kernels(r[0], x, g, tok, n, c);
+    omp_set_num_threads(3);
+    run_all_row_kernels(r[1], x, g, tok, n, c);
+    run_all_row_kernels(r[2], x, g, tok, n, c);
+    omp_set_num_threads(saved);
+    CU_ASSERT_EQUAL(memcmp(r[0], r[1], sizeof(float) * (size_t)total), 0);
+    CU_ASSERT_EQUAL(memcmp(r[1], r[2], sizeof(float) * (size_t)total), 0);
+    /* the sgemm-backed linear: run to run at a fixed thread count */
+    float *w = kc_alloc(c * c), *o1 = kc_alloc(n * c + c * c), *o2 = kc_alloc(n * c + c * c);
+    kc_fill_normal(w, c * c, 312, 0, 0.1f);
+    tsr_linear_forward(o1, x, w, NULL, n, c, c);
+    tsr_linear_backward(NULL, o1 + n * c, NULL, g, x, w, n, c, c);
+    tsr_linear_forward(o2, x, w, NULL, n, c, c);
+    tsr_linear_backward(NULL, o2 + n * c, NULL, g, x, w, n, c, c);
+    CU_ASSERT_EQUAL(memcmp(o1, o2, sizeof(float) * (size_t)(n * c + c * c)), 0);
+    free(x), free(g), free(tok), free(r[0]), free(r[1]), free(r[2]), free(w), free(o1), free(o2);
 }
 
 /* ---- AdamW -------------------------------------------------------------------------- */
@@ -527,6 +599,7 @@ static const tsr_test_case dense_cases[] = {
     TSR_TEST(test_rope_matches_direct_formula),
     TSR_TEST(test_qkv_split_megatron_layout),
     TSR_TEST(test_elementwise),
+    TSR_TEST(test_deterministic_across_threads_and_runs),
     TSR_TEST(test_adamw_two_steps_by_hand),
 };
 
