@@ -5,7 +5,7 @@
  * Each kernel: forward against a naive double-precision reference written
  * here, backward by finite differences (kernel_check.h, rel L2 <= 1e-2),
  * accumulate semantics (two backward calls give twice the gradient) and
- * NULL gradient outputs.
+ * NULL gradient outputs. Also the vectorised exp the kernels share.
  */
 #include <math.h>
 #include <omp.h>
@@ -13,7 +13,39 @@
 
 #include "harness.h"
 #include "kernel_check.h"
+#include "kernels/cpu/simd.h"
 #include "tessera/kernels.h"
+
+/* ---- the shared exp (simd.h) -------------------------------------------------- */
+
+static void test_shared_exp_accuracy_and_special_values(void)
+{
+    double worst = 0.0;
+    for (int64_t i = 0; i <= 1000000; i += 16) {
+        tsr_v16 x;
+        for (int l = 0; l < 16; l++)
+            x[l] = -86.0f + (float)(174.7 * (double)(i + l) / 1000000.0);
+        tsr_v16 y = tsr_expf_v(x);
+        for (int l = 0; l < 16; l++) {
+            double r = exp((double)x[l]);
+            double e = fabs((double)y[l] - r) / r, es = fabs((double)tsr_expf(x[l]) - r) / r;
+            worst = e > worst ? e : worst;
+            worst = es > worst ? es : worst;
+        }
+    }
+    CU_ASSERT_TRUE(worst <= 2.0 * 1.1920929e-7); /* 2 ulp */
+    tsr_v16 s = {-INFINITY, INFINITY, NAN, 0.0f, -88.0f, 89.0f, -1e30f, 1.0f};
+    tsr_v16 y = tsr_expf_v(s);
+    CU_ASSERT_EQUAL(y[0], 0.0f);
+    CU_ASSERT_TRUE(isinf(y[1]) && y[1] > 0);
+    CU_ASSERT_TRUE(isnan(y[2]));
+    CU_ASSERT_EQUAL(y[3], 1.0f);
+    CU_ASSERT_EQUAL(y[4], 0.0f);
+    CU_ASSERT_TRUE(isinf(y[5]));
+    CU_ASSERT_EQUAL(y[6], 0.0f);
+    for (int l = 0; l < 8; l++)
+        CU_ASSERT_TRUE(tsr_expf(s[l]) == y[l] || (isnan(y[l]) && isnan(tsr_expf(s[l]))));
+}
 
 /* ---- linear ------------------------------------------------------------ */
 
@@ -587,6 +619,7 @@ static void test_adamw_two_steps_by_hand(void)
 }
 
 static const tsr_test_case dense_cases[] = {
+    TSR_TEST(test_shared_exp_accuracy_and_special_values),
     TSR_TEST(test_linear_forward_matches_naive),
     TSR_TEST(test_linear_backward_finite_differences),
     TSR_TEST(test_layernorm),
