@@ -54,6 +54,7 @@ typedef enum tsr_comm_dtype {
     TSR_COMM_BF16, /* reductions convert each element to fp32, add, round back */
     TSR_COMM_INT32,
     TSR_COMM_INT64,
+    TSR_COMM_FP64, /* metric sums (losses, token counts) */
     TSR_COMM_DTYPE_COUNT
 } tsr_comm_dtype;
 

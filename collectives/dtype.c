@@ -15,6 +15,7 @@ size_t tsr_comm_dtype_size(tsr_comm_dtype dtype)
     case TSR_COMM_BF16:
         return 2;
     case TSR_COMM_INT64:
+    case TSR_COMM_FP64:
         return 8;
     default:
         return 0;
@@ -23,7 +24,7 @@ size_t tsr_comm_dtype_size(tsr_comm_dtype dtype)
 
 const char *tsr_comm_dtype_name(tsr_comm_dtype dtype)
 {
-    static const char *const names[TSR_COMM_DTYPE_COUNT] = {"fp32", "bf16", "int32", "int64"};
+    static const char *const names[TSR_COMM_DTYPE_COUNT] = {"fp32", "bf16", "int32", "int64", "fp64"};
     if ((int)dtype < 0 || dtype >= TSR_COMM_DTYPE_COUNT)
         return "unknown";
     return names[dtype];

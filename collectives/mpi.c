@@ -70,6 +70,8 @@ MPI_Datatype tsr_comm_mpi_type(const tsr_comm *comm, tsr_comm_dtype dtype)
         return MPI_INT32_T;
     case TSR_COMM_INT64:
         return MPI_INT64_T;
+    case TSR_COMM_FP64:
+        return MPI_DOUBLE;
     default:
         return MPI_DATATYPE_NULL;
     }

@@ -51,6 +51,8 @@ static ncclDataType_t nccl_type(tsr_comm_dtype dtype)
         return ncclInt32;
     case TSR_COMM_INT64:
         return ncclInt64;
+    case TSR_COMM_FP64:
+        return ncclFloat64;
     default:
         return ncclFloat32;
     }

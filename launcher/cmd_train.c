@@ -7,16 +7,21 @@
  * code 2. Every rank parses the same argv, so every rank reaches the same
  * verdict without communicating.
  */
-#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 
 #include "arena.h"
+#include "bind.h"
+#include "checkpoint/checkpoint.h"
+#include "collectives/comm.h"
 #include "commands.h"
 #include "data/dataset.h"
 #include "gpt.h"
 #include "rank_env.h"
+#include "sharding/data_parallel.h"
+#include "sharding/grid.h"
 #include "tessera/log.h"
+#include "tessera/timer.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
 #include "train_flags.h"
@@ -45,47 +50,103 @@ static tsr_status check_supported_layout(const tsr_config *cfg)
                              "--pipeline-model-parallel-size, --context-parallel-size, "
                              "--expert-model-parallel-size and --num-experts");
     if (cfg->use_distributed_optimizer || cfg->bf16 ||
-        cfg->recompute_granularity != TSR_RECOMPUTE_NONE || cfg->save != NULL ||
-        cfg->load != NULL)
+        cfg->recompute_granularity != TSR_RECOMPUTE_NONE)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--use-distributed-optimizer, --bf16, --recompute-granularity, "
-                             "--save and --load are not available in this build yet");
+                             "--use-distributed-optimizer, --bf16 and --recompute-granularity "
+                             "are not available in this build yet");
     return TSR_OK;
 }
 
-static tsr_status mpi_average(void *ctx, float *grads, size_t count)
+/* Everything one training run holds, for the checkpoint hook. */
+typedef struct train_run {
+    const tsr_config *cfg;
+    tsr_grid *grid;
+    tsr_model model;
+    tsr_trainer_hooks dp_hooks;
+} train_run;
+
+static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
 {
-    int world = *(int *)ctx;
-    for (size_t off = 0; off < count;) {
-        int chunk = count - off > (size_t)1 << 30 ? 1 << 30 : (int)(count - off);
-        if (MPI_Allreduce(MPI_IN_PLACE, grads + off, chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD) !=
-            MPI_SUCCESS)
-            return tsr_error_set(TSR_ERR_COMM, "gradient all-reduce failed");
-        off += (size_t)chunk;
-    }
-    /* each rank's gradient is already scaled by 1/(micro batches x dp) */
-    (void)world;
-    return TSR_OK;
+    tsr_checkpoint_content c = {tr->model.tensors, tr->model.tensor_count, tr->model.params,
+                                tr->adam_m, tr->adam_v};
+    return c;
 }
 
-static tsr_status mpi_sum(void *ctx, double *values, int count)
+static tsr_status save_checkpoint(void *ctx, const tsr_trainer *tr)
 {
-    (void)ctx;
-    if (MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) !=
-        MPI_SUCCESS)
-        return tsr_error_set(TSR_ERR_COMM, "scalar all-reduce failed");
+    train_run *run = ctx;
+    tsr_checkpoint_state state = {tr->iteration, tr->consumed_samples, tr->adam_step,
+                                  tr->nan_iterations_total, run->cfg->seed};
+    tsr_checkpoint_content content = checkpoint_content(tr);
+    uint64_t t0 = tsr_time_ns();
+    tsr_log_once(TSR_LOG_INFO, "saving checkpoint at iteration %lld to %s",
+                 (long long)tr->iteration, run->cfg->save);
+    tsr_status st = tsr_checkpoint_save(run->cfg->save, run->cfg, &state, &content,
+                                        tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
+    if (st == TSR_OK)
+        tsr_log_once(TSR_LOG_INFO, "saved checkpoint at iteration %lld in %.3f s",
+                     (long long)tr->iteration, (double)(tsr_time_ns() - t0) * 1e-9);
+    return st;
+}
+
+/* The trainer's hooks are the data-parallel ones plus saving; the save
+ * hook needs the run, so the run stands in as their context. */
+static tsr_status run_average_grads(void *ctx, float *grads, size_t count)
+{
+    train_run *run = ctx;
+    return run->dp_hooks.average_grads(run->dp_hooks.ctx, grads, count);
+}
+
+static tsr_status run_sum_scalars(void *ctx, double *values, int count)
+{
+    train_run *run = ctx;
+    return run->dp_hooks.sum_scalars(run->dp_hooks.ctx, values, count);
+}
+
+static tsr_status load_checkpoint(train_run *run, tsr_trainer *tr)
+{
+    tsr_checkpoint_state state;
+    tsr_checkpoint_content content = checkpoint_content(tr);
+    tsr_status st = tsr_checkpoint_load(run->cfg->load, run->cfg, &state, &content,
+                                        tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
+    if (st != TSR_OK)
+        return st;
+    tr->iteration = state.iteration;
+    tr->consumed_samples = state.consumed_samples;
+    tr->adam_step = state.adam_step;
+    tr->nan_iterations_total = state.nan_iterations;
+    if (state.seed != run->cfg->seed)
+        tsr_log_once(TSR_LOG_WARN,
+                     "checkpoint was trained with --seed %lld, this run uses %lld: data order "
+                     "and dropout continue with the new seed",
+                     (long long)state.seed, (long long)run->cfg->seed);
+    tsr_log_once(TSR_LOG_INFO, "loaded checkpoint of iteration %lld from %s (%lld samples "
+                               "consumed)",
+                 (long long)state.iteration, run->cfg->load, (long long)state.consumed_samples);
     return TSR_OK;
 }
 
-static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, int rank, int world)
+static void log_model(const tsr_gpt *gpt, const tsr_gpt_dims *dims)
+{
+    size_t n_params = 0, count = 0;
+    const tsr_gpt_param *table = tsr_gpt_params(gpt, &count);
+    for (size_t i = 0; i < count; i++)
+        n_params += (size_t)(table[i].rows * table[i].cols);
+    tsr_log_once(TSR_LOG_INFO,
+                 "model: %lld layers, hidden %lld, %lld heads (%lld query groups), ffn "
+                 "%lld, vocab %lld (padded %lld), seq %lld: %.3f M parameters",
+                 (long long)dims->layers, (long long)dims->hidden, (long long)dims->heads,
+                 (long long)dims->groups, (long long)dims->ffn, (long long)dims->vocab,
+                 (long long)dims->padded_vocab, (long long)dims->seq, (double)n_params / 1e6);
+}
+
+static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *grid)
 {
     int vocab = cfg->vocab_size > 0 ? cfg->vocab_size : dataset->vocab_size;
     tsr_gpt_dims dims = tsr_gpt_dims_from_config(cfg, vocab);
     tsr_memory_plan plan = {0};
-    size_t param_floats = 0;
     tsr_gpt_plan(cfg, &dims, &plan);
-    param_floats = plan.bytes[TSR_MEM_PARAMS] / sizeof(float);
-    tsr_trainer_plan(cfg, param_floats, &plan);
+    tsr_trainer_plan(cfg, plan.bytes[TSR_MEM_PARAMS] / sizeof(float), &plan);
     tsr_plan_log(&plan);
     tsr_status st = tsr_plan_allocate(&plan);
     if (st != TSR_OK)
@@ -93,24 +154,22 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, int rank, i
     tsr_gpt *gpt = NULL;
     st = tsr_gpt_create(cfg, &dims, &plan, &gpt);
     FILE *metrics = NULL;
-    if (st == TSR_OK && rank == 0)
+    if (st == TSR_OK && tsr_log_rank() == 0)
         st = tsr_metrics_open(cfg->metrics_file, &metrics);
     if (st == TSR_OK) {
-        size_t n_params = 0, count = 0;
-        const tsr_gpt_param *table = tsr_gpt_params(gpt, &count);
-        for (size_t i = 0; i < count; i++)
-            n_params += (size_t)(table[i].rows * table[i].cols);
-        tsr_log_once(TSR_LOG_INFO,
-                     "model: %lld layers, hidden %lld, %lld heads (%lld query groups), ffn "
-                     "%lld, vocab %lld (padded %lld), seq %lld: %.3f M parameters",
-                     (long long)dims.layers, (long long)dims.hidden, (long long)dims.heads,
-                     (long long)dims.groups, (long long)dims.ffn, (long long)dims.vocab,
-                     (long long)dims.padded_vocab, (long long)dims.seq, (double)n_params / 1e6);
+        log_model(gpt, &dims);
+        train_run run = {cfg, grid, tsr_gpt_as_model(gpt), {0}};
+        tsr_dp_fill_hooks(grid, &run.dp_hooks);
+        tsr_trainer_hooks hooks = run.dp_hooks;
+        hooks.ctx = &run;
+        hooks.average_grads = run.dp_hooks.average_grads ? run_average_grads : NULL;
+        hooks.sum_scalars = run.dp_hooks.sum_scalars ? run_sum_scalars : NULL;
+        hooks.save = cfg->save != NULL ? save_checkpoint : NULL;
         tsr_trainer trainer;
-        tsr_trainer_hooks hooks = {&world, world > 1 ? mpi_average : NULL,
-                                   world > 1 ? mpi_sum : NULL, rank, world};
-        st = tsr_trainer_init(&trainer, cfg, dataset, tsr_gpt_as_model(gpt), &hooks,
+        st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
                               tsr_gpt_flops_per_sample(cfg, &dims), &plan);
+        if (st == TSR_OK && cfg->load != NULL)
+            st = load_checkpoint(&run, &trainer);
         if (st == TSR_OK)
             st = tsr_trainer_run(&trainer, metrics);
         if (st == TSR_OK)
@@ -124,26 +183,63 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, int rank, i
     return st;
 }
 
-static int run_training(const tsr_config *cfg, tsr_dataset *dataset, const tsr_rank_info *info)
+static tsr_status start_communication(const tsr_config *cfg, tsr_comm **world, tsr_grid **grid)
 {
+    tsr_comm_options options;
+    tsr_comm_options_from_config(cfg, &options);
+    tsr_status st = tsr_comm_create_world(MPI_COMM_WORLD, &options, world);
+    if (st == TSR_OK)
+        st = tsr_grid_create(cfg, *world, grid);
+    return st;
+}
+
+static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_info *info)
+{
+    tsr_binding_report binding;
+    tsr_status st = tsr_bind_apply(info, cfg->bind, &binding);
+    if (st != TSR_OK) {
+        fprintf(stderr, "tessera train: error on rank %d: %s\n", info->rank, tsr_last_error());
+        return 1;
+    }
     int provided = 0;
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "tessera train: error: MPI_Init failed on rank %d\n", info->rank);
         return 1;
     }
-    int rank = 0, world = 1;
+    int rank = 0, world_size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    tsr_log_configure(rank, world, (tsr_log_level)cfg->log_level);
-    tsr_log_once(TSR_LOG_INFO, "layout: world %d = data-parallel %d; dataset %s", world, world,
-                 dataset->name);
-    tsr_status st = train(cfg, dataset, rank, world);
-    int failed = st != TSR_OK, any_failed = 0;
-    if (failed)
-        fprintf(stderr, "tessera train: error on rank %d: %s\n", rank, tsr_last_error());
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    tsr_log_configure(rank, world_size, (tsr_log_level)cfg->log_level);
+    tsr_rank_info_resolve_node(info, MPI_COMM_WORLD);
+    char line[TSR_BIND_REPORT_MAX];
+    tsr_bind_format_report(info, &binding, line, sizeof line);
+    tsr_log(TSR_LOG_DEBUG, "%s", line);
+    tsr_comm *world = NULL;
+    tsr_grid *grid = NULL;
+    st = start_communication(cfg, &world, &grid);
+    if (st == TSR_OK) {
+        tsr_log_once(TSR_LOG_INFO,
+                     "layout: world %d = tp %d x cp %d x pp %d x dp %d; %d thread(s) per rank; "
+                     "dataset %s",
+                     world_size, tsr_grid_tp_size(grid), tsr_grid_cp_size(grid),
+                     tsr_grid_pp_size(grid), tsr_grid_dp_size(grid), binding.threads,
+                     dataset->name);
+        st = train(cfg, dataset, grid);
+    }
+    /* a failure every rank shares (a bad --load, say) is printed once, by
+     * rank 0; other ranks speak only when rank 0 had nothing to say */
+    int failed = st != TSR_OK, any_failed = 0, rank0_failed = failed;
     MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Bcast(&rank0_failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (failed && (rank == 0 || !rank0_failed))
+        fprintf(stderr, "tessera train: error on rank %d: %s\n", rank, tsr_last_error());
+    tsr_grid_destroy(grid);
+    tsr_comm_destroy(world);
     MPI_Finalize();
-    return any_failed ? tsr_status_exit_code(st == TSR_OK ? TSR_ERR_COMM : st) : 0;
+    if (!any_failed)
+        return 0;
+    /* like configuration errors, a bad --load is the user's input: exit 2 */
+    return tsr_status_exit_code(st == TSR_OK ? TSR_ERR_COMM : st);
 }
 
 int tsr_cmd_train(int argc, char **argv)

@@ -73,9 +73,9 @@ void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *d, tsr_memory_plan 
                             n * (size_t)(2 * d->hidden + 2) + 64);
     tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, scratch_floats(d));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH,
-                       count * sizeof(tsr_gpt_param) + count * sizeof(tsr_param_span) +
+                       count * (sizeof(tsr_gpt_param) + sizeof(tsr_param_span) + sizeof(tsr_tensor_desc)) +
                            (size_t)d->layers * (2 * sizeof(layer_weights) + sizeof(layer_acts)) +
-                           1024);
+                           sizeof(tsr_gpt) + 1024);
 }
 
 /* ------------------------------------------------------------- creation */
@@ -214,6 +214,23 @@ static tsr_status build_spans(tsr_gpt *g)
     return TSR_OK;
 }
 
+/* One rank holds every parameter whole and writes it. Vocabulary-sized
+ * tensors are described at the real vocabulary: the padding depends on the
+ * tensor-parallel size, so a checkpoint must not hold it. */
+static void describe_tensors(tsr_gpt *g)
+{
+    for (size_t i = 0; i < g->param_count_entries; i++) {
+        const tsr_gpt_param *p = &g->table[i];
+        int64_t rows = p->rows == g->d.padded_vocab && p->cols == g->d.hidden &&
+                               (strcmp(p->name, "embedding.word_embeddings.weight") == 0 ||
+                                strcmp(p->name, "output_layer.weight") == 0)
+                           ? g->d.vocab
+                           : p->rows;
+        g->tensors[i] = (tsr_tensor_desc){p->name, rows, p->cols, 0, rows, 0, p->cols,
+                                          p->offset, true};
+    }
+}
+
 tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_memory_plan *plan,
                           tsr_gpt **out)
 {
@@ -231,6 +248,9 @@ tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_m
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, count * sizeof *g->spans,
                                  (void **)&g->spans);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, count * sizeof *g->tensors,
+                                 (void **)&g->tensors);
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)dims->layers * sizeof *g->w,
                                  (void **)&g->w);
@@ -254,6 +274,7 @@ tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_m
     if (st != TSR_OK)
         return st;
     build_spans(g);
+    describe_tensors(g);
     init_params(g);
     *out = g;
     return TSR_OK;

@@ -29,6 +29,7 @@ struct tsr_gpt {
     size_t numel;
     float *params, *grads;
     tsr_param_span *spans;
+    tsr_tensor_desc *tensors;
     size_t span_count;
 
     float *wte, *wpe, *lnf_w, *lnf_b, *head_w;

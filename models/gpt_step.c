@@ -364,6 +364,8 @@ tsr_model tsr_gpt_as_model(tsr_gpt *g)
     m.param_count = g->numel;
     m.spans = g->spans;
     m.span_count = g->span_count;
+    m.tensors = g->tensors;
+    m.tensor_count = g->param_count_entries;
     m.train_microbatch = gpt_train_microbatch;
     m.eval_microbatch = gpt_eval_microbatch;
     return m;

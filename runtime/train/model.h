@@ -22,6 +22,18 @@ typedef struct tsr_param_span {
     bool decay;    /* weights decay; biases and norm parameters do not */
 } tsr_param_span;
 
+/* A named parameter: its global shape and the block of it this rank holds
+ * (everything on one rank; a shard under tensor parallelism). Checkpoints
+ * are written and read through these, at global shape. */
+typedef struct tsr_tensor_desc {
+    const char *name;
+    int64_t rows, cols;           /* global shape; cols = 1 for vectors */
+    int64_t row_start, row_count; /* this rank's block */
+    int64_t col_start, col_count;
+    size_t offset;                /* floats from the start of params/grads/optimizer state */
+    bool writer;                  /* this rank writes its block (one replica per block) */
+} tsr_tensor_desc;
+
 /* One micro batch: B samples of T tokens, their targets and loss mask. */
 typedef struct tsr_microbatch {
     const int32_t *tokens;  /* (B, T) */
@@ -45,6 +57,8 @@ typedef struct tsr_model {
     size_t param_count;
     const tsr_param_span *spans;
     size_t span_count;
+    const tsr_tensor_desc *tensors;
+    size_t tensor_count;
     /* forward + backward of one micro batch; gradients accumulate. The
      * loss is the mean over masked tokens, scaled by loss_scale for the
      * gradient (1 / number of micro batches). *loss gets the unscaled mean. */

@@ -244,6 +244,12 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
             if (st != TSR_OK)
                 return st;
         }
+        bool save_now = cfg->save_interval > 0 && tr->iteration % cfg->save_interval == 0;
+        if (tr->hooks.save != NULL && (save_now || tr->iteration == cfg->train_iters)) {
+            st = tr->hooks.save(tr->hooks.ctx, tr);
+            if (st != TSR_OK)
+                return st;
+        }
     }
     return TSR_OK;
 }

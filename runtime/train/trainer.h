@@ -18,6 +18,8 @@
 #include "model.h"
 #include "tessera/config.h"
 
+struct tsr_trainer;
+
 typedef struct tsr_trainer_hooks {
     void *ctx;
     /* average gradients over data-parallel ranks (in place) */
@@ -25,9 +27,11 @@ typedef struct tsr_trainer_hooks {
     /* sum scalars over data-parallel ranks (in place) */
     tsr_status (*sum_scalars)(void *ctx, double *values, int count);
     int dp_rank, dp_size;
+    /* writes a checkpoint of the trainer's state (NULL: no --save) */
+    tsr_status (*save)(void *ctx, const struct tsr_trainer *tr);
 } tsr_trainer_hooks;
 
-typedef struct tsr_trainer {
+typedef struct tsr_trainer {  /* fields are read by checkpointing */
     const tsr_config *cfg;
     const tsr_dataset *dataset;
     tsr_model model;

@@ -109,6 +109,11 @@ static void test_allreduce_integers(void)
     CU_ASSERT_EQUAL(tsr_comm_allreduce(i64, o64, 3, TSR_COMM_INT64, TSR_COMM_MAX, world, NULL),
                     TSR_OK);
     CU_ASSERT_EQUAL(o64[2], 3000000000000LL + np - 1);
+    double f64[2] = {0.5 * (me + 1), 1e-12 * me}, s64[2];
+    CU_ASSERT_EQUAL(tsr_comm_allreduce(f64, s64, 2, TSR_COMM_FP64, TSR_COMM_SUM, world, NULL),
+                    TSR_OK);
+    CU_ASSERT_DOUBLE_EQUAL(s64[0], 0.25 * np * (np + 1), 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(s64[1], 1e-12 * np * (np - 1) / 2, 1e-24);
 }
 
 static void test_reduce_scatter(void)

@@ -16,6 +16,7 @@ static void test_dtype_sizes_and_names(void)
     CU_ASSERT_EQUAL(tsr_comm_dtype_size(TSR_COMM_BF16), 2);
     CU_ASSERT_EQUAL(tsr_comm_dtype_size(TSR_COMM_INT32), 4);
     CU_ASSERT_EQUAL(tsr_comm_dtype_size(TSR_COMM_INT64), 8);
+    CU_ASSERT_EQUAL(tsr_comm_dtype_size(TSR_COMM_FP64), 8);
     CU_ASSERT_EQUAL(tsr_comm_dtype_size((tsr_comm_dtype)42), 0);
     CU_ASSERT_STRING_EQUAL(tsr_comm_dtype_name(TSR_COMM_BF16), "bf16");
     CU_ASSERT_STRING_EQUAL(tsr_comm_kind_name(TSR_COMM_KIND_REDUCE_SCATTER), "reduce_scatter");

@@ -1,0 +1,65 @@
+/*
+ * checkpoint.h - HDF5 checkpoints that load into any parallel layout.
+ *
+ * A checkpoint is one HDF5 file, DIR/iter_NNNNNNN.h5, holding every
+ * parameter and its Adam moments at their GLOBAL shape, the training
+ * position and the run's configuration (docs/checkpoint-format.md). Every
+ * rank writes and reads only its own block of each tensor, through
+ * parallel HDF5 over MPI-IO: dataset creation is collective, data transfer
+ * independent. Since the file never stores a layout, a checkpoint written
+ * by one layout loads into any other.
+ *
+ * Saving is atomic: the file is written as iter_NNNNNNN.h5.tmp, renamed
+ * when complete, and only then is latest_checkpointed_iteration.txt
+ * replaced (write + rename), so a crash mid-save leaves the previous
+ * checkpoint and the pointer to it intact.
+ */
+#ifndef TSR_RUNTIME_CHECKPOINT_H
+#define TSR_RUNTIME_CHECKPOINT_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "tessera/config.h"
+#include "tessera/status.h"
+#include "train/model.h"
+
+#define TSR_CHECKPOINT_FORMAT_VERSION 1
+
+/* The training position: everything besides tensors that resuming needs.
+ * The RNG is counter-based, so (seed, iteration, consumed samples) is its
+ * whole state; the LR schedule is a function of the iteration. */
+typedef struct tsr_checkpoint_state {
+    int64_t iteration;
+    int64_t consumed_samples;
+    int64_t adam_step;
+    int64_t nan_iterations;
+    int64_t seed;
+} tsr_checkpoint_state;
+
+/* What a checkpoint holds: the model's tensor table and three flat arrays
+ * indexed by it (parameters, Adam first and second moments). */
+typedef struct tsr_checkpoint_content {
+    const tsr_tensor_desc *tensors;
+    size_t tensor_count;
+    float *params, *adam_m, *adam_v;
+} tsr_checkpoint_content;
+
+/* Collective over comm. Writes DIR/iter_NNNNNNN.h5 and updates
+ * DIR/latest_checkpointed_iteration.txt. */
+tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
+                               const tsr_checkpoint_state *state,
+                               const tsr_checkpoint_content *content, MPI_Comm comm);
+
+/* Collective over comm. Reads the iteration named by
+ * DIR/latest_checkpointed_iteration.txt. Missing, truncated or mismatched
+ * checkpoints give TSR_ERR_FORMAT (or TSR_ERR_INVALID_ARG for a missing
+ * directory) with a message naming the file and what differs. */
+tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
+                               tsr_checkpoint_state *state,
+                               const tsr_checkpoint_content *content, MPI_Comm comm);
+
+/* Path of the checkpoint file for an iteration. */
+void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t len);
+
+#endif /* TSR_RUNTIME_CHECKPOINT_H */

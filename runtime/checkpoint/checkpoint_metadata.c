@@ -1,0 +1,168 @@
+/*
+ * checkpoint_metadata.c - root attributes of a checkpoint file: format
+ * version, training position, configuration. The model-shape attributes
+ * are checked on load; the others document the run that wrote the file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint_internal.h"
+
+static void attr_i64(hid_t obj, const char *name, int64_t v)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(obj, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT64, &v);
+    H5Aclose(attr);
+    H5Sclose(space);
+}
+
+static void attr_f64(hid_t obj, const char *name, double v)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(obj, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_DOUBLE, &v);
+    H5Aclose(attr);
+    H5Sclose(space);
+}
+
+static void attr_str(hid_t obj, const char *name, const char *v)
+{
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(v) + 1);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(attr, type, v);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+}
+
+/* The attributes that must agree between the file and the loading run. */
+typedef struct shape_attr {
+    const char *name;
+    int64_t value;
+} shape_attr;
+
+static int model_shape(const tsr_config *cfg, shape_attr out[12])
+{
+    int n = 0;
+    out[n++] = (shape_attr){"num_layers", cfg->num_layers};
+    out[n++] = (shape_attr){"hidden_size", cfg->hidden_size};
+    out[n++] = (shape_attr){"num_attention_heads", cfg->num_attention_heads};
+    out[n++] = (shape_attr){"num_query_groups", tsr_config_num_query_groups(cfg)};
+    out[n++] = (shape_attr){"ffn_hidden_size", tsr_config_ffn_hidden_size(cfg)};
+    out[n++] = (shape_attr){"normalization_rmsnorm", cfg->normalization == TSR_NORM_RMSNORM};
+    out[n++] = (shape_attr){"position_embedding_rope",
+                            cfg->position_embedding_type == TSR_POS_ROPE};
+    out[n++] = (shape_attr){"swiglu", cfg->swiglu};
+    out[n++] = (shape_attr){"disable_bias_linear", cfg->disable_bias_linear};
+    out[n++] = (shape_attr){"untie_embeddings_and_output_weights",
+                            cfg->untie_embeddings_and_output_weights};
+    return n;
+}
+
+void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
+                                   const tsr_checkpoint_state *state)
+{
+    attr_i64(file, "format_version", TSR_CHECKPOINT_FORMAT_VERSION);
+    attr_i64(file, "iteration", state->iteration);
+    attr_i64(file, "consumed_samples", state->consumed_samples);
+    attr_i64(file, "adam_step", state->adam_step);
+    attr_i64(file, "nan_iterations", state->nan_iterations);
+    attr_i64(file, "seed", state->seed);
+    shape_attr shape[12];
+    int n = model_shape(cfg, shape);
+    for (int i = 0; i < n; i++)
+        attr_i64(file, shape[i].name, shape[i].value);
+    attr_i64(file, "seq_length", cfg->seq_length);
+    attr_i64(file, "micro_batch_size", cfg->micro_batch_size);
+    attr_i64(file, "global_batch_size", cfg->global_batch_size);
+    attr_i64(file, "train_iters", cfg->train_iters);
+    attr_i64(file, "lr_warmup_iters", cfg->lr_warmup_iters);
+    attr_i64(file, "lr_decay_iters", cfg->lr_decay_iters);
+    attr_i64(file, "lr_decay_style", cfg->lr_decay_style);
+    attr_f64(file, "lr", cfg->lr);
+    attr_f64(file, "min_lr", cfg->min_lr);
+    attr_f64(file, "weight_decay", cfg->weight_decay);
+    attr_f64(file, "adam_beta1", cfg->adam_beta1);
+    attr_f64(file, "adam_beta2", cfg->adam_beta2);
+    attr_f64(file, "adam_eps", cfg->adam_eps);
+    attr_f64(file, "clip_grad", cfg->clip_grad);
+    attr_f64(file, "norm_epsilon", cfg->norm_epsilon);
+    attr_f64(file, "rotary_base", cfg->rotary_base);
+    attr_i64(file, "tensor_model_parallel_size", cfg->tensor_model_parallel_size);
+    attr_i64(file, "pipeline_model_parallel_size", cfg->pipeline_model_parallel_size);
+    attr_str(file, "data_path", cfg->data_path);
+}
+
+static int read_i64(hid_t file, const char *name, int64_t *v)
+{
+    if (H5Aexists(file, name) <= 0)
+        return -1;
+    hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
+    herr_t err = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_INT64, v);
+    if (attr >= 0)
+        H5Aclose(attr);
+    return err < 0 ? -1 : 0;
+}
+
+tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_config *cfg,
+                                        tsr_checkpoint_state *state)
+{
+    int64_t version = 0;
+    if (read_i64(file, "format_version", &version) != 0)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "%s is an HDF5 file but not a tessera checkpoint (no "
+                             "format_version attribute)",
+                             path);
+    if (version != TSR_CHECKPOINT_FORMAT_VERSION)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "%s has checkpoint format version %lld; this tessera reads "
+                             "version %d",
+                             path, (long long)version, TSR_CHECKPOINT_FORMAT_VERSION);
+    struct {
+        const char *name;
+        int64_t *dst;
+    } position[] = {{"iteration", &state->iteration},
+                    {"consumed_samples", &state->consumed_samples},
+                    {"adam_step", &state->adam_step},
+                    {"nan_iterations", &state->nan_iterations},
+                    {"seed", &state->seed}};
+    for (size_t i = 0; i < sizeof position / sizeof position[0]; i++)
+        if (read_i64(file, position[i].name, position[i].dst) != 0)
+            return tsr_error_set(TSR_ERR_FORMAT, "%s lacks the attribute %s", path,
+                                 position[i].name);
+    shape_attr shape[12];
+    int n = model_shape(cfg, shape);
+    for (int i = 0; i < n; i++) {
+        int64_t saved = 0;
+        if (read_i64(file, shape[i].name, &saved) != 0)
+            return tsr_error_set(TSR_ERR_FORMAT, "%s lacks the attribute %s", path,
+                                 shape[i].name);
+        if (saved != shape[i].value)
+            return tsr_error_set(TSR_ERR_FORMAT,
+                                 "checkpoint %s was written for a different model: %s is %lld "
+                                 "there but %lld in this run; use the model flags it was "
+                                 "saved with",
+                                 path, shape[i].name, (long long)saved,
+                                 (long long)shape[i].value);
+    }
+    return TSR_OK;
+}
+
+void tsr_checkpoint_test_pause(void)
+{
+    static long written = 0;
+    const char *after = getenv("TSR_CHECKPOINT_TEST_PAUSE_AFTER");
+    if (after == NULL)
+        return;
+    if (++written == atol(after)) {
+        fprintf(stderr, "checkpoint: pausing mid-save for the crash test\n");
+        fflush(stderr);
+        for (;;)
+            pause();
+    }
+}

@@ -1,0 +1,162 @@
+/*
+ * checkpoint_write.c - atomic, parallel checkpoint writing (checkpoint.h).
+ *
+ * Every rank opens the temporary file with the MPI-IO driver; all ranks
+ * create every dataset (HDF5 requires metadata changes to be collective),
+ * then each writes its own block of each tensor independently. After the
+ * collective close, rank 0 renames the file and replaces the pointer file.
+ */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint_internal.h"
+
+void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t len)
+{
+    snprintf(buf, len, "%.4000s/iter_%07lld.h5", dir, (long long)iteration);
+}
+
+static tsr_status write_block(hid_t group, const tsr_tensor_desc *t, const float *base,
+                              const char *path)
+{
+    hsize_t global[2] = {(hsize_t)t->rows, (hsize_t)t->cols};
+    int rank = t->cols == 1 ? 1 : 2;
+    hid_t space = H5Screate_simple(rank, global, NULL);
+    hid_t set = H5Dcreate2(group, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                           H5P_DEFAULT);
+    herr_t err = set < 0 ? -1 : 0;
+    if (err == 0 && t->writer && t->row_count > 0 && t->col_count > 0) {
+        hsize_t start[2] = {(hsize_t)t->row_start, (hsize_t)t->col_start};
+        hsize_t count[2] = {(hsize_t)t->row_count, (hsize_t)t->col_count};
+        hid_t memspace = H5Screate_simple(rank, count, NULL);
+        H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+        err = H5Dwrite(set, H5T_NATIVE_FLOAT, memspace, space, H5P_DEFAULT, base + t->offset);
+        H5Sclose(memspace);
+    }
+    if (set >= 0)
+        H5Dclose(set);
+    H5Sclose(space);
+    if (err < 0)
+        return tsr_error_set(TSR_ERR_IO, "cannot write tensor %s to %s (disk full?)", t->name,
+                             path);
+    tsr_checkpoint_test_pause();
+    return TSR_OK;
+}
+
+static tsr_status write_tensors(hid_t file, const char *group_name,
+                                const tsr_checkpoint_content *c, const float *base,
+                                const char *path)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1); /* "optimizer/exp_avg" in one call */
+    hid_t group = H5Gcreate2(file, group_name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (group < 0)
+        return tsr_error_set(TSR_ERR_IO, "cannot create group %s in %s", group_name, path);
+    tsr_status st = TSR_OK;
+    for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++)
+        st = write_block(group, &c->tensors[i], base, path);
+    H5Gclose(group);
+    return st;
+}
+
+static tsr_status write_file(const char *tmp, const tsr_config *cfg,
+                             const tsr_checkpoint_state *state,
+                             const tsr_checkpoint_content *content, MPI_Comm comm)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (file < 0)
+        return tsr_error_set(TSR_ERR_IO, "cannot create checkpoint file %s: check that the "
+                                         "directory is writable on every node", tmp);
+    tsr_checkpoint_write_metadata(file, cfg, state);
+    tsr_status st = write_tensors(file, "model", content, content->params, tmp);
+    if (st == TSR_OK)
+        st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, tmp);
+    if (st == TSR_OK)
+        st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, tmp);
+    if (H5Fclose(file) < 0 && st == TSR_OK)
+        st = tsr_error_set(TSR_ERR_IO, "cannot close checkpoint file %s", tmp);
+    return st;
+}
+
+/* Writes `text` to path atomically: temporary file, fsync, rename. */
+static tsr_status replace_file(const char *path, const char *text)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%.4000s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return tsr_error_set(TSR_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    size_t len = strlen(text);
+    int ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0)
+        return tsr_error_set(TSR_ERR_IO, "cannot replace %s: %s", path, strerror(errno));
+    return TSR_OK;
+}
+
+static void sync_file(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
+                               const tsr_checkpoint_state *state,
+                               const tsr_checkpoint_content *content, MPI_Comm comm)
+{
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    int made = 1;
+    if (rank == 0)
+        made = mkdir(dir, 0755) == 0 || errno == EEXIST;
+    MPI_Bcast(&made, 1, MPI_INT, 0, comm);
+    if (!made)
+        return tsr_error_set(TSR_ERR_IO, "cannot create checkpoint directory --save %s", dir);
+    char final_path[4096], tmp[4200];
+    tsr_checkpoint_path(dir, state->iteration, final_path, sizeof final_path);
+    snprintf(tmp, sizeof tmp, "%.4000s.tmp", final_path);
+    tsr_status st;
+    H5E_BEGIN_TRY /* failures become tessera messages, not HDF5 stack dumps */
+    {
+        st = write_file(tmp, cfg, state, content, comm);
+    }
+    H5E_END_TRY;
+    int failed = st != TSR_OK, any_failed = 0;
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, comm);
+    if (any_failed)
+        return st != TSR_OK ? st
+                            : tsr_error_set(TSR_ERR_IO, "another rank failed writing %s", tmp);
+    int ok = 1;
+    if (rank == 0) {
+        sync_file(tmp);
+        ok = rename(tmp, final_path) == 0;
+        if (ok) {
+            char text[64];
+            snprintf(text, sizeof text, "%lld\n", (long long)state->iteration);
+            char latest[4200];
+            snprintf(latest, sizeof latest, "%.4000s/%s", dir, TSR_CHECKPOINT_LATEST_FILE);
+            ok = replace_file(latest, text) == TSR_OK;
+        }
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    if (!ok)
+        return tsr_error_set(TSR_ERR_IO, "cannot publish checkpoint %s (rename or pointer file "
+                                         "failed); the previous checkpoint is untouched",
+                             final_path);
+    return TSR_OK;
+}
