@@ -17,6 +17,7 @@ typedef struct subcommand {
 static const subcommand subcommands[] = {
     {"train", tsr_cmd_train, "train a transformer language model (under mpirun/srun or alone)"},
     {"topo", tsr_cmd_topo, "print the machine topology and the rank binding it implies"},
+    {"preprocess", tsr_cmd_preprocess, "tokenize text into Megatron .bin/.idx training data"},
     {"slurm", tsr_cmd_slurm, "write an sbatch script that trains on a Slurm cluster"},
     {"version", tsr_cmd_version, "print the version and the libraries this build uses"},
 };

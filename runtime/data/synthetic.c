@@ -117,7 +117,7 @@ static void synthetic_destroy(tsr_dataset *ds)
 static const tsr_dataset_ops addition_ops = {addition_sample, synthetic_destroy};
 static const tsr_dataset_ops random_ops = {random_sample, synthetic_destroy};
 
-tsr_status tsr_dataset_open(const tsr_config *cfg, tsr_dataset **out)
+tsr_status tsr_dataset_open_synthetic(const tsr_config *cfg, tsr_dataset **out)
 {
     const char *path = cfg->data_path;
     *out = NULL;

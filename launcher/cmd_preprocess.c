@@ -1,0 +1,319 @@
+/*
+ * cmd_preprocess.c - `tessera preprocess`: text -> Megatron .bin/.idx.
+ *
+ * Reads --input one document per line: plain text (.txt and anything not
+ * .json/.jsonl: the line without its line break is the document), or JSON
+ * lines (.jsonl/.json: one object per line, the documents are the string
+ * values of --json-keys, default "text"). Writes, per key, the pair
+ * <output-prefix>_<key>_document.bin/.idx exactly as Megatron's
+ * preprocess_data.py names and lays it out: one sequence per non-empty
+ * document (with the end-of-document id appended under --append-eod), one
+ * document index per input line, tokens stored as uint16 below 65500 ids
+ * and int32 above. Runs as one process; no MPI. On any error the partial
+ * outputs are removed and the exit code is 2 for bad input, 1 otherwise.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "commands.h"
+#include "data/indexed.h"
+#include "data/tokenizer.h"
+#include "data/tokenizer_json.h"
+#include "flags.h"
+#include "rank_env.h"
+
+enum { MAX_KEYS = 16 };
+
+typedef struct preprocess_args {
+    const char *input;
+    const char *output_prefix;
+    int tokenizer_type;
+    const char *vocab_file;
+    const char *merge_file;
+    const char *json_keys;
+    bool append_eod;
+} preprocess_args;
+
+static const char *const tokenizer_choices[] = {"byte", "gpt2", "GPT2BPETokenizer", NULL};
+
+#define OFF(f) offsetof(preprocess_args, f)
+static const tsr_flag preprocess_flags[] = {
+    {"--input", TSR_FLAG_STRING, OFF(input), 0, 0, NULL, "FILE",
+     "text to tokenize: .txt (one document per line) or .jsonl (one JSON object per line)"},
+    {"--output-prefix", TSR_FLAG_STRING, OFF(output_prefix), 0, 0, NULL, "P",
+     "writes P_<key>_document.bin/.idx (key: text for .txt input)"},
+    {"--tokenizer-type", TSR_FLAG_CHOICE, OFF(tokenizer_type), 0, 0, tokenizer_choices, "TYPE",
+     "byte (ids 0-255, end of document 256) or gpt2 (byte-level BPE; GPT2BPETokenizer is "
+     "Megatron's name for it)"},
+    {"--vocab-file", TSR_FLAG_STRING, OFF(vocab_file), 0, 0, NULL, "FILE",
+     "GPT-2 vocab.json (gpt2 only)"},
+    {"--merge-file", TSR_FLAG_STRING, OFF(merge_file), 0, 0, NULL, "FILE",
+     "GPT-2 merges.txt (gpt2 only)"},
+    {"--json-keys", TSR_FLAG_STRING, OFF(json_keys), 0, 0, NULL, "\"K1 K2\"",
+     "keys of the .jsonl objects to tokenize, one output pair each (default: text)"},
+    {"--append-eod", TSR_FLAG_BOOL, OFF(append_eod), 0, 0, NULL, NULL,
+     "end every non-empty document with the end-of-document id"},
+};
+#undef OFF
+
+static const tsr_flag_table preprocess_table = {
+    "preprocess", preprocess_flags, sizeof preprocess_flags / sizeof preprocess_flags[0]};
+
+typedef struct job {
+    const preprocess_args *args;
+    tsr_tokenizer *tok;
+    bool jsonl;
+    int key_count;
+    char *keys[MAX_KEYS];
+    char *key_storage;
+    tsr_indexed_writer *writers[MAX_KEYS];
+    tsr_json_text values[MAX_KEYS];
+    tsr_token_buffer ids;
+    int64_t documents, tokens[MAX_KEYS];
+} job;
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static tsr_status parse_keys(job *jb)
+{
+    const char *text = jb->args->json_keys ? jb->args->json_keys : "text";
+    jb->key_storage = strdup(text);
+    if (jb->key_storage == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot copy --json-keys");
+    for (char *p = strtok(jb->key_storage, " ,"); p != NULL; p = strtok(NULL, " ,")) {
+        if (jb->key_count == MAX_KEYS)
+            return tsr_error_set(TSR_ERR_INVALID_ARG, "--json-keys names more than %d keys",
+                                 MAX_KEYS);
+        jb->keys[jb->key_count++] = p;
+    }
+    if (jb->key_count == 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "--json-keys names no key");
+    return TSR_OK;
+}
+
+static tsr_status open_tokenizer(job *jb)
+{
+    const preprocess_args *a = jb->args;
+    if (a->tokenizer_type == 0) {
+        if (a->vocab_file != NULL || a->merge_file != NULL)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "--vocab-file and --merge-file belong to --tokenizer-type "
+                                 "gpt2; the byte tokenizer needs no files");
+        return tsr_tokenizer_byte(&jb->tok);
+    }
+    if (a->vocab_file == NULL || a->merge_file == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--tokenizer-type gpt2 needs --vocab-file vocab.json and "
+                             "--merge-file merges.txt");
+    return tsr_tokenizer_gpt2_open(a->vocab_file, a->merge_file, &jb->tok);
+}
+
+static tsr_status open_writers(job *jb)
+{
+    int64_t vocab = tsr_tokenizer_vocab_size(jb->tok);
+    for (int k = 0; k < jb->key_count; k++) {
+        size_t n = strlen(jb->args->output_prefix) + strlen(jb->keys[k]) + 16;
+        char *prefix = malloc(n);
+        if (prefix == NULL)
+            return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate a path");
+        snprintf(prefix, n, "%s_%s_document", jb->args->output_prefix, jb->keys[k]);
+        tsr_status st = tsr_indexed_writer_open(prefix, tsr_indexed_best_dtype(vocab),
+                                                &jb->writers[k]);
+        free(prefix);
+        if (st != TSR_OK)
+            return st;
+    }
+    return TSR_OK;
+}
+
+/* Tokenizes one document into writer k. */
+static tsr_status add_document(job *jb, int k, const char *text, size_t len)
+{
+    jb->ids.count = 0;
+    tsr_status st = tsr_tokenizer_encode(jb->tok, text, len, &jb->ids);
+    if (st == TSR_OK && jb->ids.count > 0 && jb->args->append_eod)
+        st = tsr_token_buffer_push(&jb->ids, tsr_tokenizer_eod(jb->tok));
+    if (st == TSR_OK && jb->ids.count > 0) /* Megatron stores no empty sequence */
+        st = tsr_indexed_writer_add(jb->writers[k], jb->ids.ids, jb->ids.count);
+    if (st == TSR_OK)
+        st = tsr_indexed_writer_end_document(jb->writers[k]);
+    jb->tokens[k] += jb->ids.count;
+    return st;
+}
+
+static tsr_status json_line(job *jb, const char *line, size_t len, const char *where)
+{
+    tsr_json j;
+    tsr_json_init(&j, line, len, where);
+    bool found[MAX_KEYS] = {false};
+    tsr_json_text key = {0};
+    tsr_status st = tsr_json_expect(&j, '{', "each line must be one JSON object");
+    if (st == TSR_OK && tsr_json_peek(&j) == '}')
+        j.pos++;
+    else
+        while (st == TSR_OK) {
+            st = tsr_json_string(&j, &key);
+            if (st == TSR_OK)
+                st = tsr_json_expect(&j, ':', "expected ':' after a key");
+            int wanted = -1;
+            for (int k = 0; st == TSR_OK && k < jb->key_count; k++)
+                if (strlen(jb->keys[k]) == key.len && memcmp(jb->keys[k], key.data, key.len) == 0)
+                    wanted = k;
+            if (st == TSR_OK && wanted >= 0) {
+                if (tsr_json_peek(&j) != '"')
+                    st = tsr_error_set(TSR_ERR_FORMAT, "%s: the value of \"%s\" is not a string",
+                                       where, jb->keys[wanted]);
+                else
+                    st = tsr_json_string(&j, &jb->values[wanted]);
+                found[wanted] = true;
+            } else if (st == TSR_OK) {
+                st = tsr_json_skip(&j);
+            }
+            if (st != TSR_OK)
+                break;
+            int c = tsr_json_peek(&j);
+            if (c == '}') {
+                j.pos++;
+                break;
+            }
+            st = tsr_json_expect(&j, ',', "expected ',' or '}'");
+        }
+    tsr_json_text_free(&key);
+    if (st == TSR_OK)
+        st = tsr_json_end(&j);
+    for (int k = 0; st == TSR_OK && k < jb->key_count; k++)
+        if (!found[k])
+            st = tsr_error_set(TSR_ERR_FORMAT, "%s has no key \"%s\" (set --json-keys)", where,
+                               jb->keys[k]);
+    for (int k = 0; st == TSR_OK && k < jb->key_count; k++)
+        st = add_document(jb, k, jb->values[k].data, jb->values[k].len);
+    return st;
+}
+
+static tsr_status run(job *jb)
+{
+    FILE *in = fopen(jb->args->input, "rb");
+    if (in == NULL)
+        return tsr_error_set(errno == ENOENT ? TSR_ERR_INVALID_ARG : TSR_ERR_IO,
+                             "cannot open --input %s: %s", jb->args->input, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    tsr_status st = TSR_OK;
+    int64_t line_no = 0;
+    while (st == TSR_OK && (n = getline(&line, &cap, in)) >= 0) {
+        line_no++;
+        size_t len = (size_t)n;
+        if (len > 0 && line[len - 1] == '\n')
+            len--;
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (jb->jsonl) {
+            size_t blank = 0;
+            while (blank < len && (line[blank] == ' ' || line[blank] == '\t'))
+                blank++;
+            if (blank == len)
+                continue; /* blank lines hold no object */
+            char where[512];
+            snprintf(where, sizeof where, "%s line %lld", jb->args->input, (long long)line_no);
+            st = json_line(jb, line, len, where);
+        } else {
+            st = add_document(jb, 0, line, len);
+        }
+        jb->documents++;
+    }
+    if (st == TSR_OK && ferror(in))
+        st = tsr_error_set(TSR_ERR_IO, "cannot read %s", jb->args->input);
+    free(line);
+    fclose(in);
+    return st;
+}
+
+static void job_free(job *jb, bool keep_outputs)
+{
+    for (int k = 0; k < jb->key_count; k++) {
+        if (jb->writers[k] != NULL && !keep_outputs)
+            tsr_indexed_writer_abort(jb->writers[k]);
+        tsr_json_text_free(&jb->values[k]);
+    }
+    tsr_token_buffer_free(&jb->ids);
+    tsr_tokenizer_destroy(jb->tok);
+    free(jb->key_storage);
+}
+
+static void print_help(void)
+{
+    preprocess_args defaults = {0};
+    puts("usage: tessera preprocess --input FILE --output-prefix P --tokenizer-type byte|gpt2\n"
+         "                          [--vocab-file vocab.json --merge-file merges.txt]\n"
+         "                          [--json-keys \"text\"] [--append-eod]\n\n"
+         "tokenizes one document per line into Megatron's .bin/.idx layout; train on it\n"
+         "with --data-path P_text_document --vocab-size N (N as printed)\n\nflags:");
+    tsr_flags_print_help(&preprocess_table, &defaults, stdout);
+}
+
+int tsr_cmd_preprocess(int argc, char **argv)
+{
+    int rank = tsr_rank_info_from_env().rank;
+    if (tsr_args_want_help(argc, argv)) {
+        if (rank == 0)
+            print_help();
+        return 0;
+    }
+    preprocess_args args = {0};
+    job jb = {0};
+    jb.args = &args;
+    tsr_status st = tsr_flags_parse(&preprocess_table, &args, argc, argv, NULL);
+    if (st == TSR_OK && (args.input == NULL || args.output_prefix == NULL))
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "give --input FILE and --output-prefix P (see 'tessera preprocess "
+                           "--help')");
+    if (st == TSR_OK) {
+        jb.jsonl = has_suffix(args.input, ".jsonl") || has_suffix(args.input, ".json");
+        if (!jb.jsonl && args.json_keys != NULL)
+            st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                               "--json-keys applies to .jsonl input; %s is read as plain text, "
+                               "one document per line",
+                               args.input);
+    }
+    if (st == TSR_OK)
+        st = parse_keys(&jb);
+    if (st == TSR_OK)
+        st = open_tokenizer(&jb);
+    if (st == TSR_OK && args.append_eod && tsr_tokenizer_eod(jb.tok) < 0)
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--append-eod: %s has no \"<|endoftext|>\" token to end documents "
+                           "with",
+                           args.vocab_file);
+    if (st == TSR_OK)
+        st = open_writers(&jb);
+    if (st == TSR_OK)
+        st = run(&jb);
+    for (int k = 0; st == TSR_OK && k < jb.key_count; k++) {
+        tsr_indexed_writer *w = jb.writers[k];
+        jb.writers[k] = NULL;
+        st = tsr_indexed_writer_finish(w);
+    }
+    if (st != TSR_OK) {
+        job_free(&jb, false);
+        return tsr_report_error_once(0, "preprocess", st);
+    }
+    int64_t vocab = tsr_tokenizer_vocab_size(jb.tok);
+    for (int k = 0; k < jb.key_count; k++)
+        printf("wrote %s_%s_document.bin/.idx: %lld documents, %lld tokens (%s)\n",
+               args.output_prefix, jb.keys[k], (long long)jb.documents, (long long)jb.tokens[k],
+               tsr_indexed_dtype_name(tsr_indexed_best_dtype(vocab)));
+    printf("train with: --data-path %s_%s_document --vocab-size %lld\n", args.output_prefix,
+           jb.keys[0], (long long)vocab);
+    job_free(&jb, true);
+    return 0;
+}
