@@ -103,6 +103,36 @@ static double bench_gemm(const char *name, int ta, int tb, int m, int n, int k, 
     return gf;
 }
 
+/* sgemm right after an OpenMP region: libgomp's idle workers spin for a
+ * while (OMP_WAIT_POLICY / GOMP_SPINCOUNT) and compete with OpenBLAS's
+ * own threads for the cores. */
+typedef struct after_omp_ctx {
+    gemm_ctx g;
+    float *buf;
+    int64_t n;
+} after_omp_ctx;
+
+static void run_gemm_after_omp(void *p)
+{
+    after_omp_ctx *a = p;
+    tsr_scale(a->buf, 1.0f, a->n);
+    run_gemm(&a->g);
+}
+
+static void bench_gemm_after_omp(int th)
+{
+    int m = 1024, n = 2304, k = 768;
+    after_omp_ctx a = {{0, 1, m, n, k, alloc_fill((int64_t)m * k, 1, 1),
+                        alloc_fill((int64_t)k * n, 2, 1), alloc_fill((int64_t)m * n, 3, 1)},
+                       alloc_fill(1 << 20, 4, 1), 1 << 20};
+    set_threads(th);
+    double s = time_best(run_gemm_after_omp, &a);
+    printf("  %-34s %2d thr  %8.2f ms  %7.1f GFLOP/s  (OMP_WAIT_POLICY=%s)\n",
+           "qkv fwd right after an omp region", th, s * 1e3, 2.0 * m * n * k / s * 1e-9,
+           getenv("OMP_WAIT_POLICY") != NULL ? getenv("OMP_WAIT_POLICY") : "unset");
+    free(a.g.a), free(a.g.b), free(a.g.c), free(a.buf);
+}
+
 /* ---- linear ---------------------------------------------------------------- */
 
 typedef struct lin_ctx {
@@ -332,6 +362,8 @@ int main(int argc, char **argv)
         g[4] = bench_gemm("fc2 dX 1024x3072x768 NN", 0, 0, 1024, 3072, 768, th);
         for (int i = 0; i < 5; i++)
             peak[ti] = g[i] > peak[ti] ? g[i] : peak[ti];
+        if (th > 1)
+            bench_gemm_after_omp(th);
         printf("  -> peak %d thread(s): %.1f GFLOP/s (best of the shapes above)\n", th,
                peak[ti]);
     }
