@@ -40,15 +40,14 @@ static void print_help(void)
 /* Layouts this build can run; the others are rejected up front. */
 static tsr_status check_supported_layout(const tsr_config *cfg)
 {
-    if (cfg->tensor_model_parallel_size > 1 || cfg->pipeline_model_parallel_size > 1 ||
-        cfg->context_parallel_size > 1 || cfg->expert_model_parallel_size > 1 ||
-        cfg->num_experts > 0)
+    if (cfg->pipeline_model_parallel_size > 1 || cfg->context_parallel_size > 1 ||
+        cfg->expert_model_parallel_size > 1 || cfg->num_experts > 0)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "this build trains with data parallelism only; tensor, pipeline, "
-                             "context and expert parallelism and MoE layers are not available "
-                             "yet: drop --tensor-model-parallel-size, "
-                             "--pipeline-model-parallel-size, --context-parallel-size, "
-                             "--expert-model-parallel-size and --num-experts");
+                             "this build trains with tensor, sequence and data parallelism; "
+                             "pipeline, context and expert parallelism and MoE layers are not "
+                             "available yet: drop --pipeline-model-parallel-size, "
+                             "--context-parallel-size, --expert-model-parallel-size and "
+                             "--num-experts");
     if (cfg->use_distributed_optimizer || cfg->bf16 ||
         cfg->recompute_granularity != TSR_RECOMPUTE_NONE)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
@@ -103,6 +102,13 @@ static tsr_status run_sum_scalars(void *ctx, double *values, int count)
     return run->dp_hooks.sum_scalars(run->dp_hooks.ctx, values, count);
 }
 
+static tsr_status run_sum_world(void *ctx, double *values, int count)
+{
+    train_run *run = ctx;
+    return tsr_comm_allreduce(values, values, (size_t)count, TSR_COMM_FP64, TSR_COMM_SUM,
+                              tsr_grid_world(run->grid), NULL);
+}
+
 static tsr_status load_checkpoint(train_run *run, tsr_trainer *tr)
 {
     tsr_checkpoint_state state;
@@ -143,7 +149,7 @@ static void log_model(const tsr_gpt *gpt, const tsr_gpt_dims *dims)
 static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *grid)
 {
     int vocab = cfg->vocab_size > 0 ? cfg->vocab_size : dataset->vocab_size;
-    tsr_gpt_dims dims = tsr_gpt_dims_from_config(cfg, vocab);
+    tsr_gpt_dims dims = tsr_gpt_dims_from_config(cfg, vocab, tsr_grid_tp_rank(grid));
     tsr_memory_plan plan = {0};
     tsr_gpt_plan(cfg, &dims, &plan);
     tsr_trainer_plan(cfg, plan.bytes[TSR_MEM_PARAMS] / sizeof(float), &plan);
@@ -152,7 +158,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
     if (st != TSR_OK)
         return st;
     tsr_gpt *gpt = NULL;
-    st = tsr_gpt_create(cfg, &dims, &plan, &gpt);
+    st = tsr_gpt_create(cfg, &dims, grid, &plan, &gpt);
     FILE *metrics = NULL;
     if (st == TSR_OK && tsr_log_rank() == 0)
         st = tsr_metrics_open(cfg->metrics_file, &metrics);
@@ -165,6 +171,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         hooks.average_grads = run.dp_hooks.average_grads ? run_average_grads : NULL;
         hooks.sum_scalars = run.dp_hooks.sum_scalars ? run_sum_scalars : NULL;
         hooks.save = cfg->save != NULL ? save_checkpoint : NULL;
+        hooks.sum_world = tsr_comm_size(tsr_grid_world(grid)) > 1 ? run_sum_world : NULL;
         tsr_trainer trainer;
         st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
                               tsr_gpt_flops_per_sample(cfg, &dims), &plan);

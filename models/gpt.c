@@ -24,58 +24,70 @@
 
 /* ---------------------------------------------------------------- memory */
 
+static int64_t rows_full(const tsr_gpt_dims *d)
+{
+    return d->micro_batch * d->seq;
+}
+
+static int64_t rows_local(const tsr_gpt_dims *d)
+{
+    return d->micro_batch * d->l_seq;
+}
+
 static size_t activation_floats_per_layer(const tsr_gpt_dims *d)
 {
-    size_t n = (size_t)(d->micro_batch * d->seq);
-    size_t per_token = (size_t)(d->hidden      /* ln1 */
-                                + 2            /* ln1 mean, rstd */
-                                + d->heads * d->head_dim + 2 * d->groups * d->head_dim /* q k v */
-                                + d->heads * d->head_dim /* att */
-                                + d->heads     /* lse */
-                                + d->hidden    /* res1 */
-                                + d->hidden + 2 /* ln2 */
-                                + d->fc1_out + d->ffn /* fc1, act */
-                                + d->hidden);  /* res2 */
-    return n * per_token + 16 * 16; /* alignment slack of 16 buffers */
+    size_t nt = (size_t)rows_full(d), nl = (size_t)rows_local(d);
+    size_t hd = (size_t)(d->l_heads * d->head_dim), gd = (size_t)(d->l_groups * d->head_dim);
+    size_t full = (size_t)d->hidden + hd + 2 * gd + hd + (size_t)d->l_heads + (size_t)d->hidden +
+                  (size_t)(d->l_fc1_out + d->l_ffn); /* ln1 q k v att lse ln2 fc1 act */
+    size_t local = 2 * (size_t)d->hidden + 4;         /* res1 res2, norm statistics */
+    return nt * full + nl * local + 15 * 16;          /* alignment of 15 buffers */
 }
 
 static size_t scratch_floats(const tsr_gpt_dims *d)
 {
-    size_t n = (size_t)(d->micro_batch * d->seq);
-    size_t hd = (size_t)(d->heads * d->head_dim), gd = (size_t)(d->groups * d->head_dim);
-    size_t per_token = (size_t)d->qkv_out + (size_t)d->hidden /* qkv, branch */
-                       + 3 * (size_t)d->hidden                 /* d_stream, d_branch, d_ln */
-                       + hd + hd + gd + gd + hd + gd           /* d_att d_q d_k d_v d_q_pre d_k_pre */
-                       + (size_t)d->qkv_out + (size_t)d->fc1_out + (size_t)d->ffn /* d_qkv d_fc1 d_act */
-                       + (size_t)d->hidden + 5;                /* d_lnf, 5 per-row loss terms */
-    size_t head = (size_t)d->head_chunk_rows * (size_t)d->padded_vocab;
-    return n * per_token + head +
-           tsr_attention_scratch_floats(d->seq, d->head_dim) + 32 * 16;
+    size_t nt = (size_t)rows_full(d), nl = (size_t)rows_local(d), c = (size_t)d->hidden;
+    size_t hd = (size_t)(d->l_heads * d->head_dim), gd = (size_t)(d->l_groups * d->head_dim);
+    size_t full = c + c + (size_t)d->l_qkv_out + c /* emb_full, tp scratch, qkv, branch */
+                  + c + c                           /* d_branch_full, d_ln_full */
+                  + hd + hd + gd + gd + hd + gd     /* d_att d_q d_k d_v d_q_pre d_k_pre */
+                  + (size_t)(d->l_qkv_out + d->l_fc1_out + d->l_ffn) /* d_qkv d_fc1 d_act */
+                  + c + 8;                          /* d_lnf_full, per-row loss terms */
+    size_t local = 6 * c; /* norm_local branch_local d_stream d_branch_local d_ln_local d_lnf_local */
+    size_t head = (size_t)d->head_chunk_rows * (size_t)d->l_vocab;
+    return nt * full + nl * local + head +
+           tsr_attention_scratch_floats(d->seq, d->head_dim) + 40 * 16;
+}
+
+static size_t param_floats(const tsr_gpt_param *table, size_t count)
+{
+    const tsr_gpt_param *last = &table[count - 1];
+    return last->offset + ((size_t)(last->local_rows * last->local_cols) + 15) / 16 * 16;
 }
 
 void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *d, tsr_memory_plan *plan)
 {
     size_t count = tsr_gpt_param_table(d, cfg, NULL, 0);
-    tsr_gpt_param last;
-    tsr_gpt_param *table = malloc(count * sizeof *table);
     size_t numel = 0;
+    tsr_gpt_param *table = malloc(count * sizeof *table);
     if (table != NULL) {
         tsr_gpt_param_table(d, cfg, table, count);
-        last = table[count - 1];
-        numel = last.offset + ((size_t)(last.rows * last.cols) + 15) / 16 * 16;
+        numel = param_floats(table, count);
         free(table);
     }
-    size_t n = (size_t)(d->micro_batch * d->seq);
+    size_t nl = (size_t)rows_local(d), nt = (size_t)rows_full(d);
     tsr_plan_add_floats(plan, TSR_MEM_PARAMS, numel);
     tsr_plan_add_floats(plan, TSR_MEM_GRADS, numel);
     tsr_plan_add_floats(plan, TSR_MEM_ACTIVATIONS,
                         (size_t)d->layers * activation_floats_per_layer(d) +
-                            n * (size_t)(2 * d->hidden + 2) + 64);
+                            nl * (size_t)(d->hidden + 2) + nt * (size_t)d->hidden + 64);
     tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, scratch_floats(d));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH,
-                       count * (sizeof(tsr_gpt_param) + sizeof(tsr_param_span) + sizeof(tsr_tensor_desc)) +
+                       sizeof(tsr_gpt) +
+                           count * (sizeof(tsr_gpt_param) + sizeof(tsr_param_span) +
+                                    2 * sizeof(tsr_tensor_desc)) +
                            (size_t)d->layers * (2 * sizeof(layer_weights) + sizeof(layer_acts)) +
-                           sizeof(tsr_gpt) + 1024);
+                           1024);
 }
 
 /* ------------------------------------------------------------- creation */
@@ -117,18 +129,80 @@ static void bind_weights(tsr_gpt *g, float *base, layer_weights *lw, float **wte
     }
 }
 
+static bool is_vocab_tensor(const tsr_gpt_param *p)
+{
+    return strcmp(p->name, "embedding.word_embeddings.weight") == 0 ||
+           strcmp(p->name, "output_layer.weight") == 0;
+}
+
+/* Adds the blocks of parameter p this rank holds. Vocabulary tensors are
+ * described at the real vocabulary: the padding depends on the
+ * tensor-parallel size, so a checkpoint must not hold it. Replicated
+ * parameters are written by tensor-parallel rank 0 only. */
+static void describe_param(tsr_gpt *g, const tsr_gpt_param *p)
+{
+    const tsr_gpt_dims *d = &g->d;
+    int64_t rows = is_vocab_tensor(p) ? d->vocab : p->rows;
+    tsr_tensor_desc *t = &g->tensors[g->tensor_count];
+    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true};
+    switch (p->split) {
+    case TSR_SPLIT_NONE:
+        t->row_count = rows;
+        t->writer = d->tp_rank == 0;
+        break;
+    case TSR_SPLIT_ROWS: {
+        int64_t start = (int64_t)d->tp_rank * p->local_rows;
+        int64_t end = start + p->local_rows < rows ? start + p->local_rows : rows;
+        t->row_start = start;
+        t->row_count = end > start ? end - start : 0;
+        break;
+    }
+    case TSR_SPLIT_COLS:
+        t->col_start = (int64_t)d->tp_rank * p->local_cols;
+        t->col_count = p->local_cols;
+        break;
+    case TSR_SPLIT_GATE_UP: {
+        int64_t half = p->local_rows / 2, total_half = p->rows / 2;
+        t->row_start = (int64_t)d->tp_rank * half;
+        t->row_count = half;
+        tsr_tensor_desc *up = &g->tensors[++g->tensor_count];
+        *up = *t;
+        up->row_start = total_half + (int64_t)d->tp_rank * half;
+        up->offset = p->offset + (size_t)(half * p->cols);
+        break;
+    }
+    }
+    g->tensor_count++;
+}
+
+/* Every element from the RNG keyed by (seed, name, global element index):
+ * the same value whichever rank holds it. Padded vocabulary rows are
+ * initialised too (they are never used). */
 static void init_params(tsr_gpt *g)
 {
     uint64_t seed = (uint64_t)g->cfg.seed;
+    const tsr_gpt_dims *d = &g->d;
     for (size_t i = 0; i < g->param_count_entries; i++) {
         const tsr_gpt_param *p = &g->table[i];
         float *data = g->params + p->offset;
-        int64_t n = p->rows * p->cols;
-        if (p->init_std > 0.0f) {
-            tsr_rng_fill_normal(data, n, tsr_rng_key(seed, p->name), 0, 0.0f, p->init_std);
-        } else {
-            for (int64_t j = 0; j < n; j++)
-                data[j] = p->init_value;
+        uint64_t key = tsr_rng_key(seed, p->name);
+        int64_t blocks = p->split == TSR_SPLIT_GATE_UP ? 2 : 1;
+        int64_t block_rows = p->local_rows / blocks;
+        for (int64_t blk = 0; blk < blocks; blk++) {
+            int64_t row0 = 0, col0 = 0;
+            if (p->split == TSR_SPLIT_ROWS || p->split == TSR_SPLIT_GATE_UP)
+                row0 = blk * (p->rows / 2) + (int64_t)d->tp_rank * block_rows;
+            if (p->split == TSR_SPLIT_COLS)
+                col0 = (int64_t)d->tp_rank * p->local_cols;
+            for (int64_t r = 0; r < block_rows; r++) {
+                float *row = data + (blk * block_rows + r) * p->local_cols;
+                uint64_t first = (uint64_t)((row0 + r) * p->cols + col0);
+                if (p->init_std > 0.0f)
+                    tsr_rng_fill_normal(row, p->local_cols, key, first, 0.0f, p->init_std);
+                else
+                    for (int64_t c = 0; c < p->local_cols; c++)
+                        row[c] = p->init_value;
+            }
         }
     }
 }
@@ -144,57 +218,72 @@ static tsr_status carve_activations(tsr_gpt *g, tsr_memory_plan *plan)
 {
     tsr_status st;
     const tsr_gpt_dims *d = &g->d;
-    int64_t n = d->micro_batch * d->seq;
-    int64_t hd = d->heads * d->head_dim, gd = d->groups * d->head_dim;
+    int64_t nt = rows_full(d), nl = rows_local(d), c = d->hidden;
+    int64_t hd = d->l_heads * d->head_dim, gd = d->l_groups * d->head_dim;
     for (int64_t l = 0; l < d->layers; l++) {
         layer_acts *a = &g->a[l];
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln1, n * d->hidden);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln1_mean, n);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln1_rstd, n);
-        TAKE(TSR_MEM_ACTIVATIONS, a->q, n * hd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->k, n * gd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->v, n * gd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->att, n * hd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->lse, n * d->heads);
-        TAKE(TSR_MEM_ACTIVATIONS, a->res1, n * d->hidden);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln2, n * d->hidden);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln2_mean, n);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln2_rstd, n);
-        TAKE(TSR_MEM_ACTIVATIONS, a->fc1, n * d->fc1_out);
-        TAKE(TSR_MEM_ACTIVATIONS, a->act, n * d->ffn);
-        TAKE(TSR_MEM_ACTIVATIONS, a->res2, n * d->hidden);
+        TAKE(TSR_MEM_ACTIVATIONS, a->ln1, nt * c);
+        TAKE(TSR_MEM_ACTIVATIONS, a->ln1_mean, nl);
+        TAKE(TSR_MEM_ACTIVATIONS, a->ln1_rstd, nl);
+        TAKE(TSR_MEM_ACTIVATIONS, a->q, nt * hd);
+        TAKE(TSR_MEM_ACTIVATIONS, a->k, nt * gd);
+        TAKE(TSR_MEM_ACTIVATIONS, a->v, nt * gd);
+        TAKE(TSR_MEM_ACTIVATIONS, a->att, nt * hd);
+        TAKE(TSR_MEM_ACTIVATIONS, a->lse, nt * d->l_heads);
+        TAKE(TSR_MEM_ACTIVATIONS, a->res1, nl * c);
+        TAKE(TSR_MEM_ACTIVATIONS, a->ln2, nt * c);
+        TAKE(TSR_MEM_ACTIVATIONS, a->ln2_mean, nl);
+        TAKE(TSR_MEM_ACTIVATIONS, a->ln2_rstd, nl);
+        TAKE(TSR_MEM_ACTIVATIONS, a->fc1, nt * d->l_fc1_out);
+        TAKE(TSR_MEM_ACTIVATIONS, a->act, nt * d->l_ffn);
+        TAKE(TSR_MEM_ACTIVATIONS, a->res2, nl * c);
     }
-    TAKE(TSR_MEM_ACTIVATIONS, g->emb, n * d->hidden);
-    TAKE(TSR_MEM_ACTIVATIONS, g->lnf, n * d->hidden);
-    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_mean, n);
-    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_rstd, n);
+    TAKE(TSR_MEM_ACTIVATIONS, g->emb, nl * c);
+    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_full, nt * c);
+    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_mean, nl);
+    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_rstd, nl);
 
-    TAKE(TSR_MEM_SCRATCH, g->qkv, n * d->qkv_out);
-    TAKE(TSR_MEM_SCRATCH, g->branch, n * d->hidden);
-    TAKE(TSR_MEM_SCRATCH, g->d_stream, n * d->hidden);
-    TAKE(TSR_MEM_SCRATCH, g->d_branch, n * d->hidden);
-    TAKE(TSR_MEM_SCRATCH, g->d_ln, n * d->hidden);
-    TAKE(TSR_MEM_SCRATCH, g->d_att, n * hd);
-    TAKE(TSR_MEM_SCRATCH, g->d_q, n * hd);
-    TAKE(TSR_MEM_SCRATCH, g->d_k, n * gd);
-    TAKE(TSR_MEM_SCRATCH, g->d_v, n * gd);
-    TAKE(TSR_MEM_SCRATCH, g->d_q_pre, n * hd);
-    TAKE(TSR_MEM_SCRATCH, g->d_k_pre, n * gd);
-    TAKE(TSR_MEM_SCRATCH, g->d_qkv, n * d->qkv_out);
-    TAKE(TSR_MEM_SCRATCH, g->d_fc1, n * d->fc1_out);
-    TAKE(TSR_MEM_SCRATCH, g->d_act, n * d->ffn);
-    TAKE(TSR_MEM_SCRATCH, g->d_lnf, n * d->hidden);
-    TAKE(TSR_MEM_SCRATCH, g->logits, d->head_chunk_rows * d->padded_vocab);
-    TAKE(TSR_MEM_SCRATCH, g->row_max, n);
-    TAKE(TSR_MEM_SCRATCH, g->sumexp, n);
-    TAKE(TSR_MEM_SCRATCH, g->target_logit, n);
-    TAKE(TSR_MEM_SCRATCH, g->row_loss, n);
-    TAKE(TSR_MEM_SCRATCH, g->row_dloss, n);
+    TAKE(TSR_MEM_SCRATCH, g->emb_full, nt * c);
+    TAKE(TSR_MEM_SCRATCH, g->tp.scratch, nt * c);
+    TAKE(TSR_MEM_SCRATCH, g->qkv, nt * d->l_qkv_out);
+    TAKE(TSR_MEM_SCRATCH, g->branch_full, nt * c);
+    TAKE(TSR_MEM_SCRATCH, g->d_branch_full, nt * c);
+    TAKE(TSR_MEM_SCRATCH, g->d_ln_full, nt * c);
+    TAKE(TSR_MEM_SCRATCH, g->d_att, nt * hd);
+    TAKE(TSR_MEM_SCRATCH, g->d_q, nt * hd);
+    TAKE(TSR_MEM_SCRATCH, g->d_k, nt * gd);
+    TAKE(TSR_MEM_SCRATCH, g->d_v, nt * gd);
+    TAKE(TSR_MEM_SCRATCH, g->d_q_pre, nt * hd);
+    TAKE(TSR_MEM_SCRATCH, g->d_k_pre, nt * gd);
+    TAKE(TSR_MEM_SCRATCH, g->d_qkv, nt * d->l_qkv_out);
+    TAKE(TSR_MEM_SCRATCH, g->d_fc1, nt * d->l_fc1_out);
+    TAKE(TSR_MEM_SCRATCH, g->d_act, nt * d->l_ffn);
+    TAKE(TSR_MEM_SCRATCH, g->d_lnf_full, nt * c);
+    TAKE(TSR_MEM_SCRATCH, g->norm_local, nl * c);
+    TAKE(TSR_MEM_SCRATCH, g->branch_local, nl * c);
+    TAKE(TSR_MEM_SCRATCH, g->d_stream, nl * c);
+    TAKE(TSR_MEM_SCRATCH, g->d_branch_local, nl * c);
+    TAKE(TSR_MEM_SCRATCH, g->d_ln_local, nl * c);
+    TAKE(TSR_MEM_SCRATCH, g->d_lnf_local, nl * c);
+    TAKE(TSR_MEM_SCRATCH, g->logits, d->head_chunk_rows * d->l_vocab);
+    TAKE(TSR_MEM_SCRATCH, g->row_max, nt);
+    TAKE(TSR_MEM_SCRATCH, g->sumexp, nt);
+    TAKE(TSR_MEM_SCRATCH, g->target_logit, nt);
+    TAKE(TSR_MEM_SCRATCH, g->row_loss, nt);
+    TAKE(TSR_MEM_SCRATCH, g->row_dloss, nt);
+    TAKE(TSR_MEM_SCRATCH, g->ce_pack, 2 * nt);
     TAKE(TSR_MEM_SCRATCH, g->attn_scratch, tsr_attention_scratch_floats(d->seq, d->head_dim));
+    if (!d->sp) { /* one sequence: the local names are the full buffers */
+        g->norm_local = NULL;
+        g->branch_local = g->branch_full;
+        g->d_branch_local = g->d_branch_full;
+        g->d_ln_local = g->d_ln_full;
+        g->d_lnf_local = g->d_lnf_full;
+    }
     return TSR_OK;
 }
 
-static tsr_status build_spans(tsr_gpt *g)
+static void build_spans(tsr_gpt *g)
 {
     /* merge neighbouring parameters with the same decay flag */
     size_t count = 0;
@@ -211,60 +300,53 @@ static tsr_status build_spans(tsr_gpt *g)
         }
     }
     g->span_count = count;
-    return TSR_OK;
 }
 
-/* One rank holds every parameter whole and writes it. Vocabulary-sized
- * tensors are described at the real vocabulary: the padding depends on the
- * tensor-parallel size, so a checkpoint must not hold it. */
-static void describe_tensors(tsr_gpt *g)
+static tsr_status take_tables(tsr_gpt *g, tsr_memory_plan *plan, size_t count, int64_t layers)
 {
-    for (size_t i = 0; i < g->param_count_entries; i++) {
-        const tsr_gpt_param *p = &g->table[i];
-        int64_t rows = p->rows == g->d.padded_vocab && p->cols == g->d.hidden &&
-                               (strcmp(p->name, "embedding.word_embeddings.weight") == 0 ||
-                                strcmp(p->name, "output_layer.weight") == 0)
-                           ? g->d.vocab
-                           : p->rows;
-        g->tensors[i] = (tsr_tensor_desc){p->name, rows, p->cols, 0, rows, 0, p->cols,
-                                          p->offset, true};
-    }
+    tsr_status st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, count * sizeof *g->table,
+                                        (void **)&g->table);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, count * sizeof *g->spans,
+                                 (void **)&g->spans);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, 2 * count * sizeof *g->tensors,
+                                 (void **)&g->tensors);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)layers * sizeof *g->w,
+                                 (void **)&g->w);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)layers * sizeof *g->g,
+                                 (void **)&g->g);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)layers * sizeof *g->a,
+                                 (void **)&g->a);
+    return st;
 }
 
-tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_memory_plan *plan,
-                          tsr_gpt **out)
+tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_grid *grid,
+                          tsr_memory_plan *plan, tsr_gpt **out)
 {
-    tsr_status st;
     *out = NULL;
+    if (dims->tp > 1 && (grid == NULL || tsr_grid_tp_size(grid) != dims->tp))
+        return tsr_error_set(TSR_ERR_INTERNAL, "a tensor-parallel model needs the grid of its "
+                                               "tensor-parallel group");
     tsr_gpt *g = NULL;
-    st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, sizeof *g, (void **)&g);
+    tsr_status st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, sizeof *g, (void **)&g);
     if (st != TSR_OK)
         return st;
     memset(g, 0, sizeof *g);
     g->cfg = *cfg;
     g->d = *dims;
+    g->tp.grid = grid;
+    g->tp.size = dims->tp;
+    g->tp.rank = dims->tp_rank;
     size_t count = tsr_gpt_param_table(dims, cfg, NULL, 0);
-    st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, count * sizeof *g->table, (void **)&g->table);
-    if (st == TSR_OK)
-        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, count * sizeof *g->spans,
-                                 (void **)&g->spans);
-    if (st == TSR_OK)
-        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, count * sizeof *g->tensors,
-                                 (void **)&g->tensors);
-    if (st == TSR_OK)
-        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)dims->layers * sizeof *g->w,
-                                 (void **)&g->w);
-    if (st == TSR_OK)
-        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)dims->layers * sizeof *g->g,
-                                 (void **)&g->g);
-    if (st == TSR_OK)
-        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)dims->layers * sizeof *g->a,
-                                 (void **)&g->a);
+    st = take_tables(g, plan, count, dims->layers);
     if (st != TSR_OK)
         return st;
     g->param_count_entries = tsr_gpt_param_table(dims, cfg, g->table, count);
-    const tsr_gpt_param *last = &g->table[count - 1];
-    g->numel = last->offset + ((size_t)(last->rows * last->cols) + 15) / 16 * 16;
+    g->numel = param_floats(g->table, count);
     TAKE(TSR_MEM_PARAMS, g->params, g->numel);
     TAKE(TSR_MEM_GRADS, g->grads, g->numel);
     bind_weights(g, g->params, g->w, &g->wte, &g->wpe, &g->lnf_w, &g->lnf_b, &g->head_w);
@@ -274,7 +356,8 @@ tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_m
     if (st != TSR_OK)
         return st;
     build_spans(g);
-    describe_tensors(g);
+    for (size_t i = 0; i < g->param_count_entries; i++)
+        describe_param(g, &g->table[i]);
     init_params(g);
     *out = g;
     return TSR_OK;

@@ -17,30 +17,52 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "sharding/grid.h"
 #include "tessera/config.h"
 #include "train/model.h"
 
 typedef struct tsr_gpt tsr_gpt;
 
+/* Global sizes, and this rank's share of them under tensor parallelism
+ * (heads, query groups, MLP width and vocabulary split over tp ranks; the
+ * sequence split too under sequence parallelism). */
 typedef struct tsr_gpt_dims {
     int64_t layers, hidden, heads, groups, head_dim, ffn, fc1_out, qkv_out;
     int64_t vocab;        /* of the dataset */
     int64_t padded_vocab; /* rows of the embedding (Megatron padding) */
     int64_t seq, max_positions, micro_batch;
     int64_t head_chunk_rows; /* rows of logits materialised at once */
+    int tp, tp_rank;
+    bool sp;
+    int64_t l_heads, l_groups, l_ffn, l_fc1_out, l_qkv_out;
+    int64_t l_vocab;     /* padded_vocab / tp rows of the embedding on this rank */
+    int64_t vocab_start; /* global id of local row 0 */
+    int64_t l_seq;       /* seq / tp under sequence parallelism, else seq */
 } tsr_gpt_dims;
 
-/* A named parameter at its global shape (rows x cols; cols = 1 for 1-D). */
+/* How a parameter is cut across the tensor-parallel group. */
+typedef enum tsr_gpt_split {
+    TSR_SPLIT_NONE = 0, /* replicated (norms, row-parallel biases, positions) */
+    TSR_SPLIT_ROWS,     /* output features / vocabulary rows (column-parallel) */
+    TSR_SPLIT_COLS,     /* input features (row-parallel) */
+    TSR_SPLIT_GATE_UP   /* SwiGLU fc1: the gate rows and the up rows, each split */
+} tsr_gpt_split;
+
+/* A named parameter: global shape (rows x cols; cols = 1 for 1-D), how it
+ * is split, and this rank's block of it. */
 typedef struct tsr_gpt_param {
     char name[96];
     int64_t rows, cols;
-    size_t offset; /* floats from the start of the parameter array */
+    tsr_gpt_split split;
+    int64_t local_rows, local_cols;
+    size_t offset; /* floats from the start of this rank's parameter array */
     float init_std; /* normal(0, std); 0 with init_value for constants */
     float init_value;
     bool decay;
 } tsr_gpt_param;
 
-tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size);
+/* Sizes for tensor-parallel rank tp_rank (0 for one rank). */
+tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size, int tp_rank);
 
 /* Number of parameters and their table (static per config). */
 size_t tsr_gpt_param_table(const tsr_gpt_dims *dims, const tsr_config *cfg,
@@ -48,7 +70,8 @@ size_t tsr_gpt_param_table(const tsr_gpt_dims *dims, const tsr_config *cfg,
 
 void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_memory_plan *plan);
 
-tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims,
+/* grid: the run's parallel grid, or NULL for one rank (dims.tp must be 1). */
+tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_grid *grid,
                           tsr_memory_plan *plan, tsr_gpt **out);
 void tsr_gpt_destroy(tsr_gpt *gpt);
 
@@ -59,9 +82,10 @@ const tsr_gpt_param *tsr_gpt_params(const tsr_gpt *gpt, size_t *count);
 float *tsr_gpt_param_data(tsr_gpt *gpt);
 float *tsr_gpt_grad_data(tsr_gpt *gpt);
 
-/* Forward without dropout; writes the logits of the real vocabulary,
- * (B*T, vocab), for comparison with a reference implementation. */
-tsr_status tsr_gpt_logits(tsr_gpt *gpt, const int32_t *tokens, float *logits);
+/* Forward without dropout; writes this rank's slice of the logits of the
+ * real vocabulary, (B*T, ids vocab_start .. vocab_start+count), for
+ * comparison with a reference; *count gets the slice width. */
+tsr_status tsr_gpt_logits(tsr_gpt *gpt, const int32_t *tokens, float *logits, int64_t *count);
 
 /* Megatron's FLOPs of one iteration of `samples` samples (forward +
  * backward, as in Megatron-LM's throughput report). */

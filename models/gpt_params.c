@@ -12,7 +12,7 @@
 
 #include "gpt.h"
 
-tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size)
+tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size, int tp_rank)
 {
     tsr_gpt_dims d;
     d.layers = cfg->num_layers;
@@ -31,22 +31,42 @@ tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size)
     d.micro_batch = cfg->micro_batch_size;
     int64_t rows = d.micro_batch * d.seq;
     d.head_chunk_rows = rows < 256 ? rows : 256;
+    d.tp = cfg->tensor_model_parallel_size;
+    d.tp_rank = tp_rank;
+    d.sp = cfg->sequence_parallel && d.tp > 1;
+    d.l_heads = d.heads / d.tp;
+    d.l_groups = d.groups / d.tp;
+    d.l_ffn = d.ffn / d.tp;
+    d.l_fc1_out = d.fc1_out / d.tp;
+    d.l_qkv_out = d.qkv_out / d.tp;
+    d.l_vocab = d.padded_vocab / d.tp;
+    d.vocab_start = (int64_t)tp_rank * d.l_vocab;
+    d.l_seq = d.sp ? d.seq / d.tp : d.seq;
     return d;
 }
 
 typedef struct table_builder {
     tsr_gpt_param *table;
     size_t capacity, count, offset;
+    int tp;
 } table_builder;
 
-static void add(table_builder *b, const char *name, int64_t rows, int64_t cols, float std,
-                float value, bool decay)
+static void add(table_builder *b, const char *name, int64_t rows, int64_t cols,
+                tsr_gpt_split split, float std, float value, bool decay)
 {
+    int64_t local_rows = rows, local_cols = cols;
+    if (split == TSR_SPLIT_ROWS || split == TSR_SPLIT_GATE_UP)
+        local_rows = rows / b->tp;
+    else if (split == TSR_SPLIT_COLS)
+        local_cols = cols / b->tp;
     if (b->table != NULL && b->count < b->capacity) {
         tsr_gpt_param *p = &b->table[b->count];
         snprintf(p->name, sizeof p->name, "%s", name);
         p->rows = rows;
         p->cols = cols;
+        p->split = split;
+        p->local_rows = local_rows;
+        p->local_cols = local_cols;
         p->offset = b->offset;
         p->init_std = std;
         p->init_value = value;
@@ -54,50 +74,56 @@ static void add(table_builder *b, const char *name, int64_t rows, int64_t cols, 
     }
     b->count++;
     /* 16-float alignment keeps every parameter on its own cache lines */
-    b->offset += ((size_t)(rows * cols) + 15) / 16 * 16;
+    b->offset += ((size_t)(local_rows * local_cols) + 15) / 16 * 16;
 }
 
 size_t tsr_gpt_param_table(const tsr_gpt_dims *d, const tsr_config *cfg, tsr_gpt_param *table,
                            size_t capacity)
 {
-    table_builder b = {table, capacity, 0, 0};
+    table_builder b = {table, capacity, 0, 0, d->tp};
     float std = (float)cfg->init_method_std;
     float out_std = std / sqrtf(2.0f * (float)d->layers);
     bool bias = !cfg->disable_bias_linear;
     bool layernorm = cfg->normalization == TSR_NORM_LAYERNORM;
+    tsr_gpt_split fc1_split = cfg->swiglu ? TSR_SPLIT_GATE_UP : TSR_SPLIT_ROWS;
     char name[96];
-    add(&b, "embedding.word_embeddings.weight", d->padded_vocab, d->hidden, std, 0, true);
+    add(&b, "embedding.word_embeddings.weight", d->padded_vocab, d->hidden, TSR_SPLIT_ROWS, std,
+        0, true);
     if (cfg->position_embedding_type == TSR_POS_LEARNED_ABSOLUTE)
-        add(&b, "embedding.position_embeddings.weight", d->max_positions, d->hidden, std, 0,
-            true);
+        add(&b, "embedding.position_embeddings.weight", d->max_positions, d->hidden,
+            TSR_SPLIT_NONE, std, 0, true);
     for (int64_t l = 0; l < d->layers; l++) {
 #define LAYER(suffix) (snprintf(name, sizeof name, "decoder.layers.%lld.%s", (long long)l, suffix), name)
-        add(&b, LAYER("input_layernorm.weight"), d->hidden, 1, 0, 1, false);
+        add(&b, LAYER("input_layernorm.weight"), d->hidden, 1, TSR_SPLIT_NONE, 0, 1, false);
         if (layernorm)
-            add(&b, LAYER("input_layernorm.bias"), d->hidden, 1, 0, 0, false);
-        add(&b, LAYER("self_attention.linear_qkv.weight"), d->qkv_out, d->hidden, std, 0, true);
+            add(&b, LAYER("input_layernorm.bias"), d->hidden, 1, TSR_SPLIT_NONE, 0, 0, false);
+        add(&b, LAYER("self_attention.linear_qkv.weight"), d->qkv_out, d->hidden,
+            TSR_SPLIT_ROWS, std, 0, true);
         if (bias)
-            add(&b, LAYER("self_attention.linear_qkv.bias"), d->qkv_out, 1, 0, 0, false);
+            add(&b, LAYER("self_attention.linear_qkv.bias"), d->qkv_out, 1, TSR_SPLIT_ROWS, 0, 0,
+                false);
         add(&b, LAYER("self_attention.linear_proj.weight"), d->hidden, d->heads * d->head_dim,
-            out_std, 0, true);
+            TSR_SPLIT_COLS, out_std, 0, true);
         if (bias)
-            add(&b, LAYER("self_attention.linear_proj.bias"), d->hidden, 1, 0, 0, false);
-        add(&b, LAYER("pre_mlp_layernorm.weight"), d->hidden, 1, 0, 1, false);
+            add(&b, LAYER("self_attention.linear_proj.bias"), d->hidden, 1, TSR_SPLIT_NONE, 0, 0,
+                false);
+        add(&b, LAYER("pre_mlp_layernorm.weight"), d->hidden, 1, TSR_SPLIT_NONE, 0, 1, false);
         if (layernorm)
-            add(&b, LAYER("pre_mlp_layernorm.bias"), d->hidden, 1, 0, 0, false);
-        add(&b, LAYER("mlp.linear_fc1.weight"), d->fc1_out, d->hidden, std, 0, true);
+            add(&b, LAYER("pre_mlp_layernorm.bias"), d->hidden, 1, TSR_SPLIT_NONE, 0, 0, false);
+        add(&b, LAYER("mlp.linear_fc1.weight"), d->fc1_out, d->hidden, fc1_split, std, 0, true);
         if (bias)
-            add(&b, LAYER("mlp.linear_fc1.bias"), d->fc1_out, 1, 0, 0, false);
-        add(&b, LAYER("mlp.linear_fc2.weight"), d->hidden, d->ffn, out_std, 0, true);
+            add(&b, LAYER("mlp.linear_fc1.bias"), d->fc1_out, 1, fc1_split, 0, 0, false);
+        add(&b, LAYER("mlp.linear_fc2.weight"), d->hidden, d->ffn, TSR_SPLIT_COLS, out_std, 0,
+            true);
         if (bias)
-            add(&b, LAYER("mlp.linear_fc2.bias"), d->hidden, 1, 0, 0, false);
+            add(&b, LAYER("mlp.linear_fc2.bias"), d->hidden, 1, TSR_SPLIT_NONE, 0, 0, false);
 #undef LAYER
     }
-    add(&b, "decoder.final_layernorm.weight", d->hidden, 1, 0, 1, false);
+    add(&b, "decoder.final_layernorm.weight", d->hidden, 1, TSR_SPLIT_NONE, 0, 1, false);
     if (layernorm)
-        add(&b, "decoder.final_layernorm.bias", d->hidden, 1, 0, 0, false);
+        add(&b, "decoder.final_layernorm.bias", d->hidden, 1, TSR_SPLIT_NONE, 0, 0, false);
     if (cfg->untie_embeddings_and_output_weights)
-        add(&b, "output_layer.weight", d->padded_vocab, d->hidden, std, 0, true);
+        add(&b, "output_layer.weight", d->padded_vocab, d->hidden, TSR_SPLIT_ROWS, std, 0, true);
     (void)name;
     return b.count;
 }

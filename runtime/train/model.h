@@ -65,6 +65,10 @@ typedef struct tsr_model {
     tsr_status (*train_microbatch)(void *self, const tsr_microbatch *mb, float loss_scale,
                                    double *loss);
     tsr_status (*eval_microbatch)(void *self, const tsr_microbatch *mb, tsr_eval_counts *out);
+    /* completes the iteration's gradients after the last micro batch and
+     * before data-parallel reduction (NULL: nothing to do); e.g. sums the
+     * sequence-parallel partial gradients of replicated parameters */
+    tsr_status (*finish_grads)(void *self);
 } tsr_model;
 
 #endif /* TSR_RUNTIME_TRAIN_MODEL_H */

@@ -98,6 +98,11 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
             return st;
         local += mb_loss;
     }
+    if (tr->model.finish_grads != NULL) {
+        tsr_status st = tr->model.finish_grads(tr->model.self);
+        if (st != TSR_OK)
+            return st;
+    }
     if (tr->hooks.average_grads != NULL) {
         tsr_status st = tr->hooks.average_grads(tr->hooks.ctx, tr->model.grads,
                                                 tr->model.param_count);
@@ -107,6 +112,33 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
     tsr_status st = sum_scalars(tr, &local, 1);
     *loss = local / (double)(count * tr->hooks.dp_size);
     return st;
+}
+
+/* Global gradient norm: every element counted once. A rank sums the blocks
+ * the model marks as its to write (one tensor-parallel replica of each
+ * block); the world sum then counts each block once per data-parallel
+ * replica, whose gradients are equal after averaging. */
+static tsr_status gradient_norm(tsr_trainer *tr, double *norm)
+{
+    const tsr_model *m = &tr->model;
+    double sq = 0.0;
+    if (m->tensors == NULL) {
+        sq = tsr_sum_squares(m->grads, (int64_t)m->param_count);
+    } else {
+        for (size_t i = 0; i < m->tensor_count; i++) {
+            const tsr_tensor_desc *t = &m->tensors[i];
+            if (t->writer)
+                sq += tsr_sum_squares(m->grads + t->offset, t->row_count * t->col_count);
+        }
+    }
+    if (tr->hooks.sum_world != NULL) {
+        tsr_status st = tr->hooks.sum_world(tr->hooks.ctx, &sq, 1);
+        if (st != TSR_OK)
+            return st;
+        sq /= (double)tr->hooks.dp_size;
+    }
+    *norm = sqrt(sq);
+    return TSR_OK;
 }
 
 static void adamw_step(tsr_trainer *tr, double lr, float clip_coeff)
@@ -209,7 +241,10 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
         tsr_status st = accumulate_gradients(tr, global_batch, &loss);
         if (st != TSR_OK)
             return st;
-        double norm = sqrt(tsr_sum_squares(tr->model.grads, (int64_t)tr->model.param_count));
+        double norm = 0.0;
+        st = gradient_norm(tr, &norm);
+        if (st != TSR_OK)
+            return st;
         lr = tsr_lr_at(cfg, tr->iteration);
         if (!isfinite(loss) || !isfinite(norm)) {
             stats.skipped++;

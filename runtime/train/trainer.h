@@ -26,6 +26,8 @@ typedef struct tsr_trainer_hooks {
     tsr_status (*average_grads)(void *ctx, float *grads, size_t count);
     /* sum scalars over data-parallel ranks (in place) */
     tsr_status (*sum_scalars)(void *ctx, double *values, int count);
+    /* sum scalars over every rank of the job (in place; NULL: one rank) */
+    tsr_status (*sum_world)(void *ctx, double *values, int count);
     int dp_rank, dp_size;
     /* writes a checkpoint of the trainer's state (NULL: no --save) */
     tsr_status (*save)(void *ctx, const struct tsr_trainer *tr);

@@ -93,11 +93,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", tsr_last_error());
         return 2;
     }
-    tsr_gpt_dims dims = tsr_gpt_dims_from_config(&cfg, ds->vocab_size);
+    tsr_gpt_dims dims = tsr_gpt_dims_from_config(&cfg, ds->vocab_size, 0);
     tsr_memory_plan plan = {0};
     tsr_gpt_plan(&cfg, &dims, &plan);
     tsr_gpt *gpt = NULL;
-    if (tsr_plan_allocate(&plan) != TSR_OK || tsr_gpt_create(&cfg, &dims, &plan, &gpt) != TSR_OK) {
+    if (tsr_plan_allocate(&plan) != TSR_OK || tsr_gpt_create(&cfg, &dims, NULL, &plan, &gpt) != TSR_OK) {
         fprintf(stderr, "%s\n", tsr_last_error());
         return 1;
     }

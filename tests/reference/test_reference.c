@@ -46,11 +46,11 @@ static int open_run(run *r, const char *preset)
     if (r->fixture < 0 || tsr_reference_config(preset, &r->cfg) != TSR_OK ||
         tsr_dataset_open(&r->cfg, &r->ds) != TSR_OK)
         return -1;
-    r->dims = tsr_gpt_dims_from_config(&r->cfg, r->ds->vocab_size);
+    r->dims = tsr_gpt_dims_from_config(&r->cfg, r->ds->vocab_size, 0);
     tsr_gpt_plan(&r->cfg, &r->dims, &r->plan);
     tsr_trainer_plan(&r->cfg, r->plan.bytes[TSR_MEM_PARAMS] / sizeof(float), &r->plan);
     if (tsr_plan_allocate(&r->plan) != TSR_OK ||
-        tsr_gpt_create(&r->cfg, &r->dims, &r->plan, &r->gpt) != TSR_OK)
+        tsr_gpt_create(&r->cfg, &r->dims, NULL, &r->plan, &r->gpt) != TSR_OK)
         return -1;
     return 0;
 }
@@ -165,7 +165,9 @@ static void check_preset(const char *preset)
 
     /* logits and loss of micro batch 0 */
     float *logits = malloc((size_t)(rows * r.dims.vocab) * sizeof *logits);
-    CU_ASSERT_EQUAL_FATAL(tsr_gpt_logits(r.gpt, tokens, logits), TSR_OK);
+    int64_t width = 0;
+    CU_ASSERT_EQUAL_FATAL(tsr_gpt_logits(r.gpt, tokens, logits, &width), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(width, r.dims.vocab);
     double *expected = NULL;
     size_t n = read_doubles(r.fixture, "logits", &expected);
     CU_ASSERT_EQUAL_FATAL(n, (size_t)(rows * r.dims.vocab));

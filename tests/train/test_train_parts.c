@@ -196,7 +196,7 @@ static void test_megatron_flops_formula(void)
     tsr_config_defaults(&cfg);
     cfg.model = TSR_PRESET_GPT2;
     tsr_config_apply_preset(&cfg);
-    tsr_gpt_dims d = tsr_gpt_dims_from_config(&cfg, 50257);
+    tsr_gpt_dims d = tsr_gpt_dims_from_config(&cfg, 50257, 0);
     CU_ASSERT_EQUAL(d.padded_vocab, 50304);
     double h = 768, s = 1024, L = 12;
     double expected = 12 * s * L * h * h * ((1 + 1 + s / h) + 4 + 50304 / (2 * L * h));
@@ -209,7 +209,7 @@ static void test_parameter_count_of_gpt2_small(void)
     tsr_config_defaults(&cfg);
     cfg.model = TSR_PRESET_GPT2;
     tsr_config_apply_preset(&cfg);
-    tsr_gpt_dims d = tsr_gpt_dims_from_config(&cfg, 50257);
+    tsr_gpt_dims d = tsr_gpt_dims_from_config(&cfg, 50257, 0);
     size_t count = tsr_gpt_param_table(&d, &cfg, NULL, 0);
     tsr_gpt_param *table = malloc(count * sizeof *table);
     tsr_gpt_param_table(&d, &cfg, table, count);
