@@ -250,6 +250,16 @@ static void job_free(job *jb, bool keep_outputs)
     free(jb->key_storage);
 }
 
+/* Like tsr_args_want_help (main.c), kept here so that the command links
+ * into test programs without main.c. */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+    return false;
+}
+
 static void print_help(void)
 {
     preprocess_args defaults = {0};
@@ -264,7 +274,7 @@ static void print_help(void)
 int tsr_cmd_preprocess(int argc, char **argv)
 {
     int rank = tsr_rank_info_from_env().rank;
-    if (tsr_args_want_help(argc, argv)) {
+    if (wants_help(argc, argv)) {
         if (rank == 0)
             print_help();
         return 0;
@@ -303,9 +313,10 @@ int tsr_cmd_preprocess(int argc, char **argv)
         jb.writers[k] = NULL;
         st = tsr_indexed_writer_finish(w);
     }
-    if (st != TSR_OK) {
+    if (st != TSR_OK) { /* one process, so no rank-0 gate (and no MPI) */
+        fprintf(stderr, "tessera preprocess: error: %s\n", tsr_last_error());
         job_free(&jb, false);
-        return tsr_report_error_once(0, "preprocess", st);
+        return tsr_status_exit_code(st);
     }
     int64_t vocab = tsr_tokenizer_vocab_size(jb.tok);
     for (int k = 0; k < jb.key_count; k++)
