@@ -64,6 +64,12 @@ void tsr_split_bounds(const double fractions[3], int64_t documents, int64_t boun
     int64_t diff = bounds[3] - documents;
     for (int i = 1; i < 4; i++)
         bounds[i] -= diff;
+    /* two halves rounded up can push a bound below the one before it
+     * ("0,1,1" of 3 documents gives 0,-1,1,3 in Megatron): keep ranges
+     * non-negative */
+    for (int i = 1; i < 4; i++)
+        if (bounds[i] < bounds[i - 1])
+            bounds[i] = bounds[i - 1];
 }
 
 static uint64_t mix64(uint64_t x)

@@ -56,7 +56,9 @@ tsr_status tsr_split_parse(const char *text, double fractions[3]);
  * documents bounds[s] .. bounds[s+1]-1. Each bound adds
  * round-half-to-even(fraction x documents) to the previous one and every
  * bound after the first is then shifted so that bounds[3] == documents,
- * exactly as Megatron's get_train_valid_test_split_ does. */
+ * exactly as Megatron's get_train_valid_test_split_ does; a bound that
+ * would then fall below the previous one (Megatron yields a negative
+ * range there) is raised to it. */
 void tsr_split_bounds(const double fractions[3], int64_t documents, int64_t bounds[4]);
 
 typedef struct tsr_gpt_samples tsr_gpt_samples;

@@ -38,6 +38,9 @@ static void test_split_bounds_match_megatron(void)
     /* thirds of 2: 1+1+1 = 3, one too many: train ends up empty */
     expect_bounds("1,1,1", 2, 0, 0, 1, 2);
     expect_bounds("0,1,0", 4, 0, 0, 4, 4);
+    /* halves of 3: 0 + 2 + 2 = 4, one too many: Megatron's 0,-1,1,3 would
+     * give train a negative range; it is clamped to empty */
+    expect_bounds("0,1,1", 3, 0, 0, 1, 3);
 }
 
 static void test_split_rejects_bad_text(void)
