@@ -132,6 +132,40 @@ static tsr_status load_checkpoint(train_run *run, tsr_trainer *tr)
     return TSR_OK;
 }
 
+/* Bytes moved per collective kind and group, for the log and the metrics
+ * file: what a layout costs, and proof that no collective moves more than
+ * the parallelism needs (tests/tp checks them against the formula). */
+static void report_communication(tsr_grid *grid, FILE *metrics)
+{
+    static const tsr_group_kind groups[] = {TSR_GROUP_TP, TSR_GROUP_DP, TSR_GROUP_PP,
+                                            TSR_GROUP_CP, TSR_GROUP_EP};
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        tsr_comm *comm = tsr_grid_comm(grid, groups[i]);
+        if (comm == NULL || tsr_comm_size(comm) < 2)
+            continue;
+        tsr_comm_counters counters;
+        tsr_comm_counters_get(comm, &counters);
+        const char *group = tsr_group_kind_name(groups[i]);
+        for (int k = 0; k < TSR_COMM_KIND_COUNT; k++) {
+            if (counters.calls[k] == 0)
+                continue;
+            tsr_log_once(TSR_LOG_INFO, "communication on the %s group: %-14s %8llu calls %12.3f MiB",
+                         group, tsr_comm_kind_name((tsr_comm_kind)k),
+                         (unsigned long long)counters.calls[k],
+                         (double)counters.bytes[k] / 1048576.0);
+            if (metrics != NULL)
+                fprintf(metrics,
+                        "{\"type\": \"comm\", \"group\": \"%s\", \"kind\": \"%s\", "
+                        "\"calls\": %llu, \"bytes\": %llu}\n",
+                        group, tsr_comm_kind_name((tsr_comm_kind)k),
+                        (unsigned long long)counters.calls[k],
+                        (unsigned long long)counters.bytes[k]);
+        }
+    }
+    if (metrics != NULL)
+        fflush(metrics);
+}
+
 static void log_model(const tsr_gpt *gpt, const tsr_gpt_dims *dims)
 {
     size_t n_params = 0, count = 0;
@@ -179,6 +213,8 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             st = load_checkpoint(&run, &trainer);
         if (st == TSR_OK)
             st = tsr_trainer_run(&trainer, metrics);
+        if (st == TSR_OK)
+            report_communication(grid, metrics);
         if (st == TSR_OK)
             tsr_log_once(TSR_LOG_INFO, "peak RSS %.1f MiB, memory plan %.1f MiB",
                          (double)tsr_peak_rss_bytes() / 1048576.0,
