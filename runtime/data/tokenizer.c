@@ -252,8 +252,9 @@ static int vocab_insert(tsr_tokenizer *t, const char *s, size_t n, int32_t id)
     vocab_slot *slot = vocab_find(t, s, n);
     if (slot->key_off >= 0)
         return 0;
-    if (t->keys_len + (int64_t)n > t->keys_cap) {
-        int64_t cap = t->keys_cap ? t->keys_cap : 65536;
+    /* allocated even for an empty first key: t->keys + 0 must not be NULL + 0 */
+    if (t->keys == NULL || t->keys_len + (int64_t)n > t->keys_cap) {
+        int64_t cap = t->keys_cap ? t->keys_cap : 4096;
         while (cap < t->keys_len + (int64_t)n)
             cap *= 2;
         char *p = realloc(t->keys, (size_t)cap);
