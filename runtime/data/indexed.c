@@ -221,6 +221,8 @@ tsr_status tsr_indexed_read(const tsr_indexed *idx, int64_t seq, int64_t offset,
         return tsr_error_set(TSR_ERR_INTERNAL,
                              "%s: read of tokens %lld..+%lld of sequence %lld is out of range",
                              idx->name, (long long)offset, (long long)count, (long long)seq);
+    if (count == 0)
+        return TSR_OK; /* an empty .bin is mapped as NULL: no arithmetic on it */
     const unsigned char *p =
         idx->bin + (size_t)sequence_pointer(idx, seq) + (size_t)offset * idx->itemsize;
     double bad = 0.0;
@@ -345,10 +347,12 @@ static tsr_status scan_tokens(const tsr_indexed *idx)
         (idx->code == TSR_INDEXED_UINT16 && limit >= 65536))
         return TSR_OK;
     for (int64_t i = 0; i < idx->sequences; i++) {
+        int64_t len = tsr_indexed_length(idx, i);
+        if (len == 0)
+            continue;
         const unsigned char *p = idx->bin + (size_t)sequence_pointer(idx, i);
         double bad = 0.0;
-        int64_t at = convert_tokens(idx->code, idx->itemsize, p, tsr_indexed_length(idx, i),
-                                    limit, NULL, &bad);
+        int64_t at = convert_tokens(idx->code, idx->itemsize, p, len, limit, NULL, &bad);
         if (at >= 0)
             return bad_token_error(idx, i, at, bad);
     }

@@ -117,6 +117,32 @@ static void test_writer_matches_megatron_bytes(void)
     rmdir(dir);
 }
 
+static void test_empty_sequences_and_empty_bin(void)
+{
+    char dir[] = "/tmp/tsr_indexed_XXXXXX", prefix[600];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(prefix, sizeof prefix, "%s/e", dir);
+    tsr_indexed_writer *w = NULL;
+    CU_ASSERT_EQUAL_FATAL(tsr_indexed_writer_open(prefix, TSR_INDEXED_INT32, &w), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_indexed_writer_add(w, NULL, 0), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_indexed_writer_add(w, NULL, 0), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_indexed_writer_end_document(w), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_indexed_writer_finish(w), TSR_OK);
+    tsr_indexed *idx = NULL; /* a 0-byte .bin maps to nothing */
+    CU_ASSERT_EQUAL_FATAL(tsr_indexed_open(prefix, 10, &idx), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_indexed_sequences(idx), 2);
+    CU_ASSERT_EQUAL(tsr_indexed_total_tokens(idx), 0);
+    int32_t none[1];
+    CU_ASSERT_EQUAL(tsr_indexed_read(idx, 1, 0, 0, none), TSR_OK);
+    tsr_indexed_close(idx);
+    char path[700];
+    snprintf(path, sizeof path, "%s.bin", prefix);
+    remove(path);
+    snprintf(path, sizeof path, "%s.idx", prefix);
+    remove(path);
+    rmdir(dir);
+}
+
 static void test_token_outside_vocab_names_file_and_token(void)
 {
     char prefix[512];
@@ -350,6 +376,7 @@ int main(void)
     static const tsr_test_case files[] = {
         TSR_TEST(test_reads_every_dtype_of_megatron_files),
         TSR_TEST(test_writer_matches_megatron_bytes),
+        TSR_TEST(test_empty_sequences_and_empty_bin),
         TSR_TEST(test_token_outside_vocab_names_file_and_token),
         TSR_TEST(test_missing_files_are_configuration_errors),
         TSR_TEST(test_best_dtype_follows_megatron),

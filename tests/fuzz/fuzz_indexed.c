@@ -64,9 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (idx_len > size - 2)
         idx_len = size - 2;
     size_t bin_len = size - 2 - idx_len;
-    uint8_t *idx_copy = malloc(idx_len ? idx_len : 1), *bin_copy = malloc(bin_len ? bin_len : 1);
-    memcpy(idx_copy, data + 2, idx_len);
-    memcpy(bin_copy, data + 2 + idx_len, bin_len);
+    /* an empty file is mapped as NULL by tsr_indexed_open: do the same */
+    uint8_t *idx_copy = idx_len ? malloc(idx_len) : NULL;
+    uint8_t *bin_copy = bin_len ? malloc(bin_len) : NULL;
+    if (idx_len)
+        memcpy(idx_copy, data + 2, idx_len);
+    if (bin_len)
+        memcpy(bin_copy, data + 2 + idx_len, bin_len);
     static const int64_t vocabs[] = {0, 256};
     for (int v = 0; v < 2; v++) {
         tsr_indexed *idx = NULL;
