@@ -322,7 +322,10 @@ static void gen_interleaved(gen *g, bool all_warmup)
         if (k == remaining - 1)
             recv_prev = false;
 
-        x = exchange_begin(); /* send_forward_backward_recv_forward_backward */
+        /* send_forward_backward_recv_forward_backward. The order of the
+         * operations matters when p = 2 (next == previous): both ranks list
+         * activation before gradient, so call-order matching pairs them. */
+        x = exchange_begin();
         add_send_activation(g, &x, fk);
         add_send_grad(g, &x, bk);
         if (recv_prev)

@@ -22,12 +22,14 @@
  *   RECV_GRAD (m, c)        output gradient BACKWARD (m, c) consumes
  * and the peer pipeline rank. Tensor shapes are fixed by the config, so no
  * size travels. Invariants (checked by the simulation in pipeline_sim.h
- * and its tests): on every directed (sender, receiver, activation|grad)
- * channel the sends and the receives come in the same order, so an
- * executor may match them first-in first-out (one MPI tag per kind); no
- * rank deadlocks even when a send completes only once its receive is
- * posted; each microbatch is forwarded and backwarded exactly once per
- * chunk.
+ * and its tests): between any two ranks, the sends of one (in list order,
+ * and in operation order inside an exchange) and the receives of the
+ * other come in the same order, activations and gradients alike - so an
+ * executor turns each EXCHANGE into one tsr_comm_batch_p2p() call with
+ * the operations in the order listed, and no tags are needed even for
+ * p = 2, where the next and the previous stage are the same rank; no rank
+ * deadlocks even when a send completes only once its receive is posted;
+ * each microbatch is forwarded and backwarded exactly once per chunk.
  *
  * Schedules:
  *   GPIPE        all forwards, then all backwards (peak in flight m*v).

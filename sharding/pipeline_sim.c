@@ -4,8 +4,9 @@
  *
  * Two phases. Matching, before any time passes: every point-to-point
  * operation gets a global id, operations are bucketed by directed
- * channel, and the k-th send of a channel is paired with its k-th
- * receive (their names must agree). Execution: each rank advances
+ * channel (a sender, receiver pair, both kinds of tensor together), and
+ * the k-th send of a channel is paired with its k-th receive (their kinds
+ * and names must agree). Execution: each rank advances
  * through its list until it reaches an exchange whose partners have not
  * all been posted; the sweep repeats until every rank is done or a whole
  * sweep moves nobody (deadlock). Post times are each rank's own clock, and
@@ -138,21 +139,24 @@ static tsr_status check_structure(sim *s)
     return TSR_OK;
 }
 
-/* Pairs the k-th send of each channel with its k-th receive. A
- * channel is (sender, receiver, activation|gradient); its sends all sit
- * on the sender and its receives on the receiver, so walking the global
- * ids in order visits each side in list order. */
+/* Pairs the k-th send of each channel with its k-th receive. A channel
+ * is an ordered (sender, receiver) pair carrying activations and
+ * gradients alike, because tsr_comm_batch_p2p() matches a pair's messages
+ * in call order whatever they hold (with p = 2, next and previous stage
+ * are the same rank). Its sends all sit on the sender and its receives on
+ * the receiver, so walking the global ids in order visits each side in
+ * list order, and inside an exchange in operation order. */
 static size_t channel_of(const sim *s, const sim_op *o)
 {
     bool send = is_send(o->op.kind);
     size_t from = (size_t)(send ? o->rank : o->op.peer);
     size_t to = (size_t)(send ? o->op.peer : o->rank);
-    return (from * (size_t)s->p + to) * 2 + (is_activation(o->op.kind) ? 0 : 1);
+    return from * (size_t)s->p + to;
 }
 
 static tsr_status match_channels(sim *s)
 {
-    size_t channels = (size_t)s->p * (size_t)s->p * 2;
+    size_t channels = (size_t)s->p * (size_t)s->p;
     size_t *num_sends = calloc(channels, sizeof *num_sends);
     size_t *num_recvs = calloc(channels, sizeof *num_recvs);
     size_t *send_at = calloc(channels, sizeof *send_at); /* cursor into order[] */
@@ -175,10 +179,9 @@ static tsr_status match_channels(sim *s)
     for (size_t c = 0; c < channels; c++) {
         if (num_sends[c] != num_recvs[c]) {
             st = tsr_error_set(TSR_ERR_INVALID_ARG,
-                               "pipeline simulation: %s from rank %zu to rank %zu: %zu sends but "
-                               "%zu receives",
-                               c % 2 == 0 ? "activations" : "gradients", c / 2 / (size_t)s->p,
-                               c / 2 % (size_t)s->p, num_sends[c], num_recvs[c]);
+                               "pipeline simulation: from rank %zu to rank %zu: %zu sends but %zu "
+                               "receives",
+                               c / (size_t)s->p, c % (size_t)s->p, num_sends[c], num_recvs[c]);
             goto done;
         }
         send_at[c] = recv_at[c] = start;
@@ -194,7 +197,8 @@ static tsr_status match_channels(sim *s)
         sim_op *sd = &s->ops[order[recv_at[channel_of(s, rv)]++]];
         int want_rank = -1, want_chunk = -1; /* check_structure() made sure both exist */
         peer_stage(s, sd->rank, &sd->op, &want_rank, &want_chunk);
-        if (sd->op.microbatch != rv->op.microbatch || want_chunk != rv->op.chunk) {
+        bool same_kind = is_activation(sd->op.kind) == is_activation(rv->op.kind);
+        if (!same_kind || sd->op.microbatch != rv->op.microbatch || want_chunk != rv->op.chunk) {
             char why[200];
             snprintf(why, sizeof why,
                      "in channel order this receive meets rank %d's %s of microbatch %d chunk %d "

@@ -7,9 +7,11 @@
  *   - every operation talks to the right neighbour for its tensor (the
  *     next virtual stage for activations, the previous one for
  *     gradients), and names a microbatch and chunk that exist;
- *   - on each directed (sender, receiver, activation|gradient) channel,
- *     the k-th send and the k-th receive name the same tensor, and there
- *     are as many sends as receives - so a first-in first-out executor
+ *   - between each ordered (sender, receiver) pair, activations and
+ *     gradients together, the k-th send (in list order, and in operation
+ *     order inside an exchange) and the k-th receive name the same tensor,
+ *     and there are as many sends as receives - so an executor that
+ *     matches messages in call order without tags (tsr_comm_batch_p2p())
  *     pairs every send with exactly one receive;
  *   - each (microbatch, chunk) is forwarded once and backwarded once on
  *     each rank, the forward after its activation arrived, the backward

@@ -5,8 +5,9 @@
  * the schedule accepts them) the test checks the lists itself (each
  * (microbatch, chunk) forwarded and backwarded exactly once, its
  * activation received before its forward, its gradient before its
- * backward, every send after the compute that made it, the k-th send of
- * each channel naming the tensor of the k-th receive) and then runs all
+ * backward, every send after the compute that made it, the k-th send from
+ * one rank to another naming the tensor of the other's k-th receive from
+ * it, activations and gradients together) and then runs all
  * ranks in the event simulation, where a send completes only when its
  * receive is posted: no deadlock, the bubble and the peak number of
  * microbatches in flight equal to the closed forms written here.
@@ -126,49 +127,52 @@ static void check_rank_list(tsr_pp_schedule_kind kind, const pp_lists *l, int r)
     free(s);
 }
 
-/* The receiver-side name of the k-th tensor rank `from` sends to rank `to`
- * (kind: activation or gradient), as a number mb * v + chunk; -1 past the
- * end. */
-static int nth_sent(const pp_lists *l, int from, int to, bool activation, int n)
+/* The k-th tensor rank `from` sends to rank `to`, activations and
+ * gradients together in list order (and operation order inside an
+ * exchange), named as the receiver will name it: (mb * v + chunk) * 2 +
+ * (1 for a gradient). -1 past the end. */
+static int nth_sent(const pp_lists *l, int from, int to, int n)
 {
     int seen_n = 0;
     for (size_t i = 0; i < l->counts[from]; i++) {
         const tsr_pp_action *a = &l->lists[from][i];
         for (int k = 0; k < (a->kind == TSR_PP_EXCHANGE ? a->num_ops : 0); k++) {
             const tsr_pp_p2p *op = &a->ops[k];
-            tsr_pp_p2p_kind want = activation ? TSR_PP_SEND_ACTIVATION : TSR_PP_SEND_GRAD;
-            if (op->kind != want || op->peer != to)
+            bool act = op->kind == TSR_PP_SEND_ACTIVATION;
+            if ((!act && op->kind != TSR_PP_SEND_GRAD) || op->peer != to)
                 continue;
             if (seen_n++ == n) {
-                int stage = op->chunk * l->p + from + (activation ? 1 : -1);
-                return op->microbatch * l->v + stage / l->p;
+                int stage = op->chunk * l->p + from + (act ? 1 : -1);
+                return (op->microbatch * l->v + stage / l->p) * 2 + (act ? 0 : 1);
             }
         }
     }
     return -1;
 }
 
+/* Receives from each neighbour meet the neighbour's sends in call order,
+ * as tsr_comm_batch_p2p() matches them (no tags). */
 static void check_channels(tsr_pp_schedule_kind kind, const pp_lists *l)
 {
     for (int r = 0; r < l->p; r++) {
-        for (int act = 0; act < 2; act++) {
-            int from = act ? (r + l->p - 1) % l->p : (r + 1) % l->p;
-            int n = 0;
+        int froms[2] = {(r + l->p - 1) % l->p, (r + 1) % l->p};
+        for (int f = 0; f < (froms[0] == froms[1] ? 1 : 2); f++) {
+            int from = froms[f], n = 0;
             for (size_t i = 0; i < l->counts[r]; i++) {
                 const tsr_pp_action *a = &l->lists[r][i];
                 for (int k = 0; k < (a->kind == TSR_PP_EXCHANGE ? a->num_ops : 0); k++) {
                     const tsr_pp_p2p *op = &a->ops[k];
-                    tsr_pp_p2p_kind want = act ? TSR_PP_RECV_ACTIVATION : TSR_PP_RECV_GRAD;
-                    if (op->kind != want || op->peer != from)
+                    bool act = op->kind == TSR_PP_RECV_ACTIVATION;
+                    if ((!act && op->kind != TSR_PP_RECV_GRAD) || op->peer != from)
                         continue;
-                    int sent = nth_sent(l, from, r, act, n++);
-                    LIST_CHECK(sent == op->microbatch * l->v + op->chunk,
-                               "receive %d from %d (%s %d.%d) meets send of %d", n - 1, from,
-                               act ? "act" : "grad", op->microbatch, op->chunk, sent);
+                    int sent = nth_sent(l, from, r, n++);
+                    int want = (op->microbatch * l->v + op->chunk) * 2 + (act ? 0 : 1);
+                    LIST_CHECK(sent == want, "receive %d from %d (%s %d.%d) meets send %d", n - 1,
+                               from, act ? "act" : "grad", op->microbatch, op->chunk, sent);
                 }
             }
-            LIST_CHECK(nth_sent(l, from, r, act, n) == -1, "rank %d sends %s nobody receives",
-                       from, act ? "activations" : "gradients");
+            LIST_CHECK(nth_sent(l, from, r, n) == -1, "rank %d sends more than rank %d receives",
+                       from, r);
         }
     }
 }

@@ -4,6 +4,7 @@
  * message that points at the mistake. Without these, a simulator that
  * accepted everything would pass the schedule tests.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "harness.h"
@@ -125,13 +126,46 @@ static void test_mislabelled_receive_is_refused(void)
     EXPECT_REFUSED(RUN2(r0, r1, 2, &eager), "in channel order this receive meets rank 0's send");
 }
 
+/* With p = 2 both kinds of tensor travel between the same two ranks and
+ * are matched in call order: swapping a rank's activation and gradient
+ * sends inside one exchange would deliver each into the other's buffer. */
+static void test_swapped_kinds_are_refused(void)
+{
+    const int p = 2, m = 4, v = 2;
+    tsr_pp_action lists[2][64];
+    size_t counts[2];
+    for (int r = 0; r < p; r++) {
+        tsr_pp_schedule_spec s = {TSR_PP_SCHEDULE_INTERLEAVED, p, r, m, v};
+        CU_ASSERT_EQUAL_FATAL(tsr_pp_schedule_build(&s, lists[r], 64, &counts[r]), TSR_OK);
+    }
+    const tsr_pp_action *view[2] = {lists[0], lists[1]};
+    tsr_pp_sim_rank_stats stats[2];
+    int64_t makespan = 0;
+    CU_ASSERT_EQUAL(tsr_pp_sim_run(p, m, v, view, counts, &rendezvous, stats, &makespan, NULL),
+                    TSR_OK);
+    bool swapped = false;
+    for (size_t i = 0; i < counts[0] && !swapped; i++) {
+        tsr_pp_action *a = &lists[0][i];
+        if (a->kind == TSR_PP_EXCHANGE && a->num_ops >= 2 &&
+            a->ops[0].kind == TSR_PP_SEND_ACTIVATION && a->ops[1].kind == TSR_PP_SEND_GRAD) {
+            tsr_pp_p2p t = a->ops[0];
+            a->ops[0] = a->ops[1];
+            a->ops[1] = t;
+            swapped = true;
+        }
+    }
+    CU_ASSERT_TRUE_FATAL(swapped);
+    EXPECT_REFUSED(tsr_pp_sim_run(p, m, v, view, counts, &eager, stats, &makespan, NULL),
+                   "meets rank 0's send gradient");
+}
+
 static void test_unmatched_send_is_refused(void)
 {
     tsr_pp_sim_rank_stats stats[2];
     int64_t makespan = 0;
     const tsr_pp_action r0[] = {F(0), X1(SA, 1, 0), X1(RG, 1, 0), B(0)};
     const tsr_pp_action r1[] = {X1(RA, 0, 0), F(0), B(0)};
-    EXPECT_REFUSED(RUN2(r0, r1, 1, &eager), "gradients from rank 1 to rank 0: 0 sends but 1");
+    EXPECT_REFUSED(RUN2(r0, r1, 1, &eager), "from rank 1 to rank 0: 0 sends but 1 receives");
 }
 
 static void test_wrong_peer_is_refused(void)
@@ -229,6 +263,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_circular_wait_is_a_deadlock),
     TSR_TEST(test_unbatched_sends_deadlock_only_under_rendezvous),
     TSR_TEST(test_mislabelled_receive_is_refused),
+    TSR_TEST(test_swapped_kinds_are_refused),
     TSR_TEST(test_unmatched_send_is_refused),
     TSR_TEST(test_wrong_peer_is_refused),
     TSR_TEST(test_compute_order_mistakes_are_refused),
