@@ -48,11 +48,10 @@ static tsr_status check_supported_layout(const tsr_config *cfg)
                              "available yet: drop --pipeline-model-parallel-size, "
                              "--context-parallel-size, --expert-model-parallel-size and "
                              "--num-experts");
-    if (cfg->use_distributed_optimizer || cfg->bf16 ||
-        cfg->recompute_granularity != TSR_RECOMPUTE_NONE)
+    if (cfg->bf16 || cfg->recompute_granularity != TSR_RECOMPUTE_NONE)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--use-distributed-optimizer, --bf16 and --recompute-granularity "
-                             "are not available in this build yet");
+                             "--bf16 and --recompute-granularity are not available in this "
+                             "build yet");
     return TSR_OK;
 }
 
@@ -61,13 +60,12 @@ typedef struct train_run {
     const tsr_config *cfg;
     tsr_grid *grid;
     tsr_model model;
-    tsr_trainer_hooks dp_hooks;
 } train_run;
 
 static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
 {
     tsr_checkpoint_content c = {tr->model.tensors, tr->model.tensor_count, tr->model.params,
-                                tr->adam_m, tr->adam_v};
+                                tr->adam_m, tr->adam_v, tr->hooks.shard};
     return c;
 }
 
@@ -86,27 +84,6 @@ static tsr_status save_checkpoint(void *ctx, const tsr_trainer *tr)
         tsr_log_once(TSR_LOG_INFO, "saved checkpoint at iteration %lld in %.3f s",
                      (long long)tr->iteration, (double)(tsr_time_ns() - t0) * 1e-9);
     return st;
-}
-
-/* The trainer's hooks are the data-parallel ones plus saving; the save
- * hook needs the run, so the run stands in as their context. */
-static tsr_status run_average_grads(void *ctx, float *grads, size_t count)
-{
-    train_run *run = ctx;
-    return run->dp_hooks.average_grads(run->dp_hooks.ctx, grads, count);
-}
-
-static tsr_status run_sum_scalars(void *ctx, double *values, int count)
-{
-    train_run *run = ctx;
-    return run->dp_hooks.sum_scalars(run->dp_hooks.ctx, values, count);
-}
-
-static tsr_status run_sum_world(void *ctx, double *values, int count)
-{
-    train_run *run = ctx;
-    return tsr_comm_allreduce(values, values, (size_t)count, TSR_COMM_FP64, TSR_COMM_SUM,
-                              tsr_grid_world(run->grid), NULL);
 }
 
 static tsr_status load_checkpoint(train_run *run, tsr_trainer *tr)
@@ -186,29 +163,31 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
     tsr_gpt_dims dims = tsr_gpt_dims_from_config(cfg, vocab, tsr_grid_tp_rank(grid));
     tsr_memory_plan plan = {0};
     tsr_gpt_plan(cfg, &dims, &plan);
-    tsr_trainer_plan(cfg, plan.bytes[TSR_MEM_PARAMS] / sizeof(float), &plan);
+    tsr_trainer_plan_sharded(cfg, plan.bytes[TSR_MEM_PARAMS] / sizeof(float),
+                             tsr_grid_dp_size(grid), &plan);
     tsr_plan_log(&plan);
     tsr_status st = tsr_plan_allocate(&plan);
     if (st != TSR_OK)
         return st;
     tsr_gpt *gpt = NULL;
+    tsr_dp *dp = NULL;
     st = tsr_gpt_create(cfg, &dims, grid, &plan, &gpt);
     FILE *metrics = NULL;
     if (st == TSR_OK && tsr_log_rank() == 0)
         st = tsr_metrics_open(cfg->metrics_file, &metrics);
     if (st == TSR_OK) {
         log_model(gpt, &dims);
-        train_run run = {cfg, grid, tsr_gpt_as_model(gpt), {0}};
-        tsr_dp_fill_hooks(grid, &run.dp_hooks);
-        tsr_trainer_hooks hooks = run.dp_hooks;
-        hooks.ctx = &run;
-        hooks.average_grads = run.dp_hooks.average_grads ? run_average_grads : NULL;
-        hooks.sum_scalars = run.dp_hooks.sum_scalars ? run_sum_scalars : NULL;
-        hooks.save = cfg->save != NULL ? save_checkpoint : NULL;
-        hooks.sum_world = tsr_comm_size(tsr_grid_world(grid)) > 1 ? run_sum_world : NULL;
+        train_run run = {cfg, grid, tsr_gpt_as_model(gpt)};
+        tsr_trainer_hooks hooks = {0};
         tsr_trainer trainer;
-        st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
-                              tsr_gpt_flops_per_sample(cfg, &dims), &plan);
+        st = tsr_dp_create(cfg, grid, &run.model, &dp);
+        if (st == TSR_OK) {
+            tsr_dp_fill_hooks(dp, &hooks);
+            hooks.save_ctx = &run;
+            hooks.save = cfg->save != NULL ? save_checkpoint : NULL;
+            st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
+                                  tsr_gpt_flops_per_sample(cfg, &dims), &plan);
+        }
         if (st == TSR_OK && cfg->load != NULL)
             st = load_checkpoint(&run, &trainer);
         if (st == TSR_OK)
@@ -220,6 +199,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
                          (double)tsr_peak_rss_bytes() / 1048576.0,
                          (double)tsr_plan_total_bytes(&plan) / 1048576.0);
     }
+    tsr_dp_destroy(dp);
     if (metrics != NULL)
         fclose(metrics);
     tsr_plan_release(&plan);

@@ -398,6 +398,18 @@ static tsr_status backward_embedding(tsr_gpt *g, const tsr_microbatch *mb)
     return TSR_OK;
 }
 
+/* Tells the trainer (mb->grads_ready) that every gradient from `first`
+ * on is final, so data-parallel buckets there can start. Parameters lie in
+ * forward order, so after layer l's backward that is everything from its
+ * first parameter on; the tied embedding at offset 0 is final only at the
+ * end. Under sequence parallelism the norm gradients are partial until
+ * finish_grads, so nothing is reported early. */
+static void report_grads_ready(const tsr_gpt *g, const tsr_microbatch *mb, const float *first)
+{
+    if (mb->grads_ready != NULL && !g->d.sp)
+        mb->grads_ready(mb->grads_ready_ctx, (size_t)(first - g->grads));
+}
+
 static tsr_status backward_layers(tsr_gpt *g, const tsr_microbatch *mb)
 {
     const tsr_gpt_dims *d = &g->d;
@@ -406,8 +418,11 @@ static tsr_status backward_layers(tsr_gpt *g, const tsr_microbatch *mb)
     zero(g->d_stream, n_loc(g) * d->hidden);
     norm_backward(g, g->d_stream, g->g_lnf_w, g->g_lnf_b, g->d_lnf_local, last, g->lnf_w,
                   g->lnf_mean, g->lnf_rstd);
-    for (int64_t l = d->layers - 1; l >= 0; l--)
+    report_grads_ready(g, mb, g->g_lnf_w);
+    for (int64_t l = d->layers - 1; l >= 0; l--) {
         TRY(backward_layer(g, mb, l, l > 0 ? g->a[l - 1].res2 : g->emb));
+        report_grads_ready(g, mb, g->g[l].ln1_w);
+    }
     return backward_embedding(g, mb);
 }
 
@@ -504,7 +519,7 @@ tsr_status tsr_gpt_logits(tsr_gpt *g, const int32_t *tokens, float *logits, int6
     real = real < 0 ? 0 : real > V ? V : real;
     *count = real;
     TRY(check_tokens(g, tokens, NULL));
-    tsr_microbatch mb = {tokens, NULL, NULL, 0, 0};
+    tsr_microbatch mb = {tokens, NULL, NULL, 0, 0, NULL, NULL};
     TRY(forward_layers(g, &mb, false));
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
         int64_t rows = n - r0 < chunk ? n - r0 : chunk;

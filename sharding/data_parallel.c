@@ -1,28 +1,174 @@
 /*
- * data_parallel.c - data-parallel reductions over the grid's DP group.
+ * data_parallel.c - bucketed, overlapped gradient reduction over the
+ * grid's data-parallel group, and the trainer's hooks (data_parallel.h).
+ *
+ * Overlap on the MPI backend: MPI advances a non-blocking collective only
+ * inside MPI calls, so each model callback also tests the oldest bucket in
+ * flight, which lets the reductions progress between layers of backward.
  */
-#include "data_parallel.h"
+#include "dp_internal.h"
 
-#include "collectives/comm.h"
+#include <stdlib.h>
+#include <string.h>
 
-static tsr_status average_grads(void *ctx, float *grads, size_t count)
+#include "tessera/log.h"
+
+const tsr_grad_bucket *tsr_dp_bucket(const tsr_dp *dp, size_t k)
 {
-    tsr_comm *dp = tsr_grid_comm(ctx, TSR_GROUP_DP);
-    return tsr_comm_allreduce(grads, grads, count, TSR_COMM_FP32, TSR_COMM_SUM, dp, NULL);
+    return &dp->layout.buckets[dp->layout.bucket_count - 1 - k];
+}
+
+static tsr_status start_bucket(tsr_dp *dp, size_t k)
+{
+    if (dp->sharded)
+        return tsr_dist_opt_reduce_bucket(dp, k);
+    const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
+    float *x = dp->grads + b->offset;
+    return tsr_comm_allreduce(x, x, b->count, TSR_COMM_FP32, TSR_COMM_SUM, dp->comm,
+                              &dp->grad_reqs[k]);
+}
+
+/* Lets MPI progress the oldest reduction still in flight. */
+static tsr_status progress(tsr_dp *dp)
+{
+    for (size_t k = 0; k < dp->started; k++) {
+        if (dp->grad_reqs[k] == NULL)
+            continue;
+        bool done = false;
+        return tsr_comm_test(&dp->grad_reqs[k], &done);
+    }
+    return TSR_OK;
+}
+
+static void grads_ready(void *ctx, size_t from)
+{
+    tsr_dp *dp = ctx;
+    if (dp->failure != TSR_OK)
+        return;
+    size_t ready = tsr_bucket_layout_ready(&dp->layout, from);
+    tsr_status st = TSR_OK;
+    while (st == TSR_OK && dp->started < ready)
+        st = start_bucket(dp, dp->started++);
+    if (st == TSR_OK)
+        st = progress(dp);
+    dp->failure = st;
+}
+
+static tsr_status finish_grad_sync(void *ctx)
+{
+    tsr_dp *dp = ctx;
+    tsr_status st = dp->failure;
+    while (st == TSR_OK && dp->started < dp->layout.bucket_count)
+        st = start_bucket(dp, dp->started++);
+    /* wait for whatever started, even after a failure: buffers must not
+     * stay lent to the communicator */
+    tsr_status wait = tsr_comm_wait_all(dp->grad_reqs, dp->started);
+    dp->started = 0;
+    dp->failure = TSR_OK;
+    return st != TSR_OK ? st : wait;
 }
 
 static tsr_status sum_scalars(void *ctx, double *values, int count)
 {
-    tsr_comm *dp = tsr_grid_comm(ctx, TSR_GROUP_DP);
-    return tsr_comm_allreduce(values, values, (size_t)count, TSR_COMM_FP64, TSR_COMM_SUM, dp,
-                              NULL);
+    tsr_dp *dp = ctx;
+    return tsr_comm_allreduce(values, values, (size_t)count, TSR_COMM_FP64, TSR_COMM_SUM,
+                              dp->comm, NULL);
 }
 
-void tsr_dp_fill_hooks(tsr_grid *grid, tsr_trainer_hooks *hooks)
+static tsr_status sum_world(void *ctx, double *values, int count)
 {
-    hooks->ctx = grid;
-    hooks->dp_rank = tsr_grid_dp_rank(grid);
-    hooks->dp_size = tsr_grid_dp_size(grid);
-    hooks->average_grads = hooks->dp_size > 1 ? average_grads : NULL;
-    hooks->sum_scalars = hooks->dp_size > 1 ? sum_scalars : NULL;
+    tsr_dp *dp = ctx;
+    return tsr_comm_allreduce(values, values, (size_t)count, TSR_COMM_FP64, TSR_COMM_SUM,
+                              dp->world, NULL);
+}
+
+static void log_layout(const tsr_dp *dp, const tsr_config *cfg)
+{
+    const tsr_bucket_layout *l = &dp->layout;
+    size_t largest = 0, owned = 0;
+    for (size_t i = 0; i < l->bucket_count; i++) {
+        largest = l->buckets[i].count > largest ? l->buckets[i].count : largest;
+        owned += l->owned[i].count;
+    }
+    tsr_log_once(TSR_LOG_INFO,
+                 "data parallel: %d ranks, %zu gradient bucket(s) of up to %zu elements, %s; "
+                 "rank 0 owns %zu of %zu elements%s; overlap: grad reduce %s, param gather %s",
+                 l->dp_size, l->bucket_count, largest,
+                 dp->sharded ? "reduce-scattered (distributed optimizer)" : "all-reduced", owned,
+                 l->padded_count, dp->sharded ? " and their Adam state" : "",
+                 cfg->overlap_grad_reduce ? "on" : "off", dp->overlap_param_gather ? "on" : "off");
+}
+
+tsr_status tsr_dp_create(const tsr_config *cfg, tsr_grid *grid, const tsr_model *model,
+                         tsr_dp **out)
+{
+    *out = NULL;
+    tsr_dp *dp = calloc(1, sizeof *dp);
+    if (dp == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory for the data-parallel state");
+    dp->grid = grid;
+    dp->comm = tsr_grid_comm(grid, TSR_GROUP_DP);
+    dp->world = tsr_grid_world(grid);
+    int size = tsr_grid_dp_size(grid), rank = tsr_grid_dp_rank(grid);
+    dp->sharded = cfg->use_distributed_optimizer && size > 1;
+    dp->overlap_param_gather = cfg->overlap_param_gather;
+    dp->params = model->params;
+    dp->grads = model->grads;
+    tsr_status st = tsr_bucket_layout_compute(model->param_count, size, rank,
+                                              cfg->ddp_bucket_size, dp->sharded, &dp->layout);
+    size_t n = dp->layout.bucket_count;
+    if (st == TSR_OK && n > 0) {
+        dp->grad_reqs = calloc(n, sizeof *dp->grad_reqs);
+        dp->param_reqs = calloc(n, sizeof *dp->param_reqs);
+        if (dp->grad_reqs == NULL || dp->param_reqs == NULL)
+            st = tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory for %zu bucket requests",
+                               n);
+    }
+    if (st != TSR_OK) {
+        tsr_dp_destroy(dp);
+        return st;
+    }
+    if (size > 1)
+        log_layout(dp, cfg);
+    *out = dp;
+    return TSR_OK;
+}
+
+void tsr_dp_destroy(tsr_dp *dp)
+{
+    if (dp == NULL)
+        return;
+    size_t n = dp->layout.bucket_count;
+    if (dp->grad_reqs != NULL)
+        tsr_comm_wait_all(dp->grad_reqs, n);
+    if (dp->param_reqs != NULL)
+        tsr_comm_wait_all(dp->param_reqs, n);
+    free(dp->grad_reqs);
+    free(dp->param_reqs);
+    tsr_bucket_layout_free(&dp->layout);
+    free(dp);
+}
+
+void tsr_dp_fill_hooks(tsr_dp *dp, tsr_trainer_hooks *hooks)
+{
+    int size = dp->layout.dp_size;
+    hooks->ctx = dp;
+    hooks->dp_rank = dp->layout.dp_rank;
+    hooks->dp_size = size;
+    hooks->sum_world = tsr_comm_size(dp->world) > 1 ? sum_world : NULL;
+    if (size <= 1)
+        return;
+    hooks->shard = tsr_bucket_layout_shard(&dp->layout);
+    hooks->grads_ready = grads_ready;
+    hooks->finish_grad_sync = finish_grad_sync;
+    hooks->sum_scalars = sum_scalars;
+    if (dp->sharded) {
+        hooks->start_param_sync = tsr_dist_opt_start_param_sync;
+        hooks->finish_param_sync = tsr_dist_opt_finish_param_sync;
+    }
+}
+
+const tsr_bucket_layout *tsr_dp_layout(const tsr_dp *dp)
+{
+    return &dp->layout;
 }

@@ -23,6 +23,7 @@
 #include "tessera/config.h"
 #include "tessera/status.h"
 #include "train/model.h"
+#include "train/optimizer.h"
 
 #define TSR_CHECKPOINT_FORMAT_VERSION 1
 
@@ -38,11 +39,22 @@ typedef struct tsr_checkpoint_state {
 } tsr_checkpoint_state;
 
 /* What a checkpoint holds: the model's tensor table and three flat arrays
- * indexed by it (parameters, Adam first and second moments). */
+ * indexed by it (parameters, Adam first and second moments).
+ *
+ * shard says which data-parallel share of the flat buffer this rank owns
+ * (ranges NULL: all of it). A rank writes, of each block the model marks
+ * as its to write, only the elements in its owned ranges, so the
+ * data-parallel replicas split the writing and no element is written
+ * twice. With shard.sharded_state (distributed optimizer) adam_m/adam_v
+ * hold the owned ranges only, packed as the ranges' state_offset says; the
+ * moments are then also read for the owned ranges only, while parameters
+ * are always read whole. On disk nothing changes: every tensor is at its
+ * global shape, whatever the layout that wrote it. */
 typedef struct tsr_checkpoint_content {
     const tsr_tensor_desc *tensors;
     size_t tensor_count;
     float *params, *adam_m, *adam_v;
+    tsr_param_shard shard;
 } tsr_checkpoint_content;
 
 /* Collective over comm. Writes DIR/iter_NNNNNNN.h5 and updates

@@ -22,6 +22,34 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
 tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_config *cfg,
                                         tsr_checkpoint_state *state);
 
+/* A box of a tensor's global dataspace: rows x cols from (row, col). */
+typedef struct tsr_checkpoint_box {
+    int64_t row, col, rows, cols;
+} tsr_checkpoint_box;
+
+/* Elements [a, b) of t's local block (row-major, 0 <= a < b <= row_count x
+ * col_count) as at most three boxes in global coordinates, in the same
+ * row-major order: a partial first row, whole rows, a partial last row.
+ * Returns the number of boxes. */
+int tsr_checkpoint_range_boxes(const tsr_tensor_desc *t, int64_t a, int64_t b,
+                               tsr_checkpoint_box boxes[3]);
+
+/* Selects elements [a, b) of t's block in `space` (the dataset's file
+ * space: rank 1 for vectors, 2 for matrices) as the union of those boxes,
+ * and makes *memspace a 1-D space of b - a floats to go with it. */
+herr_t tsr_checkpoint_select_range(hid_t space, const tsr_tensor_desc *t, int64_t a, int64_t b,
+                                   hid_t *memspace);
+
+/* Calls fn(t, a, b, offset_in_array) for each piece of t's block this rank
+ * transfers: the whole block when shard->ranges is NULL, otherwise its
+ * intersection with each owned range. offset_in_array is where element a
+ * sits in the flat array: by flat index, or packed by state_offset when
+ * `packed` (the moments of a sharded state). Stops at the first failure. */
+typedef herr_t (*tsr_checkpoint_piece_fn)(void *ctx, const tsr_tensor_desc *t, int64_t a,
+                                          int64_t b, size_t offset_in_array);
+herr_t tsr_checkpoint_for_pieces(const tsr_tensor_desc *t, const tsr_param_shard *shard,
+                                 bool packed, tsr_checkpoint_piece_fn fn, void *ctx);
+
 /* If TSR_CHECKPOINT_TEST_PAUSE_AFTER=N is set, the N-th tensor written
  * blocks forever: the crash test kills the job at that moment, mid-save. */
 void tsr_checkpoint_test_pause(void);

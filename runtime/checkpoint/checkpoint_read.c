@@ -2,7 +2,8 @@
  * checkpoint_read.c - loading a checkpoint into this run's layout.
  *
  * Each rank reads its own block of every tensor at global shape, so the
- * layout that wrote the file does not matter. Problems found before any
+ * layout that wrote the file does not matter. Parameters are read whole;
+ * the moments of a sharded optimizer state only for the owned ranges. Problems found before any
  * tensor is read (missing pointer file, not HDF5, other model) are
  * reported the same way on every rank, as TSR_ERR_FORMAT.
  */
@@ -32,8 +33,30 @@ static tsr_status read_latest(const char *dir, int64_t *iteration)
     return TSR_OK;
 }
 
+typedef struct read_ctx {
+    hid_t set, space;
+    float *base;
+} read_ctx;
+
+static herr_t read_piece(void *ctx, const tsr_tensor_desc *t, int64_t a, int64_t b,
+                         size_t offset_in_array)
+{
+    read_ctx *r = ctx;
+    hid_t memspace = -1;
+    herr_t err = tsr_checkpoint_select_range(r->space, t, a, b, &memspace);
+    if (err >= 0)
+        err = H5Dread(r->set, H5T_NATIVE_FLOAT, memspace, r->space, H5P_DEFAULT,
+                      r->base + offset_in_array);
+    if (memspace >= 0)
+        H5Sclose(memspace);
+    return err;
+}
+
+/* shard NULL: the whole block; otherwise the owned pieces of it, into a
+ * packed moment array. */
 static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
-                             const char *path, const char *group_name)
+                             const tsr_param_shard *shard, const char *path,
+                             const char *group_name)
 {
     hid_t set = H5Dopen2(group, t->name, H5P_DEFAULT);
     if (set < 0)
@@ -53,15 +76,11 @@ static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
                            path, group_name, t->name, (unsigned long long)dims[0],
                            (unsigned long long)(rank == 2 ? dims[1] : 1), (long long)t->rows,
                            (long long)t->cols);
-    } else if (t->row_count > 0 && t->col_count > 0) {
-        hsize_t start[2] = {(hsize_t)t->row_start, (hsize_t)t->col_start};
-        hsize_t count[2] = {(hsize_t)t->row_count, (hsize_t)t->col_count};
-        hid_t memspace = H5Screate_simple(rank, count, NULL);
-        H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
-        if (H5Dread(set, H5T_NATIVE_FLOAT, memspace, space, H5P_DEFAULT, base + t->offset) < 0)
+    } else {
+        read_ctx r = {set, space, base};
+        if (tsr_checkpoint_for_pieces(t, shard, shard != NULL, read_piece, &r) < 0)
             st = tsr_error_set(TSR_ERR_FORMAT, "checkpoint %s: cannot read %s/%s (truncated?)",
                                path, group_name, t->name);
-        H5Sclose(memspace);
     }
     H5Sclose(space);
     H5Dclose(set);
@@ -69,14 +88,15 @@ static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
 }
 
 static tsr_status read_tensors(hid_t file, const char *group_name,
-                               const tsr_checkpoint_content *c, float *base, const char *path)
+                               const tsr_checkpoint_content *c, float *base,
+                               const tsr_param_shard *shard, const char *path)
 {
     hid_t group = H5Gopen2(file, group_name, H5P_DEFAULT);
     if (group < 0)
         return tsr_error_set(TSR_ERR_FORMAT, "checkpoint %s has no group %s", path, group_name);
     tsr_status st = TSR_OK;
     for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++)
-        st = read_block(group, &c->tensors[i], base, path, group_name);
+        st = read_block(group, &c->tensors[i], base, shard, path, group_name);
     H5Gclose(group);
     return st;
 }
@@ -96,12 +116,13 @@ static tsr_status read_file(const char *path, const tsr_config *cfg, tsr_checkpo
     if (file < 0)
         return tsr_error_set(TSR_ERR_FORMAT, "cannot open checkpoint %s (truncated?)", path);
     tsr_status st = tsr_checkpoint_read_metadata(file, path, cfg, state);
+    const tsr_param_shard *owned = content->shard.sharded_state ? &content->shard : NULL;
     if (st == TSR_OK)
-        st = read_tensors(file, "model", content, content->params, path);
+        st = read_tensors(file, "model", content, content->params, NULL, path);
     if (st == TSR_OK)
-        st = read_tensors(file, "optimizer/exp_avg", content, content->adam_m, path);
+        st = read_tensors(file, "optimizer/exp_avg", content, content->adam_m, owned, path);
     if (st == TSR_OK)
-        st = read_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, path);
+        st = read_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, owned, path);
     H5Fclose(file);
     return st;
 }

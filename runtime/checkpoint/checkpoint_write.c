@@ -3,8 +3,10 @@
  *
  * Every rank opens the temporary file with the MPI-IO driver; all ranks
  * create every dataset (HDF5 requires metadata changes to be collective),
- * then each writes its own block of each tensor independently. After the
- * collective close, rank 0 renames the file and replaces the pointer file.
+ * then each writes its own block of each tensor independently (under data
+ * parallelism only its owned share of that block, checkpoint_select.c).
+ * After the collective close, rank 0 renames the file and replaces the
+ * pointer file.
  */
 #include "checkpoint.h"
 
@@ -24,22 +26,42 @@ void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t l
     snprintf(buf, len, "%.4000s/iter_%07lld.h5", dir, (long long)iteration);
 }
 
-static tsr_status write_block(hid_t group, const tsr_tensor_desc *t, const float *base,
+typedef struct write_ctx {
+    hid_t set, space;
+    const float *base;
+} write_ctx;
+
+static herr_t write_piece(void *ctx, const tsr_tensor_desc *t, int64_t a, int64_t b,
+                          size_t offset_in_array)
+{
+    write_ctx *w = ctx;
+    hid_t memspace = -1;
+    herr_t err = tsr_checkpoint_select_range(w->space, t, a, b, &memspace);
+    if (err >= 0)
+        err = H5Dwrite(w->set, H5T_NATIVE_FLOAT, memspace, w->space, H5P_DEFAULT,
+                       w->base + offset_in_array);
+    if (memspace >= 0)
+        H5Sclose(memspace);
+    return err;
+}
+
+static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
+                              const tsr_checkpoint_content *c, const float *base, bool packed,
                               const char *path)
 {
     hsize_t global[2] = {(hsize_t)t->rows, (hsize_t)t->cols};
     int rank = t->cols == 1 ? 1 : 2;
     hid_t space = H5Screate_simple(rank, global, NULL);
-    hid_t set = H5Dcreate2(group, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                           H5P_DEFAULT);
+    /* a tensor held as two blocks (SwiGLU's gate and up rows under tensor
+     * parallelism) is described twice: the second block opens the dataset */
+    hid_t set = H5Lexists(group, t->name, H5P_DEFAULT) > 0
+                    ? H5Dopen2(group, t->name, H5P_DEFAULT)
+                    : H5Dcreate2(group, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT,
+                                 H5P_DEFAULT, H5P_DEFAULT);
     herr_t err = set < 0 ? -1 : 0;
-    if (err == 0 && t->writer && t->row_count > 0 && t->col_count > 0) {
-        hsize_t start[2] = {(hsize_t)t->row_start, (hsize_t)t->col_start};
-        hsize_t count[2] = {(hsize_t)t->row_count, (hsize_t)t->col_count};
-        hid_t memspace = H5Screate_simple(rank, count, NULL);
-        H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
-        err = H5Dwrite(set, H5T_NATIVE_FLOAT, memspace, space, H5P_DEFAULT, base + t->offset);
-        H5Sclose(memspace);
+    if (err == 0 && t->writer) {
+        write_ctx w = {set, space, base};
+        err = tsr_checkpoint_for_pieces(t, &c->shard, packed, write_piece, &w);
     }
     if (set >= 0)
         H5Dclose(set);
@@ -51,8 +73,9 @@ static tsr_status write_block(hid_t group, const tsr_tensor_desc *t, const float
     return TSR_OK;
 }
 
+/* packed: base is a moment array of a sharded optimizer state. */
 static tsr_status write_tensors(hid_t file, const char *group_name,
-                                const tsr_checkpoint_content *c, const float *base,
+                                const tsr_checkpoint_content *c, const float *base, bool packed,
                                 const char *path)
 {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -63,7 +86,7 @@ static tsr_status write_tensors(hid_t file, const char *group_name,
         return tsr_error_set(TSR_ERR_IO, "cannot create group %s in %s", group_name, path);
     tsr_status st = TSR_OK;
     for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++)
-        st = write_block(group, &c->tensors[i], base, path);
+        st = write_block(group, &c->tensors[i], c, base, packed, path);
     H5Gclose(group);
     return st;
 }
@@ -80,11 +103,12 @@ static tsr_status write_file(const char *tmp, const tsr_config *cfg,
         return tsr_error_set(TSR_ERR_IO, "cannot create checkpoint file %s: check that the "
                                          "directory is writable on every node", tmp);
     tsr_checkpoint_write_metadata(file, cfg, state);
-    tsr_status st = write_tensors(file, "model", content, content->params, tmp);
+    bool packed = content->shard.sharded_state;
+    tsr_status st = write_tensors(file, "model", content, content->params, false, tmp);
     if (st == TSR_OK)
-        st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, tmp);
+        st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, packed, tmp);
     if (st == TSR_OK)
-        st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, tmp);
+        st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, packed, tmp);
     if (H5Fclose(file) < 0 && st == TSR_OK)
         st = tsr_error_set(TSR_ERR_IO, "cannot close checkpoint file %s", tmp);
     return st;

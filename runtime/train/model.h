@@ -41,6 +41,13 @@ typedef struct tsr_microbatch {
     const float *mask;      /* (B, T), 1 where the target counts */
     int64_t first_sample;   /* global index of sample 0 (keys dropout masks) */
     int64_t iteration;      /* keys dropout masks */
+    /* When set, backward calls it whenever the gradients at flat index >=
+     * from are final for the iteration (from decreasing call to call), so
+     * that their data-parallel buckets can start reducing while backward
+     * goes on. Final includes any reduction finish_grads would apply: a
+     * model must not report gradients that finish_grads still changes. */
+    void (*grads_ready)(void *ctx, size_t from);
+    void *grads_ready_ctx;
 } tsr_microbatch;
 
 /* Sums over the masked tokens of a micro batch (evaluation). */

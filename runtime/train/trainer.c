@@ -5,6 +5,9 @@
  * [consumed, consumed + global_batch); data-parallel rank r takes the
  * contiguous slice r of it, cut into micro batches. Sample indices are
  * therefore layout-independent, and so are dropout masks keyed by them.
+ *
+ * The optimizer arithmetic (owned-range norm, AdamW over spans) lives in
+ * optimizer.c; this file sequences it with the hooks (see trainer.h).
  */
 #include "trainer.h"
 
@@ -17,14 +20,79 @@
 #include "tessera/log.h"
 #include "tessera/timer.h"
 
-void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan *plan)
+static bool shards_state(const tsr_config *cfg, int dp_size)
+{
+    return cfg->use_distributed_optimizer && dp_size > 1;
+}
+
+void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
+                              tsr_memory_plan *plan)
 {
     size_t rows = (size_t)cfg->micro_batch_size * (size_t)cfg->seq_length;
-    tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, param_count); /* Adam m */
-    tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, param_count); /* Adam v */
+    size_t state = param_count;
+    if (shards_state(cfg, dp_size)) {
+        size_t padded = tsr_shard_padded_count(param_count, dp_size);
+        state = padded / (size_t)dp_size;
+        if (padded > param_count) {
+            tsr_plan_add_floats(plan, TSR_MEM_PARAMS, padded - param_count);
+            tsr_plan_add_floats(plan, TSR_MEM_GRADS, padded - param_count);
+        }
+    }
+    tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, state); /* Adam m */
+    tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, state); /* Adam v */
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, (rows + 1) * sizeof(int32_t));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, rows * sizeof(int32_t));
     tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, rows);
+}
+
+void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan *plan)
+{
+    tsr_trainer_plan_sharded(cfg, param_count, 1, plan);
+}
+
+/* The padding must extend the model's own buffer: takes it from the same
+ * arena and checks that it landed right after. */
+static tsr_status take_padding(tsr_memory_plan *plan, tsr_mem_category category,
+                               const float *buffer, size_t count, size_t pad)
+{
+    float *tail = NULL;
+    tsr_status st = tsr_plan_take_floats(plan, category, pad, &tail);
+    if (st == TSR_OK && tail != buffer + count)
+        st = tsr_error_set(TSR_ERR_INTERNAL,
+                           "the distributed optimizer's padding of the %s is not contiguous "
+                           "with the model's buffer (the model must carve its %s last)",
+                           tsr_mem_category_name(category), tsr_mem_category_name(category));
+    return st;
+}
+
+static tsr_status take_optimizer_state(tsr_trainer *tr, tsr_memory_plan *plan)
+{
+    const tsr_config *cfg = tr->cfg;
+    size_t n = tr->model.param_count;
+    const tsr_param_shard *shard = &tr->hooks.shard;
+    tr->padded_count = n;
+    tr->state_count = n;
+    if (shards_state(cfg, tr->hooks.dp_size)) {
+        tr->padded_count = tsr_shard_padded_count(n, tr->hooks.dp_size);
+        tr->state_count = tr->padded_count / (size_t)tr->hooks.dp_size;
+    }
+    if (tsr_shard_state_floats(shard, n) != tr->state_count || shard->sharded_state !=
+                                                                   shards_state(cfg, tr->hooks.dp_size))
+        return tsr_error_set(TSR_ERR_INTERNAL,
+                             "the data-parallel shard (%zu floats of optimizer state) does not "
+                             "match the memory plan (%zu)",
+                             tsr_shard_state_floats(shard, n), tr->state_count);
+    tsr_status st = TSR_OK;
+    if (tr->padded_count > n) {
+        st = take_padding(plan, TSR_MEM_PARAMS, tr->model.params, n, tr->padded_count - n);
+        if (st == TSR_OK)
+            st = take_padding(plan, TSR_MEM_GRADS, tr->model.grads, n, tr->padded_count - n);
+    }
+    if (st == TSR_OK)
+        st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, tr->state_count, &tr->adam_m);
+    if (st == TSR_OK)
+        st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, tr->state_count, &tr->adam_v);
+    return st;
 }
 
 tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_dataset *dataset,
@@ -41,9 +109,7 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
         tr->hooks.dp_size = 1;
     tr->flops_per_sample = flops_per_sample;
     size_t rows = (size_t)cfg->micro_batch_size * (size_t)cfg->seq_length;
-    tsr_status st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, model.param_count, &tr->adam_m);
-    if (st == TSR_OK)
-        st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, model.param_count, &tr->adam_v);
+    tsr_status st = take_optimizer_state(tr, plan);
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (rows + 1) * sizeof(int32_t),
                                  (void **)&tr->tokens);
@@ -74,24 +140,36 @@ static tsr_status sum_scalars(tsr_trainer *tr, double *values, int count)
     return tr->hooks.sum_scalars(tr->hooks.ctx, values, count);
 }
 
-/* Forward and backward of this rank's micro batches; returns the mean loss
- * over the whole global batch (all data-parallel ranks). */
+/* A hook that may be absent (one rank): absent means nothing to do. */
+#define CALL_HOOK(tr, hook) ((tr)->hooks.hook != NULL ? (tr)->hooks.hook((tr)->hooks.ctx) : TSR_OK)
+
+/* Forward and backward of this rank's micro batches, then the gradient
+ * reduction; returns the mean loss over the whole global batch (all
+ * data-parallel ranks). */
 static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double *loss)
 {
     const tsr_config *cfg = tr->cfg;
     int mbs = cfg->micro_batch_size;
     int count = micro_batches_per_rank(tr, global_batch);
     float scale = 1.0f / (float)(count * tr->hooks.dp_size);
-    memset(tr->model.grads, 0, tr->model.param_count * sizeof(float));
+    memset(tr->model.grads, 0, tr->padded_count * sizeof(float));
     double local = 0.0;
     for (int m = 0; m < count; m++) {
         int64_t first = tr->consumed_samples +
                         ((int64_t)tr->hooks.dp_rank * count + m) * (int64_t)mbs;
         tsr_status st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_TRAIN, first, mbs, tr->tokens,
                                           tr->targets, tr->mask);
+        /* the previous step's parameter all-gather overlapped the above */
+        if (st == TSR_OK && m == 0)
+            st = CALL_HOOK(tr, finish_param_sync);
         if (st != TSR_OK)
             return st;
-        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, tr->iteration};
+        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, tr->iteration,
+                             NULL, NULL};
+        if (m == count - 1 && cfg->overlap_grad_reduce && tr->hooks.grads_ready != NULL) {
+            mb.grads_ready = tr->hooks.grads_ready;
+            mb.grads_ready_ctx = tr->hooks.ctx;
+        }
         double mb_loss = 0.0;
         st = tr->model.train_microbatch(tr->model.self, &mb, scale, &mb_loss);
         if (st != TSR_OK)
@@ -103,56 +181,41 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
         if (st != TSR_OK)
             return st;
     }
-    if (tr->hooks.average_grads != NULL) {
-        tsr_status st = tr->hooks.average_grads(tr->hooks.ctx, tr->model.grads,
-                                                tr->model.param_count);
-        if (st != TSR_OK)
-            return st;
-    }
-    tsr_status st = sum_scalars(tr, &local, 1);
+    tsr_status st = CALL_HOOK(tr, finish_grad_sync);
+    if (st == TSR_OK)
+        st = sum_scalars(tr, &local, 1);
     *loss = local / (double)(count * tr->hooks.dp_size);
     return st;
 }
 
-/* Global gradient norm: every element counted once. A rank sums the blocks
- * the model marks as its to write (one tensor-parallel replica of each
- * block); the world sum then counts each block once per data-parallel
- * replica, whose gradients are equal after averaging. */
+/* Global gradient norm, every element counted once: each rank sums the
+ * gradients it owns (its data-parallel share) within the blocks the model
+ * marks as its to write (one tensor-parallel replica), and the world sum
+ * adds the shares up. */
 static tsr_status gradient_norm(tsr_trainer *tr, double *norm)
 {
-    const tsr_model *m = &tr->model;
-    double sq = 0.0;
-    if (m->tensors == NULL) {
-        sq = tsr_sum_squares(m->grads, (int64_t)m->param_count);
-    } else {
-        for (size_t i = 0; i < m->tensor_count; i++) {
-            const tsr_tensor_desc *t = &m->tensors[i];
-            if (t->writer)
-                sq += tsr_sum_squares(m->grads + t->offset, t->row_count * t->col_count);
-        }
-    }
+    double sq = tsr_optimizer_grad_sumsq(&tr->model, &tr->hooks.shard);
     if (tr->hooks.sum_world != NULL) {
         tsr_status st = tr->hooks.sum_world(tr->hooks.ctx, &sq, 1);
         if (st != TSR_OK)
             return st;
-        sq /= (double)tr->hooks.dp_size;
     }
     *norm = sqrt(sq);
     return TSR_OK;
 }
 
-static void adamw_step(tsr_trainer *tr, double lr, float clip_coeff)
+static tsr_status adamw_step(tsr_trainer *tr, double lr, float clip_coeff)
 {
     const tsr_config *cfg = tr->cfg;
-    for (size_t s = 0; s < tr->model.span_count; s++) {
-        const tsr_param_span *span = &tr->model.spans[s];
-        tsr_adamw_update(tr->model.params + span->offset, tr->model.grads + span->offset,
-                         tr->adam_m + span->offset, tr->adam_v + span->offset,
-                         (int64_t)span->count, (float)lr, (float)cfg->adam_beta1,
-                         (float)cfg->adam_beta2, (float)cfg->adam_eps,
-                         span->decay ? (float)cfg->weight_decay : 0.0f, tr->adam_step,
-                         clip_coeff);
-    }
+    tsr_adamw_args args = {(float)lr,
+                           (float)cfg->adam_beta1,
+                           (float)cfg->adam_beta2,
+                           (float)cfg->adam_eps,
+                           (float)cfg->weight_decay,
+                           tr->adam_step,
+                           clip_coeff};
+    tsr_optimizer_adamw(&tr->model, &tr->hooks.shard, tr->adam_m, tr->adam_v, &args);
+    return CALL_HOOK(tr, start_param_sync);
 }
 
 tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
@@ -160,13 +223,16 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
     const tsr_config *cfg = tr->cfg;
     int mbs = cfg->micro_batch_size;
     double sums[3] = {0.0, 0.0, 0.0}; /* loss, tokens, correct */
+    tsr_status st = CALL_HOOK(tr, finish_param_sync);
+    if (st != TSR_OK)
+        return st;
     for (int64_t i = 0; i < cfg->eval_iters; i++) {
         int64_t first = (i * tr->hooks.dp_size + tr->hooks.dp_rank) * (int64_t)mbs;
-        tsr_status st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_VALID, first, mbs, tr->tokens,
-                                          tr->targets, tr->mask);
+        st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_VALID, first, mbs, tr->tokens,
+                               tr->targets, tr->mask);
         if (st != TSR_OK)
             return st;
-        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, 0};
+        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, 0, NULL, NULL};
         tsr_eval_counts counts;
         st = tr->model.eval_microbatch(tr->model.self, &mb, &counts);
         if (st != TSR_OK)
@@ -175,7 +241,7 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
         sums[1] += counts.tokens;
         sums[2] += counts.correct;
     }
-    tsr_status st = sum_scalars(tr, sums, 3);
+    st = sum_scalars(tr, sums, 3);
     if (st != TSR_OK)
         return st;
     tsr_eval_metrics m;
@@ -262,7 +328,9 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
             if (cfg->clip_grad > 0.0 && norm > cfg->clip_grad)
                 clip = (float)(cfg->clip_grad / (norm + 1e-6));
             tr->adam_step++;
-            adamw_step(tr, lr, clip);
+            st = adamw_step(tr, lr, clip);
+            if (st != TSR_OK)
+                return st;
             stats.loss_sum += loss;
             stats.counted++;
         }
@@ -281,10 +349,13 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
         }
         bool save_now = cfg->save_interval > 0 && tr->iteration % cfg->save_interval == 0;
         if (tr->hooks.save != NULL && (save_now || tr->iteration == cfg->train_iters)) {
-            st = tr->hooks.save(tr->hooks.ctx, tr);
+            st = CALL_HOOK(tr, finish_param_sync);
+            if (st == TSR_OK)
+                st = tr->hooks.save(tr->hooks.save_ctx, tr);
             if (st != TSR_OK)
                 return st;
         }
     }
-    return TSR_OK;
+    /* nothing may be in flight when the caller tears the groups down */
+    return CALL_HOOK(tr, finish_param_sync);
 }

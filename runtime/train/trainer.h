@@ -4,8 +4,20 @@
  * evaluation and the log line.
  *
  * The trainer knows nothing of the parallel layout: the layer above hands
- * it hooks that reduce gradients and scalars across data-parallel ranks
- * (NULL hooks: one rank).
+ * it hooks that reduce gradients, gather parameters and sum scalars across
+ * ranks, and the part of the flat parameter buffer this rank owns
+ * (optimizer.h). NULL hooks: one rank.
+ *
+ * One iteration, as the hooks see it:
+ *   finish_param_sync        before the first forward (an all-gather of the
+ *                            previous step may still be in flight)
+ *   micro batches            forward + backward; in the last one, under
+ *                            --overlap-grad-reduce, the model calls
+ *                            grads_ready(from) as backward completes layers
+ *   model.finish_grads, finish_grad_sync
+ *                            the owned ranges now hold the DP average
+ *   norm                     owned sum of squares, sum_world
+ *   AdamW on the owned part, start_param_sync
  */
 #ifndef TSR_RUNTIME_TRAINER_H
 #define TSR_RUNTIME_TRAINER_H
@@ -16,21 +28,36 @@
 #include "arena.h"
 #include "data/dataset.h"
 #include "model.h"
+#include "optimizer.h"
 #include "tessera/config.h"
 
 struct tsr_trainer;
 
 typedef struct tsr_trainer_hooks {
-    void *ctx;
-    /* average gradients over data-parallel ranks (in place) */
-    tsr_status (*average_grads)(void *ctx, float *grads, size_t count);
+    void *ctx; /* of every hook but save */
+    int dp_rank, dp_size;
+    /* what this rank owns of the flat buffer (ranges NULL: all of it) */
+    tsr_param_shard shard;
+    /* Model callback (tsr_microbatch.grads_ready) for the backward of the
+     * last micro batch: gradients at flat index >= from are final, so
+     * their buckets may start reducing. Errors surface at finish_grad_sync. */
+    void (*grads_ready)(void *ctx, size_t from);
+    /* After backward: starts the buckets not yet started and waits for
+     * all. Afterwards the owned ranges hold the data-parallel average (the
+     * whole buffer unless shard.sharded_state). */
+    tsr_status (*finish_grad_sync)(void *ctx);
+    /* Distributed optimizer: after the step, all-gathers the updated
+     * slices (returning with it done unless --overlap-param-gather);
+     * finish_param_sync completes an all-gather still in flight. */
+    tsr_status (*start_param_sync)(void *ctx);
+    tsr_status (*finish_param_sync)(void *ctx);
     /* sum scalars over data-parallel ranks (in place) */
     tsr_status (*sum_scalars)(void *ctx, double *values, int count);
     /* sum scalars over every rank of the job (in place; NULL: one rank) */
     tsr_status (*sum_world)(void *ctx, double *values, int count);
-    int dp_rank, dp_size;
     /* writes a checkpoint of the trainer's state (NULL: no --save) */
-    tsr_status (*save)(void *ctx, const struct tsr_trainer *tr);
+    void *save_ctx;
+    tsr_status (*save)(void *save_ctx, const struct tsr_trainer *tr);
 } tsr_trainer_hooks;
 
 typedef struct tsr_trainer {  /* fields are read by checkpointing */
@@ -39,7 +66,9 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     tsr_model model;
     tsr_trainer_hooks hooks;
     double flops_per_sample;
-    float *adam_m, *adam_v;
+    float *adam_m, *adam_v; /* state_count floats each (optimizer.h) */
+    size_t state_count;
+    size_t padded_count; /* grads/params length the reductions work on (>= param_count) */
     int32_t *tokens, *targets;
     float *mask;
     int64_t iteration, consumed_samples, adam_step;
@@ -47,9 +76,19 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     double last_loss;  /* loss of the last iteration */
 } tsr_trainer;
 
-/* Adds the optimizer state and batch buffers to the plan. */
+/* Adds the optimizer state and batch buffers of one rank to the plan.
+ * With --use-distributed-optimizer over dp_size > 1 ranks the Adam
+ * moments are planned for this rank's shard only,
+ * tsr_shard_padded_count(param_count, dp_size) / dp_size floats each, and
+ * the parameters and gradients grow by the padding (taken right after the
+ * model's, so the reductions see one padded buffer). */
+void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
+                              tsr_memory_plan *plan);
+/* The same for one data-parallel rank. */
 void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan *plan);
 
+/* Carves what tsr_trainer_plan_sharded planned, for hooks->dp_size ranks;
+ * the hooks' shard must agree with the plan (TSR_ERR_INTERNAL if not). */
 tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_dataset *dataset,
                             tsr_model model, const tsr_trainer_hooks *hooks,
                             double flops_per_sample, tsr_memory_plan *plan);

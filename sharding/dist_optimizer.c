@@ -1,0 +1,53 @@
+/*
+ * dist_optimizer.c - the distributed optimizer's communication (ZeRO-1/2
+ * as Megatron's --use-distributed-optimizer): each bucket is
+ * reduce-scattered, so rank r ends with the summed gradients of its slice
+ * only, and after AdamW has updated those slices they are all-gathered
+ * back into every rank's full parameter buffer.
+ *
+ * Both are in place on the model's flat buffers (padded so that every
+ * bucket splits into equal slices): slice r of a bucket is the block
+ * reduce-scatter delivers to rank r and the block all-gather takes from
+ * it. The gradients outside a rank's slices are left undefined.
+ *
+ * --overlap-param-gather: the all-gathers start right after the step and
+ * are completed by finish_param_sync, which the trainer calls after
+ * loading the next iteration's first micro batch (and before evaluation,
+ * saving and the end of the run). The GPT runs its forward as one call,
+ * so the gather is not waited for layer by layer: it overlaps the logging,
+ * evaluation check and data loading between two steps, no more.
+ */
+#include "dp_internal.h"
+
+tsr_status tsr_dist_opt_reduce_bucket(tsr_dp *dp, size_t k)
+{
+    const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
+    size_t slice = b->count / (size_t)dp->layout.dp_size;
+    float *x = dp->grads + b->offset;
+    return tsr_comm_reduce_scatter(x, x + (size_t)dp->layout.dp_rank * slice, slice,
+                                   TSR_COMM_FP32, TSR_COMM_SUM, dp->comm, &dp->grad_reqs[k]);
+}
+
+tsr_status tsr_dist_opt_finish_param_sync(void *ctx)
+{
+    tsr_dp *dp = ctx;
+    return tsr_comm_wait_all(dp->param_reqs, dp->layout.bucket_count);
+}
+
+tsr_status tsr_dist_opt_start_param_sync(void *ctx)
+{
+    tsr_dp *dp = ctx;
+    tsr_status st = TSR_OK;
+    for (size_t k = 0; k < dp->layout.bucket_count && st == TSR_OK; k++) {
+        const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
+        size_t slice = b->count / (size_t)dp->layout.dp_size;
+        float *x = dp->params + b->offset;
+        st = tsr_comm_allgather(x + (size_t)dp->layout.dp_rank * slice, x, slice, TSR_COMM_FP32,
+                                dp->comm, &dp->param_reqs[k]);
+    }
+    if (st != TSR_OK || !dp->overlap_param_gather) {
+        tsr_status wait = tsr_dist_opt_finish_param_sync(dp);
+        return st != TSR_OK ? st : wait;
+    }
+    return TSR_OK;
+}

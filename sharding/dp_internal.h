@@ -1,0 +1,39 @@
+/*
+ * dp_internal.h - the data-parallel engine's state, shared by
+ * data_parallel.c (bucket sequencing, all-reduce, hooks) and
+ * dist_optimizer.c (reduce-scatter, parameter all-gather).
+ *
+ * Requests are indexed in reduction order (k = 0 is the last bucket in
+ * memory). Every data-parallel rank starts the same collectives in the
+ * same order: buckets by decreasing offset, then all-gathers, and the
+ * all-gathers are complete before the next bucket starts.
+ */
+#ifndef TSR_SHARDING_DP_INTERNAL_H
+#define TSR_SHARDING_DP_INTERNAL_H
+
+#include "collectives/comm.h"
+#include "data_parallel.h"
+
+struct tsr_dp {
+    tsr_grid *grid;
+    tsr_comm *comm;  /* the data-parallel group */
+    tsr_comm *world; /* for the gradient norm */
+    bool sharded;    /* distributed optimizer */
+    bool overlap_param_gather;
+    float *params, *grads;
+    tsr_bucket_layout layout;
+    tsr_comm_request **grad_reqs;  /* bucket_count, reduction order */
+    tsr_comm_request **param_reqs; /* bucket_count, reduction order */
+    size_t started;                /* buckets started this iteration */
+    tsr_status failure;            /* first failure of a callback (grads_ready) */
+};
+
+/* The k-th bucket to reduce. */
+const tsr_grad_bucket *tsr_dp_bucket(const tsr_dp *dp, size_t k);
+
+/* dist_optimizer.c */
+tsr_status tsr_dist_opt_reduce_bucket(tsr_dp *dp, size_t k);
+tsr_status tsr_dist_opt_start_param_sync(void *ctx);
+tsr_status tsr_dist_opt_finish_param_sync(void *ctx);
+
+#endif /* TSR_SHARDING_DP_INTERNAL_H */
