@@ -83,8 +83,8 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    printf("# pipeline bubble: simulated schedule vs theory (forward %lld, backward %lld per "
-           "chunk, communication free)\n",
+    printf("# pipeline bubble: simulated schedule vs theory (a stage's forward %lld, backward "
+           "%lld, a chunk's 1/v of that; communication free)\n",
            (long long)opt.forward_cost, (long long)opt.backward_cost);
     printf("# measured-on-real-ranks bubble: reported by the trainer's pipeline executor, not "
            "here\n");

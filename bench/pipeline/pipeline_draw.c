@@ -114,8 +114,8 @@ int main(int argc, char **argv)
     printf("lanes F<c> / B<c>: forwards / backwards of model chunk c; the digit is the "
            "microbatch\n\n");
     printf("%-10s", "");
-    for (size_t t = 0; t < width; t++)
-        putchar(t % 10 == 0 ? (char)('0' + (t / 10) % 10) : ' ');
+    for (size_t t = 0; t < width; t += 10)
+        printf(t + 10 < width ? "%-10d" : "%d", (int)(t / 10) % 10);
     printf("\n%-10s", "time");
     for (size_t t = 0; t < width; t++)
         putchar((char)('0' + t % 10));
