@@ -6,9 +6,9 @@
  * operation gets a global id, operations are bucketed by directed
  * channel (a sender, receiver pair, both kinds of tensor together), and
  * the k-th send of a channel is paired with its k-th receive (their kinds
- * and names must agree). Execution: each rank advances
- * through its list until it reaches an exchange whose partners have not
- * all been posted; the sweep repeats until every rank is done or a whole
+ * and names must agree). Execution: each rank advances through its list
+ * until it reaches an exchange whose partners have not all been posted;
+ * the sweep repeats until every rank is done or a whole
  * sweep moves nobody (deadlock). Post times are each rank's own clock, and
  * an exchange's completion depends only on post times, so the result is
  * that of the dataflow, whatever order ranks are swept in.
