@@ -20,6 +20,7 @@
 #include "rank_env.h"
 #include "sharding/data_parallel.h"
 #include "sharding/grid.h"
+#include "sharding/pipeline_schedule.h"
 #include "tessera/log.h"
 #include "tessera/timer.h"
 #include "train/metrics.h"
@@ -40,14 +41,25 @@ static void print_help(void)
 /* Layouts this build can run; the others are rejected up front. */
 static tsr_status check_supported_layout(const tsr_config *cfg)
 {
-    if (cfg->pipeline_model_parallel_size > 1 || cfg->context_parallel_size > 1 ||
-        cfg->expert_model_parallel_size > 1 || cfg->num_experts > 0)
+    if (cfg->context_parallel_size > 1 || cfg->expert_model_parallel_size > 1 ||
+        cfg->num_experts > 0)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "this build trains with tensor, sequence and data parallelism; "
-                             "pipeline, context and expert parallelism and MoE layers are not "
-                             "available yet: drop --pipeline-model-parallel-size, "
-                             "--context-parallel-size, --expert-model-parallel-size and "
-                             "--num-experts");
+                             "this build trains with tensor, sequence, pipeline and data "
+                             "parallelism; context and expert parallelism and MoE layers are "
+                             "not available yet: drop --context-parallel-size, "
+                             "--expert-model-parallel-size and --num-experts");
+    if (cfg->num_layers_per_virtual_pipeline_stage > 0) {
+        int world = tsr_rank_info_from_env().world_size;
+        int dp = tsr_config_data_parallel_size(cfg, world);
+        int m = tsr_config_global_batch_size(cfg, world) / (cfg->micro_batch_size * dp);
+        if (m % cfg->pipeline_model_parallel_size != 0)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "the interleaved schedule (--num-layers-per-virtual-pipeline-"
+                                 "stage) needs the micro batches per iteration (%d = "
+                                 "--global-batch-size / (--micro-batch-size x data-parallel "
+                                 "size)) to be a multiple of --pipeline-model-parallel-size %d",
+                                 m, cfg->pipeline_model_parallel_size);
+    }
     if (cfg->bf16 || cfg->recompute_granularity != TSR_RECOMPUTE_NONE)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "--bf16 and --recompute-granularity are not available in this "
@@ -143,6 +155,38 @@ static void report_communication(tsr_grid *grid, FILE *metrics)
         fflush(metrics);
 }
 
+/* Each pipeline stage's measured idle share beside the schedule's theory. */
+static tsr_status report_bubble(const tsr_config *cfg, tsr_gpt *gpt, const tsr_gpt_dims *dims,
+                                FILE *metrics)
+{
+    if (dims->pp <= 1)
+        return TSR_OK;
+    double fractions[1024];
+    if (dims->pp > 1024)
+        return TSR_OK;
+    tsr_status st = tsr_gpt_pipeline_bubble(gpt, fractions);
+    if (st != TSR_OK)
+        return st;
+    tsr_pp_schedule_spec spec = {dims->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
+                                                  : TSR_PP_SCHEDULE_1F1B,
+                                 dims->pp, 0, dims->microbatches, dims->chunks};
+    double theory = tsr_pp_schedule_bubble_theory(&spec);
+    for (int r = 0; r < dims->pp; r++) {
+        tsr_log_once(TSR_LOG_INFO,
+                     "pipeline stage %d: waited %.1f%% of its steps in exchanges (schedule %s, "
+                     "%d micro batches: bubble %.1f%% in theory)",
+                     r, 100.0 * fractions[r], tsr_pp_schedule_kind_name(spec.kind),
+                     dims->microbatches, 100.0 * theory);
+        if (metrics != NULL)
+            fprintf(metrics,
+                    "{\"type\": \"pipeline\", \"stage\": %d, \"idle_fraction\": %.6f, "
+                    "\"theoretical_bubble\": %.6f, \"microbatches\": %d, \"chunks\": %d}\n",
+                    r, fractions[r], theory, dims->microbatches, dims->chunks);
+    }
+    (void)cfg;
+    return TSR_OK;
+}
+
 static void log_model(const tsr_gpt *gpt, const tsr_gpt_dims *dims)
 {
     size_t n_params = 0, count = 0;
@@ -161,12 +205,17 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
 {
     int vocab = cfg->vocab_size > 0 ? cfg->vocab_size : dataset->vocab_size;
     tsr_gpt_dims dims = tsr_gpt_dims_from_config(cfg, vocab, tsr_grid_tp_rank(grid));
+    int global_batch = tsr_config_global_batch_size(cfg, tsr_comm_size(tsr_grid_world(grid)));
+    int microbatches = global_batch / (cfg->micro_batch_size * tsr_grid_dp_size(grid));
+    tsr_status st = tsr_gpt_dims_set_pipeline(&dims, cfg, tsr_grid_pp_rank(grid), microbatches);
+    if (st != TSR_OK)
+        return st;
     tsr_memory_plan plan = {0};
     tsr_gpt_plan(cfg, &dims, &plan);
     tsr_trainer_plan_sharded(cfg, plan.bytes[TSR_MEM_PARAMS] / sizeof(float),
                              tsr_grid_dp_size(grid), &plan);
     tsr_plan_log(&plan);
-    tsr_status st = tsr_plan_allocate(&plan);
+    st = tsr_plan_allocate(&plan);
     if (st != TSR_OK)
         return st;
     tsr_gpt *gpt = NULL;
@@ -194,6 +243,8 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             st = tsr_trainer_run(&trainer, metrics);
         if (st == TSR_OK)
             report_communication(grid, metrics);
+        if (st == TSR_OK)
+            st = report_bubble(cfg, gpt, &dims, metrics);
         if (st == TSR_OK)
             tsr_log_once(TSR_LOG_INFO, "peak RSS %.1f MiB, memory plan %.1f MiB",
                          (double)tsr_peak_rss_bytes() / 1048576.0,

@@ -52,7 +52,7 @@ static size_t scratch_floats(const tsr_gpt_dims *d)
                   + c + c                           /* d_branch_full, d_ln_full */
                   + hd + hd + gd + gd + hd + gd     /* d_att d_q d_k d_v d_q_pre d_k_pre */
                   + (size_t)(d->l_qkv_out + d->l_fc1_out + d->l_ffn) /* d_qkv d_fc1 d_act */
-                  + c + 8;                          /* d_lnf_full, per-row loss terms */
+                  + 8;                              /* per-row loss terms */
     size_t local = 6 * c; /* norm_local branch_local d_stream d_branch_local d_ln_local d_lnf_local */
     size_t head = (size_t)d->head_chunk_rows * (size_t)d->l_vocab;
     return nt * full + nl * local + head +
@@ -61,8 +61,25 @@ static size_t scratch_floats(const tsr_gpt_dims *d)
 
 static size_t param_floats(const tsr_gpt_param *table, size_t count)
 {
-    const tsr_gpt_param *last = &table[count - 1];
-    return last->offset + ((size_t)(last->local_rows * last->local_cols) + 15) / 16 * 16;
+    size_t end = 0;
+    for (size_t i = 0; i < count; i++)
+        if (table[i].local) {
+            size_t e = table[i].offset +
+                       ((size_t)(table[i].local_rows * table[i].local_cols) + 15) / 16 * 16;
+            end = e > end ? e : end;
+        }
+    return end;
+}
+
+static size_t schedule_length(const tsr_gpt_dims *d)
+{
+    if (d->pp <= 1)
+        return 0;
+    tsr_pp_schedule_spec spec = {d->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
+                                               : TSR_PP_SCHEDULE_1F1B,
+                                 d->pp, d->pp_rank, d->microbatches, d->chunks};
+    size_t count = 0;
+    return tsr_pp_schedule_count(&spec, &count) == TSR_OK ? count : 0;
 }
 
 void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *d, tsr_memory_plan *plan)
@@ -75,19 +92,33 @@ void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *d, tsr_memory_plan 
         numel = param_floats(table, count);
         free(table);
     }
-    size_t nl = (size_t)rows_local(d), nt = (size_t)rows_full(d);
+    size_t nl = (size_t)rows_local(d), nt = (size_t)rows_full(d), c = (size_t)d->hidden;
+    size_t slots = (size_t)d->slots, chunks = (size_t)d->chunks;
     tsr_plan_add_floats(plan, TSR_MEM_PARAMS, numel);
     tsr_plan_add_floats(plan, TSR_MEM_GRADS, numel);
-    tsr_plan_add_floats(plan, TSR_MEM_ACTIVATIONS,
-                        (size_t)d->layers * activation_floats_per_layer(d) +
-                            nl * (size_t)(d->hidden + 2) + nt * (size_t)d->hidden + 64);
+    /* every micro batch in flight keeps its layers' activations, its chunk
+     * inputs and (last stage) its final-norm output and head gradient */
+    size_t per_slot = (size_t)d->local_layers * activation_floats_per_layer(d) +
+                      chunks * (nl * c + 16) +
+                      (d->has_head ? nt * c * 2 + nl * 2 + 64 : 0);
+    size_t pipeline = d->pp > 1 ? chunks * 2 * (nl * c + 16) : 0; /* d_recv, d_send */
+    if (d->pp > 1) { /* the iteration's micro batches, read up front */
+        size_t m = (size_t)d->microbatches;
+        tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, m * (nt + 1) * sizeof(int32_t));
+        tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, m * nt * sizeof(int32_t));
+        tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, m * nt);
+        tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, m * sizeof(tsr_microbatch));
+    }
+    tsr_plan_add_floats(plan, TSR_MEM_ACTIVATIONS, slots * (per_slot + pipeline));
     tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, scratch_floats(d));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH,
                        sizeof(tsr_gpt) +
                            count * (sizeof(tsr_gpt_param) + sizeof(tsr_param_span) +
                                     2 * sizeof(tsr_tensor_desc)) +
-                           (size_t)d->layers * (2 * sizeof(layer_weights) + sizeof(layer_acts)) +
-                           1024);
+                           (size_t)d->local_layers *
+                               (2 * sizeof(layer_weights) + slots * sizeof(layer_acts)) +
+                           slots * (chunks * sizeof(chunk_io) + sizeof(head_slot)) +
+                           schedule_length(d) * sizeof(tsr_pp_action) + 2048);
 }
 
 /* ------------------------------------------------------------- creation */
@@ -95,7 +126,7 @@ void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *d, tsr_memory_plan 
 static float *param_ptr(tsr_gpt *g, float *base, const char *name)
 {
     for (size_t i = 0; i < g->param_count_entries; i++)
-        if (strcmp(g->table[i].name, name) == 0)
+        if (g->table[i].local && strcmp(g->table[i].name, name) == 0)
             return base + g->table[i].offset;
     return NULL;
 }
@@ -111,21 +142,26 @@ static void bind_weights(tsr_gpt *g, float *base, layer_weights *lw, float **wte
     *head = param_ptr(g, base, "output_layer.weight");
     if (*head == NULL)
         *head = *wte; /* tied */
-    for (int64_t l = 0; l < g->d.layers; l++) {
-#define P(suffix) (snprintf(name, sizeof name, "decoder.layers.%lld.%s", (long long)l, suffix), param_ptr(g, base, name))
-        lw[l].ln1_w = P("input_layernorm.weight");
-        lw[l].ln1_b = P("input_layernorm.bias");
-        lw[l].qkv_w = P("self_attention.linear_qkv.weight");
-        lw[l].qkv_b = P("self_attention.linear_qkv.bias");
-        lw[l].proj_w = P("self_attention.linear_proj.weight");
-        lw[l].proj_b = P("self_attention.linear_proj.bias");
-        lw[l].ln2_w = P("pre_mlp_layernorm.weight");
-        lw[l].ln2_b = P("pre_mlp_layernorm.bias");
-        lw[l].fc1_w = P("mlp.linear_fc1.weight");
-        lw[l].fc1_b = P("mlp.linear_fc1.bias");
-        lw[l].fc2_w = P("mlp.linear_fc2.weight");
-        lw[l].fc2_b = P("mlp.linear_fc2.bias");
+    int64_t local = 0;
+    for (int c = 0; c < g->d.chunks; c++) {
+        for (int j = 0; j < g->d.chunk_layers[c]; j++, local++) {
+            int64_t layer = g->d.chunk_first_layer[c] + j;
+            layer_weights *lwl = &lw[local];
+#define P(suffix) (snprintf(name, sizeof name, "decoder.layers.%lld.%s", (long long)layer, suffix), param_ptr(g, base, name))
+            lwl->ln1_w = P("input_layernorm.weight");
+            lwl->ln1_b = P("input_layernorm.bias");
+            lwl->qkv_w = P("self_attention.linear_qkv.weight");
+            lwl->qkv_b = P("self_attention.linear_qkv.bias");
+            lwl->proj_w = P("self_attention.linear_proj.weight");
+            lwl->proj_b = P("self_attention.linear_proj.bias");
+            lwl->ln2_w = P("pre_mlp_layernorm.weight");
+            lwl->ln2_b = P("pre_mlp_layernorm.bias");
+            lwl->fc1_w = P("mlp.linear_fc1.weight");
+            lwl->fc1_b = P("mlp.linear_fc1.bias");
+            lwl->fc2_w = P("mlp.linear_fc2.weight");
+            lwl->fc2_b = P("mlp.linear_fc2.bias");
 #undef P
+        }
     }
 }
 
@@ -145,6 +181,13 @@ static void describe_param(tsr_gpt *g, const tsr_gpt_param *p)
     int64_t rows = is_vocab_tensor(p) ? d->vocab : p->rows;
     tsr_tensor_desc *t = &g->tensors[g->tensor_count];
     *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true};
+    if (!p->local) { /* another stage's: named, so checkpoints create it everywhere */
+        *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false};
+        g->tensor_count++;
+        return;
+    }
+    /* the last stage's copy of a tied embedding is written by the first */
+    bool copy = strcmp(p->name, "embedding.word_embeddings.weight") == 0 && !d->has_embedding;
     switch (p->split) {
     case TSR_SPLIT_NONE:
         t->row_count = rows;
@@ -172,6 +215,8 @@ static void describe_param(tsr_gpt *g, const tsr_gpt_param *p)
         break;
     }
     }
+    if (copy)
+        t->writer = false;
     g->tensor_count++;
 }
 
@@ -184,6 +229,8 @@ static void init_params(tsr_gpt *g)
     const tsr_gpt_dims *d = &g->d;
     for (size_t i = 0; i < g->param_count_entries; i++) {
         const tsr_gpt_param *p = &g->table[i];
+        if (!p->local)
+            continue;
         float *data = g->params + p->offset;
         uint64_t key = tsr_rng_key(seed, p->name);
         int64_t blocks = p->split == TSR_SPLIT_GATE_UP ? 2 : 1;
@@ -220,8 +267,9 @@ static tsr_status carve_activations(tsr_gpt *g, tsr_memory_plan *plan)
     const tsr_gpt_dims *d = &g->d;
     int64_t nt = rows_full(d), nl = rows_local(d), c = d->hidden;
     int64_t hd = d->l_heads * d->head_dim, gd = d->l_groups * d->head_dim;
-    for (int64_t l = 0; l < d->layers; l++) {
-        layer_acts *a = &g->a[l];
+    int64_t slots = d->slots;
+    for (int64_t i = 0; i < slots * d->local_layers; i++) {
+        layer_acts *a = &g->acts[i];
         TAKE(TSR_MEM_ACTIVATIONS, a->ln1, nt * c);
         TAKE(TSR_MEM_ACTIVATIONS, a->ln1_mean, nl);
         TAKE(TSR_MEM_ACTIVATIONS, a->ln1_rstd, nl);
@@ -238,10 +286,21 @@ static tsr_status carve_activations(tsr_gpt *g, tsr_memory_plan *plan)
         TAKE(TSR_MEM_ACTIVATIONS, a->act, nt * d->l_ffn);
         TAKE(TSR_MEM_ACTIVATIONS, a->res2, nl * c);
     }
-    TAKE(TSR_MEM_ACTIVATIONS, g->emb, nl * c);
-    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_full, nt * c);
-    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_mean, nl);
-    TAKE(TSR_MEM_ACTIVATIONS, g->lnf_rstd, nl);
+    for (int64_t i = 0; i < slots * d->chunks; i++) {
+        chunk_io *io = &g->io[i];
+        TAKE(TSR_MEM_ACTIVATIONS, io->x_in, nl * c);
+        if (d->pp > 1) {
+            TAKE(TSR_MEM_ACTIVATIONS, io->d_recv, nl * c);
+            TAKE(TSR_MEM_ACTIVATIONS, io->d_send, nl * c);
+        }
+    }
+    for (int64_t s = 0; d->has_head && s < slots; s++) {
+        head_slot *h = &g->heads[s];
+        TAKE(TSR_MEM_ACTIVATIONS, h->lnf_full, nt * c);
+        TAKE(TSR_MEM_ACTIVATIONS, h->lnf_mean, nl);
+        TAKE(TSR_MEM_ACTIVATIONS, h->lnf_rstd, nl);
+        TAKE(TSR_MEM_ACTIVATIONS, h->d_lnf_full, nt * c);
+    }
 
     TAKE(TSR_MEM_SCRATCH, g->emb_full, nt * c);
     TAKE(TSR_MEM_SCRATCH, g->tp.scratch, nt * c);
@@ -258,7 +317,6 @@ static tsr_status carve_activations(tsr_gpt *g, tsr_memory_plan *plan)
     TAKE(TSR_MEM_SCRATCH, g->d_qkv, nt * d->l_qkv_out);
     TAKE(TSR_MEM_SCRATCH, g->d_fc1, nt * d->l_fc1_out);
     TAKE(TSR_MEM_SCRATCH, g->d_act, nt * d->l_ffn);
-    TAKE(TSR_MEM_SCRATCH, g->d_lnf_full, nt * c);
     TAKE(TSR_MEM_SCRATCH, g->norm_local, nl * c);
     TAKE(TSR_MEM_SCRATCH, g->branch_local, nl * c);
     TAKE(TSR_MEM_SCRATCH, g->d_stream, nl * c);
@@ -278,7 +336,7 @@ static tsr_status carve_activations(tsr_gpt *g, tsr_memory_plan *plan)
         g->branch_local = g->branch_full;
         g->d_branch_local = g->d_branch_full;
         g->d_ln_local = g->d_ln_full;
-        g->d_lnf_local = g->d_lnf_full;
+        g->d_lnf_local = NULL; /* each slot's d_lnf_full (see select_slot) */
     }
     return TSR_OK;
 }
@@ -289,7 +347,14 @@ static void build_spans(tsr_gpt *g)
     size_t count = 0;
     for (size_t i = 0; i < g->param_count_entries; i++) {
         const tsr_gpt_param *p = &g->table[i];
-        size_t end = i + 1 < g->param_count_entries ? g->table[i + 1].offset : g->numel;
+        if (!p->local)
+            continue;
+        size_t end = g->numel; /* up to the next local parameter */
+        for (size_t j = i + 1; j < g->param_count_entries; j++)
+            if (g->table[j].local) {
+                end = g->table[j].offset;
+                break;
+            }
         if (count > 0 && g->spans[count - 1].decay == p->decay) {
             g->spans[count - 1].count = end - g->spans[count - 1].offset;
         } else {
@@ -318,9 +383,34 @@ static tsr_status take_tables(tsr_gpt *g, tsr_memory_plan *plan, size_t count, i
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)layers * sizeof *g->g,
                                  (void **)&g->g);
+    const tsr_gpt_dims *d = &g->d;
+    size_t slots = (size_t)d->slots;
     if (st == TSR_OK)
-        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)layers * sizeof *g->a,
-                                 (void **)&g->a);
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, (size_t)layers * slots * sizeof *g->acts,
+                                 (void **)&g->acts);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH,
+                                 (size_t)d->chunks * slots * sizeof *g->io, (void **)&g->io);
+    if (st == TSR_OK)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, slots * sizeof *g->heads,
+                                 (void **)&g->heads);
+    if (st == TSR_OK && d->pp > 1) {
+        size_t m = (size_t)d->microbatches, nt = (size_t)(d->micro_batch * d->seq);
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, m * (nt + 1) * sizeof(int32_t),
+                                 (void **)&g->mb_tokens);
+        if (st == TSR_OK)
+            st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, m * nt * sizeof(int32_t),
+                                     (void **)&g->mb_targets);
+        if (st == TSR_OK)
+            st = tsr_plan_take_floats(plan, TSR_MEM_SCRATCH, m * nt, &g->mb_mask);
+        if (st == TSR_OK)
+            st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, m * sizeof(tsr_microbatch),
+                                     (void **)&g->mbs);
+    }
+    g->action_count = schedule_length(d);
+    if (st == TSR_OK && g->action_count > 0)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, g->action_count * sizeof *g->actions,
+                                 (void **)&g->actions);
     return st;
 }
 
@@ -328,9 +418,10 @@ tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_g
                           tsr_memory_plan *plan, tsr_gpt **out)
 {
     *out = NULL;
-    if (dims->tp > 1 && (grid == NULL || tsr_grid_tp_size(grid) != dims->tp))
-        return tsr_error_set(TSR_ERR_INTERNAL, "a tensor-parallel model needs the grid of its "
-                                               "tensor-parallel group");
+    if ((dims->tp > 1 || dims->pp > 1) &&
+        (grid == NULL || tsr_grid_tp_size(grid) != dims->tp || tsr_grid_pp_size(grid) != dims->pp))
+        return tsr_error_set(TSR_ERR_INTERNAL, "a tensor- or pipeline-parallel model needs the "
+                                               "grid of its groups");
     tsr_gpt *g = NULL;
     tsr_status st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, sizeof *g, (void **)&g);
     if (st != TSR_OK)
@@ -342,7 +433,7 @@ tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_g
     g->tp.size = dims->tp;
     g->tp.rank = dims->tp_rank;
     size_t count = tsr_gpt_param_table(dims, cfg, NULL, 0);
-    st = take_tables(g, plan, count, dims->layers);
+    st = take_tables(g, plan, count, dims->local_layers);
     if (st != TSR_OK)
         return st;
     g->param_count_entries = tsr_gpt_param_table(dims, cfg, g->table, count);
@@ -359,6 +450,17 @@ tsr_status tsr_gpt_create(const tsr_config *cfg, const tsr_gpt_dims *dims, tsr_g
     for (size_t i = 0; i < g->param_count_entries; i++)
         describe_param(g, &g->table[i]);
     init_params(g);
+    if (g->action_count > 0) {
+        tsr_pp_schedule_spec spec = {dims->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
+                                                      : TSR_PP_SCHEDULE_1F1B,
+                                     dims->pp, dims->pp_rank, dims->microbatches, dims->chunks};
+        size_t built = 0;
+        st = tsr_pp_schedule_build(&spec, g->actions, g->action_count, &built);
+        if (st != TSR_OK)
+            return st;
+        g->action_count = built;
+    }
+    tsr_gpt_select_slot(g, 0);
     *out = g;
     return TSR_OK;
 }

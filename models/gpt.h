@@ -23,6 +23,8 @@
 
 typedef struct tsr_gpt tsr_gpt;
 
+#define TSR_GPT_MAX_CHUNKS 64
+
 /* Global sizes, and this rank's share of them under tensor parallelism
  * (heads, query groups, MLP width and vocabulary split over tp ranks; the
  * sequence split too under sequence parallelism). */
@@ -38,6 +40,13 @@ typedef struct tsr_gpt_dims {
     int64_t l_vocab;     /* padded_vocab / tp rows of the embedding on this rank */
     int64_t vocab_start; /* global id of local row 0 */
     int64_t l_seq;       /* seq / tp under sequence parallelism, else seq */
+    /* pipeline parallelism: this rank's model chunks (virtual stages) */
+    int pp, pp_rank, chunks;
+    int chunk_first_layer[TSR_GPT_MAX_CHUNKS], chunk_layers[TSR_GPT_MAX_CHUNKS];
+    bool has_embedding, has_head; /* chunk 0 on the first rank; last chunk on the last */
+    int64_t local_layers;         /* layers held by this rank (all chunks) */
+    int slots;                    /* micro batches whose activations are kept at once */
+    int microbatches;             /* per iteration on this data-parallel rank */
 } tsr_gpt_dims;
 
 /* How a parameter is cut across the tensor-parallel group. */
@@ -55,14 +64,22 @@ typedef struct tsr_gpt_param {
     int64_t rows, cols;
     tsr_gpt_split split;
     int64_t local_rows, local_cols;
-    size_t offset; /* floats from the start of this rank's parameter array */
+    bool local;    /* held by this rank's pipeline stage */
+    size_t offset; /* floats from the start of this rank's parameter array (local only) */
     float init_std; /* normal(0, std); 0 with init_value for constants */
     float init_value;
     bool decay;
 } tsr_gpt_param;
 
-/* Sizes for tensor-parallel rank tp_rank (0 for one rank). */
+/* Sizes for tensor-parallel rank tp_rank (0 for one rank), without
+ * pipeline parallelism (every layer local, one activation slot). */
 tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size, int tp_rank);
+
+/* Cuts the layers for pipeline rank pp_rank (Megatron's split, with
+ * virtual stages) and sizes the activation slots for the schedule that
+ * runs `microbatches` micro batches per iteration. */
+tsr_status tsr_gpt_dims_set_pipeline(tsr_gpt_dims *dims, const tsr_config *cfg, int pp_rank,
+                                     int microbatches);
 
 /* Number of parameters and their table (static per config). */
 size_t tsr_gpt_param_table(const tsr_gpt_dims *dims, const tsr_config *cfg,
@@ -86,6 +103,11 @@ float *tsr_gpt_grad_data(tsr_gpt *gpt);
  * real vocabulary, (B*T, ids vocab_start .. vocab_start+count), for
  * comparison with a reference; *count gets the slice width. */
 tsr_status tsr_gpt_logits(tsr_gpt *gpt, const int32_t *tokens, float *logits, int64_t *count);
+
+/* The share of this run's pipeline steps each pipeline rank spent waiting
+ * in exchanges (its measured bubble), gathered into fractions[pp size];
+ * collective over the pipeline group. */
+tsr_status tsr_gpt_pipeline_bubble(tsr_gpt *gpt, double *fractions);
 
 /* Megatron's FLOPs of one iteration of `samples` samples (forward +
  * backward, as in Megatron-LM's throughput report). */

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "gpt.h"
+#include "sharding/pipeline_layers.h"
+#include "sharding/pipeline_schedule.h"
 
 tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size, int tp_rank)
 {
@@ -42,13 +44,58 @@ tsr_gpt_dims tsr_gpt_dims_from_config(const tsr_config *cfg, int vocab_size, int
     d.l_vocab = d.padded_vocab / d.tp;
     d.vocab_start = (int64_t)tp_rank * d.l_vocab;
     d.l_seq = d.sp ? d.seq / d.tp : d.seq;
+    d.pp = 1;
+    d.pp_rank = 0;
+    d.chunks = 1;
+    d.chunk_first_layer[0] = 0;
+    d.chunk_layers[0] = cfg->num_layers;
+    d.has_embedding = d.has_head = true;
+    d.local_layers = d.layers;
+    d.slots = 1;
+    d.microbatches = 1;
     return d;
+}
+
+tsr_status tsr_gpt_dims_set_pipeline(tsr_gpt_dims *d, const tsr_config *cfg, int pp_rank,
+                                     int microbatches)
+{
+    tsr_pp_layer_split split;
+    tsr_status st = tsr_pp_layers_from_config(cfg, &split);
+    if (st != TSR_OK)
+        return st;
+    if (split.num_chunks > TSR_GPT_MAX_CHUNKS)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "%d virtual pipeline stages per rank; at most "
+                                                  "%d are supported",
+                             split.num_chunks, TSR_GPT_MAX_CHUNKS);
+    d->pp = split.pp_size;
+    d->pp_rank = pp_rank;
+    d->chunks = split.num_chunks;
+    d->local_layers = 0;
+    for (int c = 0; c < d->chunks; c++) {
+        st = tsr_pp_layers_range(&split, pp_rank, c, &d->chunk_first_layer[c],
+                                 &d->chunk_layers[c]);
+        if (st != TSR_OK)
+            return st;
+        d->local_layers += d->chunk_layers[c];
+    }
+    d->has_embedding = tsr_pp_layers_has_embedding(&split, pp_rank, 0);
+    d->has_head = tsr_pp_layers_has_head(&split, pp_rank, d->chunks - 1);
+    d->microbatches = microbatches;
+    d->slots = 1;
+    if (d->pp > 1) {
+        tsr_pp_schedule_spec spec = {d->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
+                                                   : TSR_PP_SCHEDULE_1F1B,
+                                     d->pp, pp_rank, microbatches, d->chunks};
+        st = tsr_pp_schedule_max_in_flight(&spec, &d->slots);
+    }
+    return st;
 }
 
 typedef struct table_builder {
     tsr_gpt_param *table;
     size_t capacity, count, offset;
     int tp;
+    bool local; /* whether the parameters being added live on this stage */
 } table_builder;
 
 static void add(table_builder *b, const char *name, int64_t rows, int64_t cols,
@@ -65,6 +112,7 @@ static void add(table_builder *b, const char *name, int64_t rows, int64_t cols,
         p->rows = rows;
         p->cols = cols;
         p->split = split;
+        p->local = b->local;
         p->local_rows = local_rows;
         p->local_cols = local_cols;
         p->offset = b->offset;
@@ -74,13 +122,14 @@ static void add(table_builder *b, const char *name, int64_t rows, int64_t cols,
     }
     b->count++;
     /* 16-float alignment keeps every parameter on its own cache lines */
-    b->offset += ((size_t)(local_rows * local_cols) + 15) / 16 * 16;
+    if (b->local)
+        b->offset += ((size_t)(local_rows * local_cols) + 15) / 16 * 16;
 }
 
 size_t tsr_gpt_param_table(const tsr_gpt_dims *d, const tsr_config *cfg, tsr_gpt_param *table,
                            size_t capacity)
 {
-    table_builder b = {table, capacity, 0, 0, d->tp};
+    table_builder b = {table, capacity, 0, 0, d->tp, d->has_embedding};
     float std = (float)cfg->init_method_std;
     float out_std = std / sqrtf(2.0f * (float)d->layers);
     bool bias = !cfg->disable_bias_linear;
@@ -93,6 +142,10 @@ size_t tsr_gpt_param_table(const tsr_gpt_dims *d, const tsr_config *cfg, tsr_gpt
         add(&b, "embedding.position_embeddings.weight", d->max_positions, d->hidden,
             TSR_SPLIT_NONE, std, 0, true);
     for (int64_t l = 0; l < d->layers; l++) {
+        b.local = false;
+        for (int c = 0; c < d->chunks; c++)
+            if (l >= d->chunk_first_layer[c] && l < d->chunk_first_layer[c] + d->chunk_layers[c])
+                b.local = true;
 #define LAYER(suffix) (snprintf(name, sizeof name, "decoder.layers.%lld.%s", (long long)l, suffix), name)
         add(&b, LAYER("input_layernorm.weight"), d->hidden, 1, TSR_SPLIT_NONE, 0, 1, false);
         if (layernorm)
@@ -119,11 +172,15 @@ size_t tsr_gpt_param_table(const tsr_gpt_dims *d, const tsr_config *cfg, tsr_gpt
             add(&b, LAYER("mlp.linear_fc2.bias"), d->hidden, 1, TSR_SPLIT_NONE, 0, 0, false);
 #undef LAYER
     }
+    b.local = d->has_head;
     add(&b, "decoder.final_layernorm.weight", d->hidden, 1, TSR_SPLIT_NONE, 0, 1, false);
     if (layernorm)
         add(&b, "decoder.final_layernorm.bias", d->hidden, 1, TSR_SPLIT_NONE, 0, 0, false);
     if (cfg->untie_embeddings_and_output_weights)
         add(&b, "output_layer.weight", d->padded_vocab, d->hidden, TSR_SPLIT_ROWS, std, 0, true);
+    else if (d->has_head && !d->has_embedding) /* the last stage's copy of the tied table */
+        add(&b, "embedding.word_embeddings.weight", d->padded_vocab, d->hidden, TSR_SPLIT_ROWS,
+            std, 0, true);
     (void)name;
     return b.count;
 }

@@ -182,12 +182,13 @@ static tsr_status add_branch(tsr_gpt *g, const tsr_microbatch *mb, float *out, c
     return TSR_OK;
 }
 
-static tsr_status forward_layer(tsr_gpt *g, const tsr_microbatch *mb, int64_t l, const float *x,
-                                bool train)
+/* layer l of the model, li of this rank */
+static tsr_status forward_layer(tsr_gpt *g, const tsr_microbatch *mb, int64_t l, int64_t li,
+                                const float *x, bool train)
 {
     const tsr_gpt_dims *d = &g->d;
-    const layer_weights *w = &g->w[l];
-    layer_acts *a = &g->a[l];
+    const layer_weights *w = &g->w[li];
+    layer_acts *a = &g->a[li];
     int64_t B = d->micro_batch, T = d->seq, C = d->hidden, nt = n_tok(g);
     int64_t hd = d->l_heads * d->head_dim;
     double p_attn = train ? g->cfg.attention_dropout : 0.0;
@@ -222,18 +223,75 @@ static tsr_status forward_layer(tsr_gpt *g, const tsr_microbatch *mb, int64_t l,
     return add_branch(g, mb, a->res2, a->res1, l, DROP_MLP_OUT, train);
 }
 
-static tsr_status forward_layers(tsr_gpt *g, const tsr_microbatch *mb, bool train)
+static int64_t chunk_base(const tsr_gpt *g, int chunk)
+{
+    int64_t base = 0;
+    for (int c = 0; c < chunk; c++)
+        base += g->d.chunk_layers[c];
+    return base;
+}
+
+static bool chunk_has_embedding(const tsr_gpt *g, int chunk)
+{
+    return chunk == 0 && g->d.has_embedding;
+}
+
+static bool chunk_has_head(const tsr_gpt *g, int chunk)
+{
+    return chunk == g->d.chunks - 1 && g->d.has_head;
+}
+
+static chunk_io *current_io(const tsr_gpt *g, int chunk)
+{
+    return &g->io[(size_t)g->slot * (size_t)g->d.chunks + (size_t)chunk];
+}
+
+void tsr_gpt_select_slot(tsr_gpt *g, int slot)
+{
+    g->slot = slot;
+    g->a = g->acts + (size_t)slot * (size_t)g->d.local_layers;
+    g->emb = g->io[(size_t)slot * (size_t)g->d.chunks].x_in;
+    if (g->d.has_head) {
+        head_slot *h = &g->heads[slot];
+        g->lnf_full = h->lnf_full;
+        g->lnf_mean = h->lnf_mean;
+        g->lnf_rstd = h->lnf_rstd;
+        g->d_lnf_full = h->d_lnf_full;
+        if (!g->d.sp)
+            g->d_lnf_local = h->d_lnf_full;
+    }
+}
+
+float *tsr_gpt_chunk_output(tsr_gpt *g, int chunk)
+{
+    int64_t last = chunk_base(g, chunk) + g->d.chunk_layers[chunk] - 1;
+    return last >= 0 ? g->a[last].res2 : current_io(g, chunk)->x_in;
+}
+
+/* embedding (first chunk of the first stage), the chunk's layers, and the
+ * final norm (last chunk of the last stage) */
+static tsr_status forward_stack(tsr_gpt *g, const tsr_microbatch *mb, int chunk, bool train)
 {
     const tsr_gpt_dims *d = &g->d;
-    TRY(embed(g, mb, train));
-    const float *x = g->emb;
-    for (int64_t l = 0; l < d->layers; l++) {
-        TRY(forward_layer(g, mb, l, x, train));
-        x = g->a[l].res2;
+    if (chunk_has_embedding(g, chunk))
+        TRY(embed(g, mb, train));
+    const float *x = current_io(g, chunk)->x_in;
+    int64_t base = chunk_base(g, chunk);
+    for (int j = 0; j < d->chunk_layers[chunk]; j++) {
+        TRY(forward_layer(g, mb, d->chunk_first_layer[chunk] + j, base + j, x, train));
+        x = g->a[base + j].res2;
     }
+    if (!chunk_has_head(g, chunk))
+        return TSR_OK;
     norm_forward(g, d->sp ? g->norm_local : g->lnf_full, g->lnf_mean, g->lnf_rstd, x, g->lnf_w,
                  g->lnf_b);
     return enter_forward(g, g->lnf_full, g->norm_local);
+}
+
+/* forward of every layer of a model without pipeline parallelism */
+static tsr_status forward_layers(tsr_gpt *g, const tsr_microbatch *mb, bool train)
+{
+    return forward_stack(g, mb, 0, train);
 }
 
 /* ------------------------------------------------- LM head, cross-entropy */
@@ -314,13 +372,13 @@ static tsr_status branch_grad(tsr_gpt *g, const tsr_microbatch *mb, int64_t laye
     return TSR_OK;
 }
 
-static tsr_status backward_layer(tsr_gpt *g, const tsr_microbatch *mb, int64_t l,
+static tsr_status backward_layer(tsr_gpt *g, const tsr_microbatch *mb, int64_t l, int64_t li,
                                  const float *x)
 {
     const tsr_gpt_dims *d = &g->d;
-    const layer_weights *w = &g->w[l];
-    layer_weights *gw = &g->g[l];
-    layer_acts *a = &g->a[l];
+    const layer_weights *w = &g->w[li];
+    layer_weights *gw = &g->g[li];
+    layer_acts *a = &g->a[li];
     int64_t B = d->micro_batch, T = d->seq, C = d->hidden, nt = n_tok(g);
     int64_t hd = d->l_heads * d->head_dim, gd = d->l_groups * d->head_dim;
     double p_attn = g->cfg.attention_dropout;
@@ -406,24 +464,43 @@ static tsr_status backward_embedding(tsr_gpt *g, const tsr_microbatch *mb)
  * finish_grads, so nothing is reported early. */
 static void report_grads_ready(const tsr_gpt *g, const tsr_microbatch *mb, const float *first)
 {
-    if (mb->grads_ready != NULL && !g->d.sp)
+    if (mb->grads_ready != NULL && !g->d.sp && g->d.pp == 1)
         mb->grads_ready(mb->grads_ready_ctx, (size_t)(first - g->grads));
+}
+
+/* Backward of a chunk: from the head's gradient (last chunk of the last
+ * stage) or the gradient received for its output, down to the embedding
+ * (first chunk of the first stage) or the gradient of its input, kept in
+ * the slot for sending. */
+static tsr_status backward_stack(tsr_gpt *g, const tsr_microbatch *mb, int chunk)
+{
+    const tsr_gpt_dims *d = &g->d;
+    int64_t base = chunk_base(g, chunk), n = d->chunk_layers[chunk];
+    chunk_io *io = current_io(g, chunk);
+    if (chunk_has_head(g, chunk)) {
+        const float *last = n > 0 ? g->a[base + n - 1].res2 : io->x_in;
+        TRY(enter_backward(g, g->d_lnf_local, g->d_lnf_full));
+        zero(g->d_stream, n_loc(g) * d->hidden);
+        norm_backward(g, g->d_stream, g->g_lnf_w, g->g_lnf_b, g->d_lnf_local, last, g->lnf_w,
+                      g->lnf_mean, g->lnf_rstd);
+        report_grads_ready(g, mb, g->g_lnf_w);
+    } else {
+        memcpy(g->d_stream, io->d_recv, (size_t)(n_loc(g) * d->hidden) * sizeof(float));
+    }
+    for (int64_t j = n - 1; j >= 0; j--) {
+        TRY(backward_layer(g, mb, d->chunk_first_layer[chunk] + j, base + j,
+                           j > 0 ? g->a[base + j - 1].res2 : io->x_in));
+        report_grads_ready(g, mb, g->g[base + j].ln1_w);
+    }
+    if (chunk_has_embedding(g, chunk))
+        return backward_embedding(g, mb);
+    memcpy(io->d_send, g->d_stream, (size_t)(n_loc(g) * d->hidden) * sizeof(float));
+    return TSR_OK;
 }
 
 static tsr_status backward_layers(tsr_gpt *g, const tsr_microbatch *mb)
 {
-    const tsr_gpt_dims *d = &g->d;
-    const float *last = d->layers > 0 ? g->a[d->layers - 1].res2 : g->emb;
-    TRY(enter_backward(g, g->d_lnf_local, g->d_lnf_full));
-    zero(g->d_stream, n_loc(g) * d->hidden);
-    norm_backward(g, g->d_stream, g->g_lnf_w, g->g_lnf_b, g->d_lnf_local, last, g->lnf_w,
-                  g->lnf_mean, g->lnf_rstd);
-    report_grads_ready(g, mb, g->g_lnf_w);
-    for (int64_t l = d->layers - 1; l >= 0; l--) {
-        TRY(backward_layer(g, mb, l, l > 0 ? g->a[l - 1].res2 : g->emb));
-        report_grads_ready(g, mb, g->g[l].ln1_w);
-    }
-    return backward_embedding(g, mb);
+    return backward_stack(g, mb, 0);
 }
 
 /* Under sequence parallelism each rank saw only its rows in the norms and
@@ -432,12 +509,19 @@ static tsr_status backward_layers(tsr_gpt *g, const tsr_microbatch *mb)
 static tsr_status gpt_finish_grads(void *self)
 {
     tsr_gpt *g = self;
-    if (!g->d.sp)
-        return TSR_OK;
-    for (size_t i = 0; i < g->param_count_entries; i++) {
+    for (size_t i = 0; g->d.sp && i < g->param_count_entries; i++) {
         const tsr_gpt_param *p = &g->table[i];
-        if (p->split == TSR_SPLIT_NONE && strstr(p->name, "linear_") == NULL)
+        if (p->local && p->split == TSR_SPLIT_NONE && strstr(p->name, "linear_") == NULL)
             TRY(tsr_tp_allreduce_sum(&g->tp, g->grads + p->offset, p->rows * p->cols));
+    }
+    /* a tied embedding lives on the first and the last stage: both copies
+     * take the sum of their gradients, so they stay equal (Megatron's
+     * embedding group) */
+    if (g->d.pp > 1 && !g->cfg.untie_embeddings_and_output_weights &&
+        (g->d.has_embedding || g->d.has_head)) {
+        tsr_comm *group = tsr_grid_comm(g->tp.grid, TSR_GROUP_EMBEDDING);
+        size_t n = (size_t)(g->d.l_vocab * g->d.hidden);
+        TRY(tsr_comm_allreduce(g->g_wte, g->g_wte, n, TSR_COMM_FP32, TSR_COMM_SUM, group, NULL));
     }
     return TSR_OK;
 }
@@ -477,26 +561,49 @@ static tsr_status gpt_train_microbatch(void *self, const tsr_microbatch *mb, flo
                                        double *loss)
 {
     tsr_gpt *g = self;
-    int64_t n = n_tok(g);
     TRY(check_tokens(g, mb->tokens, mb->targets));
-    double tokens = 0.0;
-    for (int64_t r = 0; r < n; r++)
-        tokens += mb->mask[r];
-    float per_token = tokens > 0.0 ? loss_scale / (float)tokens : 0.0f;
-    for (int64_t r = 0; r < n; r++)
-        g->row_dloss[r] = mb->mask[r] * per_token;
+    tsr_gpt_set_loss_weights(g, mb, loss_scale);
     TRY(forward_layers(g, mb, true));
     TRY(head(g, mb, true));
     *loss = masked_mean_loss(g, mb->mask);
     return backward_layers(g, mb);
 }
 
-static tsr_status gpt_eval_microbatch(void *self, const tsr_microbatch *mb, tsr_eval_counts *out)
+tsr_status tsr_gpt_forward_chunk(tsr_gpt *g, const tsr_microbatch *mb, int chunk, bool train,
+                                 double *loss)
 {
-    tsr_gpt *g = self;
-    TRY(check_tokens(g, mb->tokens, mb->targets));
-    TRY(forward_layers(g, mb, false));
-    TRY(head(g, mb, false));
+    if (chunk_has_embedding(g, chunk) || chunk_has_head(g, chunk))
+        TRY(check_tokens(g, mb->tokens, mb->targets));
+    TRY(forward_stack(g, mb, chunk, train));
+    if (!chunk_has_head(g, chunk))
+        return TSR_OK;
+    TRY(head(g, mb, train));
+    if (loss != NULL)
+        *loss = masked_mean_loss(g, mb->mask);
+    return TSR_OK;
+}
+
+tsr_status tsr_gpt_backward_chunk(tsr_gpt *g, const tsr_microbatch *mb, int chunk)
+{
+    return backward_stack(g, mb, chunk);
+}
+
+/* Per-token loss weights of a training micro batch: its mask over its
+ * masked-token count, times the caller's scale (1 / micro batches). */
+void tsr_gpt_set_loss_weights(tsr_gpt *g, const tsr_microbatch *mb, float loss_scale)
+{
+    int64_t n = n_tok(g);
+    double tokens = 0.0;
+    for (int64_t r = 0; r < n; r++)
+        tokens += mb->mask[r];
+    float per_token = tokens > 0.0 ? loss_scale / (float)tokens : 0.0f;
+    for (int64_t r = 0; r < n; r++)
+        g->row_dloss[r] = mb->mask[r] * per_token;
+}
+
+/* argmax == target, loss sum and token count of the current slot's head */
+static void eval_counts(const tsr_gpt *g, const tsr_microbatch *mb, tsr_eval_counts *out)
+{
     memset(out, 0, sizeof *out);
     for (int64_t r = 0; r < n_tok(g); r++) {
         float m = mb->mask[r];
@@ -508,7 +615,30 @@ static tsr_status gpt_eval_microbatch(void *self, const tsr_microbatch *mb, tsr_
         out->loss_sum += m * g->row_loss[r];
         out->tokens += m;
     }
+}
+
+tsr_status tsr_gpt_eval_head_counts(tsr_gpt *g, const tsr_microbatch *mb, tsr_eval_counts *out)
+{
+    eval_counts(g, mb, out);
     return TSR_OK;
+}
+
+static tsr_status gpt_eval_microbatch(void *self, const tsr_microbatch *mb, tsr_eval_counts *out)
+{
+    tsr_gpt *g = self;
+    if (g->d.pp > 1)
+        return tsr_gpt_pipeline_eval(g, mb, out);
+    TRY(check_tokens(g, mb->tokens, mb->targets));
+    TRY(forward_layers(g, mb, false));
+    TRY(head(g, mb, false));
+    eval_counts(g, mb, out);
+    return TSR_OK;
+}
+
+static tsr_status gpt_train_iteration(void *self, const tsr_microbatch_source *src, int count,
+                                      float loss_scale, double *loss_sum)
+{
+    return tsr_gpt_pipeline_iteration(self, src, count, loss_scale, loss_sum);
 }
 
 tsr_status tsr_gpt_logits(tsr_gpt *g, const int32_t *tokens, float *logits, int64_t *count)
@@ -545,5 +675,6 @@ tsr_model tsr_gpt_as_model(tsr_gpt *g)
     m.train_microbatch = gpt_train_microbatch;
     m.eval_microbatch = gpt_eval_microbatch;
     m.finish_grads = gpt_finish_grads;
+    m.train_iteration = g->d.pp > 1 ? gpt_train_iteration : NULL;
     return m;
 }

@@ -50,6 +50,16 @@ typedef struct tsr_microbatch {
     void *grads_ready_ctx;
 } tsr_microbatch;
 
+/* Where an iteration's micro batches come from: micro batch m holds
+ * samples first_sample + m*micro_batch_size ... of the training split. */
+struct tsr_dataset;
+typedef struct tsr_microbatch_source {
+    const struct tsr_dataset *dataset;
+    int64_t first_sample;
+    int micro_batch_size;
+    int64_t iteration;
+} tsr_microbatch_source;
+
 /* Sums over the masked tokens of a micro batch (evaluation). */
 typedef struct tsr_eval_counts {
     double loss_sum;
@@ -76,6 +86,12 @@ typedef struct tsr_model {
      * before data-parallel reduction (NULL: nothing to do); e.g. sums the
      * sequence-parallel partial gradients of replicated parameters */
     tsr_status (*finish_grads)(void *self);
+    /* forward + backward of all `count` micro batches of an iteration, in
+     * whatever order the model's pipeline schedule needs, reading them from
+     * src; *loss_sum gets the sum of their mean losses (NULL: the trainer
+     * loops train_microbatch) */
+    tsr_status (*train_iteration)(void *self, const tsr_microbatch_source *src, int count,
+                                  float loss_scale, double *loss_sum);
 } tsr_model;
 
 #endif /* TSR_RUNTIME_TRAIN_MODEL_H */

@@ -25,6 +25,16 @@ static bool shards_state(const tsr_config *cfg, int dp_size)
     return cfg->use_distributed_optimizer && dp_size > 1;
 }
 
+/* The arena's alignment already leaves the model's buffer followed by
+ * slack up to the next 16 floats; the padding only has to add the rest. */
+_Static_assert(TSR_ARENA_ALIGN == TSR_SHARD_ALIGN_FLOATS * sizeof(float),
+               "shard padding assumes arena blocks end on a shard-alignment boundary");
+
+static size_t with_slack(size_t count)
+{
+    return (count + TSR_SHARD_ALIGN_FLOATS - 1) / TSR_SHARD_ALIGN_FLOATS * TSR_SHARD_ALIGN_FLOATS;
+}
+
 void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
                               tsr_memory_plan *plan)
 {
@@ -33,9 +43,9 @@ void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_
     if (shards_state(cfg, dp_size)) {
         size_t padded = tsr_shard_padded_count(param_count, dp_size);
         state = padded / (size_t)dp_size;
-        if (padded > param_count) {
-            tsr_plan_add_floats(plan, TSR_MEM_PARAMS, padded - param_count);
-            tsr_plan_add_floats(plan, TSR_MEM_GRADS, padded - param_count);
+        if (padded > with_slack(param_count)) {
+            tsr_plan_add_floats(plan, TSR_MEM_PARAMS, padded - with_slack(param_count));
+            tsr_plan_add_floats(plan, TSR_MEM_GRADS, padded - with_slack(param_count));
         }
     }
     tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, state); /* Adam m */
@@ -51,13 +61,15 @@ void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan
 }
 
 /* The padding must extend the model's own buffer: takes it from the same
- * arena and checks that it landed right after. */
+ * arena and checks that it landed right after (after the slack). */
 static tsr_status take_padding(tsr_memory_plan *plan, tsr_mem_category category,
-                               const float *buffer, size_t count, size_t pad)
+                               const float *buffer, size_t count, size_t padded)
 {
+    if (padded <= with_slack(count))
+        return TSR_OK;
     float *tail = NULL;
-    tsr_status st = tsr_plan_take_floats(plan, category, pad, &tail);
-    if (st == TSR_OK && tail != buffer + count)
+    tsr_status st = tsr_plan_take_floats(plan, category, padded - with_slack(count), &tail);
+    if (st == TSR_OK && tail != buffer + with_slack(count))
         st = tsr_error_set(TSR_ERR_INTERNAL,
                            "the distributed optimizer's padding of the %s is not contiguous "
                            "with the model's buffer (the model must carve its %s last)",
@@ -84,9 +96,9 @@ static tsr_status take_optimizer_state(tsr_trainer *tr, tsr_memory_plan *plan)
                              tsr_shard_state_floats(shard, n), tr->state_count);
     tsr_status st = TSR_OK;
     if (tr->padded_count > n) {
-        st = take_padding(plan, TSR_MEM_PARAMS, tr->model.params, n, tr->padded_count - n);
+        st = take_padding(plan, TSR_MEM_PARAMS, tr->model.params, n, tr->padded_count);
         if (st == TSR_OK)
-            st = take_padding(plan, TSR_MEM_GRADS, tr->model.grads, n, tr->padded_count - n);
+            st = take_padding(plan, TSR_MEM_GRADS, tr->model.grads, n, tr->padded_count);
     }
     if (st == TSR_OK)
         st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, tr->state_count, &tr->adam_m);
@@ -154,6 +166,18 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
     float scale = 1.0f / (float)(count * tr->hooks.dp_size);
     memset(tr->model.grads, 0, tr->padded_count * sizeof(float));
     double local = 0.0;
+    if (tr->model.train_iteration != NULL) { /* a pipeline runs its own schedule */
+        tsr_microbatch_source src = {tr->dataset,
+                                     tr->consumed_samples +
+                                         (int64_t)tr->hooks.dp_rank * count * (int64_t)mbs,
+                                     mbs, tr->iteration};
+        tsr_status st = CALL_HOOK(tr, finish_param_sync);
+        if (st == TSR_OK)
+            st = tr->model.train_iteration(tr->model.self, &src, count, scale, &local);
+        if (st != TSR_OK)
+            return st;
+        count = 0; /* nothing left for the micro-batch loop */
+    }
     for (int m = 0; m < count; m++) {
         int64_t first = tr->consumed_samples +
                         ((int64_t)tr->hooks.dp_rank * count + m) * (int64_t)mbs;
@@ -184,7 +208,7 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
     tsr_status st = CALL_HOOK(tr, finish_grad_sync);
     if (st == TSR_OK)
         st = sum_scalars(tr, &local, 1);
-    *loss = local / (double)(count * tr->hooks.dp_size);
+    *loss = local / (double)(micro_batches_per_rank(tr, global_batch) * tr->hooks.dp_size);
     return st;
 }
 

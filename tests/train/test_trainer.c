@@ -76,7 +76,16 @@ static void setup(fixture *f, int global_batch)
     CU_ASSERT_EQUAL_FATAL(tsr_dataset_open(&f->cfg, &f->ds), TSR_OK);
     tsr_trainer_plan(&f->cfg, N_PARAMS, &f->plan);
     CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&f->plan), TSR_OK);
-    tsr_model m = {&f->q, f->q.params, f->q.grads, N_PARAMS, f->q.spans, 2, NULL, 0, quad_train, quad_eval, NULL};
+    tsr_model m;
+    memset(&m, 0, sizeof m);
+    m.self = &f->q;
+    m.params = f->q.params;
+    m.grads = f->q.grads;
+    m.param_count = N_PARAMS;
+    m.spans = f->q.spans;
+    m.span_count = 2;
+    m.train_microbatch = quad_train;
+    m.eval_microbatch = quad_eval;
     CU_ASSERT_EQUAL_FATAL(tsr_trainer_init(&f->tr, &f->cfg, f->ds, m, NULL, 0.0, &f->plan),
                           TSR_OK);
 }
