@@ -58,6 +58,8 @@ static tsr_status finish_grad_sync(void *ctx)
 {
     tsr_dp *dp = ctx;
     tsr_status st = dp->failure;
+    dp->started_early += dp->started;
+    dp->syncs++;
     while (st == TSR_OK && dp->started < dp->layout.bucket_count)
         st = start_bucket(dp, dp->started++);
     /* wait for whatever started, even after a failure: buffers must not
@@ -139,6 +141,11 @@ void tsr_dp_destroy(tsr_dp *dp)
     if (dp == NULL)
         return;
     size_t n = dp->layout.bucket_count;
+    if (dp->syncs > 0)
+        tsr_log_once(TSR_LOG_INFO,
+                     "data parallel: %.1f of %zu gradient buckets per iteration started during "
+                     "backward",
+                     (double)dp->started_early / (double)dp->syncs, n);
     if (dp->grad_reqs != NULL)
         tsr_comm_wait_all(dp->grad_reqs, n);
     if (dp->param_reqs != NULL)

@@ -25,6 +25,7 @@ struct tsr_dp {
     tsr_comm_request **grad_reqs;  /* bucket_count, reduction order */
     tsr_comm_request **param_reqs; /* bucket_count, reduction order */
     size_t started;                /* buckets started this iteration */
+    size_t started_early, syncs;   /* started during backward, over all iterations */
     tsr_status failure;            /* first failure of a callback (grads_ready) */
 };
 

@@ -80,8 +80,9 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
  * With --use-distributed-optimizer over dp_size > 1 ranks the Adam
  * moments are planned for this rank's shard only,
  * tsr_shard_padded_count(param_count, dp_size) / dp_size floats each, and
- * the parameters and gradients grow by the padding (taken right after the
- * model's, so the reductions see one padded buffer). */
+ * the parameters and gradients grow to the padded count (taken right after
+ * the model's buffers and their 64-byte alignment slack, so the reductions
+ * see one padded buffer; the model must carve them last from their arenas). */
 void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
                               tsr_memory_plan *plan);
 /* The same for one data-parallel rank. */
