@@ -181,9 +181,14 @@ static void describe_param(tsr_gpt *g, const tsr_gpt_param *p)
     int64_t rows = is_vocab_tensor(p) ? d->vocab : p->rows;
     tsr_tensor_desc *t = &g->tensors[g->tensor_count];
     *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true};
-    if (!p->local) { /* another stage's: named, so checkpoints create it everywhere */
+    if (!p->local) {
+        /* another stage's: described all the same (with as many blocks as
+         * its holder), so every rank walks the same list of names, which
+         * checkpoints create collectively */
         *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false};
         g->tensor_count++;
+        if (p->split == TSR_SPLIT_GATE_UP)
+            g->tensors[g->tensor_count++] = *t;
         return;
     }
     /* the last stage's copy of a tied embedding is written by the first */

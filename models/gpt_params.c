@@ -178,9 +178,11 @@ size_t tsr_gpt_param_table(const tsr_gpt_dims *d, const tsr_config *cfg, tsr_gpt
         add(&b, "decoder.final_layernorm.bias", d->hidden, 1, TSR_SPLIT_NONE, 0, 0, false);
     if (cfg->untie_embeddings_and_output_weights)
         add(&b, "output_layer.weight", d->padded_vocab, d->hidden, TSR_SPLIT_ROWS, std, 0, true);
-    else if (d->has_head && !d->has_embedding) /* the last stage's copy of the tied table */
+    else if (d->pp > 1) { /* the last stage's copy of the tied table (named on every stage) */
+        b.local = d->has_head && !d->has_embedding;
         add(&b, "embedding.word_embeddings.weight", d->padded_vocab, d->hidden, TSR_SPLIT_ROWS,
             std, 0, true);
+    }
     (void)name;
     return b.count;
 }
