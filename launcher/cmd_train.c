@@ -60,10 +60,10 @@ static tsr_status check_supported_layout(const tsr_config *cfg)
                                  "size)) to be a multiple of --pipeline-model-parallel-size %d",
                                  m, cfg->pipeline_model_parallel_size);
     }
-    if (cfg->bf16 || cfg->recompute_granularity != TSR_RECOMPUTE_NONE)
+    if (cfg->bf16 || cfg->recompute_granularity == TSR_RECOMPUTE_SELECTIVE)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--bf16 and --recompute-granularity are not available in this "
-                             "build yet");
+                             "--bf16 and --recompute-granularity selective are not available "
+                             "in this build yet (--recompute-granularity full is)");
     return TSR_OK;
 }
 

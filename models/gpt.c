@@ -34,6 +34,46 @@ static int64_t rows_local(const tsr_gpt_dims *d)
     return d->micro_batch * d->l_seq;
 }
 
+/* Layers per recompute group: --recompute-num-layers under the uniform
+ * method, 1 under block (each of the first N layers of a chunk alone). */
+static int recompute_group_size(const tsr_config *cfg)
+{
+    if (cfg->recompute_granularity != TSR_RECOMPUTE_FULL)
+        return 0;
+    return cfg->recompute_method == TSR_RECOMPUTE_UNIFORM ? cfg->recompute_num_layers : 1;
+}
+
+bool tsr_gpt_recomputed(const tsr_gpt *g, int j, int n, int *first, int *count)
+{
+    const tsr_config *cfg = &g->cfg;
+    if (g->recompute_group == 0)
+        return false;
+    if (cfg->recompute_method == TSR_RECOMPUTE_BLOCK) {
+        *first = j;
+        *count = 1;
+        return j < cfg->recompute_num_layers;
+    }
+    int size = g->recompute_group;
+    *first = j / size * size;
+    *count = *first + size <= n ? size : n - *first;
+    return true;
+}
+
+/* Local layers whose activations are recomputed in backward (of all
+ * chunks): they keep only their output per micro batch in flight. */
+static int64_t recomputed_layers(const tsr_config *cfg, const tsr_gpt_dims *d)
+{
+    if (cfg->recompute_granularity != TSR_RECOMPUTE_FULL)
+        return 0;
+    if (cfg->recompute_method == TSR_RECOMPUTE_UNIFORM)
+        return d->local_layers;
+    int64_t count = 0;
+    for (int c = 0; c < d->chunks; c++)
+        count += d->chunk_layers[c] < cfg->recompute_num_layers ? d->chunk_layers[c]
+                                                                 : cfg->recompute_num_layers;
+    return count;
+}
+
 static size_t activation_floats_per_layer(const tsr_gpt_dims *d)
 {
     size_t nt = (size_t)rows_full(d), nl = (size_t)rows_local(d);
@@ -98,9 +138,15 @@ void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *d, tsr_memory_plan 
     tsr_plan_add_floats(plan, TSR_MEM_GRADS, numel);
     /* every micro batch in flight keeps its layers' activations, its chunk
      * inputs and (last stage) its final-norm output and head gradient */
-    size_t per_slot = (size_t)d->local_layers * activation_floats_per_layer(d) +
-                      chunks * (nl * c + 16) +
+    /* a recomputed layer keeps only its output (the next layer's input);
+     * one group's worth of full activations is shared by all of them */
+    size_t recomputed = (size_t)recomputed_layers(cfg, d);
+    size_t per_slot = ((size_t)d->local_layers - recomputed) * activation_floats_per_layer(d) +
+                      recomputed * (nl * c + 16) + chunks * (nl * c + 16) +
                       (d->has_head ? nt * c * 2 + nl * 2 + 64 : 0);
+    if (recomputed > 0)
+        tsr_plan_add_floats(plan, TSR_MEM_ACTIVATIONS,
+                            (size_t)recompute_group_size(cfg) * activation_floats_per_layer(d));
     size_t pipeline = d->pp > 1 ? chunks * 2 * (nl * c + 16) : 0; /* d_recv, d_send */
     if (d->pp > 1) { /* the iteration's micro batches, read up front */
         size_t m = (size_t)d->microbatches;
@@ -118,6 +164,7 @@ void tsr_gpt_plan(const tsr_config *cfg, const tsr_gpt_dims *d, tsr_memory_plan 
                            (size_t)d->local_layers *
                                (2 * sizeof(layer_weights) + slots * sizeof(layer_acts)) +
                            slots * (chunks * sizeof(chunk_io) + sizeof(head_slot)) +
+                           (size_t)recompute_group_size(cfg) * sizeof(layer_acts) +
                            schedule_length(d) * sizeof(tsr_pp_action) + 2048);
 }
 
@@ -266,6 +313,37 @@ static void init_params(tsr_gpt *g)
             return st;                                                                       \
     } while (0)
 
+static tsr_status carve_layer(tsr_gpt *g, tsr_memory_plan *plan, layer_acts *a)
+{
+    tsr_status st;
+    const tsr_gpt_dims *d = &g->d;
+    int64_t nt = rows_full(d), nl = rows_local(d), c = d->hidden;
+    int64_t hd = d->l_heads * d->head_dim, gd = d->l_groups * d->head_dim;
+    TAKE(TSR_MEM_ACTIVATIONS, a->ln1, nt * c);
+    TAKE(TSR_MEM_ACTIVATIONS, a->ln1_mean, nl);
+    TAKE(TSR_MEM_ACTIVATIONS, a->ln1_rstd, nl);
+    TAKE(TSR_MEM_ACTIVATIONS, a->q, nt * hd);
+    TAKE(TSR_MEM_ACTIVATIONS, a->k, nt * gd);
+    TAKE(TSR_MEM_ACTIVATIONS, a->v, nt * gd);
+    TAKE(TSR_MEM_ACTIVATIONS, a->att, nt * hd);
+    TAKE(TSR_MEM_ACTIVATIONS, a->lse, nt * d->l_heads);
+    TAKE(TSR_MEM_ACTIVATIONS, a->res1, nl * c);
+    TAKE(TSR_MEM_ACTIVATIONS, a->ln2, nt * c);
+    TAKE(TSR_MEM_ACTIVATIONS, a->ln2_mean, nl);
+    TAKE(TSR_MEM_ACTIVATIONS, a->ln2_rstd, nl);
+    TAKE(TSR_MEM_ACTIVATIONS, a->fc1, nt * d->l_fc1_out);
+    TAKE(TSR_MEM_ACTIVATIONS, a->act, nt * d->l_ffn);
+    TAKE(TSR_MEM_ACTIVATIONS, a->res2, nl * c);
+    return TSR_OK;
+}
+
+#define TRY_CARVE(call)                                                                       \
+    do {                                                                                     \
+        st = (call);                                                                         \
+        if (st != TSR_OK)                                                                    \
+            return st;                                                                       \
+    } while (0)
+
 static tsr_status carve_activations(tsr_gpt *g, tsr_memory_plan *plan)
 {
     tsr_status st;
@@ -273,23 +351,20 @@ static tsr_status carve_activations(tsr_gpt *g, tsr_memory_plan *plan)
     int64_t nt = rows_full(d), nl = rows_local(d), c = d->hidden;
     int64_t hd = d->l_heads * d->head_dim, gd = d->l_groups * d->head_dim;
     int64_t slots = d->slots;
+    for (int64_t i = 0; i < g->recompute_group; i++)
+        TRY_CARVE(carve_layer(g, plan, &g->recompute[i]));
     for (int64_t i = 0; i < slots * d->local_layers; i++) {
         layer_acts *a = &g->acts[i];
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln1, nt * c);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln1_mean, nl);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln1_rstd, nl);
-        TAKE(TSR_MEM_ACTIVATIONS, a->q, nt * hd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->k, nt * gd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->v, nt * gd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->att, nt * hd);
-        TAKE(TSR_MEM_ACTIVATIONS, a->lse, nt * d->l_heads);
-        TAKE(TSR_MEM_ACTIVATIONS, a->res1, nl * c);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln2, nt * c);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln2_mean, nl);
-        TAKE(TSR_MEM_ACTIVATIONS, a->ln2_rstd, nl);
-        TAKE(TSR_MEM_ACTIVATIONS, a->fc1, nt * d->l_fc1_out);
-        TAKE(TSR_MEM_ACTIVATIONS, a->act, nt * d->l_ffn);
-        TAKE(TSR_MEM_ACTIVATIONS, a->res2, nl * c);
+        int64_t li = i % d->local_layers;
+        int chunk = 0, j = (int)li, first = 0, count = 0;
+        while (j >= d->chunk_layers[chunk])
+            j -= d->chunk_layers[chunk++];
+        if (tsr_gpt_recomputed(g, j, d->chunk_layers[chunk], &first, &count)) {
+            *a = g->recompute[j - first]; /* shared workspace ... */
+            TAKE(TSR_MEM_ACTIVATIONS, a->res2, nl * c); /* ... but its own output */
+            continue;
+        }
+        TRY_CARVE(carve_layer(g, plan, a));
     }
     for (int64_t i = 0; i < slots * d->chunks; i++) {
         chunk_io *io = &g->io[i];
@@ -396,6 +471,11 @@ static tsr_status take_tables(tsr_gpt *g, tsr_memory_plan *plan, size_t count, i
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH,
                                  (size_t)d->chunks * slots * sizeof *g->io, (void **)&g->io);
+    g->recompute_group = recompute_group_size(&g->cfg);
+    if (st == TSR_OK && g->recompute_group > 0)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH,
+                                 (size_t)g->recompute_group * sizeof *g->recompute,
+                                 (void **)&g->recompute);
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, slots * sizeof *g->heads,
                                  (void **)&g->heads);

@@ -57,7 +57,9 @@ struct tsr_gpt {
     float *wte, *wpe, *lnf_w, *lnf_b, *head_w;
     float *g_wte, *g_wpe, *g_lnf_w, *g_lnf_b, *g_head_w;
     layer_weights *w, *g; /* by local layer index */
-    layer_acts *acts;     /* local_layers x slots */
+    layer_acts *acts;     /* slots x local_layers */
+    layer_acts *recompute; /* workspace of one recompute group (activation recomputation) */
+    int recompute_group;   /* layers per group; 0: no recomputation */
     chunk_io *io;         /* chunks x slots */
     head_slot *heads;     /* slots (last stage) */
     tsr_pp_action *actions; /* this rank's pipeline schedule */
@@ -80,6 +82,11 @@ struct tsr_gpt {
     float *logits, *row_max, *sumexp, *target_logit, *row_loss, *row_dloss, *ce_pack;
     float *attn_scratch;
 };
+
+/* Activation recomputation (--recompute-granularity full): whether local
+ * layer j of a chunk of n layers is recomputed, and the group [first,
+ * first + count) it is recomputed with. */
+bool tsr_gpt_recomputed(const tsr_gpt *g, int j, int n, int *first, int *count);
 
 /* Points the current-slot fields (a, emb, lnf_*, d_lnf_*) at slot s. */
 void tsr_gpt_select_slot(tsr_gpt *g, int slot);

@@ -488,6 +488,14 @@ static tsr_status backward_stack(tsr_gpt *g, const tsr_microbatch *mb, int chunk
         memcpy(g->d_stream, io->d_recv, (size_t)(n_loc(g) * d->hidden) * sizeof(float));
     }
     for (int64_t j = n - 1; j >= 0; j--) {
+        int first = 0, count = 0;
+        if (tsr_gpt_recomputed(g, (int)j, (int)n, &first, &count) && j == first + count - 1) {
+            /* forward of the group again, from its saved input: the same
+             * kernels, inputs and dropout keys give the same activations */
+            for (int k = first; k < first + count; k++)
+                TRY(forward_layer(g, mb, d->chunk_first_layer[chunk] + k, base + k,
+                                  k > 0 ? g->a[base + k - 1].res2 : io->x_in, true));
+        }
         TRY(backward_layer(g, mb, d->chunk_first_layer[chunk] + j, base + j,
                            j > 0 ? g->a[base + j - 1].res2 : io->x_in));
         report_grads_ready(g, mb, g->g[base + j].ln1_w);
