@@ -276,7 +276,10 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
         return 1;
     }
     int provided = 0;
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    /* MPI_THREAD_MULTIPLE lets Open MPI offer its one-sided component over
+     * TCP too, which the watchdog's arrival window needs across nodes
+     * without RDMA; tessera itself calls MPI from one thread */
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "tessera train: error: MPI_Init failed on rank %d\n", info->rank);
         return 1;
     }
