@@ -15,7 +15,10 @@ export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
 peak=$("$build/bench/train/sgemm_peak" "$threads" | awk '{print $2}')
 echo "sgemm peak ($threads threads): $peak GFLOP/s"
-printf '%-10s %14s %14s %7s %12s %7s\n' shape "tessera tok/s" "torch tok/s" ratio "GFLOP/s" MFU
+echo "tessera sets OMP_WAIT_POLICY=PASSIVE for itself (launcher/main.c); PyTorch is run both"
+echo "as installed (torch) and with the same policy (torch/passive)"
+printf '%-10s %14s %12s %14s %7s %9s %10s %7s\n' shape "tessera tok/s" "torch tok/s" \
+  "torch/passive" ratio "ratio/p" "GFLOP/s" MFU
 
 run_shape() {
   local name=$1 layers=$2 hidden=$3 heads=$4 vocab=$5 seq=$6 mb=$7
@@ -32,15 +35,18 @@ run_shape() {
   tflops=$(grep '"type": "train"' "$metrics" | tail -n "$iters" |
         sed 's/.*"tflops_per_second": \([0-9.e+-]*\).*/\1/' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   rm -f "$metrics"
-  local torch_tok="n/a" ratio="n/a"
+  local torch_tok="n/a" torch_passive="n/a" ratio="n/a" ratio_passive="n/a"
   if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     torch_tok=$(/usr/bin/python3 "$here/torch_train.py" "$layers" "$hidden" "$heads" "$vocab" "$seq" "$mb" "$iters" "$threads" | awk '{print $2}')
+    torch_passive=$(OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_train.py" "$layers" "$hidden" "$heads" "$vocab" "$seq" "$mb" "$iters" "$threads" | awk '{print $2}')
     ratio=$(awk -v a="$tok" -v b="$torch_tok" 'BEGIN {printf "%.2fx", a / b}')
+    ratio_passive=$(awk -v a="$tok" -v b="$torch_passive" 'BEGIN {printf "%.2fx", a / b}')
   fi
   local gflops mfu
   gflops=$(awk -v t="$tflops" 'BEGIN {printf "%.1f", t * 1000}')
   mfu=$(awk -v g="$gflops" -v p="$peak" 'BEGIN {printf "%.1f%%", 100 * g / p}')
-  printf '%-10s %14.1f %14s %7s %12s %7s\n' "$name" "$tok" "$torch_tok" "$ratio" "$gflops" "$mfu"
+  printf '%-10s %14.1f %12s %14s %7s %9s %10s %7s\n' "$name" "$tok" "$torch_tok" \
+    "$torch_passive" "$ratio" "$ratio_passive" "$gflops" "$mfu"
 }
 
 run_shape tiny 4 256 4 256 128 8
