@@ -250,8 +250,14 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
     tsr_status st = CALL_HOOK(tr, finish_param_sync);
     if (st != TSR_OK)
         return st;
-    for (int64_t i = 0; i < cfg->eval_iters; i++) {
-        int64_t first = (i * tr->hooks.dp_size + tr->hooks.dp_rank) * (int64_t)mbs;
+    /* as in Megatron, each evaluation iteration is one global batch of the
+     * validation split, cut among data-parallel ranks like a training
+     * batch: the evaluated samples are the same in every layout */
+    int global_batch = global_batch_size(tr);
+    int per_rank = micro_batches_per_rank(tr, global_batch);
+    for (int64_t e = 0; e < cfg->eval_iters * per_rank; e++) {
+        int64_t i = e / per_rank, m = e % per_rank;
+        int64_t first = i * global_batch + ((int64_t)tr->hooks.dp_rank * per_rank + m) * mbs;
         st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_VALID, first, mbs, tr->tokens,
                                tr->targets, tr->mask);
         if (st != TSR_OK)
