@@ -2,7 +2,9 @@
  * replay.c - runs a fuzz target's entry point over files and folders of
  * inputs without libFuzzer, so that CI (gcc, no clang) replays every
  * corpus through the same code. A crash or sanitizer report fails the
- * test; so does finding no input at all.
+ * test; so does finding no input at all. A target that defines
+ * LLVMFuzzerInitialize (e.g. to initialise MPI) gets it called first, as
+ * libFuzzer does.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -12,6 +14,8 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* weak: most targets do not define it */
+int LLVMFuzzerInitialize(int *argc, char ***argv) __attribute__((weak));
 
 static int replay_file(const char *path)
 {
@@ -42,6 +46,8 @@ static int replay_file(const char *path)
 int main(int argc, char **argv)
 {
     long count = 0;
+    if (LLVMFuzzerInitialize != NULL)
+        LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) {
