@@ -9,14 +9,7 @@
 set -u
 tessera=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
-}
-losses() { grep '"type": "train"' "$1" | sed 's/.*"iteration": \([0-9]*\),.*"lm_loss": \([^,]*\),.*/\1 \2/'; }
+source "$(dirname "$0")/../harness/e2e.sh"
 
 common=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 32
         --micro-batch-size 1 --global-batch-size 8 --lr 3e-3 --lr-warmup-iters 3
@@ -27,7 +20,7 @@ common=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 32
 "$tessera" train "${common[@]}" --train-iters 20 --metrics-file "$work/straight.jsonl"
 "$tessera" train "${common[@]}" --train-iters 10 --save "$work/ck1" --metrics-file "$work/half1.jsonl"
 "$tessera" train "${common[@]}" --train-iters 20 --load "$work/ck1" --metrics-file "$work/half2.jsonl"
-cmp -s <(losses "$work/straight.jsonl") <(cat <(losses "$work/half1.jsonl") <(losses "$work/half2.jsonl"))
+cmp -s <(losses_by_iteration "$work/straight.jsonl") <(cat <(losses_by_iteration "$work/half1.jsonl") <(losses_by_iteration "$work/half2.jsonl"))
 check "1 rank: 10 + save + load + 10 == 20 straight, bitwise" $?
 [ "$(cat "$work/ck1/latest_checkpointed_iteration.txt")" = 10 ] && [ -f "$work/ck1/iter_0000010.h5" ]
 check "latest_checkpointed_iteration.txt names iter_0000010.h5" $?
@@ -39,8 +32,8 @@ check "latest_checkpointed_iteration.txt names iter_0000010.h5" $?
   --save "$work/ck8" --metrics-file "$work/h8a.jsonl"
 "$mpiexec" -np 8 --oversubscribe "$tessera" train "${common[@]}" --train-iters 20 \
   --load "$work/ck8" --metrics-file "$work/h8b.jsonl"
-cmp -s <(losses "$work/s8.jsonl") <(cat <(losses "$work/h8a.jsonl") <(losses "$work/h8b.jsonl")) &&
-  [ "$(losses "$work/s8.jsonl" | wc -l)" -eq 20 ]
+cmp -s <(losses_by_iteration "$work/s8.jsonl") <(cat <(losses_by_iteration "$work/h8a.jsonl") <(losses_by_iteration "$work/h8b.jsonl")) &&
+  [ "$(losses_by_iteration "$work/s8.jsonl" | wc -l)" -eq 20 ]
 check "8 ranks (dp 8): 10 + save + load + 10 == 20 straight, bitwise" $?
 
 # --- another layout: saved by 8 data-parallel ranks, continued on 1 rank and on 2
@@ -48,7 +41,7 @@ check "8 ranks (dp 8): 10 + save + load + 10 == 20 straight, bitwise" $?
 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --train-iters 20 \
   --load "$work/ck8" --metrics-file "$work/l2.jsonl"
 compare() { # a b: every step within 1e-4 relative
-  join <(losses "$1") <(losses "$2") | awk '{ r = ($2 - $3) / $2; if (r < 0) r = -r; if (r > w) w = r; if (r > 1e-4) bad = 1 }
+  join <(losses_by_iteration "$1") <(losses_by_iteration "$2") | awk '{ r = ($2 - $3) / $2; if (r < 0) r = -r; if (r > w) w = r; if (r > 1e-4) bad = 1 }
     END { printf "  worst relative loss difference %.3g over %d steps\n", w, NR; exit bad || NR != 10 }'
 }
 compare "$work/h8b.jsonl" "$work/l1.jsonl"
@@ -70,8 +63,8 @@ wait "$pid" 2>/dev/null
   [ -f "$work/ckk/iter_0000005.h5" ] && [ ! -f "$work/ckk/iter_0000010.h5" ]
 check "killed mid-save: latest still names iteration 5, no iter 10 file" $?
 "$tessera" train "${common[@]}" --train-iters 10 --load "$work/ckk" --metrics-file "$work/after.jsonl"
-[ "$(losses "$work/after.jsonl" | head -n 1 | cut -d' ' -f1)" = 6 ] &&
-  cmp -s <(losses "$work/after.jsonl") <(losses "$work/half1.jsonl" | tail -n 5)
+[ "$(losses_by_iteration "$work/after.jsonl" | head -n 1 | cut -d' ' -f1)" = 6 ] &&
+  cmp -s <(losses_by_iteration "$work/after.jsonl") <(losses_by_iteration "$work/half1.jsonl" | tail -n 5)
 check "killed mid-save: --load resumes from iteration 5 and matches the straight run" $?
 
 # --- bad checkpoints
@@ -103,5 +96,4 @@ h5ls -r "$work/ck1/iter_0000010.h5" | grep -q "/model/embedding.word_embeddings.
   h5ls -r "$work/ck1/iter_0000010.h5" | grep -q "/optimizer/exp_avg_sq/decoder.layers.1.mlp.linear_fc2.weight Dataset {64, 256}"
 check "h5ls shows model and optimizer tensors at global shape (vocab unpadded)" $?
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

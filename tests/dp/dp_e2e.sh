@@ -17,13 +17,7 @@
 set -u
 tessera=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
-}
+source "$(dirname "$0")/../harness/e2e.sh"
 # "iteration loss grad_norm" per train line
 steps() { grep '"type": "train"' "$1" | sed 's/.*"iteration": \([0-9]*\),.*"lm_loss": \([^,]*\),.*"grad_norm": \([^,]*\),.*/\1 \2 \3/'; }
 # every common step (by iteration) within 1e-4 relative in loss and norm, and `want` of them
@@ -121,5 +115,4 @@ run 3 "$work/l3.jsonl" --train-iters 20 --load "$work/ck" "${dist[@]}" &&
   compare "dist-opt checkpoint on dp 3" "$work/l3.jsonl" "$work/h2.jsonl" 10
 check "DP 4 dist-opt checkpoint continues on DP 3 dist-opt within 1e-4" $?
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

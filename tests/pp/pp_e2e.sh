@@ -11,16 +11,9 @@
 set -u
 tessera=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
-}
-losses() { grep '"type": "train"' "$1" | sed 's/.*"iteration": \([0-9]*\),.*"lm_loss": \([^,]*\),.*/\1 \2/'; }
+source "$(dirname "$0")/../harness/e2e.sh"
 within() { # a b steps: same iterations, every loss within 1e-4 relative
-  join <(losses "$1") <(losses "$2") | awk -v n="$3" '
+  join <(losses_by_iteration "$1") <(losses_by_iteration "$2") | awk -v n="$3" '
     { r = ($2 - $3) / $2; if (r < 0) r = -r; if (r > w) w = r; if (r > 1e-4) bad = 1 }
     END { printf "  worst relative loss difference %.3g over %d steps\n", w, NR; exit bad || NR != n }'
 }
@@ -67,5 +60,4 @@ for layout in "1" "4 --tensor-model-parallel-size 4" "4 --pipeline-model-paralle
   check "checkpoint of tp 2 x pp 2 x dp 2 continues on ${np} rank(s) ${*:-} within 1e-4" $?
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

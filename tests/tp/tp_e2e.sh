@@ -8,14 +8,7 @@
 set -u
 tessera=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
-}
-losses() { grep '"type": "train"' "$1" | sed 's/.*"lm_loss": \([^,]*\),.*/\1/'; }
+source "$(dirname "$0")/../harness/e2e.sh"
 within() { # a b tolerance steps
   paste <(losses "$1") <(losses "$2") | awk -v tol="$3" -v n="$4" '
     NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > tol) bad = 1 }
@@ -84,5 +77,4 @@ echo "  tp 2 sp: all-gather $g (formula $expect_gather), reduce-scatter $s ($exp
 [ "$g" = "$expect_gather" ] && [ "$s" = "$expect_scatter" ] && [ "$r" = "$expect_reduce" ]
 check "tp 2 sp step moves exactly the formula's bytes" $?
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

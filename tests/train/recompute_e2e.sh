@@ -7,14 +7,7 @@
 set -u
 tessera=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
-}
-losses() { grep '"type": "train"' "$1" | sed 's/.*"lm_loss": \([^,]*\),.*/\1/'; }
+source "$(dirname "$0")/../harness/e2e.sh"
 activations() { grep "memory plan: activations" "$1" | head -n 1 | awk '{print $(NF-1)}'; }
 
 common=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 32
@@ -38,5 +31,4 @@ par=(--tensor-model-parallel-size 2 --sequence-parallel --pipeline-model-paralle
   --recompute-granularity full --recompute-num-layers 1 --metrics-file "$work/p1.jsonl" >/dev/null
 [ "$(losses "$work/p1.jsonl" | wc -l)" -eq 10 ] && cmp -s <(losses "$work/p0.jsonl") <(losses "$work/p1.jsonl")
 check "tp 2 x sp x pp 2: recompute bitwise equal" $?
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

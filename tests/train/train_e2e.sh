@@ -8,14 +8,7 @@
 set -u
 tessera=$1
 mpiexec=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() { # name condition-exit-code
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
-}
-losses() { grep '"type": "train"' "$1" | sed 's/.*"lm_loss": \([^,]*\),.*/\1/'; }
+source "$(dirname "$0")/../harness/e2e.sh"
 field() { grep "\"type\": \"$2\"" "$1" | sed "s/.*\"$3\": \([^,}]*\).*/\1/"; }
 
 common=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 32
@@ -54,5 +47,4 @@ check "data parallel 2 ranks == 1 rank within 1e-4 relative" $?
 cmp -s <(losses "$work/dp2.jsonl") <(losses "$work/dp2b.jsonl")
 check "data parallel 2 ranks twice: bitwise identical losses" $?
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

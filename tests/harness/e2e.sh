@@ -1,0 +1,26 @@
+# e2e.sh - sourced by the end-to-end test scripts (tests/*/*_e2e.sh): a
+# scratch directory removed on exit, PASS/FAIL bookkeeping, the closing
+# "N passed, M failed" line, and readers of `--metrics-file` JSON lines.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+# check NAME STATUS: counts and prints one result line
+check() {
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
+}
+
+# finish: the closing line; exit status 1 if any check failed
+finish() {
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
+
+# losses FILE: the lm loss of each training log line, one per line
+losses() { grep '"type": "train"' "$1" | sed 's/.*"lm_loss": \([^,]*\),.*/\1/'; }
+
+# losses_by_iteration FILE: "iteration loss" per training log line
+losses_by_iteration() {
+  grep '"type": "train"' "$1" | sed 's/.*"iteration": \([0-9]*\),.*"lm_loss": \([^,]*\),.*/\1 \2/'
+}
