@@ -138,7 +138,8 @@ static const tsr_flag train_flags[] = {
 
     /* data */
     {"--data-path", TSR_FLAG_STRING, OFF(data_path), 0, 0, NULL, "PATH",
-     "dataset: PREFIX of .bin/.idx, or synthetic:addition, synthetic:random"},
+     "dataset: PREFIX of .bin/.idx, FILE.h5, a blend \"W1 PREFIX1 W2 PREFIX2\" (one "
+     "argument), synthetic:addition[:DIGITS] or synthetic:random"},
     {"--split", TSR_FLAG_STRING, OFF(split), 0, 0, NULL, "A,B,C",
      "train,valid,test proportions"},
     {"--eval-interval", TSR_FLAG_INT64, OFF(eval_interval), 1, BIG64, NULL, "N",
