@@ -21,6 +21,7 @@
 #include "collectives/comm.h"
 #include "data/dataset.h"
 #include "gpt.h"
+#include "block_compare.h"
 #include "harness.h"
 #include "sharding/grid.h"
 #include "tessera/log.h"
@@ -146,15 +147,8 @@ static void compare(bool llama)
         if (t->writer && t->row_count > 0) {
             const tsr_gpt_param *p = find_param(ref.gpt, t->name);
             CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-            for (int64_t r = 0; r < t->row_count; r++)
-                for (int64_t c = 0; c < t->col_count; c++) {
-                    double e = rm.grads[p->offset + (size_t)((t->row_start + r) * p->cols +
-                                                             t->col_start + c)];
-                    double d = pm.grads[t->offset + (size_t)(r * t->col_count + c)] - e;
-                    dsum += d * d;
-                    nsum += e * e;
-                }
-            compared += (size_t)(t->row_count * t->col_count);
+            compared += tsr_test_block_compare(t, pm.grads, rm.grads, p->offset, p->cols, &dsum,
+                                               &nsum);
         }
         dsum = world_sum(world, dsum);
         nsum = world_sum(world, nsum);

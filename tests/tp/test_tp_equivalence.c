@@ -20,6 +20,7 @@
 #include "collectives/comm.h"
 #include "data/dataset.h"
 #include "gpt.h"
+#include "block_compare.h"
 #include "harness.h"
 #include "sharding/grid.h"
 #include "tessera/log.h"
@@ -144,27 +145,13 @@ static void compare(bool llama, bool sp)
         CU_ASSERT_PTR_NOT_NULL_FATAL(p);
         double dsum = 0.0, nsum = 0.0;
         if (t->writer)
-            for (int64_t r = 0; r < t->row_count; r++)
-                for (int64_t c = 0; c < t->col_count; c++) {
-                    double e = ref_model.grads[p->offset +
-                                               (size_t)((t->row_start + r) * p->cols +
-                                                        t->col_start + c)];
-                    double d = tp_model.grads[t->offset + (size_t)(r * t->col_count + c)] - e;
-                    dsum += d * d;
-                    nsum += e * e;
-                }
+            tsr_test_block_compare(t, tp_model.grads, ref_model.grads, p->offset, p->cols, &dsum,
+                                   &nsum);
         /* a SwiGLU fc1 is two blocks: fold the next block of the same name in */
         while (i + 1 < tp_model.tensor_count && strcmp(tp_model.tensors[i + 1].name, t->name) == 0) {
             const tsr_tensor_desc *u = &tp_model.tensors[++i];
-            for (int64_t r = 0; r < u->row_count; r++)
-                for (int64_t c = 0; c < u->col_count; c++) {
-                    double e = ref_model.grads[p->offset +
-                                               (size_t)((u->row_start + r) * p->cols +
-                                                        u->col_start + c)];
-                    double d = tp_model.grads[u->offset + (size_t)(r * u->col_count + c)] - e;
-                    dsum += d * d;
-                    nsum += e * e;
-                }
+            tsr_test_block_compare(u, tp_model.grads, ref_model.grads, p->offset, p->cols, &dsum,
+                                   &nsum);
         }
         dsum = allreduce_sum(world, dsum);
         nsum = allreduce_sum(world, nsum);
