@@ -50,6 +50,18 @@ typedef herr_t (*tsr_checkpoint_piece_fn)(void *ctx, const tsr_tensor_desc *t, i
 herr_t tsr_checkpoint_for_pieces(const tsr_tensor_desc *t, const tsr_param_shard *shard,
                                  bool packed, tsr_checkpoint_piece_fn fn, void *ctx);
 
+/* A tsr_checkpoint_piece_fn context that moves each piece between the
+ * dataset and a flat array: written from `from` when it is not NULL,
+ * otherwise read into `into`. */
+typedef struct tsr_checkpoint_transfer {
+    hid_t set, space;
+    const float *from;
+    float *into;
+} tsr_checkpoint_transfer;
+
+herr_t tsr_checkpoint_transfer_piece(void *ctx, const tsr_tensor_desc *t, int64_t a, int64_t b,
+                                     size_t offset_in_array);
+
 /* If TSR_CHECKPOINT_TEST_PAUSE_AFTER=N is set, the N-th tensor written
  * blocks forever: the crash test kills the job at that moment, mid-save. */
 void tsr_checkpoint_test_pause(void);

@@ -33,24 +33,6 @@ static tsr_status read_latest(const char *dir, int64_t *iteration)
     return TSR_OK;
 }
 
-typedef struct read_ctx {
-    hid_t set, space;
-    float *base;
-} read_ctx;
-
-static herr_t read_piece(void *ctx, const tsr_tensor_desc *t, int64_t a, int64_t b,
-                         size_t offset_in_array)
-{
-    read_ctx *r = ctx;
-    hid_t memspace = -1;
-    herr_t err = tsr_checkpoint_select_range(r->space, t, a, b, &memspace);
-    if (err >= 0)
-        err = H5Dread(r->set, H5T_NATIVE_FLOAT, memspace, r->space, H5P_DEFAULT,
-                      r->base + offset_in_array);
-    if (memspace >= 0)
-        H5Sclose(memspace);
-    return err;
-}
 
 /* shard NULL: the whole block; otherwise the owned pieces of it, into a
  * packed moment array. */
@@ -77,8 +59,9 @@ static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
                            (unsigned long long)(rank == 2 ? dims[1] : 1), (long long)t->rows,
                            (long long)t->cols);
     } else {
-        read_ctx r = {set, space, base};
-        if (tsr_checkpoint_for_pieces(t, shard, shard != NULL, read_piece, &r) < 0)
+        tsr_checkpoint_transfer r = {set, space, NULL, base};
+        if (tsr_checkpoint_for_pieces(t, shard, shard != NULL, tsr_checkpoint_transfer_piece,
+                                      &r) < 0)
             st = tsr_error_set(TSR_ERR_FORMAT, "checkpoint %s: cannot read %s/%s (truncated?)",
                                path, group_name, t->name);
     }

@@ -54,6 +54,23 @@ herr_t tsr_checkpoint_select_range(hid_t space, const tsr_tensor_desc *t, int64_
     return err < 0 || *memspace < 0 ? -1 : 0;
 }
 
+herr_t tsr_checkpoint_transfer_piece(void *ctx, const tsr_tensor_desc *t, int64_t a, int64_t b,
+                                     size_t offset_in_array)
+{
+    tsr_checkpoint_transfer *x = ctx;
+    hid_t memspace = -1;
+    herr_t err = tsr_checkpoint_select_range(x->space, t, a, b, &memspace);
+    if (err >= 0)
+        err = x->from != NULL
+                  ? H5Dwrite(x->set, H5T_NATIVE_FLOAT, memspace, x->space, H5P_DEFAULT,
+                             x->from + offset_in_array)
+                  : H5Dread(x->set, H5T_NATIVE_FLOAT, memspace, x->space, H5P_DEFAULT,
+                            x->into + offset_in_array);
+    if (memspace >= 0)
+        H5Sclose(memspace);
+    return err;
+}
+
 herr_t tsr_checkpoint_for_pieces(const tsr_tensor_desc *t, const tsr_param_shard *shard,
                                  bool packed, tsr_checkpoint_piece_fn fn, void *ctx)
 {

@@ -26,24 +26,6 @@ void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t l
     snprintf(buf, len, "%.4000s/iter_%07lld.h5", dir, (long long)iteration);
 }
 
-typedef struct write_ctx {
-    hid_t set, space;
-    const float *base;
-} write_ctx;
-
-static herr_t write_piece(void *ctx, const tsr_tensor_desc *t, int64_t a, int64_t b,
-                          size_t offset_in_array)
-{
-    write_ctx *w = ctx;
-    hid_t memspace = -1;
-    herr_t err = tsr_checkpoint_select_range(w->space, t, a, b, &memspace);
-    if (err >= 0)
-        err = H5Dwrite(w->set, H5T_NATIVE_FLOAT, memspace, w->space, H5P_DEFAULT,
-                       w->base + offset_in_array);
-    if (memspace >= 0)
-        H5Sclose(memspace);
-    return err;
-}
 
 static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
                               const tsr_checkpoint_content *c, const float *base, bool packed,
@@ -60,8 +42,9 @@ static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
                                  H5P_DEFAULT, H5P_DEFAULT);
     herr_t err = set < 0 ? -1 : 0;
     if (err == 0 && t->writer) {
-        write_ctx w = {set, space, base};
-        err = tsr_checkpoint_for_pieces(t, &c->shard, packed, write_piece, &w);
+        tsr_checkpoint_transfer w = {set, space, base, NULL};
+        err = tsr_checkpoint_for_pieces(t, &c->shard, packed, tsr_checkpoint_transfer_piece,
+                                        &w);
     }
     if (set >= 0)
         H5Dclose(set);
