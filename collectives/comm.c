@@ -66,7 +66,6 @@ static void comm_free_local(tsr_comm *comm)
         if (comm->shared && comm->shared->ops && comm->shared->ops->request_free)
             comm->shared->ops->request_free(req);
         free(req->mpi_reqs);
-        free(req->ints);
         free(req->copies);
         free(req);
     }
@@ -148,6 +147,7 @@ tsr_status tsr_comm_create_world(MPI_Comm base, const tsr_comm_options *opts, ts
     shared->ops = shared->backend == TSR_COMM_BACKEND_NCCL ? tsr_comm_nccl_ops : &tsr_comm_mpi_ops;
     MPI_Comm_dup(base, &shared->abort_comm);
     MPI_Comm_dup(base, &comm->mpi);
+    tsr_comm_mpi_tune();
     st = tsr_comm_mpi_types_create(shared);
     if (st != TSR_OK)
         goto fail;

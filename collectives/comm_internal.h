@@ -48,8 +48,6 @@ struct tsr_comm_request {
     /* MPI backend */
     MPI_Request *mpi_reqs;
     int n_mpi, cap_mpi;
-    int *ints; /* alltoallv counts and displacements */
-    size_t ints_cap;
     void *stage; /* pinned host buffer, device buffers only */
     size_t stage_cap;
     tsr_stage_copy *copies;
@@ -117,5 +115,9 @@ MPI_Op tsr_comm_mpi_op(const tsr_comm *comm, tsr_comm_dtype dtype, tsr_comm_op o
 /* Creates the bf16 type and ops of a world (freed by tsr_comm_mpi_types_free). */
 tsr_status tsr_comm_mpi_types_create(tsr_comm_shared *shared);
 void tsr_comm_mpi_types_free(tsr_comm_shared *shared);
+
+/* Corrects the MPI library's algorithm choices where they are known to be
+ * slow for polled non-blocking calls (mpi_tuning.c); every rank calls it. */
+void tsr_comm_mpi_tune(void);
 
 #endif /* TSR_COLLECTIVES_COMM_INTERNAL_H */
