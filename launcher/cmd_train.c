@@ -9,6 +9,7 @@
  */
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "arena.h"
 #include "bind.h"
@@ -301,6 +302,11 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
                      world_size, tsr_grid_tp_size(grid), tsr_grid_cp_size(grid),
                      tsr_grid_pp_size(grid), tsr_grid_dp_size(grid), binding.threads,
                      dataset->name);
+        /* what decides how idle threads wait (launcher/main.c sets both
+         * unless the user did), since it moves tokens/s by up to 2.5x */
+        const char *omp = getenv("OMP_WAIT_POLICY"), *blas = getenv("OPENBLAS_THREAD_TIMEOUT");
+        tsr_log_once(TSR_LOG_INFO, "idle threads: OMP_WAIT_POLICY=%s OPENBLAS_THREAD_TIMEOUT=%s",
+                     omp ? omp : "(unset)", blas ? blas : "(unset)");
         st = train(cfg, dataset, grid);
     }
     /* a failure every rank shares (a bad --load, say) is printed once, by

@@ -1,6 +1,7 @@
 /*
  * main.c - the `tessera` command: dispatches to a subcommand.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,25 +58,30 @@ int tsr_report_error_once(int rank, const char *command, tsr_status status)
     return tsr_status_exit_code(status);
 }
 
-/* OpenMP threads that spin after a parallel region take the cores from
- * OpenBLAS's own threads during the next sgemm: on a 2-core machine the
- * same training step runs 2.5x faster when they sleep instead. libgomp
- * reads its wait policy once, when it loads, so the policy is set in the
+/* Threads that spin while they wait take the cores from the threads that
+ * have work. OpenMP threads spinning after a parallel region slow the next
+ * sgemm (on a 2-core machine the same training step runs 2.5x faster when
+ * they sleep instead); OpenBLAS's threads, which yield in a loop for about
+ * 2^28 cycles after each sgemm by default, slow the element-wise kernels
+ * between sgemms (7% of the tiny benchmark model's step). Both libraries
+ * read these settings once, when they load, so they are set in the
  * environment and the binary re-executed (a millisecond, before anything
- * else happens). A policy the user set is kept. */
-static void prefer_sleeping_openmp_threads(char **argv)
+ * else happens). Settings the user made are kept. */
+static void prefer_sleeping_threads(char **argv)
 {
-    if (getenv("OMP_WAIT_POLICY") != NULL || getenv("GOMP_SPINCOUNT") != NULL)
-        return;
-    if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) != 0)
-        return;
-    execv("/proc/self/exe", argv);
-    /* exec failed (no /proc?): run on with the default policy */
+    bool changed = false;
+    if (getenv("OMP_WAIT_POLICY") == NULL && getenv("GOMP_SPINCOUNT") == NULL)
+        changed |= setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") == NULL && getenv("GOTO_THREAD_TIMEOUT") == NULL)
+        changed |= setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0; /* 2^4 cycles, the minimum */
+    if (changed)
+        execv("/proc/self/exe", argv);
+    /* exec failed (no /proc?): run on with the libraries' defaults */
 }
 
 int main(int argc, char **argv)
 {
-    prefer_sleeping_openmp_threads(argv);
+    prefer_sleeping_threads(argv);
     int rank = tsr_rank_info_from_env().rank;
     if (argc < 2) {
         if (rank == 0)

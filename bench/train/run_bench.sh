@@ -15,8 +15,8 @@ export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
 peak=$("$build/bench/train/sgemm_peak" "$threads" | awk '{print $2}')
 echo "sgemm peak ($threads threads): $peak GFLOP/s"
-echo "tessera sets OMP_WAIT_POLICY=PASSIVE for itself (launcher/main.c); PyTorch is run both"
-echo "as installed (torch) and with the same policy (torch/passive)"
+echo "tessera sets OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4 for itself (launcher/main.c);"
+echo "PyTorch is run both as installed (torch) and with the same two settings (torch/passive)"
 printf '%-10s %14s %12s %14s %7s %9s %10s %7s\n' shape "tessera tok/s" "torch tok/s" \
   "torch/passive" ratio "ratio/p" "GFLOP/s" MFU
 
@@ -38,7 +38,7 @@ run_shape() {
   local torch_tok="n/a" torch_passive="n/a" ratio="n/a" ratio_passive="n/a"
   if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     torch_tok=$(/usr/bin/python3 "$here/torch_train.py" "$layers" "$hidden" "$heads" "$vocab" "$seq" "$mb" "$iters" "$threads" | awk '{print $2}')
-    torch_passive=$(OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$here/torch_train.py" "$layers" "$hidden" "$heads" "$vocab" "$seq" "$mb" "$iters" "$threads" | awk '{print $2}')
+    torch_passive=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=4 /usr/bin/python3 "$here/torch_train.py" "$layers" "$hidden" "$heads" "$vocab" "$seq" "$mb" "$iters" "$threads" | awk '{print $2}')
     ratio=$(awk -v a="$tok" -v b="$torch_tok" 'BEGIN {printf "%.2fx", a / b}')
     ratio_passive=$(awk -v a="$tok" -v b="$torch_passive" 'BEGIN {printf "%.2fx", a / b}')
   fi
