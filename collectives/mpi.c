@@ -1,6 +1,6 @@
 /*
  * mpi.c - the MPI backend: every operation is one non-blocking MPI call
- * (or a batch of Isend/Irecv), completed by polling MPI_Test from the
+ * (or a batch of Isend/Irecv: p2p batches and all-to-all), completed by polling MPI_Test from the
  * front end's bounded wait.
  *
  * bf16 travels as 16-bit words; its reductions are user MPI ops that widen
