@@ -61,6 +61,16 @@ static tsr_status check_supported_layout(const tsr_config *cfg)
                                  "size)) to be a multiple of --pipeline-model-parallel-size %d",
                                  m, cfg->pipeline_model_parallel_size);
     }
+    /* the grid's own checks (rank order; sizes against the world), made
+     * here so that they fail before MPI starts, with exit code 2 */
+    tsr_grid_layout layout;
+    tsr_status st = tsr_grid_layout_compute(
+        tsr_rank_info_from_env().world_size, cfg->tensor_model_parallel_size,
+        cfg->context_parallel_size, cfg->expert_model_parallel_size,
+        cfg->pipeline_model_parallel_size, 1, cfg->rank_order, &layout);
+    if (st != TSR_OK)
+        return st;
+    tsr_grid_layout_free(&layout);
     if (cfg->bf16 || cfg->recompute_granularity == TSR_RECOMPUTE_SELECTIVE)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "--bf16 and --recompute-granularity selective are not available "

@@ -76,16 +76,18 @@ static tsr_status parse_integer(const tsr_flag *flag, const char *text, long lon
     errno = 0;
     char *end = NULL;
     long long v = strtoll(text, &end, 10);
+    bool in_range = true;
     if (end == text || *end != '\0') {
         /* accept whole numbers written in float notation, e.g. 1e6 */
         double d = strtod(text, &end);
-        if (end == text || *end != '\0' || !isfinite(d) || d != floor(d) || fabs(d) > 9e18)
+        if (end == text || *end != '\0' || !isfinite(d) || d != floor(d))
             return INVALID("%s expects a whole number, got '%s'", flag->name, text);
-        v = (long long)d;
+        in_range = fabs(d) <= 9e18;
+        v = in_range ? (long long)d : 0;
     } else if (errno == ERANGE) {
-        return INVALID("%s value '%s' is out of range", flag->name, text);
+        in_range = false;
     }
-    if ((double)v < flag->min || (double)v > flag->max)
+    if (!in_range || (double)v < flag->min || (double)v > flag->max)
         return INVALID("%s %s is out of range; expected a whole number from %.0f to %.0f",
                        flag->name, text, flag->min, flag->max);
     *out = v;

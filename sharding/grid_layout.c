@@ -35,8 +35,8 @@ tsr_status tsr_grid_order_parse(const char *text, tsr_grid_axis order[TSR_AXIS_C
                 axis = a;
         if (axis < 0 || seen[axis] || n >= TSR_AXIS_COUNT)
             return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                 "rank order \"%s\": expected each of tp, cp, ep, dp, pp once, "
-                                 "separated by '-' (default \"tp-cp-ep-dp-pp\")",
+                                 "--rank-order \"%s\": expected each of tp, cp, ep, dp, pp "
+                                 "once, separated by '-' (default \"tp-cp-ep-dp-pp\")",
                                  text);
         seen[axis] = true;
         order[n++] = (tsr_grid_axis)axis;
@@ -46,8 +46,8 @@ tsr_status tsr_grid_order_parse(const char *text, tsr_grid_axis order[TSR_AXIS_C
     }
     if (n != TSR_AXIS_COUNT)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "rank order \"%s\" names %d of the 5 axes; list all of tp, cp, ep, "
-                             "dp, pp (default \"tp-cp-ep-dp-pp\")",
+                             "--rank-order \"%s\" names %d of the 5 axes; list all of tp, cp, "
+                             "ep, dp, pp (default \"tp-cp-ep-dp-pp\")",
                              text, n);
     return TSR_OK;
 }
@@ -189,7 +189,7 @@ tsr_status tsr_grid_layout_compute(int world, int tp, int cp, int ep, int pp, in
         coords_of(&ev, r, ec);
         if (dc[TSR_AXIS_TP] != ec[TSR_AXIS_TP] || dc[TSR_AXIS_PP] != ec[TSR_AXIS_PP])
             return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                 "rank order \"%s\" with cp %d and ep %d puts rank %d on "
+                                 "--rank-order \"%s\" with cp %d and ep %d puts rank %d on "
                                  "another tensor/pipeline position for expert layers than for "
                                  "dense ones; keep cp, ep and dp next to each other in the "
                                  "order (default \"tp-cp-ep-dp-pp\")",

@@ -82,7 +82,7 @@ static void test_order_moving_experts_to_another_stage_is_refused(void)
     /* dense: pp stride is cp = 2; expert view: pp stride is 1 */
     CU_ASSERT_EQUAL(tsr_grid_layout_compute(16, 1, 2, 2, 2, 1, "tp-cp-pp-ep-dp", &l),
                     TSR_ERR_INVALID_ARG);
-    CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), "rank order"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), "--rank-order"));
     /* the same order without experts is fine */
     CU_ASSERT_EQUAL(tsr_grid_layout_compute(16, 1, 2, 1, 2, 1, "tp-cp-pp-ep-dp", &l), TSR_OK);
     tsr_grid_layout_free(&l);
