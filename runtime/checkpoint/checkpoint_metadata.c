@@ -98,22 +98,43 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
     attr_str(file, "data_path", cfg->data_path);
 }
 
-static int read_i64(hid_t file, const char *name, int64_t *v)
+typedef enum { ATTR_READ, ATTR_ABSENT, ATTR_DAMAGED } attr_result;
+
+/* ATTR_DAMAGED: HDF5 failed on it (a metadata checksum, a malformed
+ * message), which is not the same as a file without the attribute. */
+static attr_result read_i64(hid_t file, const char *name, int64_t *v)
 {
-    if (H5Aexists(file, name) <= 0)
-        return -1;
+    htri_t exists = H5Aexists(file, name);
+    if (exists == 0)
+        return ATTR_ABSENT;
+    if (exists < 0)
+        return ATTR_DAMAGED;
     hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
     herr_t err = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_INT64, v);
     if (attr >= 0)
         H5Aclose(attr);
-    return err < 0 ? -1 : 0;
+    return err < 0 ? ATTR_DAMAGED : ATTR_READ;
+}
+
+static tsr_status attr_error(attr_result r, const char *path, const char *name)
+{
+    if (r == ATTR_DAMAGED)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "checkpoint %s is damaged: HDF5 cannot read its attribute %s (a "
+                             "metadata checksum or format check failed); load an earlier "
+                             "checkpoint",
+                             path, name);
+    return tsr_error_set(TSR_ERR_FORMAT, "%s lacks the attribute %s", path, name);
 }
 
 tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_config *cfg,
                                         tsr_checkpoint_state *state)
 {
     int64_t version = 0;
-    if (read_i64(file, "format_version", &version) != 0)
+    attr_result r = read_i64(file, "format_version", &version);
+    if (r == ATTR_DAMAGED)
+        return attr_error(r, path, "format_version");
+    if (r == ATTR_ABSENT)
         return tsr_error_set(TSR_ERR_FORMAT,
                              "%s is an HDF5 file but not a tessera checkpoint (no "
                              "format_version attribute)",
@@ -132,16 +153,14 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                     {"nan_iterations", &state->nan_iterations},
                     {"seed", &state->seed}};
     for (size_t i = 0; i < sizeof position / sizeof position[0]; i++)
-        if (read_i64(file, position[i].name, position[i].dst) != 0)
-            return tsr_error_set(TSR_ERR_FORMAT, "%s lacks the attribute %s", path,
-                                 position[i].name);
+        if ((r = read_i64(file, position[i].name, position[i].dst)) != ATTR_READ)
+            return attr_error(r, path, position[i].name);
     shape_attr shape[12];
     int n = model_shape(cfg, shape);
     for (int i = 0; i < n; i++) {
         int64_t saved = 0;
-        if (read_i64(file, shape[i].name, &saved) != 0)
-            return tsr_error_set(TSR_ERR_FORMAT, "%s lacks the attribute %s", path,
-                                 shape[i].name);
+        if ((r = read_i64(file, shape[i].name, &saved)) != ATTR_READ)
+            return attr_error(r, path, shape[i].name);
         if (saved != shape[i].value)
             return tsr_error_set(TSR_ERR_FORMAT,
                                  "checkpoint %s was written for a different model: %s is %lld "

@@ -80,6 +80,12 @@ static tsr_status write_file(const char *tmp, const tsr_config *cfg,
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+    /* The 1.8 file format: its superblock and object headers carry
+     * checksums, so a load of a file whose metadata was damaged fails in
+     * HDF5's checksum test with an error, where the older format let
+     * libhdf5 1.10 read a damaged attribute message out of bounds and crash
+     * (tests/fuzz/hdf5_findings). Readable by HDF5 1.8 and later. */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (file < 0)

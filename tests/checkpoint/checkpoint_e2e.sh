@@ -3,7 +3,8 @@
 #   exact resume (1 rank and 8 data-parallel ranks): bitwise equal losses
 #   a checkpoint written by one layout continues in another within 1e-4
 #   SIGKILL in the middle of a save leaves the previous checkpoint loadable
-#   missing, non-HDF5, truncated and mismatched checkpoints: exit 2, clear message
+#   missing, non-HDF5, truncated, damaged and mismatched checkpoints: exit 2,
+#   clear message
 #   the file is plain HDF5 at global shapes (h5ls)
 # Prints one line per check and "N passed, M failed".
 set -u
@@ -87,6 +88,17 @@ expect_error "not an HDF5 file" "not an HDF5 file" --load "$work/garbage"
 mkdir -p "$work/trunc" && cp "$work/ck1/latest_checkpointed_iteration.txt" "$work/trunc/"
 head -c $(($(stat -c %s "$work/ck1/iter_0000010.h5") / 2)) "$work/ck1/iter_0000010.h5" >"$work/trunc/iter_0000010.h5"
 expect_error "truncated checkpoint" "checkpoint" --load "$work/trunc"
+# damaged metadata: one byte of each attribute name in the root group's
+# object header; the format's metadata checksums turn it into an error
+# (the older format crashed libhdf5: tests/fuzz/hdf5_findings)
+for attr in format_version iteration seed hidden_size; do
+  mkdir -p "$work/dmg_$attr" && cp "$work/ck1/latest_checkpointed_iteration.txt" "$work/dmg_$attr/"
+  cp "$work/ck1/iter_0000010.h5" "$work/dmg_$attr/"
+  at=$(grep -boa "$attr" "$work/dmg_$attr/iter_0000010.h5" | head -1 | cut -d: -f1)
+  printf 'Z' | dd of="$work/dmg_$attr/iter_0000010.h5" bs=1 seek="$((at + 1))" conv=notrunc 2>/dev/null
+  expect_error "damaged attribute $attr" "is damaged: HDF5 cannot read its attribute" \
+    --load "$work/dmg_$attr"
+done
 expect_error "other model" "written for a different model: hidden_size is 64" --load "$work/ck1" \
   --hidden-size 128
 expect_error "other shape" "num_layers is 2" --load "$work/ck1" --num-layers 4
