@@ -72,7 +72,7 @@ void tsr_config_apply_preset(tsr_config *cfg)
         cfg->normalization = TSR_NORM_LAYERNORM;
         cfg->position_embedding_type = TSR_POS_LEARNED_ABSOLUTE;
         cfg->swiglu = false;
-            cfg->untie_embeddings_and_output_weights = false;
+        cfg->untie_embeddings_and_output_weights = false;
         break;
     case TSR_PRESET_LLAMA: /* LLaMA architecture at GPT-2-small scale */
         cfg->num_layers = 12;

@@ -23,6 +23,7 @@
 #include "gpt.h"
 #include "block_compare.h"
 #include "harness.h"
+#include "reference_configs.h"
 #include "sharding/grid.h"
 #include "tessera/log.h"
 
@@ -43,15 +44,8 @@ static tsr_config model_config(bool llama, int pp, int tp, int v)
     cfg.hidden_dropout = 0.1;
     cfg.seed = 9;
     cfg.distributed_timeout_minutes = 0.2;
-    if (llama) {
-        cfg.normalization = TSR_NORM_RMSNORM;
-        cfg.position_embedding_type = TSR_POS_ROPE;
-        cfg.swiglu = true;
-        cfg.ffn_hidden_size = 96;
-        cfg.disable_bias_linear = true;
-        cfg.untie_embeddings_and_output_weights = true;
-        cfg.num_query_groups = 2;
-    }
+    if (llama)
+        tsr_reference_llama_style(&cfg, 2);
     cfg.pipeline_model_parallel_size = pp;
     cfg.tensor_model_parallel_size = tp;
     if (v > 1)

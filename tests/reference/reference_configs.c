@@ -31,15 +31,20 @@ tsr_status tsr_reference_config(const char *preset, tsr_config *cfg)
     if (strcmp(preset, "gpt2") == 0)
         return TSR_OK; /* the defaults are GPT-2's architecture */
     if (strcmp(preset, "llama") == 0) {
-        cfg->normalization = TSR_NORM_RMSNORM;
-        cfg->position_embedding_type = TSR_POS_ROPE;
-        cfg->swiglu = true;
-        cfg->ffn_hidden_size = 96;
-        cfg->disable_bias_linear = true;
-        cfg->untie_embeddings_and_output_weights = true;
-        cfg->group_query_attention = true;
-        cfg->num_query_groups = 2;
+        tsr_reference_llama_style(cfg, 2);
         return TSR_OK;
     }
     return tsr_error_set(TSR_ERR_INVALID_ARG, "unknown reference preset '%s'", preset);
+}
+
+void tsr_reference_llama_style(tsr_config *cfg, int query_groups)
+{
+    cfg->normalization = TSR_NORM_RMSNORM;
+    cfg->position_embedding_type = TSR_POS_ROPE;
+    cfg->swiglu = true;
+    cfg->ffn_hidden_size = 96;
+    cfg->disable_bias_linear = true;
+    cfg->untie_embeddings_and_output_weights = true;
+    cfg->group_query_attention = true;
+    cfg->num_query_groups = query_groups;
 }

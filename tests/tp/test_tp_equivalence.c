@@ -22,6 +22,7 @@
 #include "gpt.h"
 #include "block_compare.h"
 #include "harness.h"
+#include "reference_configs.h"
 #include "sharding/grid.h"
 #include "tessera/log.h"
 
@@ -43,16 +44,8 @@ static tsr_config model_config(bool llama, bool sp, int tp)
     cfg.hidden_dropout = 0.1;
     cfg.attention_dropout = 0.1;
     cfg.seed = 5;
-    if (llama) {
-        cfg.normalization = TSR_NORM_RMSNORM;
-        cfg.position_embedding_type = TSR_POS_ROPE;
-        cfg.swiglu = true;
-        cfg.ffn_hidden_size = 96;
-        cfg.disable_bias_linear = true;
-        cfg.untie_embeddings_and_output_weights = true;
-        cfg.num_query_groups = 4;
-        cfg.group_query_attention = true;
-    }
+    if (llama)
+        tsr_reference_llama_style(&cfg, 4);
     cfg.tensor_model_parallel_size = tp;
     cfg.sequence_parallel = sp && tp > 1;
     return cfg;
