@@ -71,10 +71,10 @@ static tsr_status check_supported_layout(const tsr_config *cfg)
     if (st != TSR_OK)
         return st;
     tsr_grid_layout_free(&layout);
-    if (cfg->bf16 || cfg->recompute_granularity == TSR_RECOMPUTE_SELECTIVE)
+    if (cfg->bf16)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--bf16 and --recompute-granularity selective are not available "
-                             "in this build yet (--recompute-granularity full is)");
+                             "--bf16 is not available in this build yet: training runs in fp32; "
+                             "drop --bf16");
     return TSR_OK;
 }
 
@@ -317,6 +317,12 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
         const char *omp = getenv("OMP_WAIT_POLICY"), *blas = getenv("OPENBLAS_THREAD_TIMEOUT");
         tsr_log_once(TSR_LOG_INFO, "idle threads: OMP_WAIT_POLICY=%s OPENBLAS_THREAD_TIMEOUT=%s",
                      omp ? omp : "(unset)", blas ? blas : "(unset)");
+        if (cfg->recompute_granularity == TSR_RECOMPUTE_SELECTIVE)
+            tsr_log_once(TSR_LOG_INFO,
+                         "--recompute-granularity selective: nothing more to recompute; core "
+                         "attention keeps no per-score activations (its probabilities are "
+                         "recomputed tile by tile in backward, dropout masks come from the "
+                         "counter-based RNG), so memory is that of no recomputation");
         st = train(cfg, dataset, grid);
     }
     /* a failure every rank shares (a bad --load, say) is printed once, by
