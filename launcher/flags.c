@@ -144,6 +144,7 @@ static tsr_status store_value(const tsr_flag *flag, void *dst, const char *text)
     case TSR_FLAG_DOUBLE:
         return parse_double(flag, text, (double *)(void *)field);
     case TSR_FLAG_STRING:
+    case TSR_FLAG_WORDS:
         if (text[0] == '\0')
             return INVALID("%s needs a non-empty value", flag->name);
         *(const char **)(void *)field = text;
@@ -166,11 +167,48 @@ static tsr_status unknown_flag(const tsr_flag_table *table, const char *name)
                    name, table->command, table->command);
 }
 
+/* An argument that starts a flag: "--x", but not "--" alone, nor a
+ * negative number written with two dashes by mistake ("--5" is a value). */
+static bool is_flag(const char *arg)
+{
+    return strncmp(arg, "--", 2) == 0 && arg[2] != '\0' && !isdigit((unsigned char)arg[2]) &&
+           arg[2] != '.';
+}
+
+/* Joined TSR_FLAG_WORDS values of the latest parse; a static buffer, so a
+ * parsed config needs no freeing. */
+static char words_buffer[16384];
+static size_t words_used;
+
+/* Joins argv[first..end) with single spaces into words_buffer. */
+static tsr_status join_words(const tsr_flag *flag, char **argv, int first, int end,
+                             const char **out)
+{
+    char *start = words_buffer + words_used;
+    size_t left = sizeof words_buffer - words_used;
+    size_t n = 0;
+    for (int i = first; i < end; i++) {
+        size_t len = strlen(argv[i]);
+        if (n + len + 2 > left)
+            return INVALID("%s: its %d values are longer than %zu bytes in all; list fewer",
+                           flag->name, end - first, sizeof words_buffer);
+        if (i > first)
+            start[n++] = ' ';
+        memcpy(start + n, argv[i], len);
+        n += len;
+    }
+    start[n] = '\0';
+    words_used += n + 1;
+    *out = start;
+    return TSR_OK;
+}
+
 tsr_status tsr_flags_parse(const tsr_flag_table *table, void *dst, int argc, char **argv,
                            int *rest)
 {
     if (rest != NULL)
         *rest = argc;
+    words_used = 0;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--") == 0) {
@@ -202,13 +240,24 @@ tsr_status tsr_flags_parse(const tsr_flag_table *table, void *dst, int argc, cha
         if (eq != NULL) {
             value = eq + 1;
         } else {
-            if (i + 1 >= argc || (strncmp(argv[i + 1], "--", 2) == 0 &&
-                                  !isdigit((unsigned char)argv[i + 1][2]) &&
-                                  argv[i + 1][2] != '.'))
+            if (i + 1 >= argc || is_flag(argv[i + 1]) || strcmp(argv[i + 1], "--") == 0)
                 return INVALID("%s needs a value (%s), e.g. %s %s", name,
                                flag->metavar ? flag->metavar : "VALUE", name,
                                flag->metavar ? flag->metavar : "VALUE");
-            value = argv[++i];
+            if (flag->kind == TSR_FLAG_WORDS) {
+                int end = i + 1;
+                while (end < argc && !is_flag(argv[end]) && strcmp(argv[end], "--") != 0)
+                    end++;
+                value = argv[i + 1];
+                if (end - i > 2) {
+                    tsr_status st = join_words(flag, argv, i + 1, end, &value);
+                    if (st != TSR_OK)
+                        return st;
+                }
+                i = end - 1;
+            } else {
+                value = argv[++i];
+            }
         }
         tsr_status st = store_value(flag, dst, value);
         if (st != TSR_OK)
@@ -231,7 +280,8 @@ static void format_default(const tsr_flag *flag, const void *defaults, char *buf
     case TSR_FLAG_DOUBLE:
         snprintf(buf, n, "%g", *(const double *)(const void *)field);
         break;
-    case TSR_FLAG_STRING: {
+    case TSR_FLAG_STRING:
+    case TSR_FLAG_WORDS: {
         const char *s = *(const char *const *)(const void *)field;
         snprintf(buf, n, "%s", s ? s : "");
         break;

@@ -21,7 +21,10 @@ typedef enum tsr_flag_kind {
     TSR_FLAG_DOUBLE, /* double */
     TSR_FLAG_BOOL,   /* bool, set to true by its presence */
     TSR_FLAG_STRING, /* const char *, borrowed from argv */
-    TSR_FLAG_CHOICE  /* int: index of the value in `choices` */
+    TSR_FLAG_CHOICE, /* int: index of the value in `choices` */
+    TSR_FLAG_WORDS   /* const char *: every argument up to the next flag, joined by
+                      * spaces (Megatron's nargs='*', e.g. --data-path 0.3 A 0.7 B);
+                      * kept by the parser until its next call */
 } tsr_flag_kind;
 
 typedef struct tsr_flag {

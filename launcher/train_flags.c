@@ -137,9 +137,9 @@ static const tsr_flag train_flags[] = {
      "layers per recomputed group (uniform) or recomputed layers per stage (block)"},
 
     /* data */
-    {"--data-path", TSR_FLAG_STRING, OFF(data_path), 0, 0, NULL, "PATH",
-     "dataset: PREFIX of .bin/.idx, FILE.h5, a blend \"W1 PREFIX1 W2 PREFIX2\" (one "
-     "argument), synthetic:addition[:DIGITS] or synthetic:random"},
+    {"--data-path", TSR_FLAG_WORDS, OFF(data_path), 0, 0, NULL, "PATH...",
+     "dataset: PREFIX of .bin/.idx, FILE.h5, a blend W1 PREFIX1 W2 PREFIX2 ... (separate "
+     "or quoted words), synthetic:addition[:DIGITS] or synthetic:random"},
     {"--split", TSR_FLAG_STRING, OFF(split), 0, 0, NULL, "A,B,C",
      "train,valid,test proportions"},
     {"--eval-interval", TSR_FLAG_INT64, OFF(eval_interval), 1, BIG64, NULL, "N",

@@ -78,9 +78,8 @@ tsr_status tsr_data_path_parse(const char *text, tsr_data_path *out)
         tsr_data_path_free(out);
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "--data-path '%s': give one PREFIX (or FILE.h5), or pairs "
-                             "\"WEIGHT PREFIX ...\" with positive weights, as one quoted "
-                             "argument, e.g. --data-path \"0.3 wiki_text_document 0.7 "
-                             "books_text_document\"",
+                             "WEIGHT PREFIX ... with positive weights, e.g. --data-path 0.3 "
+                             "wiki_text_document 0.7 books_text_document",
                              text);
     }
     out->count = n / 2;

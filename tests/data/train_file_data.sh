@@ -73,6 +73,20 @@ sed 's/cat/bat/g' "$work/corpus.txt" | "$tessera" preprocess --input /dev/stdin 
 "$tessera" train "${common[@]/$work\/c_text_document/0.3 $work/c_text_document 0.7 $work/d_text_document}" \
   --train-iters 6 >/dev/null
 check "weighted --data-path \"0.3 P1 0.7 P2\" trains" $?
+# Megatron's spelling: the blend as separate words, the same run
+quoted=("${common[@]/$work\/c_text_document/0.3 $work/c_text_document 0.7 $work/d_text_document}")
+"$tessera" train "${quoted[@]}" --train-iters 6 --metrics-file "$work/blend_quoted.jsonl" >/dev/null
+words=()
+for w in "${common[@]}"; do
+  if [ "$w" = "$work/c_text_document" ]; then
+    words+=(0.3 "$work/c_text_document" 0.7 "$work/d_text_document")
+  else
+    words+=("$w")
+  fi
+done
+"$tessera" train "${words[@]}" --train-iters 6 --metrics-file "$work/blend_words.jsonl" >/dev/null &&
+  cmp -s <(losses "$work/blend_quoted.jsonl") <(losses "$work/blend_words.jsonl")
+check "--data-path 0.3 P1 0.7 P2 as separate words: the same losses as quoted" $?
 
 noflag=("${common[@]/--vocab-size/--seed}")
 expect_fail "missing --vocab-size: exit 2" "give --vocab-size" \

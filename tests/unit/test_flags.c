@@ -40,6 +40,23 @@ static void test_megatron_spellings_fill_the_config(void)
     CU_ASSERT_EQUAL(cfg.seed, 7);
 }
 
+/* Megatron's --data-path takes every word up to the next flag */
+static void test_data_path_takes_the_words_up_to_the_next_flag(void)
+{
+    tsr_config cfg;
+    CU_ASSERT_EQUAL_FATAL(
+        PARSE(&cfg, 1, "--data-path", "0.3", "wiki", "0.7", "books", "--seed", "3"), TSR_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.data_path, "0.3 wiki 0.7 books");
+    CU_ASSERT_EQUAL(cfg.seed, 3);
+    CU_ASSERT_EQUAL_FATAL(PARSE(&cfg, 1, "--seed", "4", "--data-path", "0.3 wiki 0.7 books"),
+                          TSR_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.data_path, "0.3 wiki 0.7 books");
+    CU_ASSERT_EQUAL_FATAL(PARSE(&cfg, 1, "--data-path=prefix", "--seed", "3"), TSR_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.data_path, "prefix");
+    expect_error(PARSE(&cfg, 1, "--data-path", "--seed", "3"), "--data-path needs a value");
+    expect_error(PARSE(&cfg, 1, "--data-path=a", "b"), "unexpected argument 'b'");
+}
+
 static void test_preset_then_explicit_flags_win(void)
 {
     tsr_config cfg;
@@ -112,6 +129,7 @@ static void test_every_flag_is_unique_and_documented(void)
 
 static const tsr_test_case cases[] = {
     TSR_TEST(test_megatron_spellings_fill_the_config),
+    TSR_TEST(test_data_path_takes_the_words_up_to_the_next_flag),
     TSR_TEST(test_preset_then_explicit_flags_win),
     TSR_TEST(test_unknown_flag_suggests_the_closest),
     TSR_TEST(test_values_are_checked),
