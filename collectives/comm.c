@@ -147,7 +147,6 @@ tsr_status tsr_comm_create_world(MPI_Comm base, const tsr_comm_options *opts, ts
     shared->ops = shared->backend == TSR_COMM_BACKEND_NCCL ? tsr_comm_nccl_ops : &tsr_comm_mpi_ops;
     MPI_Comm_dup(base, &shared->abort_comm);
     MPI_Comm_dup(base, &comm->mpi);
-    tsr_comm_mpi_tune();
     st = tsr_comm_mpi_types_create(shared);
     if (st != TSR_OK)
         goto fail;
@@ -291,6 +290,7 @@ static tsr_comm_request *request_get(tsr_comm *comm)
     req->n_mpi = 0;
     req->n_copies = 0;
     req->move_bytes = 0;
+    req->fold_into = NULL;
     req->wait_started_ns = 0;
     req->seq = 0;
     req->peer = -1;

@@ -55,6 +55,13 @@ struct tsr_comm_request {
     void *move_dst; /* in-place reduce-scatter fix-up after completion */
     const void *move_src;
     size_t move_bytes;
+    void *scratch; /* a 2-rank in-place reduce's incoming buffer on the root */
+    size_t scratch_cap;
+    const void *fold_from; /* on completion: fold_into = fold_from (op) fold_into */
+    void *fold_into;
+    int fold_count;
+    MPI_Datatype fold_type;
+    MPI_Op fold_op;
 
     /* NCCL backend: a cudaEvent_t recorded after the operation */
     void *event;
@@ -115,9 +122,5 @@ MPI_Op tsr_comm_mpi_op(const tsr_comm *comm, tsr_comm_dtype dtype, tsr_comm_op o
 /* Creates the bf16 type and ops of a world (freed by tsr_comm_mpi_types_free). */
 tsr_status tsr_comm_mpi_types_create(tsr_comm_shared *shared);
 void tsr_comm_mpi_types_free(tsr_comm_shared *shared);
-
-/* Corrects the MPI library's algorithm choices where they are known to be
- * slow for polled non-blocking calls (mpi_tuning.c); every rank calls it. */
-void tsr_comm_mpi_tune(void);
 
 #endif /* TSR_COLLECTIVES_COMM_INTERNAL_H */

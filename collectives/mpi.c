@@ -1,7 +1,7 @@
 /*
- * mpi.c - the MPI backend: every operation is one non-blocking MPI call
- * (or a batch of Isend/Irecv: p2p batches and all-to-all), completed by polling MPI_Test from the
- * front end's bounded wait.
+ * mpi.c - the MPI backend: every operation is one non-blocking MPI call,
+ * or a batch of Isend/Irecv (p2p batches, all-to-all, reduce on two ranks),
+ * completed by polling MPI_Test from the front end's bounded wait.
  *
  * bf16 travels as 16-bit words; its reductions are user MPI ops that widen
  * each element to fp32, combine, and round back (what NCCL does per step).
@@ -19,6 +19,7 @@
 
 #define TSR_P2P_TAG 7001
 #define TSR_A2A_TAG 7002
+#define TSR_REDUCE_TAG 7003
 
 /* ---- types and bf16 ops -------------------------------------------------- */
 
@@ -212,6 +213,19 @@ static tsr_status mpi_failed(const tsr_comm *comm, const tsr_comm_args *a, int r
                          tsr_comm_kind_name(a->kind), comm->name, text);
 }
 
+/* A start that failed part-way: cancels and frees the messages already
+ * posted, so that none of them completes into the caller's buffers after
+ * the request went back to the pool. Returns st. */
+static tsr_status withdraw(tsr_comm_request *req, tsr_status st)
+{
+    for (int i = 0; i < req->n_mpi; i++) {
+        MPI_Cancel(&req->mpi_reqs[i]);
+        MPI_Request_free(&req->mpi_reqs[i]);
+    }
+    req->n_mpi = 0;
+    return st;
+}
+
 static tsr_status start_batch(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_request *req)
 {
     tsr_status st = reserve_mpi(req, (int)a->n_p2p);
@@ -242,7 +256,7 @@ static tsr_status start_batch(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_r
                              : MPI_Irecv(buf, (int)op->count, t, op->peer, TSR_P2P_TAG, comm->mpi,
                                          &req->mpi_reqs[req->n_mpi]);
         if (rc != MPI_SUCCESS)
-            return mpi_failed(comm, a, rc);
+            return withdraw(req, mpi_failed(comm, a, rc));
         req->n_mpi++;
     }
     return TSR_OK;
@@ -273,16 +287,16 @@ static tsr_status start_alltoall(tsr_comm *comm, const tsr_comm_args *a, const v
             if (pass == 0) {
                 size_t n = v ? a->recvcounts[from] : a->count;
                 size_t at = v ? a->rdispls[from] : (size_t)from * a->count;
-                rc = MPI_Irecv((char *)recv + at * es, (int)n, t, from, TSR_A2A_TAG, comm->mpi,
-                               &req->mpi_reqs[req->n_mpi]);
+                rc = MPI_Irecv(n > 0 ? (char *)recv + at * es : recv, (int)n, t, from,
+                               TSR_A2A_TAG, comm->mpi, &req->mpi_reqs[req->n_mpi]);
             } else {
                 size_t n = v ? a->sendcounts[peer] : a->count;
                 size_t at = v ? a->sdispls[peer] : (size_t)peer * a->count;
-                rc = MPI_Isend((const char *)send + at * es, (int)n, t, peer, TSR_A2A_TAG,
-                               comm->mpi, &req->mpi_reqs[req->n_mpi]);
+                rc = MPI_Isend(n > 0 ? (const char *)send + at * es : send, (int)n, t, peer,
+                               TSR_A2A_TAG, comm->mpi, &req->mpi_reqs[req->n_mpi]);
             }
             if (rc != MPI_SUCCESS)
-                return mpi_failed(comm, a, rc);
+                return withdraw(req, mpi_failed(comm, a, rc));
             req->n_mpi++;
         }
     size_t n = v ? a->sendcounts[me] : a->count;
@@ -291,6 +305,50 @@ static tsr_status start_alltoall(tsr_comm *comm, const tsr_comm_args *a, const v
     if (n > 0)
         memcpy((char *)recv + to * es, (const char *)send + from * es, n * es);
     return TSR_OK; /* a group of one has no requests: MPI_Testall completes at once */
+}
+
+/* Reduce on a group of two: the other rank's buffer arrives whole (into
+ * recvbuf itself, or into scratch when the root reduces in place), and the
+ * root folds it with its own data by MPI_Reduce_local once the receive
+ * completes. Open MPI 4.1's MPI_Ireduce picks its segmented "chain"
+ * algorithm for two ranks and >= 64 KiB, which advances one small segment
+ * per MPI_Test and reached 25-45% of the blocking MPI_Reduce's busbw
+ * (bench/collectives). Larger groups keep the library's own algorithm. */
+static tsr_status start_reduce_pair(tsr_comm *comm, const tsr_comm_args *a, const void *send,
+                                    void *recv, tsr_comm_request *req)
+{
+    MPI_Datatype t = tsr_comm_mpi_type(comm, a->dtype);
+    size_t bytes = a->count * tsr_comm_dtype_size(a->dtype);
+    int peer = 1 - comm->rank, n = (int)a->count, rc;
+    if (comm->rank != a->root) {
+        rc = MPI_Isend(send, n, t, peer, TSR_REDUCE_TAG, comm->mpi, &req->mpi_reqs[0]);
+    } else {
+        void *land = recv;
+        if (send == recv) {
+            if (bytes > req->scratch_cap) {
+                void *p = realloc(req->scratch, bytes);
+                if (p == NULL)
+                    return tsr_error_set(TSR_ERR_OUT_OF_MEMORY,
+                                         "cannot allocate %zu bytes for reduce on group %s",
+                                         bytes, comm->name);
+                req->scratch = p;
+                req->scratch_cap = bytes;
+            }
+            land = req->scratch;
+        }
+        rc = MPI_Irecv(land, n, t, peer, TSR_REDUCE_TAG, comm->mpi, &req->mpi_reqs[0]);
+        if (rc == MPI_SUCCESS && n > 0) {
+            req->fold_from = send == recv ? req->scratch : send;
+            req->fold_into = recv;
+            req->fold_count = n;
+            req->fold_type = t;
+            req->fold_op = tsr_comm_mpi_op(comm, a->dtype, a->op);
+        }
+    }
+    if (rc != MPI_SUCCESS)
+        return mpi_failed(comm, a, rc);
+    req->n_mpi = 1;
+    return TSR_OK;
 }
 
 static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_request *req)
@@ -368,6 +426,8 @@ static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_req
         rc = MPI_Ibcast(recv, n, t, a->root, comm->mpi, r);
         break;
     case TSR_COMM_KIND_REDUCE: {
+        if (comm->size == 2)
+            return start_reduce_pair(comm, a, send, recv, req);
         bool in_place = comm->rank == a->root && send == recv;
         rc = MPI_Ireduce(in_place ? MPI_IN_PLACE : send, recv, n, t,
                          tsr_comm_mpi_op(comm, a->dtype, a->op), a->root, comm->mpi, r);
@@ -410,6 +470,14 @@ static tsr_status mpi_test(tsr_comm_request *req, bool *done)
     if (req->move_bytes > 0 && req->move_dst != req->move_src)
         memmove(req->move_dst, req->move_src, req->move_bytes);
     req->move_bytes = 0;
+    if (req->fold_into != NULL) {
+        rc = MPI_Reduce_local(req->fold_from, req->fold_into, req->fold_count, req->fold_type,
+                              req->fold_op);
+        req->fold_into = NULL;
+        if (rc != MPI_SUCCESS)
+            return tsr_error_set(TSR_ERR_COMM, "MPI_Reduce_local of reduce on group %s failed",
+                                 req->comm->name);
+    }
     for (size_t i = 0; i < req->n_copies; i++) {
         tsr_status st = tsr_stage_to_device(req->copies[i].device,
                                             (char *)req->stage + req->copies[i].offset,
@@ -425,6 +493,9 @@ static tsr_status mpi_test(tsr_comm_request *req, bool *done)
 
 static void mpi_request_free(tsr_comm_request *req)
 {
+    free(req->scratch);
+    req->scratch = NULL;
+    req->scratch_cap = 0;
     tsr_stage_host_free(req->stage);
     req->stage = NULL;
     req->stage_cap = 0;

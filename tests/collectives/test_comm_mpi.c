@@ -361,6 +361,110 @@ static void test_overlapping_nonblocking(void)
     CU_ASSERT_EQUAL(bad, 0);
 }
 
+/* Groups of one and of two (split from the world): all-to-all(v) on a
+ * group of one is the local copy alone; reduce on a pair takes its own
+ * path (collectives/mpi.c), in place and not, fp32 and bf16, either root. */
+static void test_alltoall_and_reduce_on_groups_of_one_and_two(void)
+{
+    tsr_comm *solo = NULL, *pair = NULL;
+    CU_ASSERT_EQUAL_FATAL(tsr_comm_split(world, me, 0, "solo", &solo), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_comm_split(world, me / 2, me, "pair", &pair), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_comm_size(solo), 1);
+    CU_ASSERT_EQUAL_FATAL(tsr_comm_size(pair), 2); /* np is even: 2, 4, 8 */
+
+    int32_t in[5] = {1, 2, 3, 4, 5}, out[5] = {0};
+    CU_ASSERT_EQUAL(tsr_comm_alltoall(in, out, 5, TSR_COMM_INT32, solo, NULL), TSR_OK);
+    CU_ASSERT_EQUAL(memcmp(in, out, sizeof in), 0);
+    size_t sc[1] = {3}, sd[1] = {2}, rc[1] = {3}, rd[1] = {1};
+    int32_t outv[5] = {0};
+    CU_ASSERT_EQUAL(tsr_comm_alltoallv(in, sc, sd, outv, rc, rd, TSR_COMM_INT32, solo, NULL),
+                    TSR_OK);
+    CU_ASSERT_TRUE(outv[0] == 0 && outv[1] == 3 && outv[2] == 4 && outv[3] == 5 && outv[4] == 0);
+
+    int pr = tsr_comm_rank(pair), world_peer = me ^ 1;
+    const size_t n = 100003;
+    float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    uint16_t *h = malloc(n * sizeof *h);
+    for (int root = 0; root < 2; root++) {
+        for (size_t i = 0; i < n; i++) {
+            a[i] = fval(me, i);
+            b[i] = -1.0f;
+            h[i] = tsr_float_to_bf16((float)((me + 1) * (int)(i % 7)));
+        }
+        CU_ASSERT_EQUAL(tsr_comm_reduce(a, b, n, TSR_COMM_FP32, TSR_COMM_SUM, root, pair, NULL),
+                        TSR_OK);
+        CU_ASSERT_EQUAL(tsr_comm_reduce(h, h, n, TSR_COMM_BF16, TSR_COMM_MAX, root, pair, NULL),
+                        TSR_OK); /* in place on the root */
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            float want = fval(me, i) + fval(world_peer, i);
+            float hmax = (float)((me > world_peer ? me + 1 : world_peer + 1) * (int)(i % 7));
+            if (pr == root)
+                bad += b[i] != want || tsr_bf16_to_float(h[i]) != hmax;
+            else
+                bad += b[i] != -1.0f || tsr_bf16_to_float(h[i]) != (float)((me + 1) * (int)(i % 7));
+        }
+        CU_ASSERT_EQUAL(bad, 0);
+    }
+    float z = 0.0f;
+    CU_ASSERT_EQUAL(tsr_comm_reduce(&z, &z, 0, TSR_COMM_FP32, TSR_COMM_SUM, 1, pair, NULL), TSR_OK);
+    free(a);
+    free(b);
+    free(h);
+    tsr_comm_destroy(pair);
+    tsr_comm_destroy(solo);
+}
+
+/* Two all-to-alls, a reduce and a ring of send/recv in flight together on
+ * one communicator: each message must meet its own operation. */
+static void test_alltoalls_and_p2p_in_flight_together(void)
+{
+    enum { C = 301 };
+    size_t total = (size_t)C * (size_t)np;
+    int32_t *s1 = malloc(total * sizeof *s1), *r1 = malloc(total * sizeof *r1);
+    int32_t *s2 = malloc(total * sizeof *s2), *r2 = malloc(total * sizeof *r2);
+    for (int p = 0; p < np; p++)
+        for (int i = 0; i < C; i++) {
+            s1[p * C + i] = me * 100000 + p * 1000 + i;
+            s2[p * C + i] = -(me * 100000 + p * 1000 + i);
+        }
+    float ring_out[C], ring_in[C], red_in[C], red_out[C];
+    for (int i = 0; i < C; i++) {
+        ring_out[i] = (float)(me * 1000 + i);
+        red_in[i] = fval(me, (size_t)i);
+    }
+    int next = (me + 1) % np, prev = (me + np - 1) % np;
+    tsr_comm_p2p ring[2] = {{false, ring_in, C, TSR_COMM_FP32, prev},
+                            {true, ring_out, C, TSR_COMM_FP32, next}};
+    tsr_comm_request *r[4] = {NULL, NULL, NULL, NULL};
+    CU_ASSERT_EQUAL(tsr_comm_batch_p2p(ring, 2, world, &r[0]), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_comm_alltoall(s1, r1, C, TSR_COMM_INT32, world, &r[1]), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_comm_reduce(red_in, red_out, C, TSR_COMM_FP32, TSR_COMM_SUM, 0, world,
+                                    &r[2]),
+                    TSR_OK);
+    CU_ASSERT_EQUAL(tsr_comm_alltoall(s2, r2, C, TSR_COMM_INT32, world, &r[3]), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_comm_wait(&r[3]), TSR_OK); /* the last one first */
+    CU_ASSERT_EQUAL(tsr_comm_wait_all(r, 4), TSR_OK);
+    int bad = 0;
+    for (int p = 0; p < np; p++)
+        for (int i = 0; i < C; i++) {
+            bad += r1[p * C + i] != p * 100000 + me * 1000 + i;
+            bad += r2[p * C + i] != -(p * 100000 + me * 1000 + i);
+        }
+    for (int i = 0; i < C; i++) {
+        bad += ring_in[i] != (float)(prev * 1000 + i);
+        float want = 0;
+        for (int q = 0; q < np; q++)
+            want += fval(q, (size_t)i);
+        bad += me == 0 && red_out[i] != want;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(s1);
+    free(r1);
+    free(s2);
+    free(r2);
+}
+
 static void test_split_counters_and_names(void)
 {
     tsr_comm *half = NULL;
@@ -481,6 +585,8 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_alltoallv_uneven_with_zeros),
     TSR_TEST(test_send_recv_pairs_and_batched_ring),
     TSR_TEST(test_overlapping_nonblocking),
+    TSR_TEST(test_alltoall_and_reduce_on_groups_of_one_and_two),
+    TSR_TEST(test_alltoalls_and_p2p_in_flight_together),
     TSR_TEST(test_split_counters_and_names),
     TSR_TEST(test_batch_counts_sends_and_receives),
     TSR_TEST(test_bad_arguments_fail_locally),
