@@ -13,15 +13,16 @@ endif()
 
 # Parallel HDF5 lets every rank write its own hyperslab of one checkpoint
 # file through MPI-IO; the serial build cannot do that, so it is refused.
-pkg_check_modules(HDF5 IMPORTED_TARGET hdf5-openmpi)
+# >= 1.10.2: checkpoints use H5F_LIBVER_V18 (checksummed metadata)
+pkg_check_modules(HDF5 IMPORTED_TARGET hdf5-openmpi>=1.10.2)
 if(HDF5_FOUND)
   set(TSR_HDF5_IS_PARALLEL 1)
   set(TSR_HDF5_SUMMARY "${HDF5_VERSION} (parallel, Open MPI)")
 else()
   # checkpoints write every rank's block of one file through MPI-IO
   # (H5Pset_fapl_mpio), which only the parallel library provides
-  message(FATAL_ERROR "tessera needs the parallel (MPI) build of HDF5: install "
-                      "libhdf5-openmpi-dev (scripts/install-deps.sh does)")
+  message(FATAL_ERROR "tessera needs the parallel (MPI) build of HDF5, 1.10.2 or "
+                      "later: install libhdf5-openmpi-dev (scripts/install-deps.sh does)")
 endif()
 
 # CUDA: compiled whenever the toolkit is there, so the GPU code is built and

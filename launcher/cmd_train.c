@@ -10,6 +10,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "arena.h"
 #include "bind.h"
@@ -314,9 +315,17 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
                      dataset->name);
         /* what decides how idle threads wait (launcher/main.c sets both
          * unless the user did), since it moves tokens/s by up to 2.5x */
-        const char *omp = getenv("OMP_WAIT_POLICY"), *blas = getenv("OPENBLAS_THREAD_TIMEOUT");
-        tsr_log_once(TSR_LOG_INFO, "idle threads: OMP_WAIT_POLICY=%s OPENBLAS_THREAD_TIMEOUT=%s",
-                     omp ? omp : "(unset)", blas ? blas : "(unset)");
+        const char *env[] = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT",
+                             "GOTO_THREAD_TIMEOUT"};
+        char line[256] = "idle threads:";
+        size_t used = strlen(line);
+        for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
+            const char *v = getenv(env[i]);
+            if (v != NULL && used < sizeof line)
+                used += (size_t)snprintf(line + used, sizeof line - used, " %s=%s", env[i], v);
+        }
+        tsr_log_once(TSR_LOG_INFO, "%s%s", line,
+                     strcmp(line, "idle threads:") == 0 ? " the libraries' defaults" : "");
         if (cfg->recompute_granularity == TSR_RECOMPUTE_SELECTIVE)
             tsr_log_once(TSR_LOG_INFO,
                          "--recompute-granularity selective: nothing more to recompute; core "

@@ -177,7 +177,7 @@ static bool is_flag(const char *arg)
 
 /* Joined TSR_FLAG_WORDS values of the latest parse; a static buffer, so a
  * parsed config needs no freeing. */
-static char words_buffer[16384];
+static char words_buffer[65536];
 static size_t words_used;
 
 /* Joins argv[first..end) with single spaces into words_buffer. */

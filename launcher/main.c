@@ -69,14 +69,22 @@ int tsr_report_error_once(int rank, const char *command, tsr_status status)
  * else happens). Settings the user made are kept. */
 static void prefer_sleeping_threads(char **argv)
 {
-    bool changed = false;
-    if (getenv("OMP_WAIT_POLICY") == NULL && getenv("GOMP_SPINCOUNT") == NULL)
-        changed |= setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
-    if (getenv("OPENBLAS_THREAD_TIMEOUT") == NULL && getenv("GOTO_THREAD_TIMEOUT") == NULL)
-        changed |= setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0; /* 2^4 cycles, the minimum */
-    if (changed)
-        execv("/proc/self/exe", argv);
-    /* exec failed (no /proc?): run on with the libraries' defaults */
+    bool set_omp = getenv("OMP_WAIT_POLICY") == NULL && getenv("GOMP_SPINCOUNT") == NULL &&
+                   setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
+    bool set_blas = getenv("OPENBLAS_THREAD_TIMEOUT") == NULL &&
+                    getenv("GOTO_THREAD_TIMEOUT") == NULL &&
+                    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0; /* 2^4 cycles, the minimum */
+    bool changed = set_omp || set_blas;
+    if (!changed)
+        return;
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc?): the libraries have loaded with their
+     * defaults, so the environment must not claim otherwise (the start-up
+     * log reports it) */
+    if (set_omp)
+        unsetenv("OMP_WAIT_POLICY");
+    if (set_blas)
+        unsetenv("OPENBLAS_THREAD_TIMEOUT");
 }
 
 int main(int argc, char **argv)

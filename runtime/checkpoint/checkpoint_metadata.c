@@ -120,9 +120,9 @@ static tsr_status attr_error(attr_result r, const char *path, const char *name)
 {
     if (r == ATTR_DAMAGED)
         return tsr_error_set(TSR_ERR_FORMAT,
-                             "checkpoint %s is damaged: HDF5 cannot read its attribute %s (a "
-                             "metadata checksum or format check failed); load an earlier "
-                             "checkpoint",
+                             "checkpoint %s is damaged: HDF5 cannot read its attribute %s as an "
+                             "integer (a metadata checksum or format check failed, or the "
+                             "attribute has another type); load an earlier checkpoint",
                              path, name);
     return tsr_error_set(TSR_ERR_FORMAT, "%s lacks the attribute %s", path, name);
 }
