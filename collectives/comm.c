@@ -290,7 +290,7 @@ static tsr_comm_request *request_get(tsr_comm *comm)
     req->n_mpi = 0;
     req->n_copies = 0;
     req->move_bytes = 0;
-    req->fold_into = NULL;
+    req->tree = false;
     req->wait_started_ns = 0;
     req->seq = 0;
     req->peer = -1;

@@ -55,13 +55,18 @@ struct tsr_comm_request {
     void *move_dst; /* in-place reduce-scatter fix-up after completion */
     const void *move_src;
     size_t move_bytes;
-    void *scratch; /* a 2-rank in-place reduce's incoming buffer on the root */
+    /* tree reduce (mpi_reduce.c): children's buffers and the accumulator */
+    bool tree; /* in flight */
+    bool tree_sent, tree_own_pending;
+    int tree_children, tree_next, tree_parent; /* parent: -1 on the root */
+    int tree_count;
+    MPI_Datatype tree_type;
+    MPI_Op tree_op;
+    const void *tree_own;
+    void *tree_acc;
+    void *tree_land[32];
+    void *scratch;
     size_t scratch_cap;
-    const void *fold_from; /* on completion: fold_into = fold_from (op) fold_into */
-    void *fold_into;
-    int fold_count;
-    MPI_Datatype fold_type;
-    MPI_Op fold_op;
 
     /* NCCL backend: a cudaEvent_t recorded after the operation */
     void *event;
@@ -118,6 +123,15 @@ tsr_status tsr_comm_nccl_init_world(tsr_comm *world);
 /* MPI datatype and op of a tessera dtype/op on this world. */
 MPI_Datatype tsr_comm_mpi_type(const tsr_comm *comm, tsr_comm_dtype dtype);
 MPI_Op tsr_comm_mpi_op(const tsr_comm *comm, tsr_comm_dtype dtype, tsr_comm_op op);
+
+/* Reduce as a binomial tree of point-to-point messages (mpi_reduce.c):
+ * used by the MPI backend for groups of up to this many ranks. */
+#define TSR_REDUCE_TREE_MAX_RANKS 8
+tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, const void *send,
+                                     void *recv, tsr_comm_request *req);
+/* Advances it; *done once this rank's part is over (result in recv on the
+ * root). */
+tsr_status tsr_mpi_reduce_tree_test(tsr_comm_request *req, bool *done);
 
 /* Creates the bf16 type and ops of a world (freed by tsr_comm_mpi_types_free). */
 tsr_status tsr_comm_mpi_types_create(tsr_comm_shared *shared);

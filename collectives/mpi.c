@@ -1,7 +1,8 @@
 /*
  * mpi.c - the MPI backend: every operation is one non-blocking MPI call,
- * or a batch of Isend/Irecv (p2p batches, all-to-all, reduce on two ranks),
- * completed by polling MPI_Test from the front end's bounded wait.
+ * or a batch of Isend/Irecv (p2p batches, all-to-all), or a tree of them
+ * (reduce on up to 8 ranks, mpi_reduce.c), completed by polling MPI_Test
+ * from the front end's bounded wait.
  *
  * bf16 travels as 16-bit words; its reductions are user MPI ops that widen
  * each element to fp32, combine, and round back (what NCCL does per step).
@@ -19,7 +20,6 @@
 
 #define TSR_P2P_TAG 7001
 #define TSR_A2A_TAG 7002
-#define TSR_REDUCE_TAG 7003
 
 /* ---- types and bf16 ops -------------------------------------------------- */
 
@@ -223,6 +223,7 @@ static tsr_status withdraw(tsr_comm_request *req, tsr_status st)
         MPI_Request_free(&req->mpi_reqs[i]);
     }
     req->n_mpi = 0;
+    req->tree = false;
     return st;
 }
 
@@ -307,50 +308,6 @@ static tsr_status start_alltoall(tsr_comm *comm, const tsr_comm_args *a, const v
     return TSR_OK; /* a group of one has no requests: MPI_Testall completes at once */
 }
 
-/* Reduce on a group of two: the other rank's buffer arrives whole (into
- * recvbuf itself, or into scratch when the root reduces in place), and the
- * root folds it with its own data by MPI_Reduce_local once the receive
- * completes. Open MPI 4.1's MPI_Ireduce picks its segmented "chain"
- * algorithm for two ranks and >= 64 KiB, which advances one small segment
- * per MPI_Test and reached 25-45% of the blocking MPI_Reduce's busbw
- * (bench/collectives). Larger groups keep the library's own algorithm. */
-static tsr_status start_reduce_pair(tsr_comm *comm, const tsr_comm_args *a, const void *send,
-                                    void *recv, tsr_comm_request *req)
-{
-    MPI_Datatype t = tsr_comm_mpi_type(comm, a->dtype);
-    size_t bytes = a->count * tsr_comm_dtype_size(a->dtype);
-    int peer = 1 - comm->rank, n = (int)a->count, rc;
-    if (comm->rank != a->root) {
-        rc = MPI_Isend(send, n, t, peer, TSR_REDUCE_TAG, comm->mpi, &req->mpi_reqs[0]);
-    } else {
-        void *land = recv;
-        if (send == recv) {
-            if (bytes > req->scratch_cap) {
-                void *p = realloc(req->scratch, bytes);
-                if (p == NULL)
-                    return tsr_error_set(TSR_ERR_OUT_OF_MEMORY,
-                                         "cannot allocate %zu bytes for reduce on group %s",
-                                         bytes, comm->name);
-                req->scratch = p;
-                req->scratch_cap = bytes;
-            }
-            land = req->scratch;
-        }
-        rc = MPI_Irecv(land, n, t, peer, TSR_REDUCE_TAG, comm->mpi, &req->mpi_reqs[0]);
-        if (rc == MPI_SUCCESS && n > 0) {
-            req->fold_from = send == recv ? req->scratch : send;
-            req->fold_into = recv;
-            req->fold_count = n;
-            req->fold_type = t;
-            req->fold_op = tsr_comm_mpi_op(comm, a->dtype, a->op);
-        }
-    }
-    if (rc != MPI_SUCCESS)
-        return mpi_failed(comm, a, rc);
-    req->n_mpi = 1;
-    return TSR_OK;
-}
-
 static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_request *req)
 {
     if (a->p2p != NULL)
@@ -426,8 +383,12 @@ static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_req
         rc = MPI_Ibcast(recv, n, t, a->root, comm->mpi, r);
         break;
     case TSR_COMM_KIND_REDUCE: {
-        if (comm->size == 2)
-            return start_reduce_pair(comm, a, send, recv, req);
+        if (comm->size <= TSR_REDUCE_TREE_MAX_RANKS) {
+            st = reserve_mpi(req, 32); /* children: at most log2 of the group size */
+            if (st == TSR_OK)
+                st = tsr_mpi_reduce_tree_start(comm, a, send, recv, req);
+            return st == TSR_OK ? TSR_OK : withdraw(req, st);
+        }
         bool in_place = comm->rank == a->root && send == recv;
         rc = MPI_Ireduce(in_place ? MPI_IN_PLACE : send, recv, n, t,
                          tsr_comm_mpi_op(comm, a->dtype, a->op), a->root, comm->mpi, r);
@@ -460,24 +421,24 @@ static tsr_status mpi_test(tsr_comm_request *req, bool *done)
 {
     int flag = 0;
     *done = false;
-    int rc = req->n_mpi == 1 ? MPI_Test(&req->mpi_reqs[0], &flag, MPI_STATUS_IGNORE)
-                             : MPI_Testall(req->n_mpi, req->mpi_reqs, &flag, MPI_STATUSES_IGNORE);
-    if (rc != MPI_SUCCESS)
-        return tsr_error_set(TSR_ERR_COMM, "MPI_Test of %s on group %s failed (%d)",
-                             tsr_comm_kind_name(req->kind), req->comm->name, rc);
-    if (!flag)
-        return TSR_OK;
+    if (req->tree) {
+        bool tree_done = false;
+        tsr_status st = tsr_mpi_reduce_tree_test(req, &tree_done);
+        if (st != TSR_OK || !tree_done)
+            return st;
+    } else {
+        int rc = req->n_mpi == 1
+                     ? MPI_Test(&req->mpi_reqs[0], &flag, MPI_STATUS_IGNORE)
+                     : MPI_Testall(req->n_mpi, req->mpi_reqs, &flag, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return tsr_error_set(TSR_ERR_COMM, "MPI_Test of %s on group %s failed (%d)",
+                                 tsr_comm_kind_name(req->kind), req->comm->name, rc);
+        if (!flag)
+            return TSR_OK;
+    }
     if (req->move_bytes > 0 && req->move_dst != req->move_src)
         memmove(req->move_dst, req->move_src, req->move_bytes);
     req->move_bytes = 0;
-    if (req->fold_into != NULL) {
-        rc = MPI_Reduce_local(req->fold_from, req->fold_into, req->fold_count, req->fold_type,
-                              req->fold_op);
-        req->fold_into = NULL;
-        if (rc != MPI_SUCCESS)
-            return tsr_error_set(TSR_ERR_COMM, "MPI_Reduce_local of reduce on group %s failed",
-                                 req->comm->name);
-    }
     for (size_t i = 0; i < req->n_copies; i++) {
         tsr_status st = tsr_stage_to_device(req->copies[i].device,
                                             (char *)req->stage + req->copies[i].offset,

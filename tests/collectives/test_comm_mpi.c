@@ -1,6 +1,6 @@
 /*
  * test_comm_mpi.c - every collective of comm.h against results computed
- * here element by element, under mpirun with 2, 4 and 8 ranks: odd sizes,
+ * here element by element, under mpirun with 2, 3, 4 and 8 ranks: odd sizes,
  * counts not divisible by the group size, zero length, in-place forms,
  * overlapping non-blocking calls, bf16, and the byte counters.
  *
@@ -207,32 +207,39 @@ static void test_broadcast_from_every_root(void)
     }
 }
 
-/* 77 elements, and 300007 (1.2 MB: large enough for the MPI library's
- * large-message algorithms, which mpi_tuning.c chooses among) */
-static void test_reduce_to_last_rank(void)
+/* Every root, 77 and 300007 elements (1.2 MB), out of place and in place
+ * on the root: on up to 8 ranks reduce is mpi_reduce.c's binomial tree,
+ * whose inner ranks fold their children's data in. */
+static void test_reduce_from_every_root(void)
 {
-    int root = np - 1;
     const size_t counts[] = {77, 300007};
-    for (size_t s = 0; s < 2; s++) {
-        size_t n = counts[s];
-        float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-        for (size_t i = 0; i < n; i++) {
-            a[i] = fval(me, i);
-            b[i] = -1.0f;
-        }
-        CU_ASSERT_EQUAL(
-            tsr_comm_reduce(a, b, n, TSR_COMM_FP32, TSR_COMM_SUM, root, world, NULL), TSR_OK);
-        int bad = 0;
-        for (size_t i = 0; i < n; i++) {
-            float want = 0;
-            for (int r = 0; r < np; r++)
-                want += fval(r, i);
-            bad += me == root ? b[i] != want : b[i] != -1.0f;
-        }
-        CU_ASSERT_EQUAL(bad, 0);
-        free(a);
-        free(b);
-    }
+    for (size_t s = 0; s < 2; s++)
+        for (int root = 0; root < np; root++)
+            for (int in_place = 0; in_place < 2; in_place++) {
+                size_t n = counts[s];
+                float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+                for (size_t i = 0; i < n; i++) {
+                    a[i] = fval(me, i);
+                    b[i] = -1.0f;
+                }
+                float *out = in_place && me == root ? a : b;
+                CU_ASSERT_EQUAL(tsr_comm_reduce(a, out, n, TSR_COMM_FP32, TSR_COMM_SUM, root,
+                                                world, NULL),
+                                TSR_OK);
+                int bad = 0;
+                for (size_t i = 0; i < n; i++) {
+                    float want = 0;
+                    for (int r = 0; r < np; r++)
+                        want += fval(r, i);
+                    if (me == root)
+                        bad += out[i] != want;
+                    else
+                        bad += b[i] != -1.0f || a[i] != fval(me, i);
+                }
+                CU_ASSERT_EQUAL(bad, 0);
+                free(a);
+                free(b);
+            }
 }
 
 static void test_alltoall(void)
@@ -370,7 +377,8 @@ static void test_alltoall_and_reduce_on_groups_of_one_and_two(void)
     CU_ASSERT_EQUAL_FATAL(tsr_comm_split(world, me, 0, "solo", &solo), TSR_OK);
     CU_ASSERT_EQUAL_FATAL(tsr_comm_split(world, me / 2, me, "pair", &pair), TSR_OK);
     CU_ASSERT_EQUAL_FATAL(tsr_comm_size(solo), 1);
-    CU_ASSERT_EQUAL_FATAL(tsr_comm_size(pair), 2); /* np is even: 2, 4, 8 */
+    /* with an odd np the last rank's "pair" is a group of one */
+    CU_ASSERT_EQUAL_FATAL(tsr_comm_size(pair), me / 2 * 2 + 1 < np ? 2 : 1);
 
     int32_t in[5] = {1, 2, 3, 4, 5}, out[5] = {0};
     CU_ASSERT_EQUAL(tsr_comm_alltoall(in, out, 5, TSR_COMM_INT32, solo, NULL), TSR_OK);
@@ -381,6 +389,11 @@ static void test_alltoall_and_reduce_on_groups_of_one_and_two(void)
                     TSR_OK);
     CU_ASSERT_TRUE(outv[0] == 0 && outv[1] == 3 && outv[2] == 4 && outv[3] == 5 && outv[4] == 0);
 
+    if (tsr_comm_size(pair) == 1) {
+        tsr_comm_destroy(pair);
+        tsr_comm_destroy(solo);
+        return;
+    }
     int pr = tsr_comm_rank(pair), world_peer = me ^ 1;
     const size_t n = 100003;
     float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
@@ -580,7 +593,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_reduce_scatter),
     TSR_TEST(test_allgather),
     TSR_TEST(test_broadcast_from_every_root),
-    TSR_TEST(test_reduce_to_last_rank),
+    TSR_TEST(test_reduce_from_every_root),
     TSR_TEST(test_alltoall),
     TSR_TEST(test_alltoallv_uneven_with_zeros),
     TSR_TEST(test_send_recv_pairs_and_batched_ring),
