@@ -15,6 +15,12 @@
 #include "comm.h"
 #include "watchdog.h"
 
+/* Reduce as a binomial tree of point-to-point messages (mpi_reduce.c):
+ * used by the MPI backend for groups of up to this many ranks, in which a
+ * rank has at most log2 of it children. */
+#define TSR_REDUCE_TREE_MAX_RANKS 8
+#define TSR_REDUCE_TREE_MAX_CHILDREN 3
+
 /* What one operation is about, as the caller gave it (counts in elements). */
 typedef struct tsr_comm_args {
     tsr_comm_kind kind;
@@ -57,14 +63,14 @@ struct tsr_comm_request {
     size_t move_bytes;
     /* tree reduce (mpi_reduce.c): children's buffers and the accumulator */
     bool tree; /* in flight */
-    bool tree_sent, tree_own_pending;
+    bool tree_sent;
     int tree_children, tree_next, tree_parent; /* parent: -1 on the root */
     int tree_count;
     MPI_Datatype tree_type;
     MPI_Op tree_op;
     const void *tree_own;
     void *tree_acc;
-    void *tree_land[32];
+    void *tree_land[TSR_REDUCE_TREE_MAX_CHILDREN]; /* where child k's data lands */
     void *scratch;
     size_t scratch_cap;
 
@@ -124,9 +130,6 @@ tsr_status tsr_comm_nccl_init_world(tsr_comm *world);
 MPI_Datatype tsr_comm_mpi_type(const tsr_comm *comm, tsr_comm_dtype dtype);
 MPI_Op tsr_comm_mpi_op(const tsr_comm *comm, tsr_comm_dtype dtype, tsr_comm_op op);
 
-/* Reduce as a binomial tree of point-to-point messages (mpi_reduce.c):
- * used by the MPI backend for groups of up to this many ranks. */
-#define TSR_REDUCE_TREE_MAX_RANKS 8
 tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, const void *send,
                                      void *recv, tsr_comm_request *req);
 /* Advances it; *done once this rank's part is over (result in recv on the

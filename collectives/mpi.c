@@ -384,7 +384,7 @@ static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_req
         break;
     case TSR_COMM_KIND_REDUCE: {
         if (comm->size <= TSR_REDUCE_TREE_MAX_RANKS) {
-            st = reserve_mpi(req, 32); /* children: at most log2 of the group size */
+            st = reserve_mpi(req, TSR_REDUCE_TREE_MAX_CHILDREN);
             if (st == TSR_OK)
                 st = tsr_mpi_reduce_tree_start(comm, a, send, recv, req);
             return st == TSR_OK ? TSR_OK : withdraw(req, st);

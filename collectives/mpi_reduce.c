@@ -46,7 +46,6 @@ tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, con
     size_t bytes = a->count * tsr_comm_dtype_size(a->dtype);
     req->tree = true;
     req->tree_sent = false;
-    req->tree_own_pending = false;
     req->tree_children = req->tree_next = 0;
     req->tree_parent = -1;
     if (n == 0)
@@ -60,11 +59,10 @@ tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, con
     for (int bit = 1; bit < low && v + bit < p; bit <<= 1)
         children++;
     bool root = v == 0, in_place = root && send == recv;
-    /* scratch slots: the accumulator off the root, and one per child that
-     * does not land in the accumulator */
-    int slots = (root ? 0 : 1) + (children > 0 ? children - (in_place ? 0 : 1) : 0);
-    if (children == 0)
-        slots = 0;
+    /* scratch slots: off the root, the accumulator (where child 0 lands)
+     * and one per further child; on the root, one per child that does not
+     * land in recvbuf; a leaf needs none */
+    int slots = root && !in_place && children > 0 ? children - 1 : children;
     if ((size_t)slots * bytes > req->scratch_cap) {
         void *s = realloc(req->scratch, (size_t)slots * bytes);
         if (s == NULL)
@@ -81,7 +79,6 @@ tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, con
     req->tree_op = tsr_comm_mpi_op(comm, a->dtype, a->op);
     req->tree_own = send;
     req->tree_acc = root ? recv : req->scratch;
-    req->tree_own_pending = !in_place && children > 0;
     char *slot = (char *)req->scratch + (root ? 0 : bytes);
     for (int k = 0; k < children; k++) {
         void *land;
@@ -120,15 +117,12 @@ tsr_status tsr_mpi_reduce_tree_test(tsr_comm_request *req, bool *done)
             return failed(comm, "Test");
         if (!flag)
             return TSR_OK;
-        if (req->tree_own_pending) { /* child 0 landed in the accumulator */
-            if (MPI_Reduce_local(req->tree_own, req->tree_acc, req->tree_count, req->tree_type,
-                                 req->tree_op) != MPI_SUCCESS)
-                return failed(comm, "Reduce_local");
-            req->tree_own_pending = false;
-        } else if (MPI_Reduce_local(req->tree_land[k], req->tree_acc, req->tree_count,
-                                    req->tree_type, req->tree_op) != MPI_SUCCESS) {
+        /* a child that landed in the accumulator gets the own data folded
+         * in; any other is folded into the accumulator */
+        const void *in = req->tree_land[k] == req->tree_acc ? req->tree_own : req->tree_land[k];
+        if (MPI_Reduce_local(in, req->tree_acc, req->tree_count, req->tree_type, req->tree_op) !=
+            MPI_SUCCESS)
             return failed(comm, "Reduce_local");
-        }
         req->tree_next++;
     }
     if (!req->tree_sent && req->tree_parent >= 0) {

@@ -25,6 +25,15 @@ static float fval(int rank, size_t i)
     return (float)((rank + 1) * (int)(i % 13 + 1));
 }
 
+/* element i of the sum over all ranks of fval */
+static float fval_sum(size_t i)
+{
+    float sum = 0;
+    for (int r = 0; r < np; r++)
+        sum += fval(r, i);
+    return sum;
+}
+
 static void test_allreduce_fp32_sum_and_max(void)
 {
     for (size_t s = 0; s < NSIZES; s++) {
@@ -36,10 +45,7 @@ static void test_allreduce_fp32_sum_and_max(void)
                         TSR_OK);
         int bad = 0;
         for (size_t i = 0; i < n; i++) {
-            float want = 0;
-            for (int r = 0; r < np; r++)
-                want += fval(r, i);
-            bad += b[i] != want;
+            bad += b[i] != fval_sum(i);
         }
         CU_ASSERT_EQUAL(bad, 0);
         /* max, in place; the largest value sits on a rank that depends on i */
@@ -228,11 +234,8 @@ static void test_reduce_from_every_root(void)
                                 TSR_OK);
                 int bad = 0;
                 for (size_t i = 0; i < n; i++) {
-                    float want = 0;
-                    for (int r = 0; r < np; r++)
-                        want += fval(r, i);
                     if (me == root)
-                        bad += out[i] != want;
+                        bad += out[i] != fval_sum(i);
                     else
                         bad += b[i] != -1.0f || a[i] != fval(me, i);
                 }
@@ -356,10 +359,7 @@ static void test_overlapping_nonblocking(void)
     CU_ASSERT_EQUAL(tsr_comm_wait_all(r, 4), TSR_OK);
     int bad = 0;
     for (int i = 0; i < N; i++) {
-        float want = 0;
-        for (int rr = 0; rr < np; rr++)
-            want += fval(rr, (size_t)i);
-        bad += b[i] != want;
+        bad += b[i] != fval_sum((size_t)i);
     }
     for (int i = 0; i < 3 * np; i++)
         bad += g_out[i] != i;
@@ -466,10 +466,7 @@ static void test_alltoalls_and_p2p_in_flight_together(void)
         }
     for (int i = 0; i < C; i++) {
         bad += ring_in[i] != (float)(prev * 1000 + i);
-        float want = 0;
-        for (int q = 0; q < np; q++)
-            want += fval(q, (size_t)i);
-        bad += me == 0 && red_out[i] != want;
+        bad += me == 0 && red_out[i] != fval_sum((size_t)i);
     }
     CU_ASSERT_EQUAL(bad, 0);
     free(s1);
