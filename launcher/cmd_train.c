@@ -18,10 +18,11 @@
 #include "collectives/comm.h"
 #include "commands.h"
 #include "data/dataset.h"
-#include "gpt.h"
+#include "model_select.h"
 #include "rank_env.h"
 #include "sharding/data_parallel.h"
 #include "sharding/grid.h"
+#include "sharding/net.h"
 #include "sharding/pipeline_schedule.h"
 #include "tessera/log.h"
 #include "tessera/timer.h"
@@ -168,7 +169,7 @@ static void report_communication(tsr_grid *grid, FILE *metrics)
 }
 
 /* Each pipeline stage's measured idle share beside the schedule's theory. */
-static tsr_status report_bubble(const tsr_config *cfg, tsr_gpt *gpt, const tsr_gpt_dims *dims,
+static tsr_status report_bubble(const tsr_config *cfg, tsr_net *net, const tsr_net_dims *dims,
                                 FILE *metrics)
 {
     if (dims->pp <= 1)
@@ -176,7 +177,7 @@ static tsr_status report_bubble(const tsr_config *cfg, tsr_gpt *gpt, const tsr_g
     double fractions[1024];
     if (dims->pp > 1024)
         return TSR_OK;
-    tsr_status st = tsr_gpt_pipeline_bubble(gpt, fractions);
+    tsr_status st = tsr_net_pipeline_bubble(net, fractions);
     if (st != TSR_OK)
         return st;
     tsr_pp_schedule_spec spec = {dims->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
@@ -199,46 +200,95 @@ static tsr_status report_bubble(const tsr_config *cfg, tsr_gpt *gpt, const tsr_g
     return TSR_OK;
 }
 
-static void log_model(const tsr_gpt *gpt, const tsr_gpt_dims *dims)
+static void log_model(const tsr_config *cfg, const tsr_net *net)
 {
-    size_t n_params = 0, count = 0;
-    const tsr_gpt_param *table = tsr_gpt_params(gpt, &count);
-    for (size_t i = 0; i < count; i++)
-        n_params += (size_t)(table[i].rows * table[i].cols);
+    const tsr_net_dims *dims = tsr_net_get_dims(net);
     tsr_log_once(TSR_LOG_INFO,
-                 "model: %lld layers, hidden %lld, %lld heads (%lld query groups), ffn "
-                 "%lld, vocab %lld (padded %lld), seq %lld: %.3f M parameters",
-                 (long long)dims->layers, (long long)dims->hidden, (long long)dims->heads,
-                 (long long)dims->groups, (long long)dims->ffn, (long long)dims->vocab,
-                 (long long)dims->padded_vocab, (long long)dims->seq, (double)n_params / 1e6);
+                 "model %s: %lld layers, hidden %lld, %d heads (%d query groups), ffn %d, vocab "
+                 "%lld (padded %lld), seq %lld: %.3f M parameters",
+                 cfg->model_name != NULL ? cfg->model_name : "gpt", (long long)dims->layers,
+                 (long long)dims->hidden, cfg->num_attention_heads,
+                 tsr_config_num_query_groups(cfg), tsr_config_ffn_hidden_size(cfg),
+                 (long long)dims->vocab, (long long)dims->padded_vocab, (long long)dims->seq,
+                 (double)tsr_net_global_param_count(net) / 1e6);
 }
 
-static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *grid)
+/* The model chosen by --model (and --model-plugin), declared as a spec. */
+typedef struct model_choice {
+    const tsr_model_entry *entry;
+    tsr_spec_arena *arena;
+    tsr_model_spec spec;
+} model_choice;
+
+static int microbatches_per_iteration(const tsr_config *cfg, int world_size)
 {
-    int vocab = cfg->vocab_size > 0 ? cfg->vocab_size : dataset->vocab_size;
-    tsr_gpt_dims dims = tsr_gpt_dims_from_config(cfg, vocab, tsr_grid_tp_rank(grid));
-    int global_batch = tsr_config_global_batch_size(cfg, tsr_comm_size(tsr_grid_world(grid)));
-    int microbatches = global_batch / (cfg->micro_batch_size * tsr_grid_dp_size(grid));
-    tsr_status st = tsr_gpt_dims_set_pipeline(&dims, cfg, tsr_grid_pp_rank(grid), microbatches);
+    int dp = tsr_config_data_parallel_size(cfg, world_size);
+    return tsr_config_global_batch_size(cfg, world_size) / (cfg->micro_batch_size * dp);
+}
+
+static int64_t vocab_of(const tsr_config *cfg, const tsr_dataset *dataset)
+{
+    return cfg->vocab_size > 0 ? cfg->vocab_size : dataset->vocab_size;
+}
+
+/* Builds the spec and checks it against the layout (as pipeline and
+ * tensor-parallel rank 0; every rank declares every module, so the checks
+ * are the same on all), before MPI starts or anything is allocated: a bad
+ * model is a configuration error. */
+static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *dataset,
+                                int world_size, model_choice *m)
+{
+    memset(m, 0, sizeof *m);
+    tsr_status st = tsr_model_select(cfg, &m->entry);
+    if (st != TSR_OK)
+        return st;
+    st = tsr_spec_arena_create(&m->arena);
+    if (st == TSR_OK)
+        st = m->entry->build(cfg, m->arena, &m->spec);
+    tsr_net_dims dims = tsr_net_dims_from_config(cfg, vocab_of(cfg, dataset), 0);
+    if (st == TSR_OK)
+        st = tsr_net_dims_set_pipeline(&dims, cfg, 0, microbatches_per_iteration(cfg, world_size));
+    tsr_net *net = NULL;
+    if (st == TSR_OK)
+        st = tsr_net_build(&m->spec, cfg, &dims, &net);
+    tsr_net_destroy(net);
+    if (st == TSR_OK)
+        return TSR_OK;
+    char message[768];
+    snprintf(message, sizeof message, "%s", tsr_last_error());
+    if (cfg->model_plugin != NULL)
+        return tsr_error_set(st, "model '%s' from plugin %s: %s", m->entry->name,
+                             cfg->model_plugin, message);
+    return tsr_error_set(st, "model '%s': %s", m->entry->name, message);
+}
+
+static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *grid,
+                        const model_choice *choice)
+{
+    tsr_net_dims dims =
+        tsr_net_dims_from_config(cfg, vocab_of(cfg, dataset), tsr_grid_tp_rank(grid));
+    int microbatches = microbatches_per_iteration(cfg, tsr_comm_size(tsr_grid_world(grid)));
+    tsr_status st = tsr_net_dims_set_pipeline(&dims, cfg, tsr_grid_pp_rank(grid), microbatches);
+    tsr_net *net = NULL;
+    if (st == TSR_OK)
+        st = tsr_net_build(&choice->spec, cfg, &dims, &net);
     if (st != TSR_OK)
         return st;
     tsr_memory_plan plan = {0};
-    tsr_gpt_plan(cfg, &dims, &plan);
+    tsr_net_plan(net, &plan);
     tsr_trainer_plan_sharded(cfg, plan.bytes[TSR_MEM_PARAMS] / sizeof(float),
                              tsr_grid_dp_size(grid), &plan);
     tsr_plan_log(&plan);
     st = tsr_plan_allocate(&plan);
-    if (st != TSR_OK)
-        return st;
-    tsr_gpt *gpt = NULL;
     tsr_dp *dp = NULL;
-    st = tsr_gpt_create(cfg, &dims, grid, &plan, &gpt);
+    if (st == TSR_OK)
+        st = tsr_net_carve(net, grid, &plan);
     FILE *metrics = NULL;
     if (st == TSR_OK && tsr_log_rank() == 0)
         st = tsr_metrics_open(cfg->metrics_file, &metrics);
     if (st == TSR_OK) {
-        log_model(gpt, &dims);
-        train_run run = {cfg, grid, tsr_gpt_as_model(gpt)};
+        log_model(cfg, net);
+        train_run run = {cfg, grid, tsr_net_as_model(net)};
         tsr_trainer_hooks hooks = {0};
         tsr_trainer trainer;
         st = tsr_dp_create(cfg, grid, &run.model, &dp);
@@ -247,7 +297,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             hooks.save_ctx = &run;
             hooks.save = cfg->save != NULL ? save_checkpoint : NULL;
             st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
-                                  tsr_gpt_flops_per_sample(cfg, &dims), &plan);
+                                  tsr_net_flops_per_sample(net), &plan);
         }
         if (st == TSR_OK && cfg->load != NULL)
             st = load_checkpoint(&run, &trainer);
@@ -256,7 +306,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         if (st == TSR_OK)
             report_communication(grid, metrics);
         if (st == TSR_OK)
-            st = report_bubble(cfg, gpt, &dims, metrics);
+            st = report_bubble(cfg, net, &dims, metrics);
         if (st == TSR_OK)
             tsr_log_once(TSR_LOG_INFO, "peak RSS %.1f MiB, memory plan %.1f MiB",
                          (double)tsr_peak_rss_bytes() / 1048576.0,
@@ -266,6 +316,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
     if (metrics != NULL)
         fclose(metrics);
     tsr_plan_release(&plan);
+    tsr_net_destroy(net);
     return st;
 }
 
@@ -279,7 +330,8 @@ static tsr_status start_communication(const tsr_config *cfg, tsr_comm **world, t
     return st;
 }
 
-static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_info *info)
+static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_info *info,
+                        const model_choice *model)
 {
     tsr_binding_report binding;
     tsr_status st = tsr_bind_apply(info, cfg->bind, &binding);
@@ -332,7 +384,7 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
                          "attention keeps no per-score activations (its probabilities are "
                          "recomputed tile by tile in backward, dropout masks come from the "
                          "counter-based RNG), so memory is that of no recomputation");
-        st = train(cfg, dataset, grid);
+        st = train(cfg, dataset, grid, model);
     }
     /* a failure every rank shares (a bad --load, say) is printed once, by
      * rank 0; other ranks speak only when rank 0 had nothing to say */
@@ -365,9 +417,16 @@ int tsr_cmd_train(int argc, char **argv)
     tsr_dataset *dataset = NULL;
     if (st == TSR_OK)
         st = tsr_dataset_open(&cfg, &dataset);
-    if (st != TSR_OK)
+    model_choice model = {0};
+    if (st == TSR_OK)
+        st = prepare_model(&cfg, dataset, info.world_size, &model);
+    if (st != TSR_OK) {
+        tsr_spec_arena_destroy(model.arena);
+        tsr_dataset_close(dataset);
         return tsr_report_error_once(info.rank, "train", st);
-    int rc = run_training(&cfg, dataset, &info);
+    }
+    int rc = run_training(&cfg, dataset, &info, &model);
+    tsr_spec_arena_destroy(model.arena);
     tsr_dataset_close(dataset);
     return rc;
 }

@@ -2,8 +2,8 @@
  * train_flags.c - the `tessera train` flag table.
  *
  * Names are Megatron-LM's wherever Megatron has the flag; the few that are
- * tessera's own (--model, --metrics-file, --log-level, --bind, --backend,
- * --max-nan-iters-in-a-row, --rank-order) say so in their help.
+ * tessera's own (--model, --model-plugin, --metrics-file, --log-level, --bind,
+ * --backend, --max-nan-iters-in-a-row, --rank-order) say so in their help.
  */
 #include "train_flags.h"
 
@@ -14,7 +14,6 @@
 #define BIG 2147483647.0
 #define BIG64 9.0e18
 
-static const char *const model_choices[] = {"none", "gpt2", "llama", NULL};
 static const char *const norm_choices[] = {"LayerNorm", "RMSNorm", NULL};
 static const char *const position_choices[] = {"learned_absolute", "rope", NULL};
 static const char *const decay_choices[] = {"constant", "linear", "cosine", NULL};
@@ -55,8 +54,12 @@ static const tsr_flag train_flags[] = {
      "order of parallel dimensions, fastest first (tessera)"},
 
     /* model */
-    {"--model", TSR_FLAG_CHOICE, OFF(model), 0, 0, model_choices, "PRESET",
-     "model preset; explicit flags override it (tessera)"},
+    {"--model", TSR_FLAG_STRING, OFF(model_name), 0, 0, NULL, "NAME",
+     "model to train: gpt (shaped by the flags below), the presets gpt2 and llama "
+     "(explicit flags override their shape), or a model a --model-plugin registers (tessera)"},
+    {"--model-plugin", TSR_FLAG_STRING, OFF(model_plugin), 0, 0, NULL, "PATH.so",
+     "load a shared object whose tsr_plugin_register() adds models for --model "
+     "(examples/custom_model) (tessera)"},
     {"--num-layers", TSR_FLAG_INT, OFF(num_layers), 1, 100000, NULL, "N", "transformer layers"},
     {"--hidden-size", TSR_FLAG_INT, OFF(hidden_size), 1, 1048576, NULL, "N", "model width"},
     {"--num-attention-heads", TSR_FLAG_INT, OFF(num_attention_heads), 1, 65536, NULL, "N",
@@ -142,8 +145,8 @@ static const tsr_flag train_flags[] = {
      "or quoted words), synthetic:addition[:DIGITS] or synthetic:random"},
     {"--split", TSR_FLAG_STRING, OFF(split), 0, 0, NULL, "A,B,C",
      "train,valid,test proportions"},
-    {"--eval-interval", TSR_FLAG_INT64, OFF(eval_interval), 1, BIG64, NULL, "N",
-     "iterations between evaluations"},
+    {"--eval-interval", TSR_FLAG_INT64, OFF(eval_interval), 0, BIG64, NULL, "N",
+     "iterations between evaluations, also run after the last iteration (0: no evaluation)"},
     {"--eval-iters", TSR_FLAG_INT64, OFF(eval_iters), 1, BIG64, NULL, "N",
      "batches per evaluation"},
 
@@ -171,6 +174,18 @@ static const tsr_flag train_flags[] = {
 const tsr_flag_table tsr_train_flag_table = {
     "train", train_flags, sizeof train_flags / sizeof train_flags[0]};
 
+/* The presets among the model names; every other name (gpt, a plugin's)
+ * takes its shape from the flags alone. Whether a name is registered is
+ * known only once plugins are loaded (launcher/model_select.c). */
+static tsr_model_preset preset_of(const char *model_name)
+{
+    if (strcmp(model_name, "gpt2") == 0)
+        return TSR_PRESET_GPT2;
+    if (strcmp(model_name, "llama") == 0)
+        return TSR_PRESET_LLAMA;
+    return TSR_PRESET_NONE;
+}
+
 /* The preset must be applied before the other flags so that they win; find
  * its value without judging the rest of argv (the full parse does that). */
 static tsr_status find_preset(int argc, char **argv, tsr_model_preset *preset)
@@ -191,7 +206,7 @@ static tsr_status find_preset(int argc, char **argv, tsr_model_preset *preset)
         tsr_status st = tsr_flags_parse(&tsr_train_flag_table, &scratch, n, pair, NULL);
         if (st != TSR_OK)
             return st;
-        *preset = scratch.model;
+        *preset = preset_of(scratch.model_name);
     }
     return TSR_OK;
 }

@@ -20,6 +20,7 @@ void tsr_config_defaults(tsr_config *cfg)
     cfg->rank_order = "tp-cp-ep-dp-pp";
 
     /* a tiny model that trains the addition demo in seconds */
+    cfg->model_name = "gpt";
     cfg->num_layers = 2;
     cfg->hidden_size = 64;
     cfg->num_attention_heads = 4;
@@ -274,8 +275,11 @@ static tsr_status validate_training(const tsr_config *cfg, int world_size)
     if (cfg->adam_beta1 >= 1.0 || cfg->adam_beta2 >= 1.0)
         return INVALID("Adam betas must be below 1 (got --adam-beta1 %g, --adam-beta2 %g)",
                        cfg->adam_beta1, cfg->adam_beta2);
+    /* with --train-iters 0 (write the initial checkpoint) and no
+     * --lr-decay-iters no learning rate is ever computed: the flags of the
+     * run that will --load it are welcome */
     int64_t decay_iters = cfg->lr_decay_iters > 0 ? cfg->lr_decay_iters : cfg->train_iters;
-    if (cfg->lr_warmup_iters > decay_iters)
+    if (decay_iters > 0 && cfg->lr_warmup_iters > decay_iters)
         return INVALID("--lr-warmup-iters %lld is longer than the decay (%lld iterations); "
                        "shorten the warmup or raise --lr-decay-iters / --train-iters",
                        (long long)cfg->lr_warmup_iters, (long long)decay_iters);

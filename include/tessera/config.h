@@ -77,7 +77,11 @@ typedef struct tsr_config {
     const char *rank_order;  /* e.g. "tp-cp-ep-dp-pp" */
 
     /* model */
-    tsr_model_preset model;
+    const char *model_name;   /* --model: a registered model; "gpt" (default) is the GPT
+                               * family built from the flags, "gpt2"/"llama" also set the
+                               * preset below; others come from --model-plugin */
+    const char *model_plugin; /* --model-plugin: shared object registering models; NULL: none */
+    tsr_model_preset model;   /* the shape --model gpt2 / llama applies (none for the rest) */
     int num_layers;
     int hidden_size;
     int num_attention_heads;

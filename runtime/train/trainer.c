@@ -322,6 +322,16 @@ static void report(tsr_trainer *tr, interval_stats *s, double lr, int global_bat
     memset(s, 0, sizeof *s);
 }
 
+/* Writes a checkpoint of the current state, once no parameter all-gather
+ * is in flight (the saved weights are the updated ones). */
+static tsr_status save(tsr_trainer *tr)
+{
+    tsr_status st = CALL_HOOK(tr, finish_param_sync);
+    if (st == TSR_OK)
+        st = tr->hooks.save(tr->hooks.save_ctx, tr);
+    return st;
+}
+
 tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
 {
     const tsr_config *cfg = tr->cfg;
@@ -330,6 +340,15 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
     interval_stats stats;
     memset(&stats, 0, sizeof stats);
     double lr = 0.0;
+    /* --train-iters 0 --save DIR writes the initial state (iteration 0:
+     * the initialised weights, zero moments, no sample consumed), so that
+     * the initial weights can be had as a file; a --load of it trains
+     * exactly like a run from scratch */
+    if (tr->hooks.save != NULL && cfg->train_iters == 0 && tr->iteration == 0) {
+        tsr_status st = save(tr);
+        if (st != TSR_OK)
+            return st;
+    }
     while (tr->iteration < cfg->train_iters) {
         uint64_t t0 = tsr_time_ns();
         tr->iteration++;
@@ -379,9 +398,7 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
         }
         bool save_now = cfg->save_interval > 0 && tr->iteration % cfg->save_interval == 0;
         if (tr->hooks.save != NULL && (save_now || tr->iteration == cfg->train_iters)) {
-            st = CALL_HOOK(tr, finish_param_sync);
-            if (st == TSR_OK)
-                st = tr->hooks.save(tr->hooks.save_ctx, tr);
+            st = save(tr);
             if (st != TSR_OK)
                 return st;
         }

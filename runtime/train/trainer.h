@@ -94,8 +94,11 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
                             tsr_model model, const tsr_trainer_hooks *hooks,
                             double flops_per_sample, tsr_memory_plan *plan);
 
-/* Trains until --train-iters; logs every --log-interval, evaluates every
- * --eval-interval; the metrics file may be NULL. */
+/* Trains until --train-iters; logs every --log-interval; evaluates every
+ * --eval-interval and at the last iteration (--eval-interval 0: never);
+ * saves every --save-interval and at the last iteration (with
+ * --train-iters 0: once, the initial state at iteration 0). The metrics
+ * file may be NULL. */
 tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics);
 
 /* Runs --eval-iters validation batches and reports them. */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # checkpoint_e2e.sh TESSERA MPIEXEC - checkpoints through the CLI:
 #   exact resume (1 rank and 8 data-parallel ranks): bitwise equal losses
+#   --train-iters 0 --save writes the initial state; training from it is
+#   bitwise a run from scratch (1 rank, and dp 8 from the 1-rank file)
 #   a checkpoint written by one layout continues in another within 1e-4
 #   SIGKILL in the middle of a save leaves the previous checkpoint loadable
 #   missing, non-HDF5, truncated, damaged and mismatched checkpoints: exit 2,
@@ -36,6 +38,39 @@ check "latest_checkpointed_iteration.txt names iter_0000010.h5" $?
 cmp -s <(losses_by_iteration "$work/s8.jsonl") <(cat <(losses_by_iteration "$work/h8a.jsonl") <(losses_by_iteration "$work/h8b.jsonl")) &&
   [ "$(losses_by_iteration "$work/s8.jsonl" | wc -l)" -eq 20 ]
 check "8 ranks (dp 8): 10 + save + load + 10 == 20 straight, bitwise" $?
+
+# --- --train-iters 0 --save: the initial state (iteration 0, the initialised
+# weights, zero moments, no sample consumed), which trains like a run from
+# scratch, in its own layout and in another
+"$tessera" train "${common[@]}" --train-iters 0 --save "$work/ck0" --metrics-file "$work/zero.jsonl"
+saved=$?
+attr() { h5dump -a "/$2" "$1" | sed -n 's/^ *(0): //p'; }
+only_zeros() { # FILE: every optimizer tensor holds zeros only (and there are some)
+  local blocks values
+  blocks=$(h5dump -g /optimizer -y "$1" | grep -c "DATA {")
+  values=$(h5dump -g /optimizer -y "$1" | awk '/DATA {/ { d = 1; next } /}/ { d = 0 } d' | tr -d ' ,\n0')
+  [ "$blocks" -gt 0 ] && [ -z "$values" ]
+}
+[ "$saved" -eq 0 ] && [ "$(cat "$work/ck0/latest_checkpointed_iteration.txt")" = 0 ] &&
+  [ -f "$work/ck0/iter_0000000.h5" ] && [ -z "$(losses "$work/zero.jsonl")" ] &&
+  [ "$(attr "$work/ck0/iter_0000000.h5" iteration)" = 0 ] &&
+  [ "$(attr "$work/ck0/iter_0000000.h5" consumed_samples)" = 0 ] &&
+  [ "$(attr "$work/ck0/iter_0000000.h5" adam_step)" = 0 ] && only_zeros "$work/ck0/iter_0000000.h5"
+check "--train-iters 0 --save: iter_0000000.h5 named latest, iteration/samples/steps 0, zero moments" $?
+"$tessera" train "${common[@]}" --train-iters 20 --load "$work/ck0" --metrics-file "$work/from0.jsonl"
+cmp -s <(losses_by_iteration "$work/straight.jsonl") <(losses_by_iteration "$work/from0.jsonl") &&
+  [ "$(losses_by_iteration "$work/from0.jsonl" | wc -l)" -eq 20 ]
+check "1 rank: --load of the iteration-0 checkpoint + 20 == 20 from scratch, bitwise" $?
+"$mpiexec" -np 8 --oversubscribe "$tessera" train "${common[@]}" --train-iters 0 --save "$work/ck0_8"
+h5diff "$work/ck0/iter_0000000.h5" "$work/ck0_8/iter_0000000.h5" >"$work/h5diff.out"
+same=$?
+[ "$same" -eq 0 ] || head -n 5 "$work/h5diff.out"
+check "the iteration-0 checkpoints of 1 rank and of dp 8 are identical (h5diff)" "$same"
+"$mpiexec" -np 8 --oversubscribe "$tessera" train "${common[@]}" --train-iters 20 \
+  --load "$work/ck0" --metrics-file "$work/from0_8.jsonl"
+cmp -s <(losses_by_iteration "$work/s8.jsonl") <(losses_by_iteration "$work/from0_8.jsonl") &&
+  [ "$(losses_by_iteration "$work/from0_8.jsonl" | wc -l)" -eq 20 ]
+check "dp 8: --load of the 1-rank iteration-0 checkpoint + 20 == 20 from scratch, bitwise" $?
 
 # --- another layout: saved by 8 data-parallel ranks, continued on 1 rank and on 2
 "$tessera" train "${common[@]}" --train-iters 20 --load "$work/ck8" --metrics-file "$work/l1.jsonl"

@@ -20,7 +20,7 @@
 #include "arena.h"
 #include "collectives/comm.h"
 #include "data/dataset.h"
-#include "gpt.h"
+#include "test_net.h"
 #include "block_compare.h"
 #include "harness.h"
 #include "reference_configs.h"
@@ -55,20 +55,19 @@ static tsr_config model_config(bool llama, int pp, int tp, int v)
 
 typedef struct built {
     tsr_memory_plan plan;
-    tsr_gpt *gpt;
+    tsr_test_net model;
+    tsr_net *gpt;
 } built;
 
 static void build(built *b, const tsr_config *cfg, tsr_grid *grid, int vocab)
 {
     memset(b, 0, sizeof *b);
     tsr_error_clear();
-    tsr_gpt_dims dims = tsr_gpt_dims_from_config(cfg, vocab, grid ? tsr_grid_tp_rank(grid) : 0);
-    CU_ASSERT_EQUAL_FATAL(
-        tsr_gpt_dims_set_pipeline(&dims, cfg, grid ? tsr_grid_pp_rank(grid) : 0, MICROBATCHES),
-        TSR_OK);
-    tsr_gpt_plan(cfg, &dims, &b->plan);
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&b->model, cfg, vocab, grid, MICROBATCHES), TSR_OK);
+    b->gpt = b->model.net;
+    tsr_net_plan(b->gpt, &b->plan);
     CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&b->plan), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_gpt_create(cfg, &dims, grid, &b->plan, &b->gpt), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_net_carve(b->gpt, grid, &b->plan), TSR_OK);
 }
 
 static double world_sum(tsr_comm *world, double v)
@@ -77,10 +76,10 @@ static double world_sum(tsr_comm *world, double v)
     return v;
 }
 
-static const tsr_gpt_param *find_param(const tsr_gpt *gpt, const char *name)
+static const tsr_net_param *find_param(const tsr_net *gpt, const char *name)
 {
     size_t count = 0;
-    const tsr_gpt_param *table = tsr_gpt_params(gpt, &count);
+    const tsr_net_param *table = tsr_net_params(gpt, &count);
     for (size_t i = 0; i < count; i++)
         if (table[i].local && strcmp(table[i].name, name) == 0)
             return &table[i];
@@ -102,7 +101,7 @@ static void compare(bool llama)
     built ref, par;
     build(&ref, &ref_cfg, NULL, ds->vocab_size);
     build(&par, &par_cfg, grid, ds->vocab_size);
-    tsr_model rm = tsr_gpt_as_model(ref.gpt), pm = tsr_gpt_as_model(par.gpt);
+    tsr_model rm = tsr_net_as_model(ref.gpt), pm = tsr_net_as_model(par.gpt);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pm.train_iteration);
 
     /* reference: the same 4 micro batches, accumulated one by one */
@@ -139,7 +138,7 @@ static void compare(bool llama)
         const tsr_tensor_desc *t = &pm.tensors[i];
         double dsum = 0.0, nsum = 0.0;
         if (t->writer && t->row_count > 0) {
-            const tsr_gpt_param *p = find_param(ref.gpt, t->name);
+            const tsr_net_param *p = find_param(ref.gpt, t->name);
             CU_ASSERT_PTR_NOT_NULL_FATAL(p);
             compared += tsr_test_block_compare(t, pm.grads, rm.grads, p->offset, p->cols, &dsum,
                                                &nsum);
@@ -153,7 +152,7 @@ static void compare(bool llama)
     /* every element of the model was compared exactly once */
     double total = world_sum(world, (double)compared);
     size_t count = 0;
-    const tsr_gpt_param *table = tsr_gpt_params(ref.gpt, &count);
+    const tsr_net_param *table = tsr_net_params(ref.gpt, &count);
     double expected = 0.0;
     for (size_t i = 0; i < count; i++) {
         bool vocab = strcmp(table[i].name, "embedding.word_embeddings.weight") == 0 ||
@@ -169,6 +168,8 @@ static void compare(bool llama)
     free(mask);
     tsr_plan_release(&ref.plan);
     tsr_plan_release(&par.plan);
+    tsr_test_net_free(&ref.model);
+    tsr_test_net_free(&par.model);
     tsr_dataset_close(ds);
     tsr_grid_destroy(grid);
     tsr_comm_destroy(world);

@@ -13,7 +13,7 @@
 
 #include "arena.h"
 #include "data/dataset.h"
-#include "gpt.h"
+#include "test_net.h"
 #include "reference_configs.h"
 
 static herr_t write_floats(hid_t file, const char *name, const float *data, int rank,
@@ -49,14 +49,14 @@ static void write_attr_double(hid_t obj, const char *name, double v)
     H5Sclose(space);
 }
 
-static void write_config(hid_t file, const tsr_config *cfg, const tsr_gpt_dims *d)
+static void write_config(hid_t file, const tsr_config *cfg, const tsr_net_dims *d)
 {
     hid_t group = H5Gcreate2(file, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     write_attr_double(group, "num_layers", (double)d->layers);
     write_attr_double(group, "hidden_size", (double)d->hidden);
-    write_attr_double(group, "num_attention_heads", (double)d->heads);
-    write_attr_double(group, "num_query_groups", (double)d->groups);
-    write_attr_double(group, "ffn_hidden_size", (double)d->ffn);
+    write_attr_double(group, "num_attention_heads", (double)cfg->num_attention_heads);
+    write_attr_double(group, "num_query_groups", (double)tsr_config_num_query_groups(cfg));
+    write_attr_double(group, "ffn_hidden_size", (double)tsr_config_ffn_hidden_size(cfg));
     write_attr_double(group, "vocab_size", (double)d->vocab);
     write_attr_double(group, "padded_vocab_size", (double)d->padded_vocab);
     write_attr_double(group, "seq_length", (double)d->seq);
@@ -93,11 +93,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", tsr_last_error());
         return 2;
     }
-    tsr_gpt_dims dims = tsr_gpt_dims_from_config(&cfg, ds->vocab_size, 0);
+    tsr_test_net model;
     tsr_memory_plan plan = {0};
-    tsr_gpt_plan(&cfg, &dims, &plan);
-    tsr_gpt *gpt = NULL;
-    if (tsr_plan_allocate(&plan) != TSR_OK || tsr_gpt_create(&cfg, &dims, NULL, &plan, &gpt) != TSR_OK) {
+    if (tsr_test_net_build(&model, &cfg, ds->vocab_size, NULL, 0) != TSR_OK) {
+        fprintf(stderr, "%s\n", tsr_last_error());
+        return 1;
+    }
+    tsr_net *gpt = model.net;
+    tsr_net_dims dims = *tsr_net_get_dims(gpt);
+    tsr_net_plan(gpt, &plan);
+    if (tsr_plan_allocate(&plan) != TSR_OK || tsr_net_carve(gpt, NULL, &plan) != TSR_OK) {
         fprintf(stderr, "%s\n", tsr_last_error());
         return 1;
     }
@@ -109,10 +114,10 @@ int main(int argc, char **argv)
     write_config(file, &cfg, &dims);
     hid_t weights = H5Gcreate2(file, "weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     size_t count = 0;
-    const tsr_gpt_param *table = tsr_gpt_params(gpt, &count);
+    const tsr_net_param *table = tsr_net_params(gpt, &count);
     for (size_t i = 0; i < count; i++) {
         hsize_t shape[2] = {(hsize_t)table[i].rows, (hsize_t)table[i].cols};
-        write_floats(weights, table[i].name, tsr_gpt_param_data(gpt) + table[i].offset,
+        write_floats(weights, table[i].name, tsr_net_param_data(gpt) + table[i].offset,
                      table[i].cols == 1 ? 1 : 2, shape);
     }
     H5Gclose(weights);

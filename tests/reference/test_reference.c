@@ -18,7 +18,7 @@
 
 #include "arena.h"
 #include "data/dataset.h"
-#include "gpt.h"
+#include "test_net.h"
 #include "harness.h"
 #include "tessera/log.h"
 #include "reference_configs.h"
@@ -31,9 +31,10 @@
 typedef struct run {
     tsr_config cfg;
     tsr_dataset *ds;
-    tsr_gpt_dims dims;
+    tsr_net_dims dims;
+    tsr_test_net model;
     tsr_memory_plan plan;
-    tsr_gpt *gpt;
+    tsr_net *gpt;
     hid_t fixture;
 } run;
 
@@ -46,11 +47,14 @@ static int open_run(run *r, const char *preset)
     if (r->fixture < 0 || tsr_reference_config(preset, &r->cfg) != TSR_OK ||
         tsr_dataset_open(&r->cfg, &r->ds) != TSR_OK)
         return -1;
-    r->dims = tsr_gpt_dims_from_config(&r->cfg, r->ds->vocab_size, 0);
-    tsr_gpt_plan(&r->cfg, &r->dims, &r->plan);
+    if (tsr_test_net_build(&r->model, &r->cfg, r->ds->vocab_size, NULL, 0) != TSR_OK)
+        return -1;
+    r->gpt = r->model.net;
+    r->dims = *tsr_net_get_dims(r->gpt);
+    tsr_net_plan(r->gpt, &r->plan);
     tsr_trainer_plan(&r->cfg, r->plan.bytes[TSR_MEM_PARAMS] / sizeof(float), &r->plan);
     if (tsr_plan_allocate(&r->plan) != TSR_OK ||
-        tsr_gpt_create(&r->cfg, &r->dims, NULL, &r->plan, &r->gpt) != TSR_OK)
+        tsr_net_carve(r->gpt, NULL, &r->plan) != TSR_OK)
         return -1;
     return 0;
 }
@@ -58,6 +62,7 @@ static int open_run(run *r, const char *preset)
 static void close_run(run *r)
 {
     tsr_plan_release(&r->plan);
+    tsr_test_net_free(&r->model);
     tsr_dataset_close(r->ds);
     if (r->fixture >= 0)
         H5Fclose(r->fixture);
@@ -101,14 +106,14 @@ static double rel_l2(const float *a, const double *b, size_t n)
 static void check_initial_weights(run *r)
 {
     size_t count = 0, mismatched = 0;
-    const tsr_gpt_param *table = tsr_gpt_params(r->gpt, &count);
+    const tsr_net_param *table = tsr_net_params(r->gpt, &count);
     for (size_t i = 0; i < count; i++) {
         char name[160];
         double *expected = NULL;
         snprintf(name, sizeof name, "weights/%s", table[i].name);
         size_t n = read_doubles(r->fixture, name, &expected);
         CU_ASSERT_EQUAL_FATAL(n, (size_t)(table[i].rows * table[i].cols));
-        const float *mine = tsr_gpt_param_data(r->gpt) + table[i].offset;
+        const float *mine = tsr_net_param_data(r->gpt) + table[i].offset;
         for (size_t j = 0; j < n; j++)
             mismatched += (double)mine[j] != expected[j];
         free(expected);
@@ -166,7 +171,7 @@ static void check_preset(const char *preset)
     /* logits and loss of micro batch 0 */
     float *logits = malloc((size_t)(rows * r.dims.vocab) * sizeof *logits);
     int64_t width = 0;
-    CU_ASSERT_EQUAL_FATAL(tsr_gpt_logits(r.gpt, tokens, logits, &width), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_net_logits(r.gpt, tokens, logits, &width), TSR_OK);
     CU_ASSERT_EQUAL_FATAL(width, r.dims.vocab);
     double *expected = NULL;
     size_t n = read_doubles(r.fixture, "logits", &expected);
@@ -178,7 +183,7 @@ static void check_preset(const char *preset)
     free(logits);
 
     /* gradients of step 1 */
-    tsr_model model = tsr_gpt_as_model(r.gpt);
+    tsr_model model = tsr_net_as_model(r.gpt);
     memset(model.grads, 0, model.param_count * sizeof(float));
     double loss0 = 0.0, loss1 = 0.0;
     tsr_microbatch mb0 = {tokens, targets, mask, 0, 1, NULL, NULL};
@@ -190,7 +195,7 @@ static void check_preset(const char *preset)
     CU_ASSERT_TRUE(loss_error <= 1e-5);
 
     size_t count = 0;
-    const tsr_gpt_param *table = tsr_gpt_params(r.gpt, &count);
+    const tsr_net_param *table = tsr_net_params(r.gpt, &count);
     double worst = 0.0;
     for (size_t i = 0; i < count; i++) {
         char name[160];
@@ -211,7 +216,7 @@ static void check_preset(const char *preset)
     close_run(&r);
     CU_ASSERT_EQUAL_FATAL(open_run(&r, preset), 0);
     tsr_trainer trainer;
-    CU_ASSERT_EQUAL_FATAL(tsr_trainer_init(&trainer, &r.cfg, r.ds, tsr_gpt_as_model(r.gpt), NULL,
+    CU_ASSERT_EQUAL_FATAL(tsr_trainer_init(&trainer, &r.cfg, r.ds, tsr_net_as_model(r.gpt), NULL,
                                            0.0, &r.plan),
                           TSR_OK);
     n = read_doubles(r.fixture, "losses", &expected);

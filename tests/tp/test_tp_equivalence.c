@@ -19,7 +19,7 @@
 #include "arena.h"
 #include "collectives/comm.h"
 #include "data/dataset.h"
-#include "gpt.h"
+#include "test_net.h"
 #include "block_compare.h"
 #include "harness.h"
 #include "reference_configs.h"
@@ -28,8 +28,9 @@
 
 typedef struct built {
     tsr_memory_plan plan;
-    tsr_gpt_dims dims;
-    tsr_gpt *gpt;
+    tsr_net_dims dims;
+    tsr_test_net model;
+    tsr_net *gpt;
 } built;
 
 static tsr_config model_config(bool llama, bool sp, int tp)
@@ -54,10 +55,12 @@ static tsr_config model_config(bool llama, bool sp, int tp)
 static void build(built *b, const tsr_config *cfg, tsr_grid *grid, int vocab)
 {
     memset(b, 0, sizeof *b);
-    b->dims = tsr_gpt_dims_from_config(cfg, vocab, grid ? tsr_grid_tp_rank(grid) : 0);
-    tsr_gpt_plan(cfg, &b->dims, &b->plan);
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&b->model, cfg, vocab, grid, 0), TSR_OK);
+    b->gpt = b->model.net;
+    b->dims = *tsr_net_get_dims(b->gpt);
+    tsr_net_plan(b->gpt, &b->plan);
     CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&b->plan), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_gpt_create(cfg, &b->dims, grid, &b->plan, &b->gpt), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_net_carve(b->gpt, grid, &b->plan), TSR_OK);
 }
 
 static double allreduce_sum(tsr_comm *world, double v)
@@ -66,10 +69,10 @@ static double allreduce_sum(tsr_comm *world, double v)
     return v;
 }
 
-static const tsr_gpt_param *find_param(const tsr_gpt *gpt, const char *name)
+static const tsr_net_param *find_param(const tsr_net *gpt, const char *name)
 {
     size_t count = 0;
-    const tsr_gpt_param *table = tsr_gpt_params(gpt, &count);
+    const tsr_net_param *table = tsr_net_params(gpt, &count);
     for (size_t i = 0; i < count; i++)
         if (strcmp(table[i].name, name) == 0)
             return &table[i];
@@ -103,8 +106,8 @@ static void compare(bool llama, bool sp)
     int64_t vocab = ref.dims.vocab, width = 0, ref_width = 0;
     float *ref_logits = malloc((size_t)(rows * vocab) * sizeof(float));
     float *tp_logits = malloc((size_t)(rows * vocab) * sizeof(float));
-    CU_ASSERT_EQUAL_FATAL(tsr_gpt_logits(ref.gpt, tokens, ref_logits, &ref_width), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_gpt_logits(tp.gpt, tokens, tp_logits, &width), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_net_logits(ref.gpt, tokens, ref_logits, &ref_width), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_net_logits(tp.gpt, tokens, tp_logits, &width), TSR_OK);
     double diff = 0.0, norm = 0.0;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < width; j++) {
@@ -120,7 +123,7 @@ static void compare(bool llama, bool sp)
     CU_ASSERT_TRUE(logits_error <= 1e-5);
 
     /* loss and gradients of one training micro batch (dropout on) */
-    tsr_model ref_model = tsr_gpt_as_model(ref.gpt), tp_model = tsr_gpt_as_model(tp.gpt);
+    tsr_model ref_model = tsr_net_as_model(ref.gpt), tp_model = tsr_net_as_model(tp.gpt);
     tsr_microbatch mb = {tokens, targets, mask, 6, 3, NULL, NULL};
     double ref_loss = 0.0, tp_loss = 0.0;
     CU_ASSERT_EQUAL_FATAL(ref_model.train_microbatch(ref_model.self, &mb, 1.0f, &ref_loss),
@@ -134,7 +137,7 @@ static void compare(bool llama, bool sp)
     const char *worst_name = "";
     for (size_t i = 0; i < tp_model.tensor_count; i++) {
         const tsr_tensor_desc *t = &tp_model.tensors[i];
-        const tsr_gpt_param *p = find_param(ref.gpt, t->name);
+        const tsr_net_param *p = find_param(ref.gpt, t->name);
         CU_ASSERT_PTR_NOT_NULL_FATAL(p);
         double dsum = 0.0, nsum = 0.0;
         if (t->writer)
@@ -165,6 +168,8 @@ static void compare(bool llama, bool sp)
     free(tp_logits);
     tsr_plan_release(&ref.plan);
     tsr_plan_release(&tp.plan);
+    tsr_test_net_free(&ref.model);
+    tsr_test_net_free(&tp.model);
     tsr_dataset_close(ds);
     tsr_grid_destroy(grid);
     tsr_comm_destroy(world);

@@ -10,7 +10,8 @@
 
 #include "arena.h"
 #include "data/dataset.h"
-#include "gpt.h"
+#include "test_net.h"
+#include "gpt_spec.h"
 #include "harness.h"
 #include "train/lr_schedule.h"
 #include "train/metrics.h"
@@ -196,11 +197,11 @@ static void test_megatron_flops_formula(void)
     tsr_config_defaults(&cfg);
     cfg.model = TSR_PRESET_GPT2;
     tsr_config_apply_preset(&cfg);
-    tsr_gpt_dims d = tsr_gpt_dims_from_config(&cfg, 50257, 0);
+    tsr_net_dims d = tsr_net_dims_from_config(&cfg, 50257, 0);
     CU_ASSERT_EQUAL(d.padded_vocab, 50304);
     double h = 768, s = 1024, L = 12;
     double expected = 12 * s * L * h * h * ((1 + 1 + s / h) + 4 + 50304 / (2 * L * h));
-    CU_ASSERT_DOUBLE_EQUAL(tsr_gpt_flops_per_sample(&cfg, &d) / expected, 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(tsr_gpt_flops_per_sample(&cfg, d.padded_vocab) / expected, 1.0, 1e-12);
 }
 
 static void test_parameter_count_of_gpt2_small(void)
@@ -209,17 +210,17 @@ static void test_parameter_count_of_gpt2_small(void)
     tsr_config_defaults(&cfg);
     cfg.model = TSR_PRESET_GPT2;
     tsr_config_apply_preset(&cfg);
-    tsr_gpt_dims d = tsr_gpt_dims_from_config(&cfg, 50257, 0);
-    size_t count = tsr_gpt_param_table(&d, &cfg, NULL, 0);
-    tsr_gpt_param *table = malloc(count * sizeof *table);
-    tsr_gpt_param_table(&d, &cfg, table, count);
+    tsr_test_net model;
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&model, &cfg, 50257, NULL, 0), TSR_OK);
+    size_t count = 0;
+    const tsr_net_param *table = tsr_net_params(model.net, &count);
     double total = 0;
     for (size_t i = 0; i < count; i++)
         total += (double)(table[i].rows * table[i].cols);
     /* GPT-2 small with the vocabulary padded to 50304: 124,475,904 */
     CU_ASSERT_DOUBLE_EQUAL(total, 124475904.0, 0.5);
     CU_ASSERT_STRING_EQUAL(table[0].name, "embedding.word_embeddings.weight");
-    free(table);
+    tsr_test_net_free(&model);
 }
 
 static const tsr_test_case cases[] = {

@@ -19,7 +19,7 @@ typedef struct quadratic {
     float params[N_PARAMS], grads[N_PARAMS];
     tsr_param_span spans[2];
     int64_t nan_from, nan_to; /* iterations that return NaN */
-    int calls;
+    int calls, eval_calls;
     double scale_seen;
 } quadratic;
 
@@ -42,7 +42,8 @@ static tsr_status quad_train(void *self, const tsr_microbatch *mb, float scale, 
 
 static tsr_status quad_eval(void *self, const tsr_microbatch *mb, tsr_eval_counts *out)
 {
-    (void)self;
+    quadratic *q = self;
+    q->eval_calls++;
     (void)mb;
     memset(out, 0, sizeof *out);
     return TSR_OK;
@@ -194,12 +195,92 @@ static void test_nan_iterations_are_skipped_then_stop(void)
     teardown(&f);
 }
 
+/* What the save hook saw: the iteration of each call and the state then. */
+typedef struct saves {
+    int count;
+    int64_t iteration[8], consumed[8], adam_step[8];
+    float param0[8], moment0[8];
+} saves;
+
+static tsr_status record_save(void *ctx, const tsr_trainer *tr)
+{
+    saves *s = ctx;
+    if (s->count < 8) {
+        s->iteration[s->count] = tr->iteration;
+        s->consumed[s->count] = tr->consumed_samples;
+        s->adam_step[s->count] = tr->adam_step;
+        s->param0[s->count] = tr->model.params[0];
+        s->moment0[s->count] = tr->adam_m[0] + tr->adam_v[0];
+    }
+    s->count++;
+    return TSR_OK;
+}
+
+static void test_train_iters_0_saves_the_initial_state_once(void)
+{
+    fixture f;
+    saves s;
+    memset(&s, 0, sizeof s);
+    setup(&f, 1);
+    f.tr.hooks.save = record_save;
+    f.tr.hooks.save_ctx = &s;
+    f.cfg.train_iters = 0;
+    for (int i = 0; i < N_PARAMS; i++)
+        f.q.params[i] = 3.0f;
+    CU_ASSERT_EQUAL_FATAL(tsr_trainer_run(&f.tr, NULL), TSR_OK);
+    CU_ASSERT_EQUAL(s.count, 1);
+    CU_ASSERT_EQUAL(s.iteration[0], 0);
+    CU_ASSERT_EQUAL(s.consumed[0], 0);
+    CU_ASSERT_EQUAL(s.adam_step[0], 0);
+    CU_ASSERT_EQUAL(s.param0[0], 3.0f);
+    CU_ASSERT_EQUAL(s.moment0[0], 0.0f);
+    CU_ASSERT_EQUAL(f.q.calls, 0);
+    teardown(&f);
+
+    /* with iterations to train, the save comes every --save-interval and
+     * at the end, never at iteration 0 */
+    memset(&s, 0, sizeof s);
+    setup(&f, 1);
+    f.tr.hooks.save = record_save;
+    f.tr.hooks.save_ctx = &s;
+    f.cfg.train_iters = 3;
+    f.cfg.save_interval = 2;
+    CU_ASSERT_EQUAL_FATAL(tsr_trainer_run(&f.tr, NULL), TSR_OK);
+    CU_ASSERT_EQUAL(s.count, 2);
+    CU_ASSERT_EQUAL(s.iteration[0], 2);
+    CU_ASSERT_EQUAL(s.iteration[1], 3);
+    teardown(&f);
+}
+
+static void test_eval_interval_0_never_evaluates(void)
+{
+    fixture f;
+    setup(&f, 1);
+    f.cfg.train_iters = 3;
+    f.cfg.eval_interval = 0;
+    CU_ASSERT_EQUAL_FATAL(tsr_trainer_run(&f.tr, NULL), TSR_OK);
+    CU_ASSERT_EQUAL(f.q.eval_calls, 0);
+    teardown(&f);
+
+    /* every 2 iterations and at the last one: iterations 2 and 3, each
+     * --eval-iters batches */
+    setup(&f, 1);
+    f.cfg.train_iters = 3;
+    f.cfg.eval_interval = 2;
+    f.cfg.eval_iters = 4;
+    CU_ASSERT_EQUAL_FATAL(tsr_trainer_run(&f.tr, NULL), TSR_OK);
+    CU_ASSERT_EQUAL(f.q.eval_calls, 2 * 4);
+    teardown(&f);
+}
+
 static const tsr_test_case cases[] = {
     TSR_TEST(test_first_adam_step_moves_each_param_by_lr),
     TSR_TEST(test_micro_batches_accumulate_with_scale),
     TSR_TEST(test_weight_decay_only_on_decayed_spans),
     TSR_TEST(test_clipping_scales_the_gradient),
     TSR_TEST(test_nan_iterations_are_skipped_then_stop),
+    TSR_TEST(test_train_iters_0_saves_the_initial_state_once),
+    TSR_TEST(test_eval_interval_0_never_evaluates),
 };
 
 int main(void)

@@ -151,6 +151,20 @@ static void test_parallel_feature_errors(void)
     expect_invalid(&cfg, 1, "--min-lr");
 }
 
+/* --train-iters 0 computes no learning rate: a warmup longer than it is
+ * fine unless --lr-decay-iters is given too */
+static void test_warmup_against_the_decay(void)
+{
+    tsr_config cfg = base();
+    cfg.train_iters = 5;
+    cfg.lr_warmup_iters = 10;
+    expect_invalid(&cfg, 1, "--lr-warmup-iters 10 is longer than the decay (5 iterations)");
+    cfg.train_iters = 0;
+    CU_ASSERT_EQUAL(tsr_config_validate(&cfg, 1), TSR_OK);
+    cfg.lr_decay_iters = 8;
+    expect_invalid(&cfg, 1, "--lr-warmup-iters 10 is longer than the decay (8 iterations)");
+}
+
 static const tsr_test_case cases[] = {
     TSR_TEST(test_defaults_are_valid_on_any_world_size),
     TSR_TEST(test_presets),
@@ -160,6 +174,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_model_shape_errors),
     TSR_TEST(test_uneven_pipeline_split),
     TSR_TEST(test_parallel_feature_errors),
+    TSR_TEST(test_warmup_against_the_decay),
 };
 
 int main(void)

@@ -67,6 +67,31 @@ static void test_preset_then_explicit_flags_win(void)
     CU_ASSERT_EQUAL(cfg.normalization, TSR_NORM_RMSNORM);
 }
 
+/* --model is any name (the registry judges it once plugins are loaded);
+ * gpt2 and llama also apply their preset shape */
+static void test_model_names_and_plugin(void)
+{
+    tsr_config cfg;
+    CU_ASSERT_EQUAL_FATAL(PARSE(&cfg, 1, "--num-layers", "2"), TSR_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.model_name, "gpt");
+    CU_ASSERT_PTR_NULL(cfg.model_plugin);
+    CU_ASSERT_EQUAL(cfg.model, TSR_PRESET_NONE);
+    CU_ASSERT_EQUAL_FATAL(PARSE(&cfg, 1, "--model=gpt2"), TSR_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.model_name, "gpt2");
+    CU_ASSERT_EQUAL(cfg.model, TSR_PRESET_GPT2);
+    CU_ASSERT_EQUAL(cfg.hidden_size, 768);
+    CU_ASSERT_EQUAL_FATAL(PARSE(&cfg, 1, "--model-plugin", "./libmine.so", "--model",
+                                "parallel_gpt", "--hidden-size", "32"),
+                          TSR_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.model_name, "parallel_gpt");
+    CU_ASSERT_STRING_EQUAL(cfg.model_plugin, "./libmine.so");
+    CU_ASSERT_EQUAL(cfg.model, TSR_PRESET_NONE);
+    CU_ASSERT_EQUAL(cfg.hidden_size, 32);
+    CU_ASSERT_EQUAL(cfg.num_layers, 2); /* the defaults' shape, no preset */
+    expect_error(PARSE(&cfg, 1, "--model-plugin"), "--model-plugin needs a value");
+    expect_error(PARSE(&cfg, 1, "--model", ""), "--model needs a non-empty value");
+}
+
 static void test_unknown_flag_suggests_the_closest(void)
 {
     tsr_config cfg;
@@ -131,6 +156,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_megatron_spellings_fill_the_config),
     TSR_TEST(test_data_path_takes_the_words_up_to_the_next_flag),
     TSR_TEST(test_preset_then_explicit_flags_win),
+    TSR_TEST(test_model_names_and_plugin),
     TSR_TEST(test_unknown_flag_suggests_the_closest),
     TSR_TEST(test_values_are_checked),
     TSR_TEST(test_negative_value_is_a_value_not_a_flag),

@@ -1,5 +1,5 @@
 /*
- * gpt_pipeline.c - runs the GPT's pipeline stages through a schedule.
+ * net_pipeline.c - runs this rank's pipeline stages through a schedule.
  *
  * The schedule (sharding/pipeline_schedule.h) is built once at creation:
  * an ordered list of FORWARD / BACKWARD of (micro batch, chunk) and
@@ -18,7 +18,7 @@
 
 #include "collectives/comm.h"
 #include "data/dataset.h"
-#include "gpt_internal.h"
+#include "net_internal.h"
 #include "tessera/log.h"
 #include "tessera/timer.h"
 
@@ -29,25 +29,25 @@
             return try_status_;                                                              \
     } while (0)
 
-static int slot_of(const tsr_gpt *g, int microbatch)
+static int slot_of(const tsr_net *g, int microbatch)
 {
     return microbatch % g->d.slots;
 }
 
-static size_t activation_floats(const tsr_gpt *g)
+static size_t activation_floats(const tsr_net *g)
 {
     return (size_t)(g->d.micro_batch * g->d.l_seq * g->d.hidden);
 }
 
 /* The buffer a point-to-point operation reads or fills. */
-static float *p2p_buffer(tsr_gpt *g, const tsr_pp_p2p *op)
+static float *p2p_buffer(tsr_net *g, const tsr_pp_p2p *op)
 {
-    tsr_gpt_select_slot(g, slot_of(g, op->microbatch));
+    tsr_net_select_slot(g, slot_of(g, op->microbatch));
     chunk_io *io = &g->io[(size_t)slot_of(g, op->microbatch) * (size_t)g->d.chunks +
                           (size_t)op->chunk];
     switch (op->kind) {
     case TSR_PP_SEND_ACTIVATION:
-        return tsr_gpt_chunk_output(g, op->chunk);
+        return tsr_net_chunk_output(g, op->chunk);
     case TSR_PP_RECV_ACTIVATION:
         return io->x_in;
     case TSR_PP_SEND_GRAD:
@@ -58,7 +58,7 @@ static float *p2p_buffer(tsr_gpt *g, const tsr_pp_p2p *op)
     return NULL;
 }
 
-static tsr_status exchange(tsr_gpt *g, const tsr_pp_action *action)
+static tsr_status exchange(tsr_net *g, const tsr_pp_action *action)
 {
     tsr_comm_p2p ops[TSR_PP_MAX_EXCHANGE_OPS];
     for (int i = 0; i < action->num_ops; i++) {
@@ -81,7 +81,7 @@ static tsr_status exchange(tsr_gpt *g, const tsr_pp_action *action)
 /* Every stage reads every micro batch of the iteration up front: the first
  * stage needs the tokens, the last the targets and mask, and all of them
  * the sample indices that key dropout. */
-static tsr_status load_microbatches(tsr_gpt *g, const tsr_microbatch_source *src, int count)
+static tsr_status load_microbatches(tsr_net *g, const tsr_microbatch_source *src, int count)
 {
     size_t rows = (size_t)(g->d.micro_batch * g->d.seq);
     for (int m = 0; m < count; m++) {
@@ -97,7 +97,7 @@ static tsr_status load_microbatches(tsr_gpt *g, const tsr_microbatch_source *src
     return TSR_OK;
 }
 
-tsr_status tsr_gpt_pipeline_iteration(tsr_gpt *g, const tsr_microbatch_source *src, int count,
+tsr_status tsr_net_pipeline_iteration(tsr_net *g, const tsr_microbatch_source *src, int count,
                                       float loss_scale, double *loss_sum)
 {
     if (count != g->d.microbatches)
@@ -115,15 +115,15 @@ tsr_status tsr_gpt_pipeline_iteration(tsr_gpt *g, const tsr_microbatch_source *s
             continue;
         }
         const tsr_microbatch *mb = &mbs[action->microbatch];
-        tsr_gpt_select_slot(g, slot_of(g, action->microbatch));
+        tsr_net_select_slot(g, slot_of(g, action->microbatch));
         if (action->kind == TSR_PP_FORWARD) {
             double loss = 0.0;
             if (action->chunk == g->d.chunks - 1 && g->d.has_head)
-                tsr_gpt_set_loss_weights(g, mb, loss_scale);
-            TRY(tsr_gpt_forward_chunk(g, mb, action->chunk, true, &loss));
+                tsr_net_set_loss_weights(g, mb, loss_scale);
+            TRY(tsr_net_forward_chunk(g, mb, action->chunk, true, &loss));
             local += loss;
         } else {
-            TRY(tsr_gpt_backward_chunk(g, mb, action->chunk));
+            TRY(tsr_net_backward_chunk(g, mb, action->chunk));
         }
     }
     g->pipeline_step_ns += tsr_time_ns() - t0;
@@ -134,7 +134,7 @@ tsr_status tsr_gpt_pipeline_iteration(tsr_gpt *g, const tsr_microbatch_source *s
     return TSR_OK;
 }
 
-tsr_status tsr_gpt_pipeline_bubble(tsr_gpt *g, double *fractions)
+tsr_status tsr_net_pipeline_bubble(tsr_net *g, double *fractions)
 {
     double mine = g->pipeline_step_ns > 0
                       ? (double)g->pipeline_wait_ns / (double)g->pipeline_step_ns
@@ -150,23 +150,23 @@ tsr_status tsr_gpt_pipeline_bubble(tsr_gpt *g, double *fractions)
 /* Evaluation runs one micro batch through the virtual stages in order:
  * chunk c of ranks 0..p-1, then chunk c+1, passing the activation on with
  * blocking sends and receives; the last stage's counts are then shared. */
-tsr_status tsr_gpt_pipeline_eval(tsr_gpt *g, const tsr_microbatch *mb, tsr_eval_counts *out)
+tsr_status tsr_net_pipeline_eval(tsr_net *g, const tsr_microbatch *mb, tsr_eval_counts *out)
 {
     tsr_comm *pp = tsr_grid_comm(g->tp.grid, TSR_GROUP_PP);
     int p = g->d.pp, r = g->d.pp_rank;
     memset(out, 0, sizeof *out);
-    tsr_gpt_select_slot(g, 0);
+    tsr_net_select_slot(g, 0);
     for (int c = 0; c < g->d.chunks; c++) {
         bool first_piece = r == 0 && c == 0;
         bool last_piece = r == p - 1 && c == g->d.chunks - 1;
         if (!first_piece)
             TRY(tsr_comm_recv(g->io[c].x_in, activation_floats(g), TSR_COMM_FP32,
                               (r + p - 1) % p, pp, NULL));
-        TRY(tsr_gpt_forward_chunk(g, mb, c, false, NULL));
+        TRY(tsr_net_forward_chunk(g, mb, c, false, NULL));
         if (last_piece)
-            TRY(tsr_gpt_eval_head_counts(g, mb, out));
+            TRY((tsr_net_eval_counts(g, mb, out), TSR_OK));
         else
-            TRY(tsr_comm_send(tsr_gpt_chunk_output(g, c), activation_floats(g), TSR_COMM_FP32,
+            TRY(tsr_comm_send(tsr_net_chunk_output(g, c), activation_floats(g), TSR_COMM_FP32,
                               (r + 1) % p, pp, NULL));
     }
     double counts[3] = {out->loss_sum, out->tokens, out->correct};

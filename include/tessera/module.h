@@ -1,0 +1,245 @@
+/*
+ * module.h - the model API: a module declares its parameters and buffers
+ * and provides forward and backward; the runtime decides what this rank
+ * holds, where the memory comes from and where the communication goes.
+ *
+ * A module kind is a table of functions (tsr_module_kind). The builder
+ * (sharding/) calls declare() once per instance at start-up with the
+ * instance's sizes (tsr_module_info): the module fills a tsr_module_decl
+ * with its parameters (global shape, split, initialisation, flags) and its
+ * buffers (rows, local columns, saved or scratch). From those declarations
+ * alone the builder derives this rank's shapes, the checkpoint tensors,
+ * the optimizer spans, the gradient reductions, the memory plan and the
+ * carving. Nothing is allocated inside a step.
+ *
+ * Declarations are slots: a module declares every parameter and buffer it
+ * may have, in a fixed order (an enum in its file gives the indices), and
+ * passes enabled = false for the ones this configuration does not have (a
+ * bias under --disable-bias-linear). A disabled slot has no memory and its
+ * pointer is NULL; kernels take NULL for a missing bias.
+ *
+ * At run time forward() and backward() get a tsr_module_run: this
+ * instance's parameter, gradient and buffer pointers (saved buffers of the
+ * micro batch being computed), the micro batch, and the tensor-parallel
+ * group through the functions below. The rules, as in llm.c:
+ *   - forward writes out (rows x out cols); in is read-only.
+ *   - backward ACCUMULATES (+=) into din and into every parameter
+ *     gradient; zeroing is the runtime's job. dout is read-only, and
+ *     differs from din unless the declaration says in_place_grad. `out`
+ *     is the forward output when its holder kept it, else NULL: a module
+ *     that needs its output in backward saves what it needs itself.
+ *   - children of a composite are declared in order, child i taking the
+ *     output shape of child i-1 as its input (child 0: the composite's).
+ *   - scratch buffers hold nothing between calls; saved buffers hold what
+ *     forward left for backward of the same micro batch.
+ * Row counts: "tokens" rows are the whole micro batch (B*T); "local" rows
+ * are this rank's part of the residual stream (B*T/tp under sequence
+ * parallelism, else B*T).
+ *
+ * Composite modules are specs with children (spec.h): their declare() sees
+ * the children's declarations (info->children) and declares the buffers
+ * between them; forward and backward call tsr_module_child_forward() and
+ * tsr_module_child_backward().
+ */
+#ifndef TESSERA_MODULE_H
+#define TESSERA_MODULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/config.h"
+#include "tessera/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TSR_MODULE_MAX_PARAMS 16
+#define TSR_MODULE_MAX_BUFFERS 24
+#define TSR_MODULE_MAX_CHILDREN 8
+
+/* How a parameter is cut across the tensor-parallel group. */
+typedef enum tsr_param_split {
+    TSR_PARAM_SPLIT_NONE = 0, /* replicated: every tp rank holds all of it */
+    TSR_PARAM_SPLIT_ROWS,     /* output features (column-parallel weight, its bias) */
+    TSR_PARAM_SPLIT_COLS,     /* input features (row-parallel weight) */
+    TSR_PARAM_SPLIT_GATE_UP,  /* rows in two halves (SwiGLU gate | up), each split */
+    TSR_PARAM_SPLIT_VOCAB,    /* vocabulary rows: padded (Megatron), split, stored unpadded */
+    TSR_PARAM_SPLIT_EXPERTS,  /* leading expert dimension over the expert group */
+    TSR_PARAM_SPLIT_COUNT
+} tsr_param_split;
+
+typedef enum tsr_param_init {
+    TSR_INIT_NORMAL = 0, /* normal(0, value) from the RNG keyed by (seed, name, index) */
+    TSR_INIT_CONSTANT    /* every element = value */
+} tsr_param_init;
+
+/* Parameter flags. */
+enum {
+    TSR_PARAM_DECAY = 1u << 0,  /* weight decay applies (weights; not biases or norms) */
+    TSR_PARAM_FROZEN = 1u << 1, /* never updated: no gradient, no optimizer state */
+    /* replicated across tp but each rank sees only its sequence rows under
+     * sequence parallelism: the gradient is summed over tp once per
+     * iteration (norm weights, learned positions) */
+    TSR_PARAM_SP_PARTIAL = 1u << 2,
+    TSR_PARAM_EXPERT = 1u << 3, /* reduced over expert-data-parallel ranks, not dp */
+    /* the embedding's vocabulary table, shared: a head declares its weight
+     * with this flag to use the model's embedding table (tied output layer);
+     * on another pipeline stage the builder gives it a copy whose gradient
+     * is summed with the original's over the embedding group */
+    TSR_PARAM_TIED_EMBEDDING = 1u << 4
+};
+
+typedef struct tsr_param_decl {
+    bool enabled;
+    char suffix[48];       /* name under the module's prefix: "linear_qkv.weight" */
+    int64_t rows, cols;    /* global shape; cols = 1 for vectors (padded vocab rows) */
+    tsr_param_split split;
+    tsr_param_init init;
+    float init_value;      /* std for TSR_INIT_NORMAL, the constant otherwise */
+    unsigned flags;
+} tsr_param_decl;
+
+typedef enum tsr_buffer_rows {
+    TSR_ROWS_TOKENS = 0, /* B*T rows */
+    TSR_ROWS_LOCAL,      /* B*T/tp under sequence parallelism, else B*T */
+    TSR_ROWS_FIXED       /* exactly cols floats (one row) */
+} tsr_buffer_rows;
+
+typedef enum tsr_buffer_life {
+    TSR_BUFFER_SCRATCH = 0, /* valid during one forward or backward call */
+    TSR_BUFFER_SAVED        /* from forward to backward of the same micro batch */
+} tsr_buffer_life;
+
+typedef struct tsr_buffer_decl {
+    bool enabled;
+    char name[32];
+    tsr_buffer_rows rows;
+    int64_t cols; /* local columns (this rank's heads, MLP columns, ...) */
+    tsr_buffer_life life;
+} tsr_buffer_decl;
+
+/* What an instance declared (filled by its kind's declare()). */
+typedef struct tsr_module_decl {
+    tsr_param_decl params[TSR_MODULE_MAX_PARAMS];
+    int param_count;
+    tsr_buffer_decl buffers[TSR_MODULE_MAX_BUFFERS];
+    int buffer_count;
+    tsr_buffer_rows out_rows; /* the output: rows and columns */
+    int64_t out_cols;
+    bool keeps_input;         /* backward reads `in`: the caller keeps it saved */
+    /* backward may be called with din == dout: the buffer holds dout on
+     * entry and the input gradient (not added to anything) on return */
+    bool in_place_grad;
+} tsr_module_decl;
+
+/* Adds parameter slot decl->param_count (returns its index). */
+int tsr_decl_param(tsr_module_decl *decl, bool enabled, const char *suffix, int64_t rows,
+                   int64_t cols, tsr_param_split split, tsr_param_init init, float init_value,
+                   unsigned flags);
+/* Adds buffer slot decl->buffer_count (returns its index). */
+int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
+                    int64_t cols, tsr_buffer_life life);
+
+/* What a child declared, as its parent's declare() sees it. */
+typedef struct tsr_child_summary {
+    tsr_buffer_rows out_rows;
+    int64_t out_cols;
+    bool keeps_input;
+    bool in_place_grad;
+} tsr_child_summary;
+
+/* An instance's sizes, fixed at build time. */
+typedef struct tsr_module_info {
+    const void *config;        /* the spec's config (the kind's own struct) */
+    const tsr_config *run;     /* the whole run's flags (dropout, seed, ...) */
+    int64_t layer;             /* model layer; -1 for the embedding, num_layers after */
+    int64_t num_layers;
+    int64_t micro_batch, seq, local_seq; /* B, T, and T/tp under sequence parallelism */
+    int64_t hidden;            /* C, the residual stream width */
+    int64_t in_cols;           /* width of this instance's input */
+    tsr_buffer_rows in_rows;
+    int tp_size, tp_rank;
+    bool sequence_parallel;
+    int64_t vocab, padded_vocab; /* of the dataset; rows of the embedding table */
+    int64_t local_vocab, vocab_start; /* this rank's vocabulary rows */
+    int child_count;
+    tsr_child_summary children[TSR_MODULE_MAX_CHILDREN];
+} tsr_module_info;
+
+/* The micro batch and the loss rows, shared by every module of a step. */
+typedef struct tsr_step_io {
+    const int32_t *tokens;  /* (B, T) */
+    const int32_t *targets; /* (B, T); NULL when only logits are asked for */
+    const float *row_weight; /* (B*T): d loss / d row loss (mask / tokens x scale) */
+    float *row_loss;        /* (B*T), written by the head */
+    float *row_correct;     /* (B*T), 1 where the argmax is the target (head) */
+    int64_t first_sample;   /* global index of sample 0 (keys dropout) */
+    int64_t iteration;      /* keys dropout */
+} tsr_step_io;
+
+struct tsr_module_node;
+struct tsr_module_exec;
+
+/* One call's view of an instance. */
+typedef struct tsr_module_run {
+    const tsr_module_info *info;
+    float *const *params;  /* by declaration index; NULL: disabled */
+    float *const *grads;   /* NULL: disabled or frozen */
+    float *const *buffers; /* by declaration index; saved ones of this micro batch */
+    const tsr_step_io *io;
+    bool train;            /* forward in training (dropout; fused head gradient) */
+    const struct tsr_module_node *node;
+    struct tsr_module_exec *exec;
+} tsr_module_run;
+
+typedef struct tsr_module_kind {
+    const char *name;
+    /* Checks the input shape (info->in_rows, in_cols) and declares; an
+     * error says what is wrong (a configuration error: exit 2). */
+    tsr_status (*declare)(const tsr_module_info *info, tsr_module_decl *decl);
+    tsr_status (*forward)(const tsr_module_run *run, const float *in, float *out);
+    tsr_status (*backward)(const tsr_module_run *run, const float *in, const float *out,
+                           const float *dout, float *din);
+    /* Heads only (NULL elsewhere): this rank's logits of the real
+     * vocabulary for rows of `in`, (B*T, *count). */
+    tsr_status (*logits)(const tsr_module_run *run, const float *in, float *logits,
+                         int64_t *count);
+} tsr_module_kind;
+
+/* ---- what a module may do at run time ----------------------------------- */
+
+/* Children of a composite: forward/backward of child i (run->node's). */
+tsr_status tsr_module_child_forward(const tsr_module_run *run, int child, const float *in,
+                                    float *out);
+tsr_status tsr_module_child_backward(const tsr_module_run *run, int child, const float *in,
+                                     const float *out, const float *dout, float *din);
+
+/* Rows of a buffer of the given kind for this instance. */
+int64_t tsr_module_rows(const tsr_module_run *run, tsr_buffer_rows rows);
+
+/* The tensor-parallel group (no-ops on one rank). x (n) summed or maxed in
+ * place over tp. */
+tsr_status tsr_module_tp_sum(const tsr_module_run *run, float *x, int64_t n);
+tsr_status tsr_module_tp_max(const tsr_module_run *run, float *x, int64_t n);
+/* Sequence parallelism: local (B, T/tp, cols) of every rank -> full
+ * (B, T, cols); and full partial sums -> this rank's local rows of the sum. */
+tsr_status tsr_module_tp_gather_rows(const tsr_module_run *run, float *full, const float *local,
+                                     int64_t cols);
+tsr_status tsr_module_tp_scatter_rows(const tsr_module_run *run, float *local, const float *full,
+                                      int64_t cols);
+
+/* The dropout mask of `site` in this instance's layer for the micro batch:
+ * keyed by (seed, layer, site, iteration) and global positions, so every
+ * layout draws the same mask. local_rows: the mask covers this rank's
+ * sequence rows (residual stream) rather than the whole sequence. */
+struct tsr_dropout;
+void tsr_module_dropout(const tsr_module_run *run, int site, double p, bool local_rows,
+                        struct tsr_dropout *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TESSERA_MODULE_H */

@@ -1,0 +1,86 @@
+/*
+ * modules.h - the built-in modules (sharding/modules/), Megatron-style
+ * parallel forms, for composing model specs.
+ *
+ * Each kind's config is the struct below it. What each module receives and
+ * returns, and so where its communication is, follows from its kind:
+ *   embedding   tokens -> local rows; vocab-parallel table, partial rows
+ *               summed over tp (all-reduce, or reduce-scatter under SP)
+ *   norm        local rows -> local rows; no communication (SP-partial
+ *               weight gradients, summed once per iteration)
+ *   attention   local rows -> local rows: column-parallel qkv (input
+ *               gathered under SP), this rank's heads and query groups,
+ *               row-parallel proj (input_is_parallel; output all-reduced,
+ *               or reduce-scattered under SP)
+ *   mlp         local rows -> local rows: column-parallel fc1 (GELU, or
+ *               SwiGLU with the gate/up halves split), row-parallel fc2
+ *   residual    x + dropout(children(x)), the children run in sequence
+ *   sequence    the children in sequence
+ *   lm_head     local rows -> loss: vocab-parallel output layer fused with
+ *               the cross-entropy (logits are never gathered)
+ */
+#ifndef TESSERA_MODULES_H
+#define TESSERA_MODULES_H
+
+#include <stdbool.h>
+
+#include "tessera/config.h"
+#include "tessera/module.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const tsr_module_kind tsr_module_embedding;
+typedef struct tsr_embedding_config {
+    bool learned_positions;  /* add embedding.position_embeddings (max_positions rows) */
+    int64_t max_positions;
+    float init_std;
+    double dropout;          /* hidden dropout after the sum (site 0 of layer -1) */
+} tsr_embedding_config;
+
+extern const tsr_module_kind tsr_module_norm;
+typedef struct tsr_norm_config {
+    tsr_norm_type type; /* LayerNorm (weight, bias) or RMSNorm (weight) */
+    float eps;
+} tsr_norm_config;
+
+extern const tsr_module_kind tsr_module_attention;
+typedef struct tsr_attention_config {
+    int64_t heads, query_groups, head_dim;
+    bool bias;            /* biases of linear_qkv and linear_proj */
+    bool rotary;          /* rotary embedding of q and k (rotate-half) */
+    float rotary_base;
+    double dropout;       /* attention-probability dropout (site 3) */
+    float init_std;       /* linear_qkv */
+    float out_init_std;   /* linear_proj */
+} tsr_attention_config;
+
+extern const tsr_module_kind tsr_module_mlp;
+typedef struct tsr_mlp_config {
+    int64_t ffn;          /* intermediate width (of each of gate and up under SwiGLU) */
+    bool swiglu;          /* else GELU (tanh form) */
+    bool bias;
+    float init_std;       /* linear_fc1 */
+    float out_init_std;   /* linear_fc2 */
+} tsr_mlp_config;
+
+extern const tsr_module_kind tsr_module_residual;
+typedef struct tsr_residual_config {
+    double dropout; /* on the children's output before the add */
+    int site;       /* dropout site within the layer (keys the mask) */
+} tsr_residual_config;
+
+extern const tsr_module_kind tsr_module_sequence; /* no config */
+
+extern const tsr_module_kind tsr_module_lm_head;
+typedef struct tsr_lm_head_config {
+    bool tied;      /* use the embedding's table (TSR_PARAM_TIED_EMBEDDING) */
+    float init_std; /* output_layer.weight when untied */
+} tsr_lm_head_config;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TESSERA_MODULES_H */

@@ -1,0 +1,96 @@
+/*
+ * gpt_spec.c - the GPT / LLaMA-style decoder declared from the built-in
+ * modules. Every layer is
+ *
+ *   sequence[ residual(site 1)[ norm "input_layernorm", attention "self_attention" ],
+ *             residual(site 2)[ norm "pre_mlp_layernorm", mlp "mlp" ] ]
+ *
+ * under "decoder.layers.<i>", between the embedding ("embedding"), the
+ * final norm ("decoder.final_layernorm") and the LM head ("output_layer",
+ * or the embedding's table when tied): Megatron-Core's names, so
+ * checkpoints read naturally next to Megatron's.
+ */
+#include "gpt_spec.h"
+
+#include <math.h>
+
+#include "tessera/modules.h"
+
+#define NEW(kind, name, cfg) tsr_spec_new(arena, &(kind), name, &(cfg), sizeof(cfg))
+
+static tsr_spec *residual(tsr_spec_arena *arena, const tsr_config *cfg, int site,
+                          const tsr_spec *norm, const tsr_spec *branch)
+{
+    tsr_residual_config rc = {cfg->hidden_dropout, site};
+    tsr_spec *r = NEW(tsr_module_residual, NULL, rc);
+    if (r == NULL || tsr_spec_add_child(r, norm) != TSR_OK ||
+        tsr_spec_add_child(r, branch) != TSR_OK)
+        return NULL;
+    return r;
+}
+
+static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg)
+{
+    float std = (float)cfg->init_method_std;
+    float out_std = std / sqrtf(2.0f * (float)cfg->num_layers);
+    bool bias = !cfg->disable_bias_linear;
+    tsr_norm_config nc = {cfg->normalization, (float)cfg->norm_epsilon};
+    tsr_attention_config ac = {cfg->num_attention_heads,
+                               tsr_config_num_query_groups(cfg),
+                               cfg->hidden_size / cfg->num_attention_heads,
+                               bias,
+                               cfg->position_embedding_type == TSR_POS_ROPE,
+                               (float)cfg->rotary_base,
+                               cfg->attention_dropout,
+                               std,
+                               out_std};
+    tsr_mlp_config mc = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std};
+    tsr_spec *attention = residual(arena, cfg, 1, NEW(tsr_module_norm, "input_layernorm", nc),
+                                   NEW(tsr_module_attention, "self_attention", ac));
+    tsr_spec *mlp = residual(arena, cfg, 2, NEW(tsr_module_norm, "pre_mlp_layernorm", nc),
+                             NEW(tsr_module_mlp, "mlp", mc));
+    tsr_spec *layer = tsr_spec_new(arena, &tsr_module_sequence, NULL, NULL, 0);
+    if (attention == NULL || mlp == NULL || layer == NULL ||
+        tsr_spec_add_child(layer, attention) != TSR_OK || tsr_spec_add_child(layer, mlp) != TSR_OK)
+        return NULL;
+    return layer;
+}
+
+tsr_status tsr_gpt_build_spec(const tsr_config *cfg, tsr_spec_arena *arena, tsr_model_spec *out)
+{
+    float std = (float)cfg->init_method_std;
+    tsr_embedding_config ec = {cfg->position_embedding_type == TSR_POS_LEARNED_ABSOLUTE,
+                               cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings
+                                                                : cfg->seq_length,
+                               std, cfg->hidden_dropout};
+    tsr_norm_config nc = {cfg->normalization, (float)cfg->norm_epsilon};
+    tsr_lm_head_config hc = {!cfg->untie_embeddings_and_output_weights, std};
+    out->embedding = NEW(tsr_module_embedding, "embedding", ec);
+    out->final_norm = NEW(tsr_module_norm, "decoder.final_layernorm", nc);
+    out->head = NEW(tsr_module_lm_head, "output_layer", hc);
+    out->layer_prefix = "decoder.layers";
+    out->num_layers = cfg->num_layers;
+    out->layers = tsr_spec_layer_array(arena, cfg->num_layers);
+    out->flops_per_sample = tsr_gpt_flops_per_sample;
+    const tsr_spec *layer = layer_spec(arena, cfg);
+    if (out->embedding == NULL || out->final_norm == NULL || out->head == NULL ||
+        out->layers == NULL || layer == NULL)
+        return TSR_ERR_OUT_OF_MEMORY;
+    for (int64_t l = 0; l < cfg->num_layers; l++)
+        out->layers[l] = layer; /* the same declaration for every layer */
+    return TSR_OK;
+}
+
+double tsr_gpt_flops_per_sample(const tsr_config *cfg, int64_t padded_vocab)
+{
+    /* Megatron-LM's num_floating_point_operations() for one sample:
+     * 12 = 3 (fwd + 2x bwd) x 2 (multiply-add) x 2 (two GEMMs per block
+     * half), with attention counted over the full T x T square */
+    double h = (double)cfg->hidden_size, s = (double)cfg->seq_length, L = (double)cfg->num_layers;
+    double gated = cfg->swiglu ? 1.5 : 1.0;
+    double attention = 1.0 + (double)tsr_config_num_query_groups(cfg) /
+                                 (double)cfg->num_attention_heads + s / h;
+    double mlp = (double)tsr_config_ffn_hidden_size(cfg) / h * gated;
+    double logits = (double)padded_vocab / (2.0 * L * h);
+    return 12.0 * s * L * h * h * (attention + mlp + logits);
+}

@@ -1,0 +1,104 @@
+/*
+ * net.h - the builder: a model spec (tessera/spec.h) + the run's config +
+ * the grid -> this rank's part of the model, as the trainer's tsr_model.
+ *
+ * Everything is derived from the modules' declarations in one walk:
+ * parameter names and global shapes, this rank's blocks of them (TP split,
+ * pipeline stage), the checkpoint tensor descriptors, the optimizer spans,
+ * which gradients are summed over which group, the memory plan and the
+ * carving of that same plan, and the pipeline chunks.
+ *
+ * Lifecycle (launcher/cmd_train.c, tests):
+ *   dims = tsr_net_dims_from_config(); tsr_net_dims_set_pipeline();
+ *   tsr_net_build()     checks the spec (configuration errors) and
+ *                       declares every module; start-up heap only
+ *   tsr_net_plan()      adds its memory to the plan
+ *   tsr_plan_allocate() (the caller)
+ *   tsr_net_carve()     takes the memory, initialises the weights
+ *   ... tsr_net_as_model() ...
+ *   tsr_net_destroy()
+ */
+#ifndef TSR_SHARDING_NET_H
+#define TSR_SHARDING_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "sharding/grid.h"
+#include "tessera/config.h"
+#include "tessera/spec.h"
+#include "train/model.h"
+
+#define TSR_NET_MAX_CHUNKS 64
+
+typedef struct tsr_net tsr_net;
+
+/* Global sizes and this rank's share: sequence split under SP, vocabulary
+ * split over tp, the pipeline stage's chunks of layers. */
+typedef struct tsr_net_dims {
+    int64_t layers, hidden;
+    int64_t vocab;        /* of the dataset */
+    int64_t padded_vocab; /* rows of the embedding (Megatron padding) */
+    int64_t seq, micro_batch;
+    int tp, tp_rank;
+    bool sp;
+    int64_t l_vocab, vocab_start, l_seq;
+    int pp, pp_rank, chunks;
+    int chunk_first_layer[TSR_NET_MAX_CHUNKS], chunk_layers[TSR_NET_MAX_CHUNKS];
+    bool has_embedding, has_head;
+    int64_t local_layers;
+    int slots;        /* micro batches whose activations are kept at once */
+    int microbatches; /* per iteration on this data-parallel rank */
+} tsr_net_dims;
+
+/* A parameter as the builder laid it out. */
+typedef struct tsr_net_param {
+    char name[128];
+    int64_t rows, cols; /* global (vocabulary tables: padded rows) */
+    tsr_param_split split;
+    unsigned flags;
+    int64_t local_rows, local_cols;
+    bool local;         /* held by this rank's pipeline stage */
+    bool tied_copy;     /* a later stage's copy of the tied embedding table */
+    size_t offset;      /* floats from the start of params/grads (local only) */
+    tsr_param_init init;
+    float init_value;
+} tsr_net_param;
+
+/* Sizes for tensor-parallel rank tp_rank without pipeline parallelism. */
+tsr_net_dims tsr_net_dims_from_config(const tsr_config *cfg, int64_t vocab_size, int tp_rank);
+/* Cuts the layers for pipeline rank pp_rank (Megatron's split, virtual
+ * stages) and sizes the slots for `microbatches` per iteration. */
+tsr_status tsr_net_dims_set_pipeline(tsr_net_dims *dims, const tsr_config *cfg, int pp_rank,
+                                     int microbatches);
+
+/* Declares and checks every module of spec (which must outlive the net).
+ * Errors are configuration errors naming the parameter or module. */
+tsr_status tsr_net_build(const tsr_model_spec *spec, const tsr_config *cfg,
+                         const tsr_net_dims *dims, tsr_net **out);
+void tsr_net_destroy(tsr_net *net);
+
+void tsr_net_plan(const tsr_net *net, tsr_memory_plan *plan);
+/* grid: NULL for one rank (dims.tp and dims.pp must be 1). */
+tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan);
+
+tsr_model tsr_net_as_model(tsr_net *net);
+
+const tsr_net_dims *tsr_net_get_dims(const tsr_net *net);
+const tsr_net_param *tsr_net_params(const tsr_net *net, size_t *count);
+float *tsr_net_param_data(tsr_net *net);
+float *tsr_net_grad_data(tsr_net *net);
+/* Global parameter count of the model (every stage, every shard). */
+int64_t tsr_net_global_param_count(const tsr_net *net);
+double tsr_net_flops_per_sample(const tsr_net *net);
+
+/* Forward without dropout; this rank's slice of the logits of the real
+ * vocabulary, (B*T, *count) ids from vocab_start (one pipeline stage). */
+tsr_status tsr_net_logits(tsr_net *net, const int32_t *tokens, float *logits, int64_t *count);
+
+/* Each pipeline rank's share of its steps spent waiting in exchanges,
+ * gathered into fractions[pp]; collective over the pipeline group. */
+tsr_status tsr_net_pipeline_bubble(tsr_net *net, double *fractions);
+
+#endif /* TSR_SHARDING_NET_H */

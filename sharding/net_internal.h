@@ -1,0 +1,149 @@
+/*
+ * net_internal.h - the built model's private state, shared by net_build.c
+ * (declaration, checks, tables), net_memory.c (plan and carving),
+ * net_step.c (forward, backward, evaluation) and net_pipeline.c.
+ *
+ * The model is a forest of module nodes, one tree per unit: the embedding,
+ * each layer, the final norm and the head. Every unit is declared on every
+ * rank (so every rank knows every parameter's name for checkpoints), but
+ * only this rank's units get memory.
+ *
+ * Memory of a local unit: its saved buffers form one block per activation
+ * slot (or, for a recomputed layer, one block of the shared recompute
+ * workspace); its scratch buffers live in one scratch region shared by
+ * all units, a child's after its ancestors' (they are alive together),
+ * siblings overlapping (they are not).
+ */
+#ifndef TSR_SHARDING_NET_INTERNAL_H
+#define TSR_SHARDING_NET_INTERNAL_H
+
+#include "sharding/net.h"
+#include "sharding/pipeline_schedule.h"
+#include "sharding/tensor_parallel.h"
+
+#define TSR_NET_NO_PARAM ((size_t)-1)
+
+typedef struct tsr_module_node {
+    const tsr_spec *spec;
+    tsr_module_info info;
+    tsr_module_decl decl;
+    int unit;
+    int child[TSR_MODULE_MAX_CHILDREN];
+    size_t param_entry[TSR_MODULE_MAX_PARAMS]; /* into net->table; TSR_NET_NO_PARAM */
+    size_t buffer_offset[TSR_MODULE_MAX_BUFFERS]; /* floats: saved in the unit block, scratch in the region */
+    size_t scratch_floats; /* this node's own scratch */
+    float *params[TSR_MODULE_MAX_PARAMS], *grads[TSR_MODULE_MAX_PARAMS];
+} tsr_module_node;
+
+typedef enum unit_role { UNIT_EMBEDDING = 0, UNIT_LAYER, UNIT_FINAL_NORM, UNIT_HEAD } unit_role;
+
+typedef struct tsr_net_unit {
+    unit_role role;
+    int64_t layer; /* model layer (UNIT_LAYER) */
+    int root;      /* node index */
+    bool local;
+    int64_t local_index;  /* local layer index (UNIT_LAYER, local) */
+    size_t saved_floats;  /* its saved block */
+    size_t scratch_floats; /* deepest path of scratch in its tree */
+    size_t slot_offset;   /* floats into a slot: its saved block (unless recomputed) */
+    size_t out_offset;    /* floats into a slot: a layer's output */
+    bool recomputed;
+    int recompute_index;  /* position in the recompute group */
+    size_t first_param;   /* lowest local parameter offset (grads ready) */
+} tsr_net_unit;
+
+/* What a step's modules share: where the current micro batch's saved
+ * blocks are, the scratch region, the micro batch. */
+struct tsr_module_exec {
+    tsr_net *net;
+    float *unit_saved; /* the saved block of the unit being run */
+    tsr_step_io io;
+    bool train;
+};
+
+typedef struct chunk_io {
+    float *x_in;   /* local rows: the embedding output or the activation received */
+    float *d_recv; /* gradient of the chunk's output, received */
+    float *d_send; /* gradient of the chunk's input, to send */
+} chunk_io;
+
+struct tsr_net {
+    tsr_config cfg;
+    tsr_net_dims d;
+    const tsr_model_spec *spec;
+    tsr_tp tp;
+
+    tsr_module_node *nodes; /* heap, from build */
+    int node_count, node_capacity;
+    tsr_net_unit *units;    /* embedding, layers..., final norm, head */
+    int unit_count;
+    tsr_net_param *table;   /* heap */
+    size_t param_count_entries, table_capacity;
+    size_t numel;
+    tsr_param_span *spans;  /* heap */
+    size_t span_count;
+    tsr_tensor_desc *tensors; /* heap, 2 per entry at most */
+    size_t tensor_count;
+    size_t embedding_entry;   /* the vocabulary table of the embedding, or NO_PARAM */
+    bool tied;                /* the head uses the embedding table */
+
+    /* sizes (from build) */
+    size_t slot_floats;       /* one activation slot */
+    size_t recompute_block, recompute_group;
+    size_t module_scratch;    /* the deepest scratch path of any local unit */
+    bool norm_out_saved;      /* the final norm's output is kept for the head */
+
+    /* memory (from carve) */
+    float *params, *grads;
+    float *slots_base;        /* slots x slot_floats */
+    float *recompute_base;    /* recompute_group x recompute_block */
+    float *scratch;           /* module scratch region */
+    chunk_io *io;             /* slots x chunks */
+    float *norm_out_scratch;  /* the final norm's output when not saved */
+    float *d_stream, *d_other, *d_norm;
+    float *row_weight, *row_loss, *row_correct;
+    tsr_pp_action *actions;
+    size_t action_count;
+    uint64_t pipeline_wait_ns, pipeline_step_ns;
+    tsr_microbatch *mbs;
+    int32_t *mb_tokens, *mb_targets;
+    float *mb_mask;
+    int slot; /* being computed */
+    struct tsr_module_exec exec;
+};
+
+/* Rows of a buffer kind for this rank. */
+int64_t tsr_net_rows(const tsr_net *net, tsr_buffer_rows rows);
+
+/* Unit index of the embedding, of layer l, of the final norm, the head. */
+int tsr_net_unit_embedding(const tsr_net *net);
+int tsr_net_unit_layer(const tsr_net *net, int64_t layer);
+int tsr_net_unit_final_norm(const tsr_net *net);
+int tsr_net_unit_head(const tsr_net *net);
+
+/* Pointer to node n's buffer b with the current unit block and scratch. */
+float *tsr_net_buffer(const tsr_net *net, const tsr_module_node *node, int b,
+                      float *unit_saved);
+
+/* Memory plan and carving (net_memory.c). */
+size_t tsr_net_schedule_length(const tsr_net_dims *d);
+tsr_status tsr_net_layout_memory(tsr_net *net);
+
+/* Whether local layer j of a chunk of n layers is recomputed, and its group. */
+bool tsr_net_recomputed(const tsr_net *net, int j, int n, int *first, int *count);
+
+/* Execution (net_step.c). */
+void tsr_net_select_slot(tsr_net *net, int slot);
+float *tsr_net_chunk_output(tsr_net *net, int chunk);
+tsr_status tsr_net_forward_chunk(tsr_net *net, const tsr_microbatch *mb, int chunk, bool train,
+                                 double *loss);
+tsr_status tsr_net_backward_chunk(tsr_net *net, const tsr_microbatch *mb, int chunk);
+void tsr_net_set_loss_weights(tsr_net *net, const tsr_microbatch *mb, float loss_scale);
+void tsr_net_eval_counts(const tsr_net *net, const tsr_microbatch *mb, tsr_eval_counts *out);
+
+/* Pipeline (net_pipeline.c). */
+tsr_status tsr_net_pipeline_iteration(tsr_net *net, const tsr_microbatch_source *src, int count,
+                                      float loss_scale, double *loss_sum);
+tsr_status tsr_net_pipeline_eval(tsr_net *net, const tsr_microbatch *mb, tsr_eval_counts *out);
+
+#endif /* TSR_SHARDING_NET_INTERNAL_H */

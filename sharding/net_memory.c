@@ -1,0 +1,314 @@
+/*
+ * net_memory.c - where every declared buffer lives, the memory plan, and
+ * the carving of that plan, from one walk (memory_walk) run twice: once
+ * adding sizes to the plan, once taking them from the allocated arenas.
+ * A new buffer is one declaration in a module; nothing here changes.
+ *
+ * Per activation slot (a micro batch in flight): each local unit's saved
+ * block (a recomputed layer's lives in the shared recompute workspace
+ * instead), each local layer's output, the final norm's output when the
+ * head keeps it. Scratch: one region as deep as the deepest unit tree,
+ * and the step's own buffers (the stream gradient, loss rows).
+ */
+#include <string.h>
+
+#include "net_internal.h"
+#include "tessera/kernels.h"
+#include "tessera/rng.h"
+
+static size_t aligned(size_t floats)
+{
+    return (floats + 15) / 16 * 16;
+}
+
+int64_t tsr_net_rows(const tsr_net *net, tsr_buffer_rows rows)
+{
+    switch (rows) {
+    case TSR_ROWS_TOKENS:
+        return net->d.micro_batch * net->d.seq;
+    case TSR_ROWS_LOCAL:
+        return net->d.micro_batch * net->d.l_seq;
+    case TSR_ROWS_FIXED:
+        break;
+    }
+    return 1;
+}
+
+static size_t buffer_floats(const tsr_net *net, const tsr_buffer_decl *b)
+{
+    return aligned((size_t)(tsr_net_rows(net, b->rows) * b->cols));
+}
+
+/* Lays out node n's buffers (saved after *saved, scratch from
+ * scratch_base); returns the end of the deepest scratch path below it. */
+static size_t layout_node(tsr_net *net, int n, size_t *saved, size_t scratch_base)
+{
+    tsr_module_node *node = &net->nodes[n];
+    size_t scratch = scratch_base;
+    for (int b = 0; b < node->decl.buffer_count; b++) {
+        const tsr_buffer_decl *buf = &node->decl.buffers[b];
+        if (!buf->enabled)
+            continue;
+        size_t floats = buffer_floats(net, buf);
+        if (buf->life == TSR_BUFFER_SAVED) {
+            node->buffer_offset[b] = *saved;
+            *saved += floats;
+        } else {
+            node->buffer_offset[b] = scratch;
+            scratch += floats;
+        }
+    }
+    node->scratch_floats = scratch - scratch_base;
+    size_t deepest = scratch;
+    for (int c = 0; c < node->info.child_count; c++) {
+        size_t end = layout_node(net, node->child[c], saved, scratch);
+        deepest = end > deepest ? end : deepest;
+    }
+    return deepest;
+}
+
+static int recompute_group_size(const tsr_config *cfg)
+{
+    if (cfg->recompute_granularity != TSR_RECOMPUTE_FULL)
+        return 0;
+    return cfg->recompute_method == TSR_RECOMPUTE_UNIFORM ? cfg->recompute_num_layers : 1;
+}
+
+bool tsr_net_recomputed(const tsr_net *net, int j, int n, int *first, int *count)
+{
+    const tsr_config *cfg = &net->cfg;
+    if (net->recompute_group == 0)
+        return false;
+    if (cfg->recompute_method == TSR_RECOMPUTE_BLOCK) {
+        *first = j;
+        *count = 1;
+        return j < cfg->recompute_num_layers;
+    }
+    int size = (int)net->recompute_group;
+    *first = j / size * size;
+    *count = *first + size <= n ? size : n - *first;
+    return true;
+}
+
+tsr_status tsr_net_layout_memory(tsr_net *net)
+{
+    const tsr_net_dims *d = &net->d;
+    size_t stream = aligned((size_t)(tsr_net_rows(net, TSR_ROWS_LOCAL) * d->hidden));
+    net->recompute_group = (size_t)recompute_group_size(&net->cfg);
+    net->module_scratch = 0;
+    net->recompute_block = 0;
+    for (int u = 0; u < net->unit_count; u++) {
+        tsr_net_unit *unit = &net->units[u];
+        size_t saved = 0;
+        unit->scratch_floats = layout_node(net, unit->root, &saved, 0);
+        unit->saved_floats = saved;
+        if (!unit->local)
+            continue;
+        if (unit->scratch_floats > net->module_scratch)
+            net->module_scratch = unit->scratch_floats;
+    }
+    /* which local layers are recomputed (by their place in their chunk) */
+    int64_t local = 0;
+    for (int c = 0; c < d->chunks; c++)
+        for (int j = 0; j < d->chunk_layers[c]; j++, local++) {
+            tsr_net_unit *unit = &net->units[tsr_net_unit_layer(net, d->chunk_first_layer[c] + j)];
+            int first = 0, count = 0;
+            unit->recomputed = tsr_net_recomputed(net, j, d->chunk_layers[c], &first, &count);
+            unit->recompute_index = j - first;
+            if (unit->recomputed && unit->saved_floats > net->recompute_block)
+                net->recompute_block = unit->saved_floats;
+        }
+    const tsr_module_node *head = &net->nodes[net->units[tsr_net_unit_head(net)].root];
+    const tsr_module_node *norm = &net->nodes[net->units[tsr_net_unit_final_norm(net)].root];
+    net->norm_out_saved = head->decl.keeps_input;
+    size_t norm_out = aligned((size_t)(tsr_net_rows(net, norm->decl.out_rows) * norm->decl.out_cols));
+    size_t slot = 0;
+    for (int u = 0; u < net->unit_count; u++) {
+        tsr_net_unit *unit = &net->units[u];
+        if (!unit->local)
+            continue;
+        if (!unit->recomputed) {
+            unit->slot_offset = slot;
+            slot += unit->saved_floats;
+        }
+        if (unit->role == UNIT_LAYER) {
+            unit->out_offset = slot;
+            slot += stream;
+        }
+        if (unit->role == UNIT_FINAL_NORM && net->norm_out_saved) {
+            unit->out_offset = slot;
+            slot += norm_out;
+        }
+    }
+    net->slot_floats = slot;
+    return TSR_OK;
+}
+
+/* --------------------------------------------------- plan and carving */
+
+typedef struct walker {
+    tsr_memory_plan *plan;
+    bool carve;
+    tsr_status status;
+} walker;
+
+static void floats_item(walker *w, tsr_mem_category cat, size_t floats, float **ptr)
+{
+    if (w->status != TSR_OK)
+        return;
+    if (!w->carve)
+        tsr_plan_add_floats(w->plan, cat, floats);
+    else
+        w->status = tsr_plan_take_floats(w->plan, cat, floats, ptr);
+}
+
+static void bytes_item(walker *w, tsr_mem_category cat, size_t bytes, void **ptr)
+{
+    if (w->status != TSR_OK)
+        return;
+    if (!w->carve)
+        tsr_plan_add_bytes(w->plan, cat, bytes);
+    else
+        w->status = tsr_plan_take_bytes(w->plan, cat, bytes, ptr);
+}
+
+static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
+{
+    const tsr_net_dims *d = &net->d;
+    walker w = {plan, carve, TSR_OK};
+    size_t nt = (size_t)tsr_net_rows(net, TSR_ROWS_TOKENS);
+    size_t stream = (size_t)tsr_net_rows(net, TSR_ROWS_LOCAL) * (size_t)d->hidden;
+    size_t slots = (size_t)d->slots, chunks = (size_t)d->chunks;
+    const tsr_module_node *norm = &net->nodes[net->units[tsr_net_unit_final_norm(net)].root];
+    size_t norm_out = (size_t)(tsr_net_rows(net, norm->decl.out_rows) * norm->decl.out_cols);
+
+    floats_item(&w, TSR_MEM_PARAMS, net->numel, &net->params);
+    floats_item(&w, TSR_MEM_GRADS, net->numel, &net->grads);
+    floats_item(&w, TSR_MEM_ACTIVATIONS, slots * net->slot_floats, &net->slots_base);
+    floats_item(&w, TSR_MEM_ACTIVATIONS, net->recompute_group * net->recompute_block,
+                &net->recompute_base);
+    bytes_item(&w, TSR_MEM_SCRATCH, slots * chunks * sizeof *net->io, (void **)&net->io);
+    for (size_t i = 0; i < slots * chunks; i++) {
+        chunk_io *io = carve ? &net->io[i] : NULL;
+        float *x = NULL, *dr = NULL, *ds = NULL;
+        floats_item(&w, TSR_MEM_ACTIVATIONS, stream, &x);
+        if (d->pp > 1) { /* the gradients the pipeline exchanges */
+            floats_item(&w, TSR_MEM_ACTIVATIONS, stream, &dr);
+            floats_item(&w, TSR_MEM_ACTIVATIONS, stream, &ds);
+        }
+        if (io != NULL && w.status == TSR_OK)
+            *io = (chunk_io){x, dr, ds};
+    }
+    floats_item(&w, TSR_MEM_SCRATCH, net->module_scratch, &net->scratch);
+    floats_item(&w, TSR_MEM_SCRATCH, nt * (size_t)d->hidden, &net->tp.scratch);
+    floats_item(&w, TSR_MEM_SCRATCH, stream, &net->d_stream);
+    floats_item(&w, TSR_MEM_SCRATCH, stream, &net->d_other);
+    floats_item(&w, TSR_MEM_SCRATCH, norm_out, &net->d_norm);
+    if (!net->norm_out_saved)
+        floats_item(&w, TSR_MEM_SCRATCH, norm_out, &net->norm_out_scratch);
+    floats_item(&w, TSR_MEM_SCRATCH, nt, &net->row_weight);
+    floats_item(&w, TSR_MEM_SCRATCH, nt, &net->row_loss);
+    floats_item(&w, TSR_MEM_SCRATCH, nt, &net->row_correct);
+    if (d->pp > 1) { /* the iteration's micro batches, read up front */
+        size_t m = (size_t)d->microbatches;
+        bytes_item(&w, TSR_MEM_SCRATCH, m * (nt + 1) * sizeof(int32_t), (void **)&net->mb_tokens);
+        bytes_item(&w, TSR_MEM_SCRATCH, m * nt * sizeof(int32_t), (void **)&net->mb_targets);
+        floats_item(&w, TSR_MEM_SCRATCH, m * nt, &net->mb_mask);
+        bytes_item(&w, TSR_MEM_SCRATCH, m * sizeof(tsr_microbatch), (void **)&net->mbs);
+    }
+    net->action_count = tsr_net_schedule_length(d);
+    if (net->action_count > 0)
+        bytes_item(&w, TSR_MEM_SCRATCH, net->action_count * sizeof *net->actions,
+                   (void **)&net->actions);
+    return w.status;
+}
+
+void tsr_net_plan(const tsr_net *net, tsr_memory_plan *plan)
+{
+    /* the walk only adds sizes when not carving; it writes no field */
+    memory_walk((tsr_net *)net, plan, false);
+}
+
+/* ------------------------------------------------------ initialisation */
+
+/* Every element from the RNG keyed by (seed, name, global element index):
+ * the same value whichever rank holds it. Padded vocabulary rows are
+ * initialised too (they are never used). */
+static void init_params(tsr_net *net)
+{
+    uint64_t seed = (uint64_t)net->cfg.seed;
+    int tp_rank = net->d.tp_rank;
+    for (size_t i = 0; i < net->param_count_entries; i++) {
+        const tsr_net_param *p = &net->table[i];
+        if (!p->local)
+            continue;
+        float *data = net->params + p->offset;
+        uint64_t key = tsr_rng_key(seed, p->name);
+        int64_t blocks = p->split == TSR_PARAM_SPLIT_GATE_UP ? 2 : 1;
+        int64_t block_rows = p->local_rows / blocks;
+        bool by_rows = p->split == TSR_PARAM_SPLIT_ROWS || p->split == TSR_PARAM_SPLIT_VOCAB ||
+                       p->split == TSR_PARAM_SPLIT_GATE_UP;
+        for (int64_t blk = 0; blk < blocks; blk++) {
+            int64_t row0 = 0, col0 = 0;
+            if (by_rows)
+                row0 = blk * (p->rows / 2) + (int64_t)tp_rank * block_rows;
+            if (p->split == TSR_PARAM_SPLIT_COLS)
+                col0 = (int64_t)tp_rank * p->local_cols;
+            for (int64_t r = 0; r < block_rows; r++) {
+                float *row = data + (blk * block_rows + r) * p->local_cols;
+                uint64_t first = (uint64_t)((row0 + r) * p->cols + col0);
+                if (p->init == TSR_INIT_NORMAL && p->init_value > 0.0f)
+                    tsr_rng_fill_normal(row, p->local_cols, key, first, 0.0f, p->init_value);
+                else
+                    for (int64_t c = 0; c < p->local_cols; c++)
+                        row[c] = p->init == TSR_INIT_NORMAL ? 0.0f : p->init_value;
+            }
+        }
+    }
+}
+
+tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan)
+{
+    const tsr_net_dims *d = &net->d;
+    if ((d->tp > 1 || d->pp > 1) &&
+        (grid == NULL || tsr_grid_tp_size(grid) != d->tp || tsr_grid_pp_size(grid) != d->pp))
+        return tsr_error_set(TSR_ERR_INTERNAL, "a tensor- or pipeline-parallel model needs the "
+                                               "grid of its groups");
+    net->tp.grid = grid;
+    net->tp.size = d->tp;
+    net->tp.rank = d->tp_rank;
+    tsr_status st = memory_walk(net, plan, true);
+    if (st != TSR_OK)
+        return st;
+    for (int i = 0; i < net->node_count; i++) {
+        tsr_module_node *node = &net->nodes[i];
+        for (int k = 0; k < node->decl.param_count; k++) {
+            size_t e = node->param_entry[k];
+            bool held = e != TSR_NET_NO_PARAM && net->table[e].local;
+            node->params[k] = held ? net->params + net->table[e].offset : NULL;
+            node->grads[k] = held ? net->grads + net->table[e].offset : NULL;
+        }
+    }
+    init_params(net);
+    if (net->action_count > 0) {
+        tsr_pp_schedule_spec spec = {d->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
+                                                   : TSR_PP_SCHEDULE_1F1B,
+                                     d->pp, d->pp_rank, d->microbatches, d->chunks};
+        size_t built = 0;
+        st = tsr_pp_schedule_build(&spec, net->actions, net->action_count, &built);
+        if (st != TSR_OK)
+            return st;
+        net->action_count = built;
+    }
+    net->exec.net = net;
+    tsr_net_select_slot(net, 0);
+    return TSR_OK;
+}
+
+float *tsr_net_buffer(const tsr_net *net, const tsr_module_node *node, int b, float *unit_saved)
+{
+    const tsr_buffer_decl *buf = &node->decl.buffers[b];
+    if (!buf->enabled)
+        return NULL;
+    return (buf->life == TSR_BUFFER_SAVED ? unit_saved : net->scratch) + node->buffer_offset[b];
+}

@@ -1,0 +1,22 @@
+/*
+ * test_net.h - the GPT spec (models/gpt_spec.c) built into this rank's
+ * model for tests, as launcher/cmd_train.c builds it.
+ */
+#ifndef TSR_TESTS_TEST_NET_H
+#define TSR_TESTS_TEST_NET_H
+
+#include "sharding/net.h"
+
+typedef struct tsr_test_net {
+    tsr_spec_arena *arena;
+    tsr_model_spec spec;
+    tsr_net *net;
+} tsr_test_net;
+
+/* Declares the model for tp/pp rank of grid (NULL: one rank), with the
+ * pipeline cut for `microbatches` per iteration (0: no pipeline). */
+tsr_status tsr_test_net_build(tsr_test_net *t, const tsr_config *cfg, int64_t vocab,
+                              tsr_grid *grid, int microbatches);
+void tsr_test_net_free(tsr_test_net *t);
+
+#endif /* TSR_TESTS_TEST_NET_H */
