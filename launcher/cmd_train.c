@@ -90,7 +90,8 @@ typedef struct train_run {
 static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
 {
     tsr_checkpoint_content c = {tr->model.tensors, tr->model.tensor_count, tr->model.params,
-                                tr->adam_m, tr->adam_v, tr->hooks.shard};
+                                tr->adam_m,        tr->adam_v,           tr->hooks.shard,
+                                tr->model.frozen};
     return c;
 }
 
@@ -276,8 +277,8 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         return st;
     tsr_memory_plan plan = {0};
     tsr_net_plan(net, &plan);
-    tsr_trainer_plan_sharded(cfg, plan.bytes[TSR_MEM_PARAMS] / sizeof(float),
-                             tsr_grid_dp_size(grid), &plan);
+    tsr_trainer_plan_sharded(cfg, tsr_net_as_model(net).param_count, tsr_grid_dp_size(grid),
+                             &plan);
     tsr_plan_log(&plan);
     st = tsr_plan_allocate(&plan);
     tsr_dp *dp = NULL;

@@ -61,7 +61,9 @@ typedef struct tsr_net_param {
     int64_t local_rows, local_cols;
     bool local;         /* held by this rank's pipeline stage */
     bool tied_copy;     /* a later stage's copy of the tied embedding table */
-    size_t offset;      /* floats from the start of params/grads (local only) */
+    bool frozen;        /* TSR_PARAM_FROZEN: in the frozen array, no gradient */
+    size_t offset;      /* floats from the start of params/grads (local only), or of
+                         * the frozen array */
     tsr_param_init init;
     float init_value;
 } tsr_net_param;
@@ -88,6 +90,8 @@ tsr_model tsr_net_as_model(tsr_net *net);
 const tsr_net_dims *tsr_net_get_dims(const tsr_net *net);
 const tsr_net_param *tsr_net_params(const tsr_net *net, size_t *count);
 float *tsr_net_param_data(tsr_net *net);
+/* Where parameter p's local block is (NULL when not local). */
+float *tsr_net_param_values(tsr_net *net, const tsr_net_param *p);
 float *tsr_net_grad_data(tsr_net *net);
 /* Global parameter count of the model (every stage, every shard). */
 int64_t tsr_net_global_param_count(const tsr_net *net);

@@ -207,6 +207,7 @@ static tsr_status add_entry(tsr_net *net, const tsr_net_unit *unit, const char *
     e->init = p->init;
     e->init_value = p->init_value;
     e->local = unit->local;
+    e->frozen = (p->flags & TSR_PARAM_FROZEN) != 0;
     st = local_shape(net, name, p, &e->local_rows, &e->local_cols);
     if (st != TSR_OK)
         return st;
@@ -266,10 +267,10 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
             return tsr_error_set(TSR_ERR_INVALID_ARG,
                                  "module %s (%s): parameter %s has an unknown split kind %d",
                                  name, kind->name, p->suffix, (int)p->split);
-        if (p->flags & TSR_PARAM_FROZEN)
-            return tsr_error_set(TSR_ERR_UNSUPPORTED,
-                                 "module %s (%s): parameter %s is frozen; frozen parameters "
-                                 "are not trainable in this build yet",
+        if ((p->flags & TSR_PARAM_FROZEN) && (p->flags & TSR_PARAM_TIED_EMBEDDING))
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "module %s (%s): parameter %s is both frozen and tied to the "
+                                 "embedding; freeze the embedding's table instead",
                                  name, kind->name, p->suffix);
         if (p->flags & TSR_PARAM_EXPERT)
             return tsr_error_set(TSR_ERR_UNSUPPORTED,
@@ -480,18 +481,22 @@ static tsr_status declare_units(tsr_net *net)
 
 /* ------------------------------------------------------- derived tables */
 
+/* Trainable parameters in table order in one array, frozen ones in
+ * another. */
 static void assign_offsets(tsr_net *net)
 {
-    size_t offset = 0;
+    size_t offset = 0, frozen = 0;
     for (size_t i = 0; i < net->param_count_entries; i++) {
         tsr_net_param *p = &net->table[i];
         if (!p->local)
             continue;
-        p->offset = offset;
+        size_t *next = p->frozen ? &frozen : &offset;
+        p->offset = *next;
         /* 16-float alignment keeps every parameter on its own cache lines */
-        offset += ((size_t)(p->local_rows * p->local_cols) + 15) / 16 * 16;
+        *next += ((size_t)(p->local_rows * p->local_cols) + 15) / 16 * 16;
     }
     net->numel = offset;
+    net->frozen_numel = frozen;
 }
 
 /* The blocks of parameter p this rank holds. Vocabulary tables are
@@ -508,13 +513,13 @@ static void describe(tsr_net *net, const tsr_net_param *p)
         /* another stage's: described all the same (with as many blocks as
          * its holder), so every rank walks the same list of names, which
          * checkpoints create collectively */
-        *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false};
+        *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false, false};
         net->tensor_count++;
         if (p->split == TSR_PARAM_SPLIT_GATE_UP)
             net->tensors[net->tensor_count++] = *t;
         return;
     }
-    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true};
+    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false};
     switch (p->split) {
     case TSR_PARAM_SPLIT_NONE:
     case TSR_PARAM_SPLIT_EXPERTS:
@@ -547,6 +552,7 @@ static void describe(tsr_net *net, const tsr_net_param *p)
     }
     if (p->tied_copy)
         t->writer = false;
+    t->frozen = p->frozen;
     net->tensor_count++;
 }
 
@@ -556,11 +562,11 @@ static void build_spans(tsr_net *net)
     size_t count = 0;
     for (size_t i = 0; i < net->param_count_entries; i++) {
         const tsr_net_param *p = &net->table[i];
-        if (!p->local)
+        if (!p->local || p->frozen)
             continue;
-        size_t end = net->numel; /* up to the next local parameter */
+        size_t end = net->numel; /* up to the next local trainable parameter */
         for (size_t j = i + 1; j < net->param_count_entries; j++)
-            if (net->table[j].local) {
+            if (net->table[j].local && !net->table[j].frozen) {
                 end = net->table[j].offset;
                 break;
             }
@@ -593,7 +599,8 @@ static tsr_status derive_tables(tsr_net *net)
         tsr_net_unit *u = &net->units[node->unit];
         for (int k = 0; k < node->decl.param_count; k++) {
             size_t e = node->param_entry[k];
-            if (e != TSR_NET_NO_PARAM && net->table[e].local && e != net->embedding_entry &&
+            if (e != TSR_NET_NO_PARAM && net->table[e].local && !net->table[e].frozen &&
+                e != net->embedding_entry &&
                 net->table[e].offset < u->first_param)
                 u->first_param = net->table[e].offset;
         }
@@ -674,6 +681,13 @@ const tsr_net_param *tsr_net_params(const tsr_net *net, size_t *count)
 float *tsr_net_param_data(tsr_net *net)
 {
     return net->params;
+}
+
+float *tsr_net_param_values(tsr_net *net, const tsr_net_param *p)
+{
+    if (!p->local)
+        return NULL;
+    return (p->frozen ? net->frozen : net->params) + p->offset;
 }
 
 float *tsr_net_grad_data(tsr_net *net)

@@ -79,7 +79,8 @@ struct tsr_net {
     int unit_count;
     tsr_net_param *table;   /* heap */
     size_t param_count_entries, table_capacity;
-    size_t numel;
+    size_t numel;           /* trainable floats (params and grads) */
+    size_t frozen_numel;    /* frozen floats (no gradient, no optimizer state) */
     tsr_param_span *spans;  /* heap */
     size_t span_count;
     tsr_tensor_desc *tensors; /* heap, 2 per entry at most */
@@ -92,9 +93,10 @@ struct tsr_net {
     size_t recompute_block, recompute_group;
     size_t module_scratch;    /* the deepest scratch path of any local unit */
     bool norm_out_saved;      /* the final norm's output is kept for the head */
+    int dp_rank;              /* frozen tensors are written by dp rank 0 */
 
     /* memory (from carve) */
-    float *params, *grads;
+    float *params, *grads, *frozen;
     float *slots_base;        /* slots x slot_floats */
     float *recompute_base;    /* recompute_group x recompute_block */
     float *scratch;           /* module scratch region */

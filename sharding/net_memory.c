@@ -182,6 +182,9 @@ static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
     const tsr_module_node *norm = &net->nodes[net->units[tsr_net_unit_final_norm(net)].root];
     size_t norm_out = (size_t)(tsr_net_rows(net, norm->decl.out_rows) * norm->decl.out_cols);
 
+    /* the trainable parameters last in their arena: the trainer extends
+     * them with the distributed optimizer's padding */
+    floats_item(&w, TSR_MEM_PARAMS, net->frozen_numel, &net->frozen);
     floats_item(&w, TSR_MEM_PARAMS, net->numel, &net->params);
     floats_item(&w, TSR_MEM_GRADS, net->numel, &net->grads);
     floats_item(&w, TSR_MEM_ACTIVATIONS, slots * net->slot_floats, &net->slots_base);
@@ -242,7 +245,7 @@ static void init_params(tsr_net *net)
         const tsr_net_param *p = &net->table[i];
         if (!p->local)
             continue;
-        float *data = net->params + p->offset;
+        float *data = (p->frozen ? net->frozen : net->params) + p->offset;
         uint64_t key = tsr_rng_key(seed, p->name);
         int64_t blocks = p->split == TSR_PARAM_SPLIT_GATE_UP ? 2 : 1;
         int64_t block_rows = p->local_rows / blocks;
@@ -284,11 +287,17 @@ tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan)
         tsr_module_node *node = &net->nodes[i];
         for (int k = 0; k < node->decl.param_count; k++) {
             size_t e = node->param_entry[k];
-            bool held = e != TSR_NET_NO_PARAM && net->table[e].local;
-            node->params[k] = held ? net->params + net->table[e].offset : NULL;
-            node->grads[k] = held ? net->grads + net->table[e].offset : NULL;
+            const tsr_net_param *p = e != TSR_NET_NO_PARAM ? &net->table[e] : NULL;
+            bool held = p != NULL && p->local;
+            node->params[k] = held ? tsr_net_param_values(net, p) : NULL;
+            node->grads[k] = held && !p->frozen ? net->grads + p->offset : NULL;
         }
     }
+    /* the data-parallel replicas hold the same frozen tensors: one writes */
+    net->dp_rank = grid != NULL ? tsr_grid_dp_rank(grid) : 0;
+    for (size_t i = 0; i < net->tensor_count; i++)
+        if (net->tensors[i].frozen && net->dp_rank != 0)
+            net->tensors[i].writer = false;
     init_params(net);
     if (net->action_count > 0) {
         tsr_pp_schedule_spec spec = {d->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED

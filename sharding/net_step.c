@@ -426,7 +426,7 @@ static tsr_status net_finish_grads(void *self)
     tsr_net *net = self;
     for (size_t i = 0; net->d.sp && i < net->param_count_entries; i++) {
         const tsr_net_param *p = &net->table[i];
-        if (p->local && (p->flags & TSR_PARAM_SP_PARTIAL))
+        if (p->local && !p->frozen && (p->flags & TSR_PARAM_SP_PARTIAL))
             TRY(tsr_tp_allreduce_sum(&net->tp, net->grads + p->offset,
                                      p->local_rows * p->local_cols));
     }
@@ -477,6 +477,8 @@ tsr_model tsr_net_as_model(tsr_net *net)
     m.span_count = net->span_count;
     m.tensors = net->tensors;
     m.tensor_count = net->tensor_count;
+    m.frozen = net->frozen;
+    m.frozen_count = net->frozen_numel;
     m.train_microbatch = net_train_microbatch;
     m.eval_microbatch = net_eval_microbatch;
     m.finish_grads = net_finish_grads;

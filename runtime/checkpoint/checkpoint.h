@@ -49,12 +49,15 @@ typedef struct tsr_checkpoint_state {
  * hold the owned ranges only, packed as the ranges' state_offset says; the
  * moments are then also read for the owned ranges only, while parameters
  * are always read whole. On disk nothing changes: every tensor is at its
- * global shape, whatever the layout that wrote it. */
+ * global shape, whatever the layout that wrote it. Frozen tensors are
+ * stored under model/ only (no optimizer state), written whole by their
+ * block's writer and read whole. */
 typedef struct tsr_checkpoint_content {
     const tsr_tensor_desc *tensors;
     size_t tensor_count;
     float *params, *adam_m, *adam_v;
     tsr_param_shard shard;
+    float *frozen; /* the frozen tensors' array (tensors[i].frozen); they have no moments */
 } tsr_checkpoint_content;
 
 /* Collective over comm. Writes DIR/iter_NNNNNNN.h5 and updates

@@ -77,9 +77,17 @@ static tsr_status read_tensors(hid_t file, const char *group_name,
     hid_t group = H5Gopen2(file, group_name, H5P_DEFAULT);
     if (group < 0)
         return tsr_error_set(TSR_ERR_FORMAT, "checkpoint %s has no group %s", path, group_name);
+    /* the model group holds the frozen tensors too, read whole into their
+     * own array; the optimizer groups have none of them */
+    bool moments = base != c->params;
     tsr_status st = TSR_OK;
-    for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++)
-        st = read_block(group, &c->tensors[i], base, shard, path, group_name);
+    for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++) {
+        const tsr_tensor_desc *t = &c->tensors[i];
+        if (t->frozen && !moments)
+            st = read_block(group, t, c->frozen, NULL, path, group_name);
+        else if (!t->frozen)
+            st = read_block(group, t, base, shard, path, group_name);
+    }
     H5Gclose(group);
     return st;
 }

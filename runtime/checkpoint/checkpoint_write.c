@@ -42,9 +42,10 @@ static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
                                  H5P_DEFAULT, H5P_DEFAULT);
     herr_t err = set < 0 ? -1 : 0;
     if (err == 0 && t->writer) {
-        tsr_checkpoint_transfer w = {set, space, base, NULL};
-        err = tsr_checkpoint_for_pieces(t, &c->shard, packed, tsr_checkpoint_transfer_piece,
-                                        &w);
+        /* a frozen tensor lies outside the flat buffer the shards cut */
+        tsr_checkpoint_transfer w = {set, space, t->frozen ? c->frozen : base, NULL};
+        err = tsr_checkpoint_for_pieces(t, t->frozen ? NULL : &c->shard, packed && !t->frozen,
+                                        tsr_checkpoint_transfer_piece, &w);
     }
     if (set >= 0)
         H5Dclose(set);
@@ -56,10 +57,11 @@ static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
     return TSR_OK;
 }
 
-/* packed: base is a moment array of a sharded optimizer state. */
+/* packed: base is a moment array of a sharded optimizer state; moments:
+ * an optimizer group, which frozen tensors are not in. */
 static tsr_status write_tensors(hid_t file, const char *group_name,
                                 const tsr_checkpoint_content *c, const float *base, bool packed,
-                                const char *path)
+                                bool moments, const char *path)
 {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1); /* "optimizer/exp_avg" in one call */
@@ -69,7 +71,8 @@ static tsr_status write_tensors(hid_t file, const char *group_name,
         return tsr_error_set(TSR_ERR_IO, "cannot create group %s in %s", group_name, path);
     tsr_status st = TSR_OK;
     for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++)
-        st = write_block(group, &c->tensors[i], c, base, packed, path);
+        if (!(moments && c->tensors[i].frozen))
+            st = write_block(group, &c->tensors[i], c, base, packed, path);
     H5Gclose(group);
     return st;
 }
@@ -93,11 +96,13 @@ static tsr_status write_file(const char *tmp, const tsr_config *cfg,
                                          "directory is writable on every node", tmp);
     tsr_checkpoint_write_metadata(file, cfg, state);
     bool packed = content->shard.sharded_state;
-    tsr_status st = write_tensors(file, "model", content, content->params, false, tmp);
+    tsr_status st = write_tensors(file, "model", content, content->params, false, false, tmp);
     if (st == TSR_OK)
-        st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, packed, tmp);
+        st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, packed, true,
+                               tmp);
     if (st == TSR_OK)
-        st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, packed, tmp);
+        st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, packed, true,
+                               tmp);
     if (H5Fclose(file) < 0 && st == TSR_OK)
         st = tsr_error_set(TSR_ERR_IO, "cannot close checkpoint file %s", tmp);
     return st;

@@ -30,8 +30,10 @@ typedef struct tsr_tensor_desc {
     int64_t rows, cols;           /* global shape; cols = 1 for vectors */
     int64_t row_start, row_count; /* this rank's block */
     int64_t col_start, col_count;
-    size_t offset;                /* floats from the start of params/grads/optimizer state */
+    size_t offset;                /* floats from the start of params/grads/optimizer state
+                                   * (frozen: of the model's frozen array) */
     bool writer;                  /* this rank writes its block (one replica per block) */
+    bool frozen;                  /* never trained: no gradient, no optimizer state */
 } tsr_tensor_desc;
 
 /* One micro batch: B samples of T tokens, their targets and loss mask. */
@@ -76,6 +78,11 @@ typedef struct tsr_model {
     size_t span_count;
     const tsr_tensor_desc *tensors;
     size_t tensor_count;
+    /* parameters that are never updated (TSR_PARAM_FROZEN): held apart
+     * from params, so gradients, reductions and optimizer state cover the
+     * trainable ones only; checkpoints write and read them with the rest */
+    float *frozen;
+    size_t frozen_count;
     /* forward + backward of one micro batch; gradients accumulate. The
      * loss is the mean over masked tokens, scaled by loss_scale for the
      * gradient (1 / number of micro batches). *loss gets the unscaled mean. */

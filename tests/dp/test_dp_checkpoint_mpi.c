@@ -27,9 +27,9 @@
  * (4, 3) of a 20 x 9 matrix (a tensor-parallel shard, say). Gaps between
  * them belong to no tensor. */
 static const tsr_tensor_desc tensors[3] = {
-    {"a", 13, 7, 0, 13, 0, 7, 0, true},
-    {"b", 50, 1, 0, 50, 0, 1, 96, true},
-    {"c", 20, 9, 4, 12, 3, 5, 160, true},
+    {"a", 13, 7, 0, 13, 0, 7, 0, true, false},
+    {"b", 50, 1, 0, 50, 0, 1, 96, true, false},
+    {"c", 20, 9, 4, 12, 3, 5, 160, true, false},
 };
 
 static bool in_tensor(size_t e)
@@ -161,7 +161,7 @@ static void check_load(const char *dir, const tsr_param_shard *shard)
     tsr_config_defaults(&cfg);
     float *params = calloc(256, sizeof(float)), *m = calloc(256, sizeof(float)),
           *v = calloc(256, sizeof(float));
-    tsr_checkpoint_content c = {tensors, 3, params, m, v, *shard};
+    tsr_checkpoint_content c = {tensors, 3, params, m, v, *shard, NULL};
     tsr_checkpoint_state state;
     CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_load(dir, &cfg, &state, &c, MPI_COMM_WORLD), TSR_OK);
     CU_ASSERT_EQUAL(state.iteration, 7);
@@ -187,7 +187,7 @@ static void save_and_reload(bool sharded, int64_t bucket)
     tsr_config cfg;
     tsr_config_defaults(&cfg);
     tsr_checkpoint_state state = {7, 70, 7, 0, 1234};
-    tsr_checkpoint_content c = {tensors, 3, params, m, v, shard};
+    tsr_checkpoint_content c = {tensors, 3, params, m, v, shard, NULL};
     CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_save(dir, &cfg, &state, &c, MPI_COMM_WORLD), TSR_OK);
 
     check_file_positions(dir);

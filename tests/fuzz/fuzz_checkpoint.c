@@ -72,7 +72,7 @@ static int write_file(const char *path, const uint8_t *data, size_t len)
 static tsr_status load(const tsr_config *cfg, const tsr_param_shard *shard, int64_t *iteration)
 {
     float params[FUZZ_CKPT_FLOATS], m[FUZZ_CKPT_FLOATS], v[FUZZ_CKPT_FLOATS];
-    tsr_checkpoint_content c = {fuzz_ckpt_tensors, FUZZ_CKPT_TENSORS, params, m, v, *shard};
+    tsr_checkpoint_content c = {fuzz_ckpt_tensors, FUZZ_CKPT_TENSORS, params, m, v, *shard, NULL};
     tsr_checkpoint_state state;
     memset(&state, 0, sizeof state);
     tsr_status st = tsr_checkpoint_load(fuzz_dir, cfg, &state, &c, MPI_COMM_SELF);

@@ -74,7 +74,7 @@ static unsigned char *save(const char *dir, const tsr_config *cfg, const tsr_ten
         m[i] = 0.01f * (float)i;
         v[i] = 0.001f * (float)(i * i);
     }
-    tsr_checkpoint_content c = {tensors, FUZZ_CKPT_TENSORS, p, m, v, {NULL, 0, false}};
+    tsr_checkpoint_content c = {tensors, FUZZ_CKPT_TENSORS, p, m, v, {NULL, 0, false}, NULL};
     tsr_checkpoint_state st = {iteration, iteration * 4, iteration, 0, 1234};
     if (tsr_checkpoint_save(dir, cfg, &st, &c, MPI_COMM_SELF) != TSR_OK) {
         fprintf(stderr, "save failed: %s\n", tsr_last_error());
