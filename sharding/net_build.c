@@ -1,7 +1,6 @@
 /*
  * net_build.c - spec -> declared module nodes, checked against the layout,
- * and the parameter table, checkpoint descriptors and optimizer spans
- * derived from the declarations.
+ * and the parameter table they declare (net_tables.c derives the rest).
  *
  * The table order is the declaration order: embedding, each layer's
  * modules in spec order, final norm, head. It is the memory order of the
@@ -13,85 +12,6 @@
 #include <string.h>
 
 #include "net_internal.h"
-#include "sharding/pipeline_layers.h"
-
-/* ------------------------------------------------------------------ dims */
-
-tsr_net_dims tsr_net_dims_from_config(const tsr_config *cfg, int64_t vocab_size, int tp_rank)
-{
-    tsr_net_dims d;
-    memset(&d, 0, sizeof d);
-    d.layers = cfg->num_layers;
-    d.hidden = cfg->hidden_size;
-    d.vocab = vocab_size;
-    d.padded_vocab = tsr_config_padded_vocab_size(cfg, (int)vocab_size);
-    d.seq = cfg->seq_length;
-    d.micro_batch = cfg->micro_batch_size;
-    d.tp = cfg->tensor_model_parallel_size;
-    d.tp_rank = tp_rank;
-    d.sp = cfg->sequence_parallel && d.tp > 1;
-    d.l_vocab = d.padded_vocab / d.tp;
-    d.vocab_start = (int64_t)tp_rank * d.l_vocab;
-    d.l_seq = d.sp ? d.seq / d.tp : d.seq;
-    d.pp = 1;
-    d.chunks = 1;
-    d.chunk_layers[0] = cfg->num_layers;
-    d.has_embedding = d.has_head = true;
-    d.local_layers = d.layers;
-    d.slots = 1;
-    d.microbatches = 1;
-    return d;
-}
-
-static tsr_pp_schedule_spec schedule_spec(const tsr_net_dims *d, int pp_rank)
-{
-    tsr_pp_schedule_spec spec = {d->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
-                                               : TSR_PP_SCHEDULE_1F1B,
-                                 d->pp, pp_rank, d->microbatches, d->chunks};
-    return spec;
-}
-
-tsr_status tsr_net_dims_set_pipeline(tsr_net_dims *d, const tsr_config *cfg, int pp_rank,
-                                     int microbatches)
-{
-    tsr_pp_layer_split split;
-    tsr_status st = tsr_pp_layers_from_config(cfg, &split);
-    if (st != TSR_OK)
-        return st;
-    if (split.num_chunks > TSR_NET_MAX_CHUNKS)
-        return tsr_error_set(TSR_ERR_INVALID_ARG, "%d virtual pipeline stages per rank; at most "
-                                                  "%d are supported",
-                             split.num_chunks, TSR_NET_MAX_CHUNKS);
-    d->pp = split.pp_size;
-    d->pp_rank = pp_rank;
-    d->chunks = split.num_chunks;
-    d->local_layers = 0;
-    for (int c = 0; c < d->chunks; c++) {
-        st = tsr_pp_layers_range(&split, pp_rank, c, &d->chunk_first_layer[c],
-                                 &d->chunk_layers[c]);
-        if (st != TSR_OK)
-            return st;
-        d->local_layers += d->chunk_layers[c];
-    }
-    d->has_embedding = tsr_pp_layers_has_embedding(&split, pp_rank, 0);
-    d->has_head = tsr_pp_layers_has_head(&split, pp_rank, d->chunks - 1);
-    d->microbatches = microbatches;
-    d->slots = 1;
-    if (d->pp > 1) {
-        tsr_pp_schedule_spec spec = schedule_spec(d, pp_rank);
-        st = tsr_pp_schedule_max_in_flight(&spec, &d->slots);
-    }
-    return st;
-}
-
-size_t tsr_net_schedule_length(const tsr_net_dims *d)
-{
-    if (d->pp <= 1)
-        return 0;
-    tsr_pp_schedule_spec spec = schedule_spec(d, d->pp_rank);
-    size_t count = 0;
-    return tsr_pp_schedule_count(&spec, &count) == TSR_OK ? count : 0;
-}
 
 /* ------------------------------------------------------------ declaring */
 
@@ -479,135 +399,6 @@ static tsr_status declare_units(tsr_net *net)
     return declare_node(net, spec->head, fi + 1, "", &info, &u->root);
 }
 
-/* ------------------------------------------------------- derived tables */
-
-/* Trainable parameters in table order in one array, frozen ones in
- * another. */
-static void assign_offsets(tsr_net *net)
-{
-    size_t offset = 0, frozen = 0;
-    for (size_t i = 0; i < net->param_count_entries; i++) {
-        tsr_net_param *p = &net->table[i];
-        if (!p->local)
-            continue;
-        size_t *next = p->frozen ? &frozen : &offset;
-        p->offset = *next;
-        /* 16-float alignment keeps every parameter on its own cache lines */
-        *next += ((size_t)(p->local_rows * p->local_cols) + 15) / 16 * 16;
-    }
-    net->numel = offset;
-    net->frozen_numel = frozen;
-}
-
-/* The blocks of parameter p this rank holds. Vocabulary tables are
- * described at the real vocabulary: the padding depends on the TP size,
- * so a checkpoint must not hold it. Replicated parameters are written by
- * tp rank 0 only; the tied copy by the first stage's original. */
-static void describe(tsr_net *net, const tsr_net_param *p)
-{
-    const tsr_net_dims *d = &net->d;
-    bool vocab = p->split == TSR_PARAM_SPLIT_VOCAB;
-    int64_t rows = vocab ? d->vocab : p->rows;
-    tsr_tensor_desc *t = &net->tensors[net->tensor_count];
-    if (!p->local) {
-        /* another stage's: described all the same (with as many blocks as
-         * its holder), so every rank walks the same list of names, which
-         * checkpoints create collectively */
-        *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false, false};
-        net->tensor_count++;
-        if (p->split == TSR_PARAM_SPLIT_GATE_UP)
-            net->tensors[net->tensor_count++] = *t;
-        return;
-    }
-    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false};
-    switch (p->split) {
-    case TSR_PARAM_SPLIT_NONE:
-    case TSR_PARAM_SPLIT_EXPERTS:
-    case TSR_PARAM_SPLIT_COUNT:
-        t->row_count = rows;
-        t->writer = d->tp_rank == 0;
-        break;
-    case TSR_PARAM_SPLIT_ROWS:
-    case TSR_PARAM_SPLIT_VOCAB: {
-        int64_t start = (int64_t)d->tp_rank * p->local_rows;
-        int64_t end = start + p->local_rows < rows ? start + p->local_rows : rows;
-        t->row_start = start;
-        t->row_count = end > start ? end - start : 0;
-        break;
-    }
-    case TSR_PARAM_SPLIT_COLS:
-        t->col_start = (int64_t)d->tp_rank * p->local_cols;
-        t->col_count = p->local_cols;
-        break;
-    case TSR_PARAM_SPLIT_GATE_UP: {
-        int64_t half = p->local_rows / 2, total_half = p->rows / 2;
-        t->row_start = (int64_t)d->tp_rank * half;
-        t->row_count = half;
-        tsr_tensor_desc *up = &net->tensors[++net->tensor_count];
-        *up = *t;
-        up->row_start = total_half + (int64_t)d->tp_rank * half;
-        up->offset = p->offset + (size_t)(half * p->cols);
-        break;
-    }
-    }
-    if (p->tied_copy)
-        t->writer = false;
-    t->frozen = p->frozen;
-    net->tensor_count++;
-}
-
-/* Neighbouring parameters with the same decay flag share a span. */
-static void build_spans(tsr_net *net)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < net->param_count_entries; i++) {
-        const tsr_net_param *p = &net->table[i];
-        if (!p->local || p->frozen)
-            continue;
-        size_t end = net->numel; /* up to the next local trainable parameter */
-        for (size_t j = i + 1; j < net->param_count_entries; j++)
-            if (net->table[j].local && !net->table[j].frozen) {
-                end = net->table[j].offset;
-                break;
-            }
-        bool decay = (p->flags & TSR_PARAM_DECAY) != 0;
-        if (count > 0 && net->spans[count - 1].decay == decay) {
-            net->spans[count - 1].count = end - net->spans[count - 1].offset;
-        } else {
-            net->spans[count] = (tsr_param_span){p->offset, end - p->offset, decay};
-            count++;
-        }
-    }
-    net->span_count = count;
-}
-
-static tsr_status derive_tables(tsr_net *net)
-{
-    size_t n = net->param_count_entries;
-    assign_offsets(net);
-    net->spans = calloc(n + 1, sizeof *net->spans);
-    net->tensors = calloc(2 * n + 1, sizeof *net->tensors);
-    if (net->spans == NULL || net->tensors == NULL)
-        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory declaring the model");
-    build_spans(net);
-    for (size_t i = 0; i < n; i++)
-        describe(net, &net->table[i]);
-    for (int u = 0; u < net->unit_count; u++)
-        net->units[u].first_param = net->numel;
-    for (int i = 0; i < net->node_count; i++) {
-        const tsr_module_node *node = &net->nodes[i];
-        tsr_net_unit *u = &net->units[node->unit];
-        for (int k = 0; k < node->decl.param_count; k++) {
-            size_t e = node->param_entry[k];
-            if (e != TSR_NET_NO_PARAM && net->table[e].local && !net->table[e].frozen &&
-                e != net->embedding_entry &&
-                net->table[e].offset < u->first_param)
-                u->first_param = net->table[e].offset;
-        }
-    }
-    return TSR_OK;
-}
-
 tsr_status tsr_net_build(const tsr_model_spec *spec, const tsr_config *cfg,
                          const tsr_net_dims *dims, tsr_net **out)
 {
@@ -620,7 +411,7 @@ tsr_status tsr_net_build(const tsr_model_spec *spec, const tsr_config *cfg,
     net->spec = spec;
     tsr_status st = declare_units(net);
     if (st == TSR_OK)
-        st = derive_tables(net);
+        st = tsr_net_derive_tables(net);
     if (st == TSR_OK)
         st = tsr_net_layout_memory(net);
     if (st != TSR_OK) {

@@ -1,6 +1,7 @@
 /*
- * net_internal.h - the built model's private state, shared by net_build.c
- * (declaration, checks, tables), net_memory.c (plan and carving),
+ * net_internal.h - the built model's private state, shared by net_dims.c,
+ * net_build.c (declaration, checks), net_tables.c, net_memory.c (plan and
+ * carving),
  * net_step.c (forward, backward, evaluation) and net_pipeline.c.
  *
  * The model is a forest of module nodes, one tree per unit: the embedding,
@@ -22,6 +23,14 @@
 #include "sharding/tensor_parallel.h"
 
 #define TSR_NET_NO_PARAM ((size_t)-1)
+
+/* returns the status of a call that failed */
+#define TRY(call)                                                                             \
+    do {                                                                                     \
+        tsr_status try_status_ = (call);                                                     \
+        if (try_status_ != TSR_OK)                                                           \
+            return try_status_;                                                              \
+    } while (0)
 
 typedef struct tsr_module_node {
     const tsr_spec *spec;
@@ -126,6 +135,11 @@ int tsr_net_unit_head(const tsr_net *net);
 /* Pointer to node n's buffer b with the current unit block and scratch. */
 float *tsr_net_buffer(const tsr_net *net, const tsr_module_node *node, int b,
                       float *unit_saved);
+
+/* The schedule of pipeline rank pp_rank (net_dims.c). */
+tsr_pp_schedule_spec tsr_net_schedule_spec(const tsr_net_dims *d, int pp_rank);
+/* Offsets, tensors, spans from the declared table (net_tables.c). */
+tsr_status tsr_net_derive_tables(tsr_net *net);
 
 /* Memory plan and carving (net_memory.c). */
 size_t tsr_net_schedule_length(const tsr_net_dims *d);

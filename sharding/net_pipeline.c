@@ -22,13 +22,6 @@
 #include "tessera/log.h"
 #include "tessera/timer.h"
 
-#define TRY(call)                                                                             \
-    do {                                                                                     \
-        tsr_status try_status_ = (call);                                                     \
-        if (try_status_ != TSR_OK)                                                           \
-            return try_status_;                                                              \
-    } while (0)
-
 static int slot_of(const tsr_net *g, int microbatch)
 {
     return microbatch % g->d.slots;

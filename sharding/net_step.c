@@ -16,13 +16,6 @@
 #include "tessera/kernels.h"
 #include "tessera/rng.h"
 
-#define TRY(call)                                                                             \
-    do {                                                                                     \
-        tsr_status try_status_ = (call);                                                     \
-        if (try_status_ != TSR_OK)                                                           \
-            return try_status_;                                                              \
-    } while (0)
-
 static int64_t n_tok(const tsr_net *net)
 {
     return tsr_net_rows(net, TSR_ROWS_TOKENS);

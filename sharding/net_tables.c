@@ -1,0 +1,138 @@
+/*
+ * net_tables.c - what the builder derives from the parameter table once
+ * every module is declared: offsets (trainable and frozen arrays), the
+ * checkpoint tensor descriptors, the optimizer spans, and each unit's first
+ * parameter (data-parallel buckets start behind it).
+ */
+#include <stdlib.h>
+
+#include "net_internal.h"
+
+/* ------------------------------------------------------- derived tables */
+
+/* Trainable parameters in table order in one array, frozen ones in
+ * another. */
+static void assign_offsets(tsr_net *net)
+{
+    size_t offset = 0, frozen = 0;
+    for (size_t i = 0; i < net->param_count_entries; i++) {
+        tsr_net_param *p = &net->table[i];
+        if (!p->local)
+            continue;
+        size_t *next = p->frozen ? &frozen : &offset;
+        p->offset = *next;
+        /* 16-float alignment keeps every parameter on its own cache lines */
+        *next += ((size_t)(p->local_rows * p->local_cols) + 15) / 16 * 16;
+    }
+    net->numel = offset;
+    net->frozen_numel = frozen;
+}
+
+/* The blocks of parameter p this rank holds. Vocabulary tables are
+ * described at the real vocabulary: the padding depends on the TP size,
+ * so a checkpoint must not hold it. Replicated parameters are written by
+ * tp rank 0 only; the tied copy by the first stage's original. */
+static void describe(tsr_net *net, const tsr_net_param *p)
+{
+    const tsr_net_dims *d = &net->d;
+    bool vocab = p->split == TSR_PARAM_SPLIT_VOCAB;
+    int64_t rows = vocab ? d->vocab : p->rows;
+    tsr_tensor_desc *t = &net->tensors[net->tensor_count];
+    if (!p->local) {
+        /* another stage's: described all the same (with as many blocks as
+         * its holder), so every rank walks the same list of names, which
+         * checkpoints create collectively */
+        *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false, false};
+        net->tensor_count++;
+        if (p->split == TSR_PARAM_SPLIT_GATE_UP)
+            net->tensors[net->tensor_count++] = *t;
+        return;
+    }
+    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false};
+    switch (p->split) {
+    case TSR_PARAM_SPLIT_NONE:
+    case TSR_PARAM_SPLIT_EXPERTS:
+    case TSR_PARAM_SPLIT_COUNT:
+        t->row_count = rows;
+        t->writer = d->tp_rank == 0;
+        break;
+    case TSR_PARAM_SPLIT_ROWS:
+    case TSR_PARAM_SPLIT_VOCAB: {
+        int64_t start = (int64_t)d->tp_rank * p->local_rows;
+        int64_t end = start + p->local_rows < rows ? start + p->local_rows : rows;
+        t->row_start = start;
+        t->row_count = end > start ? end - start : 0;
+        break;
+    }
+    case TSR_PARAM_SPLIT_COLS:
+        t->col_start = (int64_t)d->tp_rank * p->local_cols;
+        t->col_count = p->local_cols;
+        break;
+    case TSR_PARAM_SPLIT_GATE_UP: {
+        int64_t half = p->local_rows / 2, total_half = p->rows / 2;
+        t->row_start = (int64_t)d->tp_rank * half;
+        t->row_count = half;
+        tsr_tensor_desc *up = &net->tensors[++net->tensor_count];
+        *up = *t;
+        up->row_start = total_half + (int64_t)d->tp_rank * half;
+        up->offset = p->offset + (size_t)(half * p->cols);
+        break;
+    }
+    }
+    if (p->tied_copy)
+        t->writer = false;
+    t->frozen = p->frozen;
+    net->tensor_count++;
+}
+
+/* Neighbouring parameters with the same decay flag share a span. */
+static void build_spans(tsr_net *net)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < net->param_count_entries; i++) {
+        const tsr_net_param *p = &net->table[i];
+        if (!p->local || p->frozen)
+            continue;
+        size_t end = net->numel; /* up to the next local trainable parameter */
+        for (size_t j = i + 1; j < net->param_count_entries; j++)
+            if (net->table[j].local && !net->table[j].frozen) {
+                end = net->table[j].offset;
+                break;
+            }
+        bool decay = (p->flags & TSR_PARAM_DECAY) != 0;
+        if (count > 0 && net->spans[count - 1].decay == decay) {
+            net->spans[count - 1].count = end - net->spans[count - 1].offset;
+        } else {
+            net->spans[count] = (tsr_param_span){p->offset, end - p->offset, decay};
+            count++;
+        }
+    }
+    net->span_count = count;
+}
+
+tsr_status tsr_net_derive_tables(tsr_net *net)
+{
+    size_t n = net->param_count_entries;
+    assign_offsets(net);
+    net->spans = calloc(n + 1, sizeof *net->spans);
+    net->tensors = calloc(2 * n + 1, sizeof *net->tensors);
+    if (net->spans == NULL || net->tensors == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory declaring the model");
+    build_spans(net);
+    for (size_t i = 0; i < n; i++)
+        describe(net, &net->table[i]);
+    for (int u = 0; u < net->unit_count; u++)
+        net->units[u].first_param = net->numel;
+    for (int i = 0; i < net->node_count; i++) {
+        const tsr_module_node *node = &net->nodes[i];
+        tsr_net_unit *u = &net->units[node->unit];
+        for (int k = 0; k < node->decl.param_count; k++) {
+            size_t e = node->param_entry[k];
+            if (e != TSR_NET_NO_PARAM && net->table[e].local && !net->table[e].frozen &&
+                e != net->embedding_entry &&
+                net->table[e].offset < u->first_param)
+                u->first_param = net->table[e].offset;
+        }
+    }
+    return TSR_OK;
+}
