@@ -97,7 +97,7 @@ static tsr_status local_shape(const tsr_net *net, const char *name, const tsr_pa
         *cols = p->cols / tp;
         return TSR_OK;
     case TSR_PARAM_SPLIT_EXPERTS:
-        return tsr_error_set(TSR_ERR_UNSUPPORTED,
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "parameter %s is split by experts; this build has no expert "
                              "parallelism yet",
                              name);
@@ -183,6 +183,11 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
         const tsr_param_decl *p = &decl->params[i];
         if (!p->enabled)
             continue;
+        if (p->suffix[0] == '\0')
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "module %s (%s): parameter slot %d has no name, or one longer "
+                                 "than %zu characters",
+                                 name, kind->name, i, sizeof p->suffix - 1);
         if ((unsigned)p->split >= TSR_PARAM_SPLIT_COUNT)
             return tsr_error_set(TSR_ERR_INVALID_ARG,
                                  "module %s (%s): parameter %s has an unknown split kind %d",
@@ -193,7 +198,7 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
                                  "embedding; freeze the embedding's table instead",
                                  name, kind->name, p->suffix);
         if (p->flags & TSR_PARAM_EXPERT)
-            return tsr_error_set(TSR_ERR_UNSUPPORTED,
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
                                  "module %s (%s): parameter %s is an expert parameter; this "
                                  "build has no expert parallelism yet",
                                  name, kind->name, p->suffix);

@@ -426,7 +426,7 @@ static tsr_status net_finish_grads(void *self)
     if (net->d.pp > 1 && net->tied) {
         for (size_t i = 0; i < net->param_count_entries; i++) {
             const tsr_net_param *p = &net->table[i];
-            if (!p->local || (i != net->embedding_entry && !p->tied_copy))
+            if (!p->local || p->frozen || (i != net->embedding_entry && !p->tied_copy))
                 continue;
             tsr_comm *group = tsr_grid_comm(net->tp.grid, TSR_GROUP_EMBEDDING);
             TRY(tsr_comm_allreduce(net->grads + p->offset, net->grads + p->offset,

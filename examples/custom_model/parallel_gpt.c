@@ -163,7 +163,7 @@ static const tsr_module_kind gated_parallel = {
     .backward = gated_parallel_backward,
 };
 
-/* Megatron's count (models/gpt_params.c): a parallel block has the same
+/* Megatron's count (as models/gpt_spec.c): a parallel block has the same
  * GEMMs as a sequential one */
 static double parallel_gpt_flops(const tsr_config *cfg, int64_t padded_vocab)
 {

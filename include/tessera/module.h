@@ -230,7 +230,8 @@ tsr_status tsr_module_tp_gather_rows(const tsr_module_run *run, float *full, con
 tsr_status tsr_module_tp_scatter_rows(const tsr_module_run *run, float *local, const float *full,
                                       int64_t cols);
 
-/* The dropout mask of `site` in this instance's layer for the micro batch:
+/* The dropout mask of `site` (0..3: the key is layer x 4 + site, so a
+ * larger site would draw another layer's mask) in this instance's layer:
  * keyed by (seed, layer, site, iteration) and global positions, so every
  * layout draws the same mask. local_rows: the mask covers this rank's
  * sequence rows (residual stream) rather than the whole sequence. */

@@ -16,12 +16,16 @@ int tsr_decl_param(tsr_module_decl *decl, bool enabled, const char *suffix, int6
                    unsigned flags)
 {
     int i = decl->param_count;
-    if (i >= TSR_MODULE_MAX_PARAMS)
-        return -1; /* the builder reports the overflow (param_count past the limit) */
+    if (i >= TSR_MODULE_MAX_PARAMS) {
+        decl->param_count++; /* past the limit: the builder reports it */
+        return -1;
+    }
     tsr_param_decl *p = &decl->params[i];
     memset(p, 0, sizeof *p);
     p->enabled = enabled;
-    snprintf(p->suffix, sizeof p->suffix, "%s", suffix);
+    /* a suffix too long for its slot is left empty: the builder refuses it */
+    if (strlen(suffix) < sizeof p->suffix)
+        snprintf(p->suffix, sizeof p->suffix, "%s", suffix);
     p->rows = rows;
     p->cols = cols;
     p->split = split;
@@ -36,8 +40,10 @@ int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_b
                     int64_t cols, tsr_buffer_life life)
 {
     int i = decl->buffer_count;
-    if (i >= TSR_MODULE_MAX_BUFFERS)
+    if (i >= TSR_MODULE_MAX_BUFFERS) {
+        decl->buffer_count++; /* past the limit: the builder reports it */
         return -1;
+    }
     tsr_buffer_decl *b = &decl->buffers[i];
     memset(b, 0, sizeof *b);
     b->enabled = enabled;
