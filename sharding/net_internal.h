@@ -102,7 +102,6 @@ struct tsr_net {
     size_t recompute_block, recompute_group;
     size_t module_scratch;    /* the deepest scratch path of any local unit */
     bool norm_out_saved;      /* the final norm's output is kept for the head */
-    int dp_rank;              /* frozen tensors are written by dp rank 0 */
 
     /* memory (from carve) */
     float *params, *grads, *frozen;

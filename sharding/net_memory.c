@@ -294,15 +294,13 @@ tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan)
         }
     }
     /* the data-parallel replicas hold the same frozen tensors: one writes */
-    net->dp_rank = grid != NULL ? tsr_grid_dp_rank(grid) : 0;
+    int dp_rank = grid != NULL ? tsr_grid_dp_rank(grid) : 0;
     for (size_t i = 0; i < net->tensor_count; i++)
-        if (net->tensors[i].frozen && net->dp_rank != 0)
+        if (net->tensors[i].frozen && dp_rank != 0)
             net->tensors[i].writer = false;
     init_params(net);
     if (net->action_count > 0) {
-        tsr_pp_schedule_spec spec = {d->chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
-                                                   : TSR_PP_SCHEDULE_1F1B,
-                                     d->pp, d->pp_rank, d->microbatches, d->chunks};
+        tsr_pp_schedule_spec spec = tsr_net_schedule_spec(d, d->pp_rank);
         size_t built = 0;
         st = tsr_pp_schedule_build(&spec, net->actions, net->action_count, &built);
         if (st != TSR_OK)

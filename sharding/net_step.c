@@ -165,14 +165,6 @@ void tsr_module_dropout(const tsr_module_run *run, int site, double p, bool loca
 
 /* ------------------------------------------------------------- chunks */
 
-static int64_t chunk_base(const tsr_net *net, int chunk)
-{
-    int64_t base = 0;
-    for (int c = 0; c < chunk; c++)
-        base += net->d.chunk_layers[c];
-    return base;
-}
-
 static bool chunk_has_embedding(const tsr_net *net, int chunk)
 {
     return chunk == 0 && net->d.has_embedding;
@@ -275,10 +267,8 @@ static tsr_status backward_stack(tsr_net *net, const tsr_microbatch *mb, int chu
 {
     const tsr_net_dims *d = &net->d;
     set_io(net, mb, true);
-    int64_t base = chunk_base(net, chunk);
     int n = d->chunk_layers[chunk];
     chunk_io *io = current_io(net, chunk);
-    (void)base;
     if (chunk_has_head(net, chunk)) {
         const float *last = tsr_net_chunk_output(net, chunk);
         const float *kept = net->norm_out_saved ? norm_output(net) : NULL;
