@@ -183,7 +183,7 @@ typedef struct attn_ctx {
 static void run_attn_fwd(void *p)
 {
     attn_ctx *a = p;
-    tsr_attention_forward(a->out, a->lse, a->q, a->k, a->v, a->b, a->t, a->h, a->h, a->d, NULL,
+    tsr_attention_forward(a->out, a->lse, a->q, a->k, a->v, a->b, a->t, a->h, a->h, a->d, NULL, NULL,
                           a->scratch);
 }
 
@@ -191,7 +191,7 @@ static void run_attn_bwd(void *p)
 {
     attn_ctx *a = p;
     tsr_attention_backward(a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->lse, a->b,
-                           a->t, a->h, a->h, a->d, NULL, a->scratch);
+                           a->t, a->h, a->h, a->d, NULL, NULL, a->scratch);
 }
 
 static void bench_attention(int64_t b, int64_t t, int64_t h, int64_t d, int th, double *tf,

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tessera/status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -122,13 +124,61 @@ void tsr_dropout_forward(float *out, const float *x, int64_t b, int64_t t, int64
 void tsr_dropout_backward(float *dx, const float *dout, int64_t b, int64_t t, int64_t c,
                           const tsr_dropout *dropout);
 
-/* ---- causal self-attention, flash-style ------------------------------------------------
+/* ---- which keys a query sees ------------------------------------------------------
+ * Query i of a sample sees key j when j is in its causal part or in its
+ * bidirectional part:
+ *   causal part   ds(i) <= j <= i, and by pattern
+ *     TSR_ATTN_CAUSAL   every such j
+ *     TSR_ATTN_WINDOW   i - window < j (window keys, the query's own included)
+ *     TSR_ATTN_FIXED    with I = i / block, J = j / block, L = stride / block
+ *                       (Child et al. 2019, "fixed", at block granularity):
+ *                       I / L == J / L (the same stride window) or
+ *                       J % L == L - 1 (the last block of a window: its summary)
+ *     TSR_ATTN_STRIDED  I - J < L (the L most recent blocks) or
+ *                       (I - J) % L == 0 (every L-th block before: "strided")
+ *   bidirectional part   prefix_lo(i) <= j < prefix_hi(i), whatever the pattern
+ *                        (a prefix LM: the query's prompt, in both directions)
+ * ds(i) = doc_start[i] (0 when NULL): the first position of the query's
+ * document (--reset-attention-mask); ds(i) > i leaves the causal part
+ * empty. The per-query arrays are (B, T), positions within the sample.
+ * A query that sees no key at all (padding) gets out = 0 and lse = -inf,
+ * and no gradient flows through it; nothing is ever NaN.
+ * Computation is in 64x64 tiles: a tile no query of which sees any of its
+ * keys is skipped in forward and backward; the others are computed whole
+ * and masked. block must divide T and stride must be a multiple of block;
+ * tsr_attention_mask_check() says so. */
+typedef enum tsr_attn_pattern {
+    TSR_ATTN_CAUSAL = 0,
+    TSR_ATTN_WINDOW,
+    TSR_ATTN_FIXED,
+    TSR_ATTN_STRIDED
+} tsr_attn_pattern;
+
+typedef struct tsr_attn_mask {
+    tsr_attn_pattern pattern;
+    int64_t window;               /* TSR_ATTN_WINDOW */
+    int64_t block, stride;        /* TSR_ATTN_FIXED, TSR_ATTN_STRIDED */
+    const int32_t *doc_start;     /* (B, T) or NULL */
+    const int32_t *prefix_lo;     /* (B, T) or NULL (with prefix_hi) */
+    const int32_t *prefix_hi;
+} tsr_attn_mask;
+
+/* The pattern's sizes against a sequence of t tokens: TSR_ERR_INVALID_ARG
+ * with a message naming what is wrong. */
+tsr_status tsr_attention_mask_check(const tsr_attn_mask *mask, int64_t t);
+/* Score elements of the 64x64 tiles the kernels compute for one (sample,
+ * head) under the mask's pattern (its per-query arrays taken as absent):
+ * the attention cost, T*T for none skipped. mask NULL: causal. */
+double tsr_attention_computed_elements(const tsr_attn_mask *mask, int64_t t);
+
+/* ---- self-attention, flash-style -----------------------------------------------------
  * q (B, T, Hq, D), k and v (B, T, Hkv, D) with Hq a multiple of Hkv (grouped
  * query attention: query head h reads key/value head h / (Hq/Hkv)),
  * out (B, T, Hq, D), lse (B, Hq, T) saved: log-sum-exp of each query's
- * scaled scores. Scale 1/sqrt(D). Scores are computed in tiles with an
- * online softmax: no (T, T) matrix per head is ever held for all heads.
- * dropout may be NULL; its mask is keyed by (sample, global head, i, j).
+ * scaled scores. Scale 1/sqrt(D). mask NULL: causal. Scores are computed
+ * in tiles with an online softmax: no (T, T) matrix per head is ever held
+ * for all heads. dropout may be NULL; its mask is keyed by (sample,
+ * global head, i, j).
  * scratch: tsr_attention_scratch_floats(...) floats, for the tiles of
  * every thread: O(T * D) per thread (one head's packed q, k, v and
  * gradients), never O(T^2). The size counts omp_get_max_threads() at the
@@ -136,11 +186,13 @@ void tsr_dropout_backward(float *dx, const float *dout, int64_t b, int64_t t, in
 size_t tsr_attention_scratch_floats(int64_t t, int64_t d);
 void tsr_attention_forward(float *out, float *lse, const float *q, const float *k,
                            const float *v, int64_t b, int64_t t, int64_t hq, int64_t hkv,
-                           int64_t d, const tsr_dropout *dropout, float *scratch);
+                           int64_t d, const tsr_attn_mask *mask, const tsr_dropout *dropout,
+                           float *scratch);
 void tsr_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                             const float *q, const float *k, const float *v, const float *out,
                             const float *lse, int64_t b, int64_t t, int64_t hq, int64_t hkv,
-                            int64_t d, const tsr_dropout *dropout, float *scratch);
+                            int64_t d, const tsr_attn_mask *mask, const tsr_dropout *dropout,
+                            float *scratch);
 
 /* ---- cross-entropy over a (possibly vocabulary-sliced) logits buffer ----------------
  * logits (N, V_local) for global ids [vocab_start, vocab_start + V_local).

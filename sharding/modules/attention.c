@@ -142,7 +142,7 @@ static tsr_status attention_forward(const tsr_module_run *run, const float *in, 
         tsr_rope_forward(buf[K], buf[K], s.b, s.t, s.gl, s.d, 0, cfg->rotary_base);
     }
     tsr_dropout dr;
-    tsr_attention_forward(buf[ATT], buf[LSE], buf[Q], buf[K], buf[V], s.b, s.t, s.hl, s.gl, s.d,
+    tsr_attention_forward(buf[ATT], buf[LSE], buf[Q], buf[K], buf[V], s.b, s.t, s.hl, s.gl, s.d, NULL,
                           probs_dropout(run, run->train ? cfg->dropout : 0.0, &dr),
                           buf[ATTN_SCRATCH]);
     float *target = tsr_row_output_target(run, out, buf[OUT_FULL]);
@@ -172,7 +172,7 @@ static tsr_status attention_backward(const tsr_module_run *run, const float *in,
     zero(buf[D_V], s.nt * s.gd);
     tsr_dropout dr;
     tsr_attention_backward(buf[D_Q], buf[D_K], buf[D_V], buf[D_ATT], buf[Q], buf[K], buf[V],
-                           buf[ATT], buf[LSE], s.b, s.t, s.hl, s.gl, s.d,
+                           buf[ATT], buf[LSE], s.b, s.t, s.hl, s.gl, s.d, NULL,
                            probs_dropout(run, cfg->dropout, &dr), buf[ATTN_SCRATCH]);
     const float *dq = buf[D_Q], *dk = buf[D_K];
     if (cfg->rotary) {

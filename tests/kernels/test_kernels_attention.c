@@ -49,7 +49,7 @@ static void attn_free(attn_case *a)
 static void attn_fwd(void *p, float *out)
 {
     attn_case *a = p;
-    tsr_attention_forward(out, a->lse, a->q, a->k, a->v, a->b, a->t, a->hq, a->hkv, a->d,
+    tsr_attention_forward(out, a->lse, a->q, a->k, a->v, a->b, a->t, a->hq, a->hkv, a->d, NULL,
                           a->dropout, a->scratch);
 }
 
@@ -169,9 +169,9 @@ static void test_gqa_equals_repeated_heads(void)
     float *dvg = kc_alloc(b * t * hkv * d), *dqm = kc_alloc(nq), *dkm = kc_alloc(nq);
     float *dvm = kc_alloc(nq);
     kc_fill_normal(dout, nq, 12, 0, 1);
-    tsr_attention_backward(dqg, dkg, dvg, dout, g.q, g.k, g.v, g.out, g.lse, b, t, hq, hkv, d,
+    tsr_attention_backward(dqg, dkg, dvg, dout, g.q, g.k, g.v, g.out, g.lse, b, t, hq, hkv, d, NULL,
                            NULL, g.scratch);
-    tsr_attention_backward(dqm, dkm, dvm, dout, m.q, m.k, m.v, m.out, m.lse, b, t, hq, hq, d,
+    tsr_attention_backward(dqm, dkm, dvm, dout, m.q, m.k, m.v, m.out, m.lse, b, t, hq, hq, d, NULL,
                            NULL, m.scratch);
     CU_ASSERT_EQUAL(memcmp(dqg, dqm, sizeof(float) * (size_t)nq), 0);
     for (int64_t n = 0; n < b * t; n++)
@@ -198,7 +198,7 @@ static void check_gradients(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64
     float *dout = kc_alloc(nq), *dq = kc_alloc(nq), *dk = kc_alloc(nk), *dv = kc_alloc(nk);
     kc_fill_normal(dout, nq, 22, 0, 1);
     attn_fwd(&a, a.out);
-    tsr_attention_backward(dq, dk, dv, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d,
+    tsr_attention_backward(dq, dk, dv, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL,
                            dropout, a.scratch);
     float *out = kc_alloc(nq);
     CU_ASSERT_TRUE(kc_grad_check(&a, attn_fwd, a.q, nq, dq, dout, nq, samples, 1e-2f,
@@ -233,11 +233,11 @@ static void test_accumulate_null_and_determinism(void)
         outs[th - 1] = kc_alloc(nq);
         lses[th - 1] = kc_alloc(b * hq * t);
         grads[th - 1] = kc_alloc(nq + 2 * nk);
-        tsr_attention_forward(outs[th - 1], lses[th - 1], a.q, a.k, a.v, b, t, hq, hkv, d, NULL,
+        tsr_attention_forward(outs[th - 1], lses[th - 1], a.q, a.k, a.v, b, t, hq, hkv, d, NULL, NULL,
                               a.scratch);
         float *gq = grads[th - 1], *gk = gq + nq, *gv = gk + nk;
         tsr_attention_backward(gq, gk, gv, dout, a.q, a.k, a.v, outs[th - 1], lses[th - 1], b, t,
-                               hq, hkv, d, NULL, a.scratch);
+                               hq, hkv, d, NULL, NULL, a.scratch);
     }
     omp_set_num_threads(saved);
     for (int th = 1; th < 3; th++) {
@@ -248,12 +248,12 @@ static void test_accumulate_null_and_determinism(void)
     /* run twice: bitwise equal; accumulate twice: doubled */
     attn_fwd(&a, a.out);
     CU_ASSERT_EQUAL(memcmp(a.out, outs[0], sizeof(float) * (size_t)nq), 0);
-    tsr_attention_backward(dq, dk, dv, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL,
+    tsr_attention_backward(dq, dk, dv, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL, NULL,
                            a.scratch);
     memcpy(dq1, dq, sizeof(float) * (size_t)nq);
     memcpy(dk1, dk, sizeof(float) * (size_t)nk);
     memcpy(dv1, dv, sizeof(float) * (size_t)nk);
-    tsr_attention_backward(dq, dk, dv, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL,
+    tsr_attention_backward(dq, dk, dv, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL, NULL,
                            a.scratch);
     for (int64_t i = 0; i < nq; i++)
         CU_ASSERT_TRUE(fabsf(dq[i] - 2.0f * dq1[i]) <= 1e-6f * (1.0f + fabsf(dq1[i])));
@@ -263,11 +263,11 @@ static void test_accumulate_null_and_determinism(void)
     }
     /* NULL outputs: the others are unchanged */
     float *dk2 = kc_alloc(nk), *dv2 = kc_alloc(nk), *dq2 = kc_alloc(nq);
-    tsr_attention_backward(NULL, dk2, NULL, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d,
+    tsr_attention_backward(NULL, dk2, NULL, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL,
                            NULL, a.scratch);
-    tsr_attention_backward(NULL, NULL, dv2, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d,
+    tsr_attention_backward(NULL, NULL, dv2, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL,
                            NULL, a.scratch);
-    tsr_attention_backward(dq2, NULL, NULL, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d,
+    tsr_attention_backward(dq2, NULL, NULL, dout, a.q, a.k, a.v, a.out, a.lse, b, t, hq, hkv, d, NULL,
                            NULL, a.scratch);
     CU_ASSERT_EQUAL(memcmp(dk2, dk1, sizeof(float) * (size_t)nk), 0);
     CU_ASSERT_EQUAL(memcmp(dv2, dv1, sizeof(float) * (size_t)nk), 0);
@@ -340,7 +340,7 @@ static void test_dropout_layout_independent(void)
     ds.sample_offset = 1;
     float *o = kc_alloc(t * hq * d), *l = kc_alloc(hq * t);
     tsr_attention_forward(o, l, full.q + t * hq * d, full.k + t * hkv * d, full.v + t * hkv * d, 1,
-                          t, hq, hkv, d, &ds, full.scratch);
+                          t, hq, hkv, d, NULL, &ds, full.scratch);
     CU_ASSERT_EQUAL(memcmp(o, full.out + t * hq * d, sizeof(float) * (size_t)(t * hq * d)), 0);
     free(o), free(l);
     attn_free(&full);

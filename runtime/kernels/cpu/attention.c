@@ -1,30 +1,28 @@
 /*
- * attention.c - causal self-attention with grouped query heads, computed in
- * 64x64 tiles with an online softmax (flash-attention style).
+ * attention.c - self-attention with grouped query heads under a mask
+ * (causal, sliding window, block-sparse, documents, bidirectional
+ * prefixes: tsr_attn_mask), computed in 64x64 tiles with an online softmax
+ * (flash-attention style).
  *
  * Forward: one work unit is (sample, query head). It packs the head's keys
  * (transposed) and values once, then for each 64-query block walks the key
- * blocks up to the diagonal, keeping a running row max m, row sum l and
- * unnormalised output O; only one 64x64 score tile per thread exists at a
- * time. It saves lse = m + log(l) per query.
+ * blocks whose tile the mask does not empty, keeping a running row max m,
+ * row sum l and unnormalised output O; only one 64x64 score tile per
+ * thread exists at a time. It saves lse = m + log(l) per query.
  * Backward: one work unit is (sample, key/value head), so that dK and dV
  * have a single writer. It packs K, V (and their transposes), then for
  * every query head of the group packs q, dO, lse and Di = rowsum(dO * O),
- * and for each key block and each query block at or below the diagonal
+ * and for each key block and each query block whose tile is not empty
  * recomputes P = exp(S - lse) and accumulates dV, dK and dQ in packed
  * buffers, written out once per head / unit.
- * A unit's results depend only on its inputs, never on which thread ran
- * it or when, so both passes are bitwise the same for any thread count.
- *
- * Packing (from the strided (B, T, H, D) layout into contiguous per-head
- * arrays, T padded to a multiple of 64 and D to a multiple of 16 with
- * zeros) is what makes the tiles cheap: every row of q, k, v, dO is read
- * from memory once per unit instead of once per tile. Per thread the
- * scratch is therefore O(T * D), never O(T^2). The tile products run
- * through one register-blocked micro-kernel (4 rows x up to 64 columns,
- * tsr_v16 lanes). q is pre-multiplied by 1/sqrt(D) in both passes, so
- * forward and backward see bitwise the same scores. On the diagonal tile
- * the micro-kernel skips the row/column ranges that the causal mask zeroes.
+ * Empty tiles are skipped in both passes (attention_mask.c says which);
+ * the others are computed whole and their masked scores set to zero. On
+ * tiles whose counted scores all lie on or below the diagonal the tile
+ * products skip the upper triangle. A unit's results depend only on its
+ * inputs, never on which thread ran it or when, so both passes are
+ * bitwise the same for any thread count. Per thread the scratch is
+ * O(T * D), never O(T^2). q is pre-multiplied by 1/sqrt(D) in both
+ * passes, so forward and backward see bitwise the same scores.
  *
  * Attention-probability dropout (optional) keeps score (i, j) of head h
  * of sample b when tsr_rng_uniform(key, index) >= p, with index =
@@ -37,97 +35,13 @@
 #include <math.h>
 #include <omp.h>
 
+#include "attention_mask.h"
+#include "attention_tile.h"
 #include "simd.h"
 #include "tessera/kernels.h"
 #include "tessera/rng.h"
 
-#define BLK 64
-
-typedef enum {
-    TILE_FULL,    /* every row uses all columns and the whole k range */
-    TILE_N_LOWER, /* row i needs only columns j <= i (scores on the diagonal) */
-    TILE_K_UPPER, /* row i needs only k <= i (P @ V, dS @ K on the diagonal) */
-    TILE_K_LOWER  /* row j needs only k >= j (P^T @ dO, dS^T @ Q on the diagonal) */
-} tile_mode;
-
-static inline int64_t round_up(int64_t x, int64_t m)
-{
-    return (x + m - 1) / m * m;
-}
-
-static inline int64_t min64(int64_t a, int64_t b)
-{
-    return a < b ? a : b;
-}
-
-/* C rows [0, 4) x 16*NV columns (+)= A rows [0, 4) x k-range [k0, k1) @ B.
- * A(i, l) = a[i * ars + l * acs]; B row-major with ldb; C row-major ldc.
- * Always inlined with a constant nv so that the accumulators stay in
- * registers. */
-static inline __attribute__((always_inline)) void
-micro_4xn(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
-          int64_t ldb, int64_t k0, int64_t k1, const int nv, int zero)
-{
-    tsr_v16 acc[4][4];
-    for (int r = 0; r < 4; r++)
-        for (int v = 0; v < nv; v++) {
-            if (zero) {
-                const tsr_v16 z = {0};
-                acc[r][v] = z;
-            } else {
-                acc[r][v] = TSR_V16_LOAD(c + r * ldc + v * 16);
-            }
-        }
-    for (int64_t l = k0; l < k1; l++) {
-        tsr_v16 bv[4];
-        for (int v = 0; v < nv; v++)
-            bv[v] = TSR_V16_LOAD(b + l * ldb + v * 16);
-        for (int r = 0; r < 4; r++) {
-            float s = a[r * ars + l * acs];
-            for (int v = 0; v < nv; v++)
-                acc[r][v] += s * bv[v];
-        }
-    }
-    for (int r = 0; r < 4; r++)
-        for (int v = 0; v < nv; v++)
-            TSR_V16_STORE(c + r * ldc + v * 16, acc[r][v]);
-}
-
-/* C (m x n) (+)= A (m x k) @ B (k x n), m a multiple of 4, n of 16. In the
- * causal modes, entries the mask makes zero are skipped; with zero set,
- * the C entries of skipped columns (TILE_N_LOWER) are left unwritten. */
-static void tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,
-                      const float *b, int64_t ldb, int64_t m, int64_t n, int64_t k, int zero,
-                      tile_mode mode)
-{
-    for (int64_t i0 = 0; i0 < m; i0 += 4) {
-        int64_t nn = n, k0 = 0, k1 = k;
-        if (mode == TILE_N_LOWER)
-            nn = min64(n, round_up(i0 + 4, 16));
-        else if (mode == TILE_K_UPPER)
-            k1 = min64(k, i0 + 4);
-        else if (mode == TILE_K_LOWER)
-            k0 = min64(k, i0);
-        float *ci = c + i0 * ldc;
-        const float *ai = a + i0 * ars;
-        for (int64_t j0 = 0; j0 < nn; j0 += 64) {
-            switch (min64(4, (nn - j0) / 16)) {
-            case 4:
-                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 4, zero);
-                break;
-            case 3:
-                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 3, zero);
-                break;
-            case 2:
-                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 2, zero);
-                break;
-            default:
-                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 1, zero);
-                break;
-            }
-        }
-    }
-}
+#define BLK TSR_ATTN_BLK
 
 typedef struct attn_shape {
     int64_t b, t, hq, hkv, d, dp, tp, nblk;
@@ -142,11 +56,14 @@ static void attn_shape_set(attn_shape *sh, int64_t b, int64_t t, int64_t hq, int
     sh->hq = hq;
     sh->hkv = hkv;
     sh->d = d;
-    sh->dp = round_up(d, 16);
-    sh->tp = round_up(t, BLK);
+    sh->dp = tsr_round_up64(d, 16);
+    sh->tp = tsr_round_up64(t, BLK);
     sh->nblk = sh->tp / BLK;
     sh->scale = 1.0f / sqrtf((float)d);
 }
+
+/* Floats of one per-query-block summary in the backward pass. */
+#define QBLOCK_FLOATS ((int64_t)((sizeof(tsr_attn_qblock) + 3) / 4))
 
 /* Per-thread scratch, in floats. Every piece is a multiple of 16 floats so
  * that 64-byte alignment of the base carries to every piece. */
@@ -154,8 +71,9 @@ static int64_t per_thread_floats(const attn_shape *sh)
 {
     int64_t tp = sh->tp, dp = sh->dp;
     int64_t fwd = 2 * tp * dp + 2 * BLK * dp + 2 * BLK * BLK + 2 * BLK;
-    int64_t bwd = 9 * tp * dp + 3 * BLK * BLK + 2 * tp;
-    return (fwd > bwd ? fwd : bwd) + 16; /* + alignment slack */
+    int64_t bwd = 9 * tp * dp + 3 * BLK * BLK + 2 * tp +
+                  tsr_round_up64(sh->nblk * QBLOCK_FLOATS, 16);
+    return (fwd > bwd ? fwd : bwd) + TSR_ATTN_TILE_FLOATS + 16; /* + alignment slack */
 }
 
 size_t tsr_attention_scratch_floats(int64_t t, int64_t d)
@@ -165,48 +83,27 @@ size_t tsr_attention_scratch_floats(int64_t t, int64_t d)
     return (size_t)omp_get_max_threads() * (size_t)per_thread_floats(&sh);
 }
 
-static float *thread_scratch(float *scratch, const attn_shape *sh)
+/* The thread's scratch: the tile's mask first, the pass's buffers after. */
+static float *thread_scratch(float *scratch, const attn_shape *sh, tsr_attn_tile **tile)
 {
     float *base = scratch + (int64_t)omp_get_thread_num() * per_thread_floats(sh);
     uintptr_t addr = (uintptr_t)base;
-    return (float *)(void *)((addr + 63) & ~(uintptr_t)63);
+    float *aligned = (float *)(void *)((addr + 63) & ~(uintptr_t)63);
+    *tile = (tsr_attn_tile *)(void *)aligned;
+    return aligned + TSR_ATTN_TILE_FLOATS;
 }
 
-/* Rows [0, n) of a (.., H, D)-strided tensor into dst (rows x dp, row
- * major), times `mul`; rows [n, rows) and columns [d, dp) are zero. */
-static void pack_rows(float *dst, int64_t dp, const float *src, int64_t stride, int64_t n,
-                      int64_t rows, int64_t d, float mul)
+/* Lanes [j, j + 16) of row r that count in the tile. */
+static inline tsr_i16 tile_lanes(const tsr_attn_tile *tile, int64_t r, int64_t j)
 {
-    for (int64_t i = 0; i < rows; i++) {
-        float *o = dst + i * dp;
-        if (i < n) {
-            const float *s = src + i * stride;
-#pragma omp simd
-            for (int64_t j = 0; j < d; j++)
-                o[j] = s[j] * mul;
-            for (int64_t j = d; j < dp; j++)
-                o[j] = 0.0f;
-        } else {
-            memset(o, 0, (size_t)dp * sizeof(float));
-        }
+    if (tile->elements) {
+        tsr_i16 lanes;
+        memcpy(&lanes, tile->el + r * BLK + j, sizeof lanes);
+        return lanes;
     }
-}
-
-/* The transpose: dst (dp x cols, leading dimension cols), column i =
- * source row i; zero beyond n and d. Done in 16-row strips so that the
- * writes of a strip stay within a few cache lines per output row. */
-static void pack_cols(float *dst, const float *src, int64_t stride, int64_t n, int64_t cols,
-                      int64_t d, int64_t dp)
-{
-    for (int64_t j = d; j < dp; j++)
-        memset(dst + j * cols, 0, (size_t)cols * sizeof(float));
-    for (int64_t i0 = 0; i0 < cols; i0 += 16) {
-        for (int64_t j = 0; j < d; j++) {
-            float *o = dst + j * cols + i0;
-            for (int64_t i = 0; i < 16; i++)
-                o[i] = i0 + i < n ? src[(i0 + i) * stride + j] : 0.0f;
-        }
-    }
+    const tsr_v16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    tsr_v16 col = iota + (float)j;
+    return (col >= tile->lo[r]) & (col < tile->hi[r]);
 }
 
 /* 1/(1-p) where score (q0 + i, k0 + j) of (sample, head) is kept, else 0,
@@ -237,43 +134,49 @@ static int dropout_on(const tsr_dropout *dropout)
 /* Query block qb of head h of sample bi, with the head's keys (kt, dp x tp)
  * and values (vs, tp x dp) packed: out rows and lse. */
 static void forward_block(float *out, float *lse, const float *q, const attn_shape *sh,
-                          int64_t bi, int64_t h, int64_t qb, const float *kt, const float *vs,
+                          const tsr_attn_sample *ms, tsr_attn_tile *tile, int64_t bi, int64_t h,
+                          int64_t qb, const float *kt, const float *vs,
                           const tsr_dropout *dropout, float *ws)
 {
     int64_t dp = sh->dp, d = sh->d, t = sh->t, tp = sh->tp;
     float *qs = ws, *o = qs + BLK * dp, *s = o + BLK * dp, *mask = s + BLK * BLK;
     float *m = mask + BLK * BLK, *l = m + BLK;
-    int64_t q0 = qb * BLK, mq = min64(BLK, t - q0), mq4 = round_up(mq, 4);
+    int64_t q0 = qb * BLK, mq = tsr_min64(BLK, t - q0), mq4 = tsr_round_up64(mq, 4);
     int64_t qstride = sh->hq * d;
-    pack_rows(qs, dp, q + (bi * t + q0) * qstride + h * d, qstride, mq, mq4, d, sh->scale);
+    tsr_attn_pack_rows(qs, dp, q + (bi * t + q0) * qstride + h * d, qstride, mq, mq4, d,
+                       sh->scale);
     for (int64_t i = 0; i < mq4; i++) {
         m[i] = -INFINITY;
         l[i] = 0.0f;
     }
     memset(o, 0, (size_t)(mq4 * dp) * sizeof(float));
-    const tsr_v16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     const tsr_v16 zero = {0};
-    for (int64_t kb = 0; kb <= qb; kb++) {
-        int64_t k0 = kb * BLK, nk = min64(BLK, t - k0), nk16 = round_up(nk, 16);
-        int diag = kb == qb;
-        tile_gemm(s, BLK, qs, dp, 1, kt + k0, tp, mq4, nk16, dp, 1,
-                  diag ? TILE_N_LOWER : TILE_FULL);
+    tsr_attn_qblock summary;
+    tsr_attn_qblock_summarise(&summary, ms, qb);
+    for (int64_t kb = 0; kb < sh->nblk; kb++) {
+        tsr_attn_tile_resolve(tile, ms, &summary, qb, kb);
+        if (tile->empty)
+            continue;
+        int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0), nk16 = tsr_round_up64(nk, 16);
+        tsr_attn_tile_gemm(s, BLK, qs, dp, 1, kt + k0, tp, mq4, nk16, dp, 1,
+                           tile->lower ? TSR_TILE_N_LOWER : TSR_TILE_FULL);
         for (int64_t i = 0; i < mq4; i++) {
             float *si = s + i * BLK;
-            float jmax = (float)(diag ? min64(i + 1, nk) : nk);
             tsr_v16 mx = zero - INFINITY;
-            for (int64_t j = 0; j < nk16; j += 16) {
-                tsr_v16 valid_s = TSR_V16_SELECT(iota + (float)j < jmax, TSR_V16_LOAD(si + j),
-                                                 zero - INFINITY);
-                mx = TSR_V16_MAX(mx, valid_s);
-            }
+            for (int64_t j = 0; j < nk16; j += 16)
+                mx = TSR_V16_MAX(mx, TSR_V16_SELECT(tile_lanes(tile, i, j), TSR_V16_LOAD(si + j),
+                                                    zero - INFINITY));
             float m_new = tsr_v16_max(mx);
             m_new = m[i] > m_new ? m[i] : m_new;
+            if (m_new == -INFINITY) { /* no key seen yet: nothing to add */
+                memset(si, 0, (size_t)nk16 * sizeof(float));
+                continue;
+            }
             float alpha = tsr_expf(m[i] - m_new);
             tsr_v16 sum = zero;
             for (int64_t j = 0; j < nk16; j += 16) {
                 tsr_v16 p = tsr_expf_v(TSR_V16_LOAD(si + j) - m_new);
-                p = TSR_V16_SELECT(iota + (float)j < jmax, p, zero);
+                p = TSR_V16_SELECT(tile_lanes(tile, i, j), p, zero);
                 sum += p;
                 TSR_V16_STORE(si + j, p);
             }
@@ -291,15 +194,16 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
                 for (int64_t j = 0; j < nk16; j++)
                     s[i * BLK + j] *= mask[i * BLK + j];
         }
-        tile_gemm(o, dp, s, BLK, 1, vs + k0 * dp, dp, mq4, dp, nk16, 0,
-                  diag ? TILE_K_UPPER : TILE_FULL);
+        tsr_attn_tile_gemm(o, dp, s, BLK, 1, vs + k0 * dp, dp, mq4, dp, nk16, 0,
+                           tile->lower ? TSR_TILE_K_UPPER : TSR_TILE_FULL);
     }
     for (int64_t i = 0; i < mq; i++) {
-        float inv = 1.0f / l[i];
+        /* a query that sees no key: out 0, lse = log(0) = -inf */
+        float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
         float *dst = out + ((bi * t + q0 + i) * sh->hq + h) * d;
         for (int64_t j = 0; j < d; j++)
             dst[j] = o[i * dp + j] * inv;
-        lse[(bi * sh->hq + h) * t + q0 + i] = m[i] + logf(l[i]);
+        lse[(bi * sh->hq + h) * t + q0 + i] = l[i] > 0.0f ? m[i] + logf(l[i]) : -INFINITY;
     }
 }
 
@@ -310,7 +214,8 @@ static int shape_ok(int64_t b, int64_t t, int64_t hq, int64_t hkv, int64_t d)
 
 void tsr_attention_forward(float *out, float *lse, const float *q, const float *k,
                            const float *v, int64_t b, int64_t t, int64_t hq, int64_t hkv,
-                           int64_t d, const tsr_dropout *dropout, float *scratch)
+                           int64_t d, const tsr_attn_mask *mask, const tsr_dropout *dropout,
+                           float *scratch)
 {
     if (!shape_ok(b, t, hq, hkv, d))
         return;
@@ -320,12 +225,15 @@ void tsr_attention_forward(float *out, float *lse, const float *q, const float *
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t u = 0; u < b * hq; u++) {
         int64_t bi = u / hq, h = u % hq, g = h / r;
-        float *ws = thread_scratch(scratch, &sh);
+        tsr_attn_tile *tile = NULL;
+        float *ws = thread_scratch(scratch, &sh, &tile);
         float *kt = ws, *vs = kt + sh.tp * sh.dp, *rest = vs + sh.tp * sh.dp;
-        pack_cols(kt, k + bi * t * kstride + g * d, kstride, t, sh.tp, d, sh.dp);
-        pack_rows(vs, sh.dp, v + bi * t * kstride + g * d, kstride, t, sh.tp, d, 1.0f);
+        tsr_attn_sample ms;
+        tsr_attn_sample_init(&ms, mask, bi, t);
+        tsr_attn_pack_cols(kt, k + bi * t * kstride + g * d, kstride, t, sh.tp, d, sh.dp);
+        tsr_attn_pack_rows(vs, sh.dp, v + bi * t * kstride + g * d, kstride, t, sh.tp, d, 1.0f);
         for (int64_t qb = 0; qb < sh.nblk; qb++)
-            forward_block(out, lse, q, &sh, bi, h, qb, kt, vs, dropout, rest);
+            forward_block(out, lse, q, &sh, &ms, tile, bi, h, qb, kt, vs, dropout, rest);
     }
 }
 
@@ -335,9 +243,12 @@ typedef struct bwd_buffers {
     float *qs, *dos, *dq, *dk, *dv;
     float *p, *ds, *mask; /* BLK x BLK */
     float *lse, *di;      /* tp */
+    tsr_attn_qblock *summary; /* nblk */
+    tsr_attn_tile *tile;
+    tsr_attn_sample sample;
 } bwd_buffers;
 
-static bwd_buffers bwd_carve(float *ws, const attn_shape *sh)
+static bwd_buffers bwd_carve(float *ws, const attn_shape *sh, tsr_attn_tile *tile)
 {
     int64_t n = sh->tp * sh->dp;
     bwd_buffers w;
@@ -355,39 +266,41 @@ static bwd_buffers bwd_carve(float *ws, const attn_shape *sh)
     w.mask = w.ds + BLK * BLK;
     w.lse = w.mask + BLK * BLK;
     w.di = w.lse + sh->tp;
+    w.summary = (tsr_attn_qblock *)(void *)(w.di + sh->tp);
+    w.tile = tile;
     return w;
 }
 
 typedef struct bwd_args {
     float *dq, *dk, *dv;
     const float *dout, *q, *k, *v, *out, *lse;
+    const tsr_attn_mask *mask;
     const tsr_dropout *dropout;
 } bwd_args;
 
-/* Query block qb of head h against key block kb, all operands packed. */
+/* Query block qb of head h against key block kb, all operands packed; the
+ * tile's mask is resolved. */
 static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *w, int64_t bi,
                           int64_t h, int64_t qb, int64_t kb)
 {
     int64_t dp = sh->dp, t = sh->t, tp = sh->tp;
-    int64_t q0 = qb * BLK, mq = min64(BLK, t - q0), mq4 = round_up(mq, 4);
-    int64_t k0 = kb * BLK, nk = min64(BLK, t - k0), nk16 = round_up(nk, 16);
-    int diag = qb == kb;
-    tile_mode nlow = diag ? TILE_N_LOWER : TILE_FULL;
-    tile_mode klow = diag ? TILE_K_LOWER : TILE_FULL;
+    int64_t q0 = qb * BLK, mq = tsr_min64(BLK, t - q0), mq4 = tsr_round_up64(mq, 4);
+    int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0), nk16 = tsr_round_up64(nk, 16);
+    const tsr_attn_tile *tile = w->tile;
+    tsr_tile_mode nlow = tile->lower ? TSR_TILE_N_LOWER : TSR_TILE_FULL;
+    tsr_tile_mode klow = tile->lower ? TSR_TILE_K_LOWER : TSR_TILE_FULL;
     int drop = dropout_on(a->dropout);
     const float *qs = w->qs + q0 * dp, *dos = w->dos + q0 * dp, *lse = w->lse + q0;
     const float *di = w->di + q0;
-    const tsr_v16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     const tsr_v16 zero = {0};
 
-    /* P = exp(S - lse) on the causal support, 0 elsewhere */
-    tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0, tp, mq4, nk16, dp, 1, nlow);
+    /* P = exp(S - lse) where the mask counts the score, 0 elsewhere */
+    tsr_attn_tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0, tp, mq4, nk16, dp, 1, nlow);
     for (int64_t i = 0; i < mq4; i++) {
-        float jmax = (float)(i >= mq ? 0 : diag ? min64(i + 1, nk) : nk);
         float *pi = w->p + i * BLK;
         for (int64_t j = 0; j < nk16; j += 16) {
             tsr_v16 e = tsr_expf_v(TSR_V16_LOAD(pi + j) - lse[i]);
-            TSR_V16_STORE(pi + j, TSR_V16_SELECT(iota + (float)j < jmax, e, zero));
+            TSR_V16_STORE(pi + j, TSR_V16_SELECT(tile_lanes(tile, i, j), e, zero));
         }
     }
     const float *pv = w->p;
@@ -400,28 +313,27 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
     }
     /* dV += Pdrop^T dO */
     if (a->dv != NULL)
-        tile_gemm(w->dv + k0 * dp, dp, pv, 1, BLK, dos, dp, nk16, dp, mq4, 0, klow);
+        tsr_attn_tile_gemm(w->dv + k0 * dp, dp, pv, 1, BLK, dos, dp, nk16, dp, mq4, 0, klow);
     if (a->dq == NULL && a->dk == NULL)
         return;
     /* dP = dO V^T (times the dropout mask); dS = P (dP - Di) */
-    tile_gemm(w->ds, BLK, dos, dp, 1, w->vt + k0, tp, mq4, nk16, dp, 1, nlow);
+    tsr_attn_tile_gemm(w->ds, BLK, dos, dp, 1, w->vt + k0, tp, mq4, nk16, dp, 1, nlow);
     for (int64_t i = 0; i < mq4; i++) {
-        float jmax = (float)(i >= mq ? 0 : diag ? min64(i + 1, nk) : nk);
         float *pi = w->p + i * BLK, *dsi = w->ds + i * BLK, *mi = w->mask + i * BLK;
         for (int64_t j = 0; j < nk16; j += 16) {
             tsr_v16 dpv = TSR_V16_LOAD(dsi + j);
             if (drop)
                 dpv *= TSR_V16_LOAD(mi + j);
             tsr_v16 dsv = TSR_V16_LOAD(pi + j) * (dpv - di[i]);
-            TSR_V16_STORE(dsi + j, TSR_V16_SELECT(iota + (float)j < jmax, dsv, zero));
+            TSR_V16_STORE(dsi + j, TSR_V16_SELECT(tile_lanes(tile, i, j), dsv, zero));
         }
     }
     /* dK += dS^T (q / sqrt(D)); dQ += dS K (times 1/sqrt(D) at write-out) */
     if (a->dk != NULL)
-        tile_gemm(w->dk + k0 * dp, dp, w->ds, 1, BLK, qs, dp, nk16, dp, mq4, 0, klow);
+        tsr_attn_tile_gemm(w->dk + k0 * dp, dp, w->ds, 1, BLK, qs, dp, nk16, dp, mq4, 0, klow);
     if (a->dq != NULL)
-        tile_gemm(w->dq + q0 * dp, dp, w->ds, BLK, 1, w->ks + k0 * dp, dp, mq4, dp, nk16, 0,
-                  diag ? TILE_K_UPPER : TILE_FULL);
+        tsr_attn_tile_gemm(w->dq + q0 * dp, dp, w->ds, BLK, 1, w->ks + k0 * dp, dp, mq4, dp,
+                           nk16, 0, tile->lower ? TSR_TILE_K_UPPER : TSR_TILE_FULL);
 }
 
 /* adds rows [0, n) of the packed src (ld dp) times mul into the strided dst */
@@ -438,19 +350,22 @@ static void unpack_add(float *dst, int64_t stride, const float *src, int64_t dp,
 }
 
 /* Key/value head g of sample bi: every query head of the group, every key
- * block, every query block at or after the key block. */
+ * block, every query block whose tile is not empty. */
 static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, int64_t g,
-                          float *ws)
+                          float *ws, tsr_attn_tile *tile)
 {
     int64_t dp = sh->dp, d = sh->d, t = sh->t, tp = sh->tp, r = sh->hq / sh->hkv;
     int64_t kstride = sh->hkv * d, qstride = sh->hq * d;
     size_t packed = (size_t)(tp * dp) * sizeof(float);
-    bwd_buffers w = bwd_carve(ws, sh);
+    bwd_buffers w = bwd_carve(ws, sh, tile);
+    tsr_attn_sample_init(&w.sample, a->mask, bi, t);
+    for (int64_t qb = 0; qb < sh->nblk; qb++)
+        tsr_attn_qblock_summarise(&w.summary[qb], &w.sample, qb);
     const float *ksrc = a->k + bi * t * kstride + g * d, *vsrc = a->v + bi * t * kstride + g * d;
-    pack_rows(w.ks, dp, ksrc, kstride, t, tp, d, 1.0f);
-    pack_cols(w.kt, ksrc, kstride, t, tp, d, dp);
-    pack_rows(w.vs, dp, vsrc, kstride, t, tp, d, 1.0f);
-    pack_cols(w.vt, vsrc, kstride, t, tp, d, dp);
+    tsr_attn_pack_rows(w.ks, dp, ksrc, kstride, t, tp, d, 1.0f);
+    tsr_attn_pack_cols(w.kt, ksrc, kstride, t, tp, d, dp);
+    tsr_attn_pack_rows(w.vs, dp, vsrc, kstride, t, tp, d, 1.0f);
+    tsr_attn_pack_cols(w.vt, vsrc, kstride, t, tp, d, dp);
     memset(w.dk, 0, packed);
     memset(w.dv, 0, packed);
     for (int64_t hh = 0; hh < r; hh++) {
@@ -458,8 +373,8 @@ static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, i
         const float *qsrc = a->q + bi * t * qstride + h * d;
         const float *dosrc = a->dout + bi * t * qstride + h * d;
         const float *osrc = a->out + bi * t * qstride + h * d;
-        pack_rows(w.qs, dp, qsrc, qstride, t, tp, d, sh->scale);
-        pack_rows(w.dos, dp, dosrc, qstride, t, tp, d, 1.0f);
+        tsr_attn_pack_rows(w.qs, dp, qsrc, qstride, t, tp, d, sh->scale);
+        tsr_attn_pack_rows(w.dos, dp, dosrc, qstride, t, tp, d, 1.0f);
         for (int64_t i = 0; i < tp; i++) {
             if (i < t) {
                 const float *oi = osrc + i * qstride, *gi = w.dos + i * dp;
@@ -476,8 +391,11 @@ static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, i
         if (a->dq != NULL)
             memset(w.dq, 0, packed);
         for (int64_t kb = 0; kb < sh->nblk; kb++)
-            for (int64_t qb = kb; qb < sh->nblk; qb++)
-                backward_tile(a, sh, &w, bi, h, qb, kb);
+            for (int64_t qb = 0; qb < sh->nblk; qb++) {
+                tsr_attn_tile_resolve(w.tile, &w.sample, &w.summary[qb], qb, kb);
+                if (!w.tile->empty)
+                    backward_tile(a, sh, &w, bi, h, qb, kb);
+            }
         if (a->dq != NULL)
             unpack_add(a->dq + bi * t * qstride + h * d, qstride, w.dq, dp, t, d, sh->scale);
     }
@@ -490,14 +408,18 @@ static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, i
 void tsr_attention_backward(float *dq, float *dk, float *dv, const float *dout,
                             const float *q, const float *k, const float *v, const float *out,
                             const float *lse, int64_t b, int64_t t, int64_t hq, int64_t hkv,
-                            int64_t d, const tsr_dropout *dropout, float *scratch)
+                            int64_t d, const tsr_attn_mask *mask, const tsr_dropout *dropout,
+                            float *scratch)
 {
     if (!shape_ok(b, t, hq, hkv, d) || (dq == NULL && dk == NULL && dv == NULL))
         return;
     attn_shape sh;
     attn_shape_set(&sh, b, t, hq, hkv, d);
-    bwd_args a = {dq, dk, dv, dout, q, k, v, out, lse, dropout};
+    bwd_args a = {dq, dk, dv, dout, q, k, v, out, lse, mask, dropout};
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t u = 0; u < b * hkv; u++)
-        backward_unit(&a, &sh, u / hkv, u % hkv, thread_scratch(scratch, &sh));
+    for (int64_t u = 0; u < b * hkv; u++) {
+        tsr_attn_tile *tile = NULL;
+        float *ws = thread_scratch(scratch, &sh, &tile);
+        backward_unit(&a, &sh, u / hkv, u % hkv, ws, tile);
+    }
 }

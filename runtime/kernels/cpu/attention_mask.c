@@ -1,0 +1,217 @@
+/*
+ * attention_mask.c - the rules of tsr_attn_mask, per element and per tile
+ * (see attention_mask.h), the pattern checks and the count of computed
+ * score elements that the FLOPs in the log are made of.
+ */
+#include "attention_mask.h"
+
+#include <string.h>
+
+#include "tessera/status.h"
+
+static const tsr_attn_mask causal_mask = {TSR_ATTN_CAUSAL, 0, 0, 0, NULL, NULL, NULL};
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static int is_sparse(const tsr_attn_mask *m)
+{
+    return m->pattern == TSR_ATTN_FIXED || m->pattern == TSR_ATTN_STRIDED;
+}
+
+void tsr_attn_sample_init(tsr_attn_sample *s, const tsr_attn_mask *mask, int64_t sample,
+                          int64_t t)
+{
+    s->mask = mask != NULL ? mask : &causal_mask;
+    s->t = t;
+    const tsr_attn_mask *m = s->mask;
+    s->doc_start = m->doc_start != NULL ? m->doc_start + sample * t : NULL;
+    int prefix = m->prefix_lo != NULL && m->prefix_hi != NULL;
+    s->prefix_lo = prefix ? m->prefix_lo + sample * t : NULL;
+    s->prefix_hi = prefix ? m->prefix_hi + sample * t : NULL;
+}
+
+/* Query i's causal part starts at *c0 (empty when *c0 > i); its
+ * bidirectional part is [*p0, *p1) (empty when *p0 >= *p1). */
+static void row_parts(const tsr_attn_sample *s, int64_t i, int64_t *c0, int64_t *p0, int64_t *p1)
+{
+    int64_t start = s->doc_start != NULL ? s->doc_start[i] : 0;
+    if (s->mask->pattern == TSR_ATTN_WINDOW)
+        start = max64(start, i - s->mask->window + 1);
+    *c0 = max64(start, 0);
+    *p0 = 0;
+    *p1 = 0;
+    if (s->prefix_lo != NULL) {
+        *p0 = max64(s->prefix_lo[i], 0);
+        *p1 = tsr_min64(s->prefix_hi[i], s->t);
+    }
+}
+
+/* The sparse patterns between query block qi and key block kj (qi >= kj). */
+static int blocks_see(const tsr_attn_mask *m, int64_t qi, int64_t kj)
+{
+    int64_t l = m->stride / m->block;
+    if (m->pattern == TSR_ATTN_FIXED)
+        return qi / l == kj / l || kj % l == l - 1;
+    return qi - kj < l || (qi - kj) % l == 0;
+}
+
+static int sees(const tsr_attn_sample *s, int64_t i, int64_t j)
+{
+    int64_t c0, p0, p1;
+    row_parts(s, i, &c0, &p0, &p1);
+    if (j >= p0 && j < p1)
+        return 1;
+    if (j < c0 || j > i)
+        return 0;
+    return !is_sparse(s->mask) || blocks_see(s->mask, i / s->mask->block, j / s->mask->block);
+}
+
+void tsr_attn_qblock_summarise(tsr_attn_qblock *qb, const tsr_attn_sample *s, int64_t block)
+{
+    int64_t q0 = block * TSR_ATTN_BLK, q1 = tsr_min64(q0 + TSR_ATTN_BLK, s->t);
+    qb->lo = s->t;
+    qb->hi = 0;
+    qb->bidir = 0;
+    qb->gap = 0;
+    for (int64_t i = q0; i < q1; i++) {
+        int64_t c0, p0, p1;
+        row_parts(s, i, &c0, &p0, &p1);
+        int causal = c0 <= i, bidir = p0 < p1;
+        if (causal) {
+            qb->lo = tsr_min64(qb->lo, c0);
+            qb->hi = max64(qb->hi, i + 1);
+        }
+        if (bidir) {
+            qb->lo = tsr_min64(qb->lo, p0);
+            qb->hi = max64(qb->hi, p1);
+            qb->bidir = 1;
+        }
+        if (causal && bidir && (p0 > i + 1 || p1 < c0))
+            qb->gap = 1;
+    }
+}
+
+/* One flag per element, for the tiles the ranges cannot describe. */
+static void resolve_elements(tsr_attn_tile *tile, const tsr_attn_sample *s, int64_t q0,
+                             int64_t mq, int64_t k0, int64_t nk)
+{
+    int any = 0, lower = q0 == k0;
+    for (int64_t r = 0; r < TSR_ATTN_BLK; r++) {
+        int32_t *row = tile->el + r * TSR_ATTN_BLK;
+        for (int64_t c = 0; c < TSR_ATTN_BLK; c++) {
+            int on = r < mq && c < nk && sees(s, q0 + r, k0 + c);
+            row[c] = on ? -1 : 0;
+            any |= on;
+            if (on && c > r)
+                lower = 0;
+        }
+    }
+    tile->empty = !any;
+    tile->lower = lower;
+    tile->elements = 1;
+}
+
+void tsr_attn_tile_resolve(tsr_attn_tile *tile, const tsr_attn_sample *s,
+                           const tsr_attn_qblock *summary, int64_t qb, int64_t kb)
+{
+    const tsr_attn_mask *m = s->mask;
+    int64_t q0 = qb * TSR_ATTN_BLK, mq = tsr_min64(TSR_ATTN_BLK, s->t - q0);
+    int64_t k0 = kb * TSR_ATTN_BLK, nk = tsr_min64(TSR_ATTN_BLK, s->t - k0), k1 = k0 + nk;
+    tile->empty = 1;
+    tile->lower = 0;
+    tile->elements = 0;
+    if (summary->hi <= k0 || summary->lo >= k1)
+        return;
+    /* a sparse block that is a multiple of the tile holds the whole tile:
+     * the pattern is one answer for all of it */
+    int sparse = is_sparse(m), uniform = sparse && m->block % TSR_ATTN_BLK == 0;
+    int pattern_on = 1;
+    if (uniform && q0 >= k0)
+        pattern_on = blocks_see(m, q0 / m->block, k0 / m->block);
+    if (uniform && !pattern_on && !summary->bidir)
+        return;
+    if ((sparse && !uniform) || summary->gap) {
+        resolve_elements(tile, s, q0, mq, k0, nk);
+        return;
+    }
+    int any = 0, lower = q0 == k0;
+    for (int64_t r = 0; r < TSR_ATTN_BLK; r++) {
+        int64_t u0 = 0, u1 = 0;
+        if (r < mq) {
+            int64_t i = q0 + r, c0, p0, p1;
+            row_parts(s, i, &c0, &p0, &p1);
+            int64_t a0 = max64(c0, k0), a1 = pattern_on ? tsr_min64(i + 1, k1) : a0;
+            int64_t b0 = max64(p0, k0), b1 = tsr_min64(p1, k1);
+            int a = a0 < a1, b = b0 < b1;
+            /* no gap: two parts that are both here overlap or touch */
+            u0 = a && b ? tsr_min64(a0, b0) : a ? a0 : b ? b0 : 0;
+            u1 = a && b ? max64(a1, b1) : a ? a1 : b ? b1 : 0;
+            if (u1 > u0) {
+                any = 1;
+                if (u1 > i + 1)
+                    lower = 0;
+            }
+        }
+        int on = u1 > u0;
+        tile->lo[r] = on ? (float)(u0 - k0) : 0.0f;
+        tile->hi[r] = on ? (float)(u1 - k0) : 0.0f;
+    }
+    tile->empty = !any;
+    tile->lower = lower;
+}
+
+tsr_status tsr_attention_mask_check(const tsr_attn_mask *m, int64_t t)
+{
+    if (m == NULL || m->pattern == TSR_ATTN_CAUSAL)
+        return TSR_OK;
+    if (m->pattern == TSR_ATTN_WINDOW) {
+        if (m->window < 1 || m->window > t)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "--window-size %lld must be from 1 to the sequence length "
+                                 "%lld (a window of the whole sequence is causal attention)",
+                                 (long long)m->window, (long long)t);
+        return TSR_OK;
+    }
+    if (m->pattern != TSR_ATTN_FIXED && m->pattern != TSR_ATTN_STRIDED)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "unknown attention pattern %d",
+                             (int)m->pattern);
+    if (m->block < 1 || t % m->block != 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--sparse-block %lld does not divide the sequence length %lld; "
+                             "choose a block size that does (64 or a multiple of it skips "
+                             "whole tiles)",
+                             (long long)m->block, (long long)t);
+    if (m->stride < m->block || m->stride % m->block != 0 || m->stride > t)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--sparse-stride %lld must be a multiple of --sparse-block %lld "
+                             "and at most the sequence length %lld",
+                             (long long)m->stride, (long long)m->block, (long long)t);
+    return TSR_OK;
+}
+
+double tsr_attention_computed_elements(const tsr_attn_mask *mask, int64_t t)
+{
+    tsr_attn_mask pattern = mask != NULL ? *mask : causal_mask;
+    pattern.doc_start = pattern.prefix_lo = pattern.prefix_hi = NULL;
+    if (t <= 0 || tsr_attention_mask_check(&pattern, t) != TSR_OK)
+        return 0.0;
+    tsr_attn_sample s;
+    tsr_attn_sample_init(&s, &pattern, 0, t);
+    tsr_attn_tile tile;
+    int64_t nblk = (t + TSR_ATTN_BLK - 1) / TSR_ATTN_BLK;
+    double elements = 0.0;
+    for (int64_t qb = 0; qb < nblk; qb++) {
+        tsr_attn_qblock summary;
+        tsr_attn_qblock_summarise(&summary, &s, qb);
+        for (int64_t kb = 0; kb < nblk; kb++) {
+            tsr_attn_tile_resolve(&tile, &s, &summary, qb, kb);
+            if (!tile.empty)
+                elements += (double)tsr_min64(TSR_ATTN_BLK, t - qb * TSR_ATTN_BLK) *
+                            (double)tsr_min64(TSR_ATTN_BLK, t - kb * TSR_ATTN_BLK);
+        }
+    }
+    return elements;
+}

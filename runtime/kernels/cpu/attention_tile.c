@@ -1,0 +1,115 @@
+/*
+ * attention_tile.c - the tile product of the tiled attention and the
+ * packing of a head's rows (see attention_tile.h).
+ *
+ * Packing (from the strided (B, T, H, D) layout into contiguous per-head
+ * arrays, T padded to a multiple of 64 and D to a multiple of 16 with
+ * zeros) is what makes the tiles cheap: every row of q, k, v, dO is read
+ * from memory once per work unit instead of once per tile. The products
+ * run through one register-blocked micro-kernel (4 rows x up to 64
+ * columns, tsr_v16 lanes).
+ */
+#include "attention_tile.h"
+
+#include <string.h>
+
+#include "simd.h"
+
+/* C rows [0, 4) x 16*NV columns (+)= A rows [0, 4) x k-range [k0, k1) @ B.
+ * Always inlined with a constant nv so that the accumulators stay in
+ * registers. */
+static inline __attribute__((always_inline)) void
+micro_4xn(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
+          int64_t ldb, int64_t k0, int64_t k1, const int nv, int zero)
+{
+    tsr_v16 acc[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < nv; v++) {
+            if (zero) {
+                const tsr_v16 z = {0};
+                acc[r][v] = z;
+            } else {
+                acc[r][v] = TSR_V16_LOAD(c + r * ldc + v * 16);
+            }
+        }
+    for (int64_t l = k0; l < k1; l++) {
+        tsr_v16 bv[4];
+        for (int v = 0; v < nv; v++)
+            bv[v] = TSR_V16_LOAD(b + l * ldb + v * 16);
+        for (int r = 0; r < 4; r++) {
+            float s = a[r * ars + l * acs];
+            for (int v = 0; v < nv; v++)
+                acc[r][v] += s * bv[v];
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < nv; v++)
+            TSR_V16_STORE(c + r * ldc + v * 16, acc[r][v]);
+}
+
+void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,
+                        const float *b, int64_t ldb, int64_t m, int64_t n, int64_t k, int zero,
+                        tsr_tile_mode mode)
+{
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+        int64_t nn = n, k0 = 0, k1 = k;
+        if (mode == TSR_TILE_N_LOWER)
+            nn = tsr_min64(n, tsr_round_up64(i0 + 4, 16));
+        else if (mode == TSR_TILE_K_UPPER)
+            k1 = tsr_min64(k, i0 + 4);
+        else if (mode == TSR_TILE_K_LOWER)
+            k0 = tsr_min64(k, i0);
+        float *ci = c + i0 * ldc;
+        const float *ai = a + i0 * ars;
+        for (int64_t j0 = 0; j0 < nn; j0 += 64) {
+            switch (tsr_min64(4, (nn - j0) / 16)) {
+            case 4:
+                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 4, zero);
+                break;
+            case 3:
+                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 3, zero);
+                break;
+            case 2:
+                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 2, zero);
+                break;
+            default:
+                micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 1, zero);
+                break;
+            }
+        }
+    }
+}
+
+void tsr_attn_pack_rows(float *dst, int64_t dp, const float *src, int64_t stride, int64_t n,
+                        int64_t rows, int64_t d, float mul)
+{
+    for (int64_t i = 0; i < rows; i++) {
+        float *o = dst + i * dp;
+        if (i < n) {
+            const float *s = src + i * stride;
+#pragma omp simd
+            for (int64_t j = 0; j < d; j++)
+                o[j] = s[j] * mul;
+            for (int64_t j = d; j < dp; j++)
+                o[j] = 0.0f;
+        } else {
+            memset(o, 0, (size_t)dp * sizeof(float));
+        }
+    }
+}
+
+/* Done in 16-row strips so that the writes of a strip stay within a few
+ * cache lines per output row. */
+void tsr_attn_pack_cols(float *dst, const float *src, int64_t stride, int64_t n, int64_t cols,
+                        int64_t d, int64_t dp)
+{
+    for (int64_t j = d; j < dp; j++)
+        memset(dst + j * cols, 0, (size_t)cols * sizeof(float));
+    for (int64_t i0 = 0; i0 < cols; i0 += 16) {
+        for (int64_t j = 0; j < d; j++) {
+            float *o = dst + j * cols + i0;
+            for (int64_t i = 0; i < 16; i++)
+                o[i] = i0 + i < n ? src[(i0 + i) * stride + j] : 0.0f;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/*
+ * attention_tile.h - the pieces the tiled attention passes share (internal
+ * to runtime/kernels/cpu): the 64x64 tile product and the packing of one
+ * head's rows into contiguous, zero-padded arrays.
+ */
+#ifndef TSR_KERNELS_CPU_ATTENTION_TILE_H
+#define TSR_KERNELS_CPU_ATTENTION_TILE_H
+
+#include <stdint.h>
+
+#define TSR_ATTN_BLK 64
+
+typedef enum tsr_tile_mode {
+    TSR_TILE_FULL,    /* every row uses all columns and the whole k range */
+    TSR_TILE_N_LOWER, /* row i needs only columns j <= i (scores on the diagonal) */
+    TSR_TILE_K_UPPER, /* row i needs only k <= i (P @ V, dS @ K on the diagonal) */
+    TSR_TILE_K_LOWER  /* row j needs only k >= j (P^T @ dO, dS^T @ Q on the diagonal) */
+} tsr_tile_mode;
+
+static inline int64_t tsr_round_up64(int64_t x, int64_t m)
+{
+    return (x + m - 1) / m * m;
+}
+
+static inline int64_t tsr_min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* C (m x n) (+)= A (m x k) @ B (k x n), m a multiple of 4, n of 16;
+ * A(i, l) = a[i * ars + l * acs], B row-major with ldb, C row-major ldc.
+ * In the lower-triangular modes the entries the triangle makes zero are
+ * skipped; with zero set, the C entries of skipped columns
+ * (TSR_TILE_N_LOWER) are left unwritten. */
+void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,
+                        const float *b, int64_t ldb, int64_t m, int64_t n, int64_t k, int zero,
+                        tsr_tile_mode mode);
+
+/* Rows [0, n) of a (.., H, D)-strided tensor into dst (rows x dp, row
+ * major), times `mul`; rows [n, rows) and columns [d, dp) are zero. */
+void tsr_attn_pack_rows(float *dst, int64_t dp, const float *src, int64_t stride, int64_t n,
+                        int64_t rows, int64_t d, float mul);
+
+/* The transpose: dst (dp x cols, leading dimension cols), column i =
+ * source row i; zero beyond n and d. */
+void tsr_attn_pack_cols(float *dst, const float *src, int64_t stride, int64_t n, int64_t cols,
+                        int64_t d, int64_t dp);
+
+#endif /* TSR_KERNELS_CPU_ATTENTION_TILE_H */
