@@ -24,6 +24,7 @@
 #include "sharding/grid.h"
 #include "sharding/net.h"
 #include "sharding/pipeline_schedule.h"
+#include "tessera/kernels.h"
 #include "tessera/log.h"
 #include "tessera/timer.h"
 #include "train/metrics.h"
@@ -201,6 +202,54 @@ static tsr_status report_bubble(const tsr_config *cfg, tsr_net *net, const tsr_n
     return TSR_OK;
 }
 
+static void describe_mask(const tsr_attn_mask *m, char *out, size_t size)
+{
+    switch (m->pattern) {
+    case TSR_ATTN_WINDOW:
+        snprintf(out, size, "window %lld", (long long)m->window);
+        break;
+    case TSR_ATTN_FIXED:
+    case TSR_ATTN_STRIDED:
+        snprintf(out, size, "%s %lld/%lld", m->pattern == TSR_ATTN_FIXED ? "fixed" : "strided",
+                 (long long)m->block, (long long)m->stride);
+        break;
+    default:
+        snprintf(out, size, "dense");
+    }
+}
+
+/* The layers' attention patterns, runs of equal layers joined ("dense*2"),
+ * and the share of the T x T scores the kernels compute. */
+static void log_attention(const tsr_config *cfg)
+{
+    char text[512] = "", item[64], repeat[24];
+    size_t used = 0;
+    double elements = 0.0, square = (double)cfg->seq_length * (double)cfg->seq_length;
+    for (int64_t l = 0, run = 1; l < cfg->num_layers; l++) {
+        tsr_attn_mask mask, next;
+        if (tsr_config_layer_attention(cfg, l, &mask) != TSR_OK)
+            return;
+        elements += tsr_attention_computed_elements(&mask, cfg->seq_length);
+        if (l + 1 < cfg->num_layers && tsr_config_layer_attention(cfg, l + 1, &next) == TSR_OK &&
+            memcmp(&mask, &next, sizeof mask) == 0) {
+            run++;
+            continue;
+        }
+        describe_mask(&mask, item, sizeof item);
+        snprintf(repeat, sizeof repeat, run > 1 ? "*%lld" : "", (long long)run);
+        if (used < sizeof text)
+            used += (size_t)snprintf(text + used, sizeof text - used, "%s%s%s",
+                                     used > 0 ? ", " : "", item, repeat);
+        run = 1;
+    }
+    tsr_log_once(TSR_LOG_INFO,
+                 "attention of layers 0-%d: %s; %.1f%% of the T x T scores computed (64x64 "
+                 "tiles); documents %s; prefix LM %s",
+                 cfg->num_layers - 1, text, 100.0 * elements / (square * cfg->num_layers),
+                 cfg->reset_attention_mask ? "reset at the end-of-document token" : "not reset",
+                 cfg->prefix_lm ? "on" : "off");
+}
+
 static void log_model(const tsr_config *cfg, const tsr_net *net)
 {
     const tsr_net_dims *dims = tsr_net_get_dims(net);
@@ -212,6 +261,7 @@ static void log_model(const tsr_config *cfg, const tsr_net *net)
                  tsr_config_num_query_groups(cfg), tsr_config_ffn_hidden_size(cfg),
                  (long long)dims->vocab, (long long)dims->padded_vocab, (long long)dims->seq,
                  (double)tsr_net_global_param_count(net) / 1e6);
+    log_attention(cfg);
 }
 
 /* The model chosen by --model (and --model-plugin), declared as a spec. */

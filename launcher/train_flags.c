@@ -22,6 +22,7 @@ static const char *const recompute_method_choices[] = {"uniform", "block", NULL}
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const bind_choices[] = {"core", "numa", "none", NULL};
 static const char *const backend_choices[] = {"auto", "mpi", "nccl", NULL};
+static const char *const sparse_choices[] = {"none", "fixed", "strided", NULL};
 
 static const tsr_flag train_flags[] = {
     /* parallel layout */
@@ -96,6 +97,24 @@ static const tsr_flag train_flags[] = {
      "dropout after attention and MLP"},
     {"--attention-dropout", TSR_FLAG_DOUBLE, OFF(attention_dropout), 0.0, 1.0, NULL, "P",
      "dropout of attention probabilities"},
+    {"--attention-pattern", TSR_FLAG_STRING, OFF(attention_pattern), 0, 0, NULL, "LIST",
+     "attention of each layer: dense, window, sparse, fixed or strided, one per layer; "
+     "NAME*N and (LIST)*N repeat, e.g. (dense,window)*6 (tessera)"},
+    {"--window-size", TSR_FLAG_INT, OFF(window_size), 1, BIG, NULL, "W",
+     "sliding-window attention: each query sees its W most recent keys, itself included"},
+    {"--sparse-attention", TSR_FLAG_CHOICE, OFF(sparse_attention), 0, 0, sparse_choices, "KIND",
+     "block-sparse attention (Child et al. 2019) of the sparse layers (tessera)"},
+    {"--sparse-block", TSR_FLAG_INT, OFF(sparse_block), 1, BIG, NULL, "B",
+     "block size of the sparse patterns; divides --seq-length (tessera)"},
+    {"--sparse-stride", TSR_FLAG_INT, OFF(sparse_stride), 1, BIG, NULL, "S",
+     "stride of the sparse patterns, a multiple of --sparse-block (tessera)"},
+    {"--prefix-lm", TSR_FLAG_BOOL, OFF(prefix_lm), 0, 0, NULL, NULL,
+     "bidirectional attention over the prefix (prompt) the data defines, causal after it; "
+     "targets inside a prefix leave the loss (tessera)"},
+    {"--reset-attention-mask", TSR_FLAG_BOOL, OFF(reset_attention_mask), 0, 0, NULL, NULL,
+     "no attention across the end-of-document token"},
+    {"--eod-token", TSR_FLAG_INT, OFF(eod_token), 0, BIG, NULL, "ID",
+     "end-of-document token of a file dataset, for --reset-attention-mask (tessera)"},
     {"--init-method-std", TSR_FLAG_DOUBLE, OFF(init_method_std), 0.0, 10.0, NULL, "STD",
      "standard deviation of the initial weights"},
     {"--num-experts", TSR_FLAG_INT, OFF(num_experts), 1, 65536, NULL, "N",

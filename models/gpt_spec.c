@@ -13,6 +13,7 @@
 #include "gpt_spec.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "tessera/modules.h"
 
@@ -29,7 +30,8 @@ static tsr_spec *residual(tsr_spec_arena *arena, const tsr_config *cfg, int site
     return r;
 }
 
-static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg)
+static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
+                                  const tsr_attn_mask *mask)
 {
     float std = (float)cfg->init_method_std;
     float out_std = std / sqrtf(2.0f * (float)cfg->num_layers);
@@ -43,7 +45,8 @@ static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg)
                                (float)cfg->rotary_base,
                                cfg->attention_dropout,
                                std,
-                               out_std};
+                               out_std,
+                               *mask};
     tsr_mlp_config mc = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std};
     tsr_spec *attention = residual(arena, cfg, 1, NEW(tsr_module_norm, "input_layernorm", nc),
                                    NEW(tsr_module_attention, "self_attention", ac));
@@ -72,12 +75,25 @@ tsr_status tsr_gpt_build_spec(const tsr_config *cfg, tsr_spec_arena *arena, tsr_
     out->num_layers = cfg->num_layers;
     out->layers = tsr_spec_layer_array(arena, cfg->num_layers);
     out->flops_per_sample = tsr_gpt_flops_per_sample;
-    const tsr_spec *layer = layer_spec(arena, cfg);
     if (out->embedding == NULL || out->final_norm == NULL || out->head == NULL ||
-        out->layers == NULL || layer == NULL)
+        out->layers == NULL)
         return TSR_ERR_OUT_OF_MEMORY;
-    for (int64_t l = 0; l < cfg->num_layers; l++)
-        out->layers[l] = layer; /* the same declaration for every layer */
+    /* layers of one attention pattern share a declaration */
+    tsr_attn_mask previous;
+    for (int64_t l = 0; l < cfg->num_layers; l++) {
+        tsr_attn_mask mask;
+        tsr_status st = tsr_config_layer_attention(cfg, l, &mask);
+        if (st != TSR_OK)
+            return st;
+        if (l > 0 && memcmp(&mask, &previous, sizeof mask) == 0) {
+            out->layers[l] = out->layers[l - 1];
+            continue;
+        }
+        out->layers[l] = layer_spec(arena, cfg, &mask);
+        if (out->layers[l] == NULL)
+            return TSR_ERR_OUT_OF_MEMORY;
+        previous = mask;
+    }
     return TSR_OK;
 }
 
@@ -85,12 +101,21 @@ double tsr_gpt_flops_per_sample(const tsr_config *cfg, int64_t padded_vocab)
 {
     /* Megatron-LM's num_floating_point_operations() for one sample:
      * 12 = 3 (fwd + 2x bwd) x 2 (multiply-add) x 2 (two GEMMs per block
-     * half), with attention counted over the full T x T square */
+     * half), except that the attention scores count only the score
+     * elements of the tiles the kernel computes under each layer's
+     * pattern (Megatron counts the full T x T square; documents and
+     * prefixes, which depend on the data, are not counted) */
     double h = (double)cfg->hidden_size, s = (double)cfg->seq_length, L = (double)cfg->num_layers;
     double gated = cfg->swiglu ? 1.5 : 1.0;
-    double attention = 1.0 + (double)tsr_config_num_query_groups(cfg) /
-                                 (double)cfg->num_attention_heads + s / h;
+    double projections = 1.0 + (double)tsr_config_num_query_groups(cfg) /
+                                   (double)cfg->num_attention_heads;
     double mlp = (double)tsr_config_ffn_hidden_size(cfg) / h * gated;
     double logits = (double)padded_vocab / (2.0 * L * h);
-    return 12.0 * s * L * h * h * (attention + mlp + logits);
+    double scores = 0.0;
+    for (int64_t l = 0; l < cfg->num_layers; l++) {
+        tsr_attn_mask mask;
+        if (tsr_config_layer_attention(cfg, l, &mask) == TSR_OK)
+            scores += tsr_attention_computed_elements(&mask, cfg->seq_length);
+    }
+    return 12.0 * s * L * h * h * (projections + mlp + logits) + 12.0 * h * scores;
 }

@@ -7,6 +7,8 @@
  */
 #include "tessera/config.h"
 
+#include "tessera/kernels.h"
+
 #include <string.h>
 
 void tsr_config_defaults(tsr_config *cfg)
@@ -32,6 +34,9 @@ void tsr_config_defaults(tsr_config *cfg)
     cfg->rotary_base = 10000.0;
     cfg->init_method_std = 0.02;
     cfg->moe_router_topk = 2;
+    cfg->sparse_block = 64;
+    cfg->sparse_stride = 256;
+    cfg->eod_token = -1;
 
     cfg->micro_batch_size = 8;
     cfg->train_iters = 100;
@@ -259,6 +264,33 @@ static tsr_status validate_model(const tsr_config *cfg)
     return TSR_OK;
 }
 
+static tsr_status validate_attention(const tsr_config *cfg)
+{
+    bool window = false, sparse = false;
+    for (int64_t l = 0; l < cfg->num_layers; l++) {
+        tsr_attn_mask mask;
+        tsr_status st = tsr_config_layer_attention(cfg, l, &mask);
+        if (st == TSR_OK)
+            st = tsr_attention_mask_check(&mask, cfg->seq_length);
+        if (st != TSR_OK)
+            return st;
+        window |= mask.pattern == TSR_ATTN_WINDOW;
+        sparse |= mask.pattern == TSR_ATTN_FIXED || mask.pattern == TSR_ATTN_STRIDED;
+    }
+    if (cfg->window_size > 0 && !window)
+        return INVALID("--window-size %d is set but no layer of --attention-pattern is "
+                       "'window'; add window layers or drop --window-size",
+                       cfg->window_size);
+    if (cfg->sparse_attention != TSR_SPARSE_NONE && !sparse)
+        return INVALID("--sparse-attention is set but no layer of --attention-pattern is "
+                       "sparse; add sparse layers or drop --sparse-attention");
+    if (cfg->eod_token >= 0 && !cfg->reset_attention_mask)
+        return INVALID("--eod-token %d only serves --reset-attention-mask; add it or drop "
+                       "--eod-token",
+                       cfg->eod_token);
+    return TSR_OK;
+}
+
 static tsr_status validate_training(const tsr_config *cfg, int world_size)
 {
     int dp = tsr_config_data_parallel_size(cfg, world_size);
@@ -300,6 +332,8 @@ tsr_status tsr_config_validate(const tsr_config *cfg, int world_size)
     tsr_status st = validate_parallel(cfg, world_size);
     if (st == TSR_OK)
         st = validate_model(cfg);
+    if (st == TSR_OK)
+        st = validate_attention(cfg);
     if (st == TSR_OK)
         st = validate_pipeline(cfg);
     if (st == TSR_OK)

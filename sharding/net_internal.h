@@ -118,6 +118,7 @@ struct tsr_net {
     tsr_microbatch *mbs;
     int32_t *mb_tokens, *mb_targets;
     float *mb_mask;
+    int32_t *mb_doc_start, *mb_prefix_lo, *mb_prefix_hi; /* NULL unless the flags need them */
     int slot; /* being computed */
     struct tsr_module_exec exec;
 };

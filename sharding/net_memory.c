@@ -217,6 +217,13 @@ static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
         bytes_item(&w, TSR_MEM_SCRATCH, m * (nt + 1) * sizeof(int32_t), (void **)&net->mb_tokens);
         bytes_item(&w, TSR_MEM_SCRATCH, m * nt * sizeof(int32_t), (void **)&net->mb_targets);
         floats_item(&w, TSR_MEM_SCRATCH, m * nt, &net->mb_mask);
+        size_t rows = m * nt * sizeof(int32_t);
+        if (net->cfg.reset_attention_mask)
+            bytes_item(&w, TSR_MEM_SCRATCH, rows, (void **)&net->mb_doc_start);
+        if (net->cfg.prefix_lm) {
+            bytes_item(&w, TSR_MEM_SCRATCH, rows, (void **)&net->mb_prefix_lo);
+            bytes_item(&w, TSR_MEM_SCRATCH, rows, (void **)&net->mb_prefix_hi);
+        }
         bytes_item(&w, TSR_MEM_SCRATCH, m * sizeof(tsr_microbatch), (void **)&net->mbs);
     }
     net->action_count = tsr_net_schedule_length(d);

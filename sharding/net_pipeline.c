@@ -73,7 +73,7 @@ static tsr_status exchange(tsr_net *g, const tsr_pp_action *action)
 
 /* Every stage reads every micro batch of the iteration up front: the first
  * stage needs the tokens, the last the targets and mask, and all of them
- * the sample indices that key dropout. */
+ * the sample indices that key dropout and the attention rows. */
 static tsr_status load_microbatches(tsr_net *g, const tsr_microbatch_source *src, int count)
 {
     size_t rows = (size_t)(g->d.micro_batch * g->d.seq);
@@ -84,7 +84,14 @@ static tsr_status load_microbatches(tsr_net *g, const tsr_microbatch_source *src
         float *mask = g->mb_mask + (size_t)m * rows;
         TRY(tsr_dataset_batch(src->dataset, TSR_SPLIT_TRAIN, first, src->micro_batch_size,
                               tokens, targets, mask));
-        tsr_microbatch mb = {tokens, targets, mask, first, src->iteration, NULL, NULL};
+        int32_t *doc = g->mb_doc_start, *lo = g->mb_prefix_lo, *hi = g->mb_prefix_hi;
+        doc = doc != NULL ? doc + (size_t)m * rows : NULL;
+        lo = lo != NULL ? lo + (size_t)m * rows : NULL;
+        hi = hi != NULL ? hi + (size_t)m * rows : NULL;
+        TRY(tsr_dataset_attention_rows(src->dataset, TSR_SPLIT_TRAIN, first,
+                                       src->micro_batch_size, tokens, mask, doc, lo, hi));
+        tsr_microbatch mb = {tokens, targets, mask, first, src->iteration, NULL, NULL,
+                             doc,    lo,      hi};
         g->mbs[m] = mb;
     }
     return TSR_OK;

@@ -210,7 +210,8 @@ static void set_io(tsr_net *net, const tsr_microbatch *mb, bool train)
     net->exec.train = train;
     net->exec.io = (tsr_step_io){mb->tokens,    mb->targets,      net->row_weight,
                                  net->row_loss, net->row_correct, mb->first_sample,
-                                 mb->iteration};
+                                 mb->iteration, mb->doc_start,    mb->prefix_lo,
+                                 mb->prefix_hi};
 }
 
 /* embedding, the chunk's layers, and (head chunk) the final norm, then the
@@ -436,7 +437,7 @@ static tsr_status net_train_iteration(void *self, const tsr_microbatch_source *s
 tsr_status tsr_net_logits(tsr_net *net, const int32_t *tokens, float *logits, int64_t *count)
 {
     TRY(check_tokens(net, tokens, NULL));
-    tsr_microbatch mb = {tokens, NULL, NULL, 0, 0, NULL, NULL};
+    tsr_microbatch mb = {.tokens = tokens};
     tsr_net_select_slot(net, 0);
     TRY(forward_stack(net, &mb, 0, false, false));
     int u = tsr_net_unit_head(net);

@@ -60,6 +60,12 @@ typedef enum tsr_model_preset {
     TSR_PRESET_LLAMA
 } tsr_model_preset;
 
+typedef enum tsr_sparse_attention {
+    TSR_SPARSE_NONE = 0,
+    TSR_SPARSE_FIXED,
+    TSR_SPARSE_STRIDED
+} tsr_sparse_attention;
+
 typedef struct tsr_config {
     /* parallel layout */
     int tensor_model_parallel_size;
@@ -102,6 +108,16 @@ typedef struct tsr_config {
     double hidden_dropout;
     double attention_dropout;
     double init_method_std;
+    /* attention patterns (docs/attention.md); one per layer from
+     * attention_pattern, else every layer from window_size / sparse_attention */
+    const char *attention_pattern; /* "dense,window", "(dense,window)*6"; NULL: uniform */
+    int window_size;               /* keys per query in window layers; 0: none */
+    tsr_sparse_attention sparse_attention;
+    int sparse_block;
+    int sparse_stride;
+    bool prefix_lm;            /* bidirectional over the prefix the data defines */
+    bool reset_attention_mask; /* documents end at the end-of-document token */
+    int eod_token;             /* that token for file datasets; -1: none given */
     int num_experts; /* 0: dense */
     int moe_router_topk;
 
@@ -165,6 +181,13 @@ int tsr_config_global_batch_size(const tsr_config *cfg, int world_size);
 /* Megatron's padding: the smallest multiple of
  * make_vocab_size_divisible_by x tensor_model_parallel_size >= vocab. */
 int tsr_config_padded_vocab_size(const tsr_config *cfg, int vocab_size);
+
+/* The attention of layer `layer`: its pattern and sizes (the per-query
+ * arrays are NULL). Fails with a message naming the flag when
+ * --attention-pattern does not parse or does not cover the layers. */
+struct tsr_attn_mask;
+tsr_status tsr_config_layer_attention(const tsr_config *cfg, int64_t layer,
+                                      struct tsr_attn_mask *out);
 
 /* Checks every constraint that can be known from the config and the world
  * size alone. On failure returns TSR_ERR_INVALID_ARG with a message naming

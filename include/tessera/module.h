@@ -177,6 +177,8 @@ typedef struct tsr_step_io {
     float *row_correct;     /* (B*T), 1 where the argmax is the target (head) */
     int64_t first_sample;   /* global index of sample 0 (keys dropout) */
     int64_t iteration;      /* keys dropout */
+    /* attention across documents and prefixes (tsr_attn_mask); (B, T) or NULL */
+    const int32_t *doc_start, *prefix_lo, *prefix_hi;
 } tsr_step_io;
 
 struct tsr_module_node;

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 
 #include "tessera/config.h"
+#include "tessera/kernels.h"
 #include "tessera/module.h"
 
 #ifdef __cplusplus
@@ -54,6 +55,10 @@ typedef struct tsr_attention_config {
     double dropout;       /* attention-probability dropout (site 3) */
     float init_std;       /* linear_qkv */
     float out_init_std;   /* linear_proj */
+    /* which keys a query sees: pattern and sizes (its per-query arrays are
+     * ignored; documents and prefixes come with the micro batch, in
+     * tsr_step_io). Zero: causal. */
+    tsr_attn_mask mask;
 } tsr_attention_config;
 
 extern const tsr_module_kind tsr_module_mlp;

@@ -256,7 +256,7 @@ static void file_destroy(tsr_dataset *ds)
     free(f);
 }
 
-static const tsr_dataset_ops file_ops = {file_sample, file_destroy};
+static const tsr_dataset_ops file_ops = {file_sample, file_destroy, NULL};
 
 static tsr_status open_source(const char *path, int64_t vocab, tsr_token_source **out)
 {
@@ -340,6 +340,7 @@ tsr_status tsr_file_dataset_open(const tsr_config *cfg, tsr_dataset **out)
     f->base.vocab_size = cfg->vocab_size;
     f->base.seq_length = cfg->seq_length;
     f->base.seed = (uint64_t)cfg->seed;
+    f->base.eod = cfg->eod_token;
     *out = &f->base;
     return TSR_OK;
 }

@@ -21,7 +21,12 @@ tsr_status tsr_dataset_open(const tsr_config *cfg, tsr_dataset **out)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "--data-path is empty; give a PREFIX of .bin/.idx files, an .h5 "
                              "token file or synthetic:addition");
-    if (strncmp(cfg->data_path, "synthetic:", 10) == 0)
-        return tsr_dataset_open_synthetic(cfg, out);
-    return tsr_file_dataset_open(cfg, out);
+    tsr_status st = strncmp(cfg->data_path, "synthetic:", 10) == 0
+                        ? tsr_dataset_open_synthetic(cfg, out)
+                        : tsr_file_dataset_open(cfg, out);
+    if (st == TSR_OK && (st = tsr_dataset_check_attention(*out, cfg)) != TSR_OK) {
+        tsr_dataset_close(*out);
+        *out = NULL;
+    }
+    return st;
 }

@@ -25,6 +25,11 @@ typedef struct tsr_dataset_ops {
     tsr_status (*sample)(const tsr_dataset *ds, tsr_split split, int64_t index,
                          int32_t *tokens, float *mask);
     void (*destroy)(tsr_dataset *ds);
+    /* Optional (NULL: the data defines no prefix): in_prefix[t] = 1 where
+     * input token t belongs to a prefix (a prompt: attended both ways
+     * under --prefix-lm), else 0, for the seq_length inputs of the sample. */
+    tsr_status (*prefix)(const tsr_dataset *ds, tsr_split split, int64_t index,
+                         int32_t *in_prefix);
 } tsr_dataset_ops;
 
 struct tsr_dataset {
@@ -35,6 +40,7 @@ struct tsr_dataset {
     bool has_answers; /* evaluation reports answer accuracy (synthetic tasks) */
     uint64_t seed;
     int digits;       /* synthetic:addition */
+    int32_t eod;      /* the token that ends a document; -1: none known */
 };
 
 /* Opens the dataset named by cfg->data_path ("synthetic:addition[:DIGITS]",
@@ -48,6 +54,22 @@ void tsr_dataset_close(tsr_dataset *ds);
  * batch*seq_length. */
 tsr_status tsr_dataset_batch(const tsr_dataset *ds, tsr_split split, int64_t first_index,
                              int batch, int32_t *tokens, int32_t *targets, float *mask);
+
+/* The attention rows of a micro batch filled by tsr_dataset_batch (see
+ * tsr_attn_mask): each of batch*seq_length int32 or NULL for none.
+ * doc_start: documents end after each ds->eod token. prefix_lo/hi: the
+ * maximal runs of prefix tokens (ds->ops->prefix) within a document;
+ * a query in a run sees the whole run, and the targets its run holds are
+ * taken out of the loss (mask = 0), since the query sees them. */
+tsr_status tsr_dataset_attention_rows(const tsr_dataset *ds, tsr_split split,
+                                      int64_t first_index, int batch, const int32_t *tokens,
+                                      float *mask, int32_t *doc_start, int32_t *prefix_lo,
+                                      int32_t *prefix_hi);
+
+/* Checks that the dataset defines what the attention flags need
+ * (--reset-attention-mask: an end-of-document token; --prefix-lm: a
+ * prefix); a configuration error otherwise. */
+tsr_status tsr_dataset_check_attention(const tsr_dataset *ds, const tsr_config *cfg);
 
 /* Token text for display: the addition task's characters. */
 char tsr_addition_token_char(int32_t token);

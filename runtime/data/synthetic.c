@@ -9,6 +9,9 @@
  * Operands are drawn from the counter-based RNG keyed by (seed, split), so
  * the validation problems never coincide in sequence with training ones.
  *
+ * Under --prefix-lm each question "a+b=" is a prefix; under
+ * --reset-attention-mask each problem is a document (the newline ends it).
+ *
  * synthetic:random draws uniform tokens, every target counted: a workload
  * for benchmarks with a known best loss of log(vocab).
  */
@@ -94,6 +97,21 @@ static tsr_status addition_sample(const tsr_dataset *ds, tsr_split split, int64_
     return TSR_OK;
 }
 
+/* The question "a+b=" of every problem is its prefix. */
+static tsr_status addition_prefix(const tsr_dataset *ds, tsr_split split, int64_t index,
+                                  int32_t *in_prefix)
+{
+    (void)split;
+    (void)index;
+    int d = ds->digits, t = ds->seq_length;
+    int problem_len = 3 * d + 4, per_sample = (t + 1) / problem_len;
+    for (int i = 0; i < t; i++) {
+        int p = i / problem_len;
+        in_prefix[i] = p < per_sample && i % problem_len < 2 * d + 2;
+    }
+    return TSR_OK;
+}
+
 static tsr_status random_sample(const tsr_dataset *ds, tsr_split split, int64_t index,
                                 int32_t *tokens, float *mask)
 {
@@ -114,8 +132,9 @@ static void synthetic_destroy(tsr_dataset *ds)
     free(ds);
 }
 
-static const tsr_dataset_ops addition_ops = {addition_sample, synthetic_destroy};
-static const tsr_dataset_ops random_ops = {random_sample, synthetic_destroy};
+static const tsr_dataset_ops addition_ops = {addition_sample, synthetic_destroy,
+                                             addition_prefix};
+static const tsr_dataset_ops random_ops = {random_sample, synthetic_destroy, NULL};
 
 tsr_status tsr_dataset_open_synthetic(const tsr_config *cfg, tsr_dataset **out)
 {
@@ -131,6 +150,7 @@ tsr_status tsr_dataset_open_synthetic(const tsr_config *cfg, tsr_dataset **out)
         ds.vocab_size = ADDITION_VOCAB;
         ds.has_answers = true;
         ds.digits = 3;
+        ds.eod = TOK_NEWLINE; /* every problem is a document */
         if (path[18] == ':') {
             char *end = NULL;
             long digits = strtol(path + 19, &end, 10);
@@ -150,6 +170,7 @@ tsr_status tsr_dataset_open_synthetic(const tsr_config *cfg, tsr_dataset **out)
     } else if (strcmp(path, "synthetic:random") == 0) {
         ds.ops = &random_ops;
         ds.name = "synthetic:random";
+        ds.eod = cfg->eod_token;
         ds.vocab_size = cfg->vocab_size > 0 ? cfg->vocab_size : 256;
     } else if (strncmp(path, "synthetic:", 10) == 0) {
         return tsr_error_set(TSR_ERR_INVALID_ARG,

@@ -50,6 +50,8 @@ typedef struct tsr_microbatch {
      * model must not report gradients that finish_grads still changes. */
     void (*grads_ready)(void *ctx, size_t from);
     void *grads_ready_ctx;
+    /* attention across documents and prefixes (tsr_attn_mask); (B, T) or NULL */
+    const int32_t *doc_start, *prefix_lo, *prefix_hi;
 } tsr_microbatch;
 
 /* Where an iteration's micro batches come from: micro batch m holds

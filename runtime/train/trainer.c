@@ -53,6 +53,9 @@ void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, (rows + 1) * sizeof(int32_t));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, rows * sizeof(int32_t));
     tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, rows);
+    int attention_rows = (cfg->reset_attention_mask ? 1 : 0) + (cfg->prefix_lm ? 2 : 0);
+    for (int i = 0; i < attention_rows; i++) /* doc_start, prefix_lo, prefix_hi */
+        tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, rows * sizeof(int32_t));
 }
 
 void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan *plan)
@@ -130,6 +133,36 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
                                  (void **)&tr->targets);
     if (st == TSR_OK)
         st = tsr_plan_take_floats(plan, TSR_MEM_SCRATCH, rows, &tr->mask);
+    size_t row_bytes = rows * sizeof(int32_t);
+    if (st == TSR_OK && cfg->reset_attention_mask)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, row_bytes, (void **)&tr->doc_start);
+    if (st == TSR_OK && cfg->prefix_lm)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, row_bytes, (void **)&tr->prefix_lo);
+    if (st == TSR_OK && cfg->prefix_lm)
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, row_bytes, (void **)&tr->prefix_hi);
+    return st;
+}
+
+/* Micro batch `first` of the split into the trainer's buffers, with the
+ * attention rows the flags ask for. */
+static tsr_status load_microbatch(tsr_trainer *tr, tsr_split split, int64_t first,
+                                  int64_t iteration, tsr_microbatch *mb)
+{
+    int mbs = tr->cfg->micro_batch_size;
+    tsr_status st = tsr_dataset_batch(tr->dataset, split, first, mbs, tr->tokens, tr->targets,
+                                      tr->mask);
+    if (st == TSR_OK)
+        st = tsr_dataset_attention_rows(tr->dataset, split, first, mbs, tr->tokens, tr->mask,
+                                        tr->doc_start, tr->prefix_lo, tr->prefix_hi);
+    memset(mb, 0, sizeof *mb);
+    mb->tokens = tr->tokens;
+    mb->targets = tr->targets;
+    mb->mask = tr->mask;
+    mb->first_sample = first;
+    mb->iteration = iteration;
+    mb->doc_start = tr->doc_start;
+    mb->prefix_lo = tr->prefix_lo;
+    mb->prefix_hi = tr->prefix_hi;
     return st;
 }
 
@@ -181,15 +214,13 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
     for (int m = 0; m < count; m++) {
         int64_t first = tr->consumed_samples +
                         ((int64_t)tr->hooks.dp_rank * count + m) * (int64_t)mbs;
-        tsr_status st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_TRAIN, first, mbs, tr->tokens,
-                                          tr->targets, tr->mask);
+        tsr_microbatch mb;
+        tsr_status st = load_microbatch(tr, TSR_SPLIT_TRAIN, first, tr->iteration, &mb);
         /* the previous step's parameter all-gather overlapped the above */
         if (st == TSR_OK && m == 0)
             st = CALL_HOOK(tr, finish_param_sync);
         if (st != TSR_OK)
             return st;
-        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, tr->iteration,
-                             NULL, NULL};
         if (m == count - 1 && cfg->overlap_grad_reduce && tr->hooks.grads_ready != NULL) {
             mb.grads_ready = tr->hooks.grads_ready;
             mb.grads_ready_ctx = tr->hooks.ctx;
@@ -258,11 +289,10 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
     for (int64_t e = 0; e < cfg->eval_iters * per_rank; e++) {
         int64_t i = e / per_rank, m = e % per_rank;
         int64_t first = i * global_batch + ((int64_t)tr->hooks.dp_rank * per_rank + m) * mbs;
-        st = tsr_dataset_batch(tr->dataset, TSR_SPLIT_VALID, first, mbs, tr->tokens,
-                               tr->targets, tr->mask);
+        tsr_microbatch mb;
+        st = load_microbatch(tr, TSR_SPLIT_VALID, first, 0, &mb);
         if (st != TSR_OK)
             return st;
-        tsr_microbatch mb = {tr->tokens, tr->targets, tr->mask, first, 0, NULL, NULL};
         tsr_eval_counts counts;
         st = tr->model.eval_microbatch(tr->model.self, &mb, &counts);
         if (st != TSR_OK)

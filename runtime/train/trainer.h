@@ -71,6 +71,7 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     size_t padded_count; /* grads/params length the reductions work on (>= param_count) */
     int32_t *tokens, *targets;
     float *mask;
+    int32_t *doc_start, *prefix_lo, *prefix_hi; /* NULL unless the attention flags need them */
     int64_t iteration, consumed_samples, adam_step;
     int64_t nan_iterations_total;
     double last_loss;  /* loss of the last iteration */

@@ -1,8 +1,9 @@
 /*
  * attention.c - self-attention over this rank's heads and query groups:
  * column-parallel linear_qkv (its input gathered under SP), rotary
- * embedding, flash-style causal attention with grouped query heads,
- * row-parallel linear_proj (input_is_parallel; output summed over tp into
+ * embedding, flash-style attention with grouped query heads under the
+ * layer's mask (causal, window, block-sparse; the micro batch's documents
+ * and prefixes), row-parallel linear_proj (input_is_parallel; output summed over tp into
  * the local rows). Local rows (C) -> local rows (C).
  *
  * Shapes: B micro batch, T sequence, D head dim; this rank's Hq heads and
@@ -47,6 +48,9 @@ static tsr_status attention_declare(const tsr_module_info *info, tsr_module_decl
                                                   "be divisible by --tensor-model-parallel-size "
                                                   "%d",
                              (long long)cfg->heads, (long long)cfg->query_groups, tp);
+    tsr_status st = tsr_attention_mask_check(&cfg->mask, info->seq);
+    if (st != TSR_OK)
+        return st;
     int64_t c = info->hidden, d = cfg->head_dim;
     int64_t qkv_out = (cfg->heads + 2 * cfg->query_groups) * d;
     int64_t hd = cfg->heads / tp * d, gd = cfg->query_groups / tp * d, hl = cfg->heads / tp;
@@ -125,6 +129,17 @@ static const tsr_dropout *probs_dropout(const tsr_module_run *run, double p, tsr
     return dr;
 }
 
+/* The layer's pattern with the micro batch's documents and prefixes. */
+static tsr_attn_mask mask_of(const tsr_module_run *run)
+{
+    const tsr_attention_config *cfg = run->info->config;
+    tsr_attn_mask mask = cfg->mask;
+    mask.doc_start = run->io->doc_start;
+    mask.prefix_lo = run->io->prefix_lo;
+    mask.prefix_hi = run->io->prefix_hi;
+    return mask;
+}
+
 static tsr_status attention_forward(const tsr_module_run *run, const float *in, float *out)
 {
     const tsr_attention_config *cfg = run->info->config;
@@ -142,7 +157,9 @@ static tsr_status attention_forward(const tsr_module_run *run, const float *in, 
         tsr_rope_forward(buf[K], buf[K], s.b, s.t, s.gl, s.d, 0, cfg->rotary_base);
     }
     tsr_dropout dr;
-    tsr_attention_forward(buf[ATT], buf[LSE], buf[Q], buf[K], buf[V], s.b, s.t, s.hl, s.gl, s.d, NULL,
+    tsr_attn_mask mask = mask_of(run);
+    tsr_attention_forward(buf[ATT], buf[LSE], buf[Q], buf[K], buf[V], s.b, s.t, s.hl, s.gl, s.d,
+                          &mask,
                           probs_dropout(run, run->train ? cfg->dropout : 0.0, &dr),
                           buf[ATTN_SCRATCH]);
     float *target = tsr_row_output_target(run, out, buf[OUT_FULL]);
@@ -171,8 +188,9 @@ static tsr_status attention_backward(const tsr_module_run *run, const float *in,
     zero(buf[D_K], s.nt * s.gd);
     zero(buf[D_V], s.nt * s.gd);
     tsr_dropout dr;
+    tsr_attn_mask mask = mask_of(run);
     tsr_attention_backward(buf[D_Q], buf[D_K], buf[D_V], buf[D_ATT], buf[Q], buf[K], buf[V],
-                           buf[ATT], buf[LSE], s.b, s.t, s.hl, s.gl, s.d, NULL,
+                           buf[ATT], buf[LSE], s.b, s.t, s.hl, s.gl, s.d, &mask,
                            probs_dropout(run, cfg->dropout, &dr), buf[ATTN_SCRATCH]);
     const float *dq = buf[D_Q], *dk = buf[D_K];
     if (cfg->rotary) {

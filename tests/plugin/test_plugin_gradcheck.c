@@ -99,7 +99,7 @@ static void fixture_create(fixture *f)
         f->targets[i] = (int32_t)((state >> 8) % VOCAB);
         f->mask[i] = 1.0f;
     }
-    f->mb = (tsr_microbatch){f->tokens, f->targets, f->mask, 0, 1, NULL, NULL};
+    f->mb = (tsr_microbatch){f->tokens, f->targets, f->mask, 0, 1, NULL, NULL, NULL, NULL, NULL};
 }
 
 static void fixture_destroy(fixture *f)

@@ -113,7 +113,7 @@ static void compare(bool llama)
     double ref_loss = 0.0, par_loss = 0.0;
     for (int m = 0; m < MICROBATCHES; m++) {
         tsr_dataset_batch(ds, TSR_SPLIT_TRAIN, 16 + m * mbs, mbs, tokens, targets, mask);
-        tsr_microbatch mb = {tokens, targets, mask, 16 + m * mbs, 2, NULL, NULL};
+        tsr_microbatch mb = {tokens, targets, mask, 16 + m * mbs, 2, NULL, NULL, NULL, NULL, NULL};
         double loss = 0.0;
         CU_ASSERT_EQUAL_FATAL(rm.train_microbatch(rm.self, &mb, 1.0f / MICROBATCHES, &loss),
                               TSR_OK);

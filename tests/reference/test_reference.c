@@ -186,8 +186,8 @@ static void check_preset(const char *preset)
     tsr_model model = tsr_net_as_model(r.gpt);
     memset(model.grads, 0, model.param_count * sizeof(float));
     double loss0 = 0.0, loss1 = 0.0;
-    tsr_microbatch mb0 = {tokens, targets, mask, 0, 1, NULL, NULL};
-    tsr_microbatch mb1 = {tokens + rows, targets + rows, mask + rows, 4, 1, NULL, NULL};
+    tsr_microbatch mb0 = {tokens, targets, mask, 0, 1, NULL, NULL, NULL, NULL, NULL};
+    tsr_microbatch mb1 = {tokens + rows, targets + rows, mask + rows, 4, 1, NULL, NULL, NULL, NULL, NULL};
     CU_ASSERT_EQUAL_FATAL(model.train_microbatch(model.self, &mb0, 0.5f, &loss0), TSR_OK);
     CU_ASSERT_EQUAL_FATAL(model.train_microbatch(model.self, &mb1, 0.5f, &loss1), TSR_OK);
     double loss_error = tsr_test_rel_error(loss0, read_attr(r.fixture, "loss"));

@@ -124,7 +124,7 @@ static void compare(bool llama, bool sp)
 
     /* loss and gradients of one training micro batch (dropout on) */
     tsr_model ref_model = tsr_net_as_model(ref.gpt), tp_model = tsr_net_as_model(tp.gpt);
-    tsr_microbatch mb = {tokens, targets, mask, 6, 3, NULL, NULL};
+    tsr_microbatch mb = {tokens, targets, mask, 6, 3, NULL, NULL, NULL, NULL, NULL};
     double ref_loss = 0.0, tp_loss = 0.0;
     CU_ASSERT_EQUAL_FATAL(ref_model.train_microbatch(ref_model.self, &mb, 1.0f, &ref_loss),
                           TSR_OK);

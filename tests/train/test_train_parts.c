@@ -200,7 +200,18 @@ static void test_megatron_flops_formula(void)
     tsr_net_dims d = tsr_net_dims_from_config(&cfg, 50257, 0);
     CU_ASSERT_EQUAL(d.padded_vocab, 50304);
     double h = 768, s = 1024, L = 12;
-    double expected = 12 * s * L * h * h * ((1 + 1 + s / h) + 4 + 50304 / (2 * L * h));
+    /* Megatron's formula, except that the attention scores count the
+     * computed 64x64 tiles of the causal mask (16 x 17 / 2 of 16 x 16)
+     * instead of the full s x s square */
+    double scores = 64.0 * 64.0 * 16.0 * 17.0 / 2.0;
+    double expected = 12 * s * L * h * h * ((1 + 1) + 4 + 50304 / (2 * L * h)) +
+                      12 * h * L * scores;
+    CU_ASSERT_DOUBLE_EQUAL(tsr_gpt_flops_per_sample(&cfg, d.padded_vocab) / expected, 1.0, 1e-12);
+    /* a window of 128 keys: every 64-query block computes 3 tiles, the
+     * first two blocks fewer */
+    cfg.window_size = 128;
+    double window = 64.0 * 64.0 * (16 * 3 - 2 - 1);
+    expected = 12 * s * L * h * h * ((1 + 1) + 4 + 50304 / (2 * L * h)) + 12 * h * L * window;
     CU_ASSERT_DOUBLE_EQUAL(tsr_gpt_flops_per_sample(&cfg, d.padded_vocab) / expected, 1.0, 1e-12);
 }
 
