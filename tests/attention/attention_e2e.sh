@@ -15,11 +15,6 @@ set -u
 tessera=$1
 mpiexec=$2
 source "$(dirname "$0")/../harness/e2e.sh"
-within() { # a b tolerance steps
-  paste <(losses "$1") <(losses "$2") | awk -v tol="$3" -v n="$4" '
-    NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > tol) bad = 1 }
-    END { printf "  worst relative loss difference %.3g over %d steps\n", w, NR; exit bad || NR != n }'
-}
 differs() { # a b: some step differs by more than 1e-3 relative
   paste <(losses "$1") <(losses "$2") | awk '
     { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r }

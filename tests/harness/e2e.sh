@@ -24,3 +24,11 @@ losses() { grep '"type": "train"' "$1" | sed 's/.*"lm_loss": \([^,]*\),.*/\1/'; 
 losses_by_iteration() {
   grep '"type": "train"' "$1" | sed 's/.*"iteration": \([0-9]*\),.*"lm_loss": \([^,]*\),.*/\1 \2/'
 }
+
+# within A B TOLERANCE STEPS: both files hold STEPS training losses, each
+# pair within TOLERANCE relative; prints the worst difference
+within() { # a b tolerance steps
+  paste <(losses "$1") <(losses "$2") | awk -v tol="$3" -v n="$4" '
+    NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > tol) bad = 1 }
+    END { printf "  worst relative loss difference %.3g over %d steps\n", w, NR; exit bad || NR != n }'
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Writes the PyTorch reference fixture for tessera's masked attention kernel.
 
-For every case below it draws seeded inputs q, k, v (B=2, Hq=4 query heads,
-Hkv=2 key/value heads: query head h reads kv head h // 2, D=32) and an
+For every case below it draws seeded inputs q, k, v (B=2, Hq=2 query heads,
+Hkv=1 key/value head: grouped, query head h reads kv head h // 2, D=16) and an
 upstream gradient dout, builds the dense boolean mask (B, T, T) of which key
 each query sees from the definitions in include/tessera/kernels.h ("which
 keys a query sees"), written again here independently of the kernel, and
@@ -39,7 +39,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "fixtures", "attention_patterns.h5")
-B, HQ, HKV, D = 2, 4, 2, 32
+B, HQ, HKV, D = 2, 2, 1, 16
 
 
 # ---- the mask, from kernels.h ------------------------------------------------

@@ -9,11 +9,6 @@ set -u
 tessera=$1
 mpiexec=$2
 source "$(dirname "$0")/../harness/e2e.sh"
-within() { # a b tolerance steps
-  paste <(losses "$1") <(losses "$2") | awk -v tol="$3" -v n="$4" '
-    NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > tol) bad = 1 }
-    END { printf "  worst relative loss difference %.3g over %d steps\n", w, NR; exit bad || NR != n }'
-}
 
 base=(--num-layers 2 --hidden-size 64 --num-attention-heads 8 --seq-length 32
       --micro-batch-size 4 --global-batch-size 8 --lr 3e-3 --lr-warmup-iters 5

@@ -16,9 +16,10 @@
  * recomputes P = exp(S - lse) and accumulates dV, dK and dQ in packed
  * buffers, written out once per head / unit.
  * Empty tiles are skipped in both passes (attention_mask.c says which);
- * the others are computed whole and their masked scores set to zero. On
- * tiles whose counted scores all lie on or below the diagonal the tile
- * products skip the upper triangle. A unit's results depend only on its
+ * in the others the tile products skip, per group of 4 rows or columns,
+ * what lies outside the hull of the counted scores (the upper triangle of
+ * a diagonal tile, the lower one of a window's oldest tile), and the
+ * scores the mask zeroes inside it are set to zero. A unit's results depend only on its
  * inputs, never on which thread ran it or when, so both passes are
  * bitwise the same for any thread count. Per thread the scratch is
  * O(T * D), never O(T^2). q is pre-multiplied by 1/sqrt(D) in both
@@ -159,7 +160,7 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
             continue;
         int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0), nk16 = tsr_round_up64(nk, 16);
         tsr_attn_tile_gemm(s, BLK, qs, dp, 1, kt + k0, tp, mq4, nk16, dp, 1,
-                           tile->lower ? TSR_TILE_N_LOWER : TSR_TILE_FULL);
+                           TSR_TILE_N_BOUNDED, tile->row_lo, tile->row_hi);
         for (int64_t i = 0; i < mq4; i++) {
             float *si = s + i * BLK;
             tsr_v16 mx = zero - INFINITY;
@@ -195,7 +196,7 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
                     s[i * BLK + j] *= mask[i * BLK + j];
         }
         tsr_attn_tile_gemm(o, dp, s, BLK, 1, vs + k0 * dp, dp, mq4, dp, nk16, 0,
-                           tile->lower ? TSR_TILE_K_UPPER : TSR_TILE_FULL);
+                           TSR_TILE_K_BOUNDED, tile->row_lo, tile->row_hi);
     }
     for (int64_t i = 0; i < mq; i++) {
         /* a query that sees no key: out 0, lse = log(0) = -inf */
@@ -287,15 +288,16 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
     int64_t q0 = qb * BLK, mq = tsr_min64(BLK, t - q0), mq4 = tsr_round_up64(mq, 4);
     int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0), nk16 = tsr_round_up64(nk, 16);
     const tsr_attn_tile *tile = w->tile;
-    tsr_tile_mode nlow = tile->lower ? TSR_TILE_N_LOWER : TSR_TILE_FULL;
-    tsr_tile_mode klow = tile->lower ? TSR_TILE_K_LOWER : TSR_TILE_FULL;
+    const int16_t *rlo = tile->row_lo, *rhi = tile->row_hi;
+    const int16_t *clo = tile->col_lo, *chi = tile->col_hi;
     int drop = dropout_on(a->dropout);
     const float *qs = w->qs + q0 * dp, *dos = w->dos + q0 * dp, *lse = w->lse + q0;
     const float *di = w->di + q0;
     const tsr_v16 zero = {0};
 
     /* P = exp(S - lse) where the mask counts the score, 0 elsewhere */
-    tsr_attn_tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0, tp, mq4, nk16, dp, 1, nlow);
+    tsr_attn_tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0, tp, mq4, nk16, dp, 1,
+                       TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK;
         for (int64_t j = 0; j < nk16; j += 16) {
@@ -313,11 +315,13 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
     }
     /* dV += Pdrop^T dO */
     if (a->dv != NULL)
-        tsr_attn_tile_gemm(w->dv + k0 * dp, dp, pv, 1, BLK, dos, dp, nk16, dp, mq4, 0, klow);
+        tsr_attn_tile_gemm(w->dv + k0 * dp, dp, pv, 1, BLK, dos, dp, nk16, dp, mq4, 0,
+                           TSR_TILE_K_BOUNDED, clo, chi);
     if (a->dq == NULL && a->dk == NULL)
         return;
     /* dP = dO V^T (times the dropout mask); dS = P (dP - Di) */
-    tsr_attn_tile_gemm(w->ds, BLK, dos, dp, 1, w->vt + k0, tp, mq4, nk16, dp, 1, nlow);
+    tsr_attn_tile_gemm(w->ds, BLK, dos, dp, 1, w->vt + k0, tp, mq4, nk16, dp, 1,
+                       TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK, *dsi = w->ds + i * BLK, *mi = w->mask + i * BLK;
         for (int64_t j = 0; j < nk16; j += 16) {
@@ -330,10 +334,11 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
     }
     /* dK += dS^T (q / sqrt(D)); dQ += dS K (times 1/sqrt(D) at write-out) */
     if (a->dk != NULL)
-        tsr_attn_tile_gemm(w->dk + k0 * dp, dp, w->ds, 1, BLK, qs, dp, nk16, dp, mq4, 0, klow);
+        tsr_attn_tile_gemm(w->dk + k0 * dp, dp, w->ds, 1, BLK, qs, dp, nk16, dp, mq4, 0,
+                           TSR_TILE_K_BOUNDED, clo, chi);
     if (a->dq != NULL)
         tsr_attn_tile_gemm(w->dq + q0 * dp, dp, w->ds, BLK, 1, w->ks + k0 * dp, dp, mq4, dp,
-                           nk16, 0, tile->lower ? TSR_TILE_K_UPPER : TSR_TILE_FULL);
+                           nk16, 0, TSR_TILE_K_BOUNDED, rlo, rhi);
 }
 
 /* adds rows [0, n) of the packed src (ld dp) times mul into the strided dst */

@@ -58,17 +58,6 @@ static int blocks_see(const tsr_attn_mask *m, int64_t qi, int64_t kj)
     return qi - kj < l || (qi - kj) % l == 0;
 }
 
-static int sees(const tsr_attn_sample *s, int64_t i, int64_t j)
-{
-    int64_t c0, p0, p1;
-    row_parts(s, i, &c0, &p0, &p1);
-    if (j >= p0 && j < p1)
-        return 1;
-    if (j < c0 || j > i)
-        return 0;
-    return !is_sparse(s->mask) || blocks_see(s->mask, i / s->mask->block, j / s->mask->block);
-}
-
 void tsr_attn_qblock_summarise(tsr_attn_qblock *qb, const tsr_attn_sample *s, int64_t block)
 {
     int64_t q0 = block * TSR_ATTN_BLK, q1 = tsr_min64(q0 + TSR_ATTN_BLK, s->t);
@@ -94,24 +83,88 @@ void tsr_attn_qblock_summarise(tsr_attn_qblock *qb, const tsr_attn_sample *s, in
     }
 }
 
-/* One flag per element, for the tiles the ranges cannot describe. */
+/* Starts the hulls of a tile: every group empty. */
+static void hulls_clear(tsr_attn_tile *tile)
+{
+    for (int g = 0; g < TSR_ATTN_BLK / 4; g++) {
+        tile->row_lo[g] = tile->col_lo[g] = TSR_ATTN_BLK;
+        tile->row_hi[g] = tile->col_hi[g] = 0;
+    }
+}
+
+/* Row r counts the columns [c0, c1) (c1 > c0). */
+static void hulls_add(tsr_attn_tile *tile, int64_t r, int64_t c0, int64_t c1)
+{
+    int g = (int)(r / 4);
+    if (c0 < tile->row_lo[g])
+        tile->row_lo[g] = (int16_t)c0;
+    if (c1 > tile->row_hi[g])
+        tile->row_hi[g] = (int16_t)c1;
+    for (int64_t cg = c0 / 4; cg <= (c1 - 1) / 4; cg++) {
+        if (r < tile->col_lo[cg])
+            tile->col_lo[cg] = (int16_t)r;
+        if (r + 1 > tile->col_hi[cg])
+            tile->col_hi[cg] = (int16_t)(r + 1);
+    }
+}
+
+static void hulls_close(tsr_attn_tile *tile)
+{
+    for (int g = 0; g < TSR_ATTN_BLK / 4; g++) {
+        if (tile->row_hi[g] <= tile->row_lo[g])
+            tile->row_lo[g] = tile->row_hi[g] = 0;
+        if (tile->col_hi[g] <= tile->col_lo[g])
+            tile->col_lo[g] = tile->col_hi[g] = 0;
+    }
+}
+
+/* One flag per element, for the tiles the ranges cannot describe. The
+ * pattern is decided once per key block of the row, not per element. */
 static void resolve_elements(tsr_attn_tile *tile, const tsr_attn_sample *s, int64_t q0,
                              int64_t mq, int64_t k0, int64_t nk)
 {
-    int any = 0, lower = q0 == k0;
-    for (int64_t r = 0; r < TSR_ATTN_BLK; r++) {
+    const tsr_attn_mask *m = s->mask;
+    int sparse = is_sparse(m), any = 0;
+    memset(tile->el, 0, sizeof tile->el);
+    for (int64_t r = 0; r < mq; r++) {
+        int64_t i = q0 + r, c0, p0, p1;
+        row_parts(s, i, &c0, &p0, &p1);
         int32_t *row = tile->el + r * TSR_ATTN_BLK;
-        for (int64_t c = 0; c < TSR_ATTN_BLK; c++) {
-            int on = r < mq && c < nk && sees(s, q0 + r, k0 + c);
-            row[c] = on ? -1 : 0;
-            any |= on;
-            if (on && c > r)
-                lower = 0;
+        int64_t first = -1, last = -1;
+        for (int64_t c = 0; c < nk;) {
+            int64_t j = k0 + c;
+            /* columns up to the end of j's key block share the pattern */
+            int64_t run_end = sparse ? tsr_min64(nk, (j / m->block + 1) * m->block - k0) : nk;
+            int on_pattern = !sparse || j > i || blocks_see(m, i / m->block, j / m->block);
+            for (; c < run_end; c++, j++) {
+                int on = (j >= p0 && j < p1) || (on_pattern && j >= c0 && j <= i);
+                row[c] = on ? -1 : 0;
+                if (on) {
+                    if (first < 0)
+                        first = c;
+                    last = c;
+                }
+            }
+        }
+        if (first >= 0) {
+            any = 1;
+            hulls_add(tile, r, first, last + 1);
         }
     }
     tile->empty = !any;
-    tile->lower = lower;
     tile->elements = 1;
+}
+
+/* Sparse blocks smaller than a tile: no pair of the tile's query and key
+ * blocks sees the other (and no row has a prefix here): the tile is empty. */
+static int sparse_tile_empty(const tsr_attn_mask *m, int64_t q0, int64_t mq, int64_t k0,
+                             int64_t nk)
+{
+    for (int64_t qi = q0 / m->block; qi <= (q0 + mq - 1) / m->block; qi++)
+        for (int64_t kj = k0 / m->block; kj <= (k0 + nk - 1) / m->block && kj <= qi; kj++)
+            if (blocks_see(m, qi, kj))
+                return 0;
+    return 1;
 }
 
 void tsr_attn_tile_resolve(tsr_attn_tile *tile, const tsr_attn_sample *s,
@@ -121,7 +174,6 @@ void tsr_attn_tile_resolve(tsr_attn_tile *tile, const tsr_attn_sample *s,
     int64_t q0 = qb * TSR_ATTN_BLK, mq = tsr_min64(TSR_ATTN_BLK, s->t - q0);
     int64_t k0 = kb * TSR_ATTN_BLK, nk = tsr_min64(TSR_ATTN_BLK, s->t - k0), k1 = k0 + nk;
     tile->empty = 1;
-    tile->lower = 0;
     tile->elements = 0;
     if (summary->hi <= k0 || summary->lo >= k1)
         return;
@@ -133,11 +185,16 @@ void tsr_attn_tile_resolve(tsr_attn_tile *tile, const tsr_attn_sample *s,
         pattern_on = blocks_see(m, q0 / m->block, k0 / m->block);
     if (uniform && !pattern_on && !summary->bidir)
         return;
+    if (sparse && !uniform && !summary->bidir && m->block >= 8 &&
+        sparse_tile_empty(m, q0, mq, k0, nk))
+        return;
+    hulls_clear(tile);
     if ((sparse && !uniform) || summary->gap) {
         resolve_elements(tile, s, q0, mq, k0, nk);
+        hulls_close(tile);
         return;
     }
-    int any = 0, lower = q0 == k0;
+    int any = 0;
     for (int64_t r = 0; r < TSR_ATTN_BLK; r++) {
         int64_t u0 = 0, u1 = 0;
         if (r < mq) {
@@ -149,18 +206,17 @@ void tsr_attn_tile_resolve(tsr_attn_tile *tile, const tsr_attn_sample *s,
             /* no gap: two parts that are both here overlap or touch */
             u0 = a && b ? tsr_min64(a0, b0) : a ? a0 : b ? b0 : 0;
             u1 = a && b ? max64(a1, b1) : a ? a1 : b ? b1 : 0;
-            if (u1 > u0) {
-                any = 1;
-                if (u1 > i + 1)
-                    lower = 0;
-            }
         }
         int on = u1 > u0;
         tile->lo[r] = on ? (float)(u0 - k0) : 0.0f;
         tile->hi[r] = on ? (float)(u1 - k0) : 0.0f;
+        if (on) {
+            any = 1;
+            hulls_add(tile, r, u0 - k0, u1 - k0);
+        }
     }
+    hulls_close(tile);
     tile->empty = !any;
-    tile->lower = lower;
 }
 
 tsr_status tsr_attention_mask_check(const tsr_attn_mask *m, int64_t t)

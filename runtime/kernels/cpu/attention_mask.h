@@ -9,7 +9,10 @@
  * described either by one column range per row (every contiguous mask, and
  * sparse blocks that are multiples of 64, for which the pattern is the same
  * over the whole tile) or by one flag per element (sparse blocks smaller
- * than a tile, or a prefix that does not touch the causal part).
+ * than a tile, or a prefix that does not touch the causal part), and by
+ * the hulls of its counted scores per group of 4 rows and of 4 columns, so
+ * that the tile products skip what the mask zeroes (the upper triangle of
+ * a diagonal tile, the lower one of a window's oldest tile).
  */
 #ifndef TSR_KERNELS_CPU_ATTENTION_MASK_H
 #define TSR_KERNELS_CPU_ATTENTION_MASK_H
@@ -37,9 +40,12 @@ typedef struct tsr_attn_qblock {
 typedef struct tsr_attn_tile {
     int32_t el[TSR_ATTN_BLK * TSR_ATTN_BLK];   /* row-major, -1 counts, 0 not */
     float lo[TSR_ATTN_BLK], hi[TSR_ATTN_BLK]; /* row r counts columns [lo, hi) */
+    /* hulls of the counted scores, for the tile products: per group of 4
+     * query rows its columns [row_lo, row_hi), per group of 4 key columns
+     * its rows [col_lo, col_hi) (empty groups: 0, 0) */
+    int16_t row_lo[TSR_ATTN_BLK / 4], row_hi[TSR_ATTN_BLK / 4];
+    int16_t col_lo[TSR_ATTN_BLK / 4], col_hi[TSR_ATTN_BLK / 4];
     int empty;    /* no score counts: skip the tile */
-    int lower;    /* every counted score has key <= query (a diagonal tile):
-                   * the lower-triangular tile products may be used */
     int elements; /* el holds the flags, else lo/hi the ranges */
 } tsr_attn_tile;
 

@@ -49,19 +49,26 @@ micro_4xn(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const
 
 void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,
                         const float *b, int64_t ldb, int64_t m, int64_t n, int64_t k, int zero,
-                        tsr_tile_mode mode)
+                        tsr_tile_mode mode, const int16_t *lo, const int16_t *hi)
 {
     for (int64_t i0 = 0; i0 < m; i0 += 4) {
-        int64_t nn = n, k0 = 0, k1 = k;
-        if (mode == TSR_TILE_N_LOWER)
-            nn = tsr_min64(n, tsr_round_up64(i0 + 4, 16));
-        else if (mode == TSR_TILE_K_UPPER)
-            k1 = tsr_min64(k, i0 + 4);
-        else if (mode == TSR_TILE_K_LOWER)
-            k0 = tsr_min64(k, i0);
+        int64_t n0 = 0, nn = n, k0 = 0, k1 = k;
+        if (mode == TSR_TILE_N_BOUNDED) {
+            n0 = lo[i0 / 4] / 16 * 16;
+            nn = tsr_min64(n, tsr_round_up64(hi[i0 / 4], 16));
+        } else if (mode == TSR_TILE_K_BOUNDED) {
+            k0 = lo[i0 / 4];
+            k1 = tsr_min64(k, hi[i0 / 4]);
+        }
+        if (nn <= n0 || k1 <= k0) {
+            if (zero && mode == TSR_TILE_K_BOUNDED) /* an empty sum is still written */
+                for (int r = 0; r < 4; r++)
+                    memset(c + (i0 + r) * ldc, 0, (size_t)n * sizeof(float));
+            continue;
+        }
         float *ci = c + i0 * ldc;
         const float *ai = a + i0 * ars;
-        for (int64_t j0 = 0; j0 < nn; j0 += 64) {
+        for (int64_t j0 = n0; j0 < nn; j0 += 64) {
             switch (tsr_min64(4, (nn - j0) / 16)) {
             case 4:
                 micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 4, zero);

@@ -10,11 +10,13 @@
 
 #define TSR_ATTN_BLK 64
 
+/* Which part of a tile product a row group of 4 needs: the bounds come
+ * from the mask (attention_mask.h), one [lo, hi) per group. */
 typedef enum tsr_tile_mode {
-    TSR_TILE_FULL,    /* every row uses all columns and the whole k range */
-    TSR_TILE_N_LOWER, /* row i needs only columns j <= i (scores on the diagonal) */
-    TSR_TILE_K_UPPER, /* row i needs only k <= i (P @ V, dS @ K on the diagonal) */
-    TSR_TILE_K_LOWER  /* row j needs only k >= j (P^T @ dO, dS^T @ Q on the diagonal) */
+    TSR_TILE_FULL,      /* every row uses all columns and the whole k range */
+    TSR_TILE_N_BOUNDED, /* group g needs only output columns [lo[g], hi[g]) (rounded
+                         * out to 16): the other columns are left unwritten */
+    TSR_TILE_K_BOUNDED  /* group g needs only the k range [lo[g], hi[g]) */
 } tsr_tile_mode;
 
 static inline int64_t tsr_round_up64(int64_t x, int64_t m)
@@ -29,12 +31,11 @@ static inline int64_t tsr_min64(int64_t a, int64_t b)
 
 /* C (m x n) (+)= A (m x k) @ B (k x n), m a multiple of 4, n of 16;
  * A(i, l) = a[i * ars + l * acs], B row-major with ldb, C row-major ldc.
- * In the lower-triangular modes the entries the triangle makes zero are
- * skipped; with zero set, the C entries of skipped columns
- * (TSR_TILE_N_LOWER) are left unwritten. */
+ * lo and hi (per group of 4 rows, m / 4 entries) bound the columns or the
+ * k range by mode; NULL with TSR_TILE_FULL. */
 void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,
                         const float *b, int64_t ldb, int64_t m, int64_t n, int64_t k, int zero,
-                        tsr_tile_mode mode);
+                        tsr_tile_mode mode, const int16_t *lo, const int16_t *hi);
 
 /* Rows [0, n) of a (.., H, D)-strided tensor into dst (rows x dp, row
  * major), times `mul`; rows [n, rows) and columns [d, dp) are zero. */
