@@ -14,10 +14,10 @@
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_C 0.044715f
 
-/* sigmoid(2u) = 0.5 (1 + tanh(u)) for the 16 inner values of x */
-static inline tsr_v16 gelu_half_one_plus_tanh(tsr_v16 x)
+/* sigmoid(2u) = 0.5 (1 + tanh(u)) for the TSR_VL inner values of x */
+static inline tsr_vf gelu_half_one_plus_tanh(tsr_vf x)
 {
-    tsr_v16 u = GELU_K * (x + GELU_C * x * x * x);
+    tsr_vf u = GELU_K * (x + GELU_C * x * x * x);
     return 1.0f / (1.0f + tsr_expf_v(-2.0f * u));
 }
 
@@ -29,13 +29,13 @@ static inline float gelu_half_one_plus_tanh_1(float x)
 
 void tsr_gelu_forward(float *out, const float *inp, int64_t n)
 {
-    int64_t nv = n / 16;
+    int64_t nv = n / TSR_VL;
 #pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
     for (int64_t b = 0; b < nv; b++) {
-        tsr_v16 x = TSR_V16_LOAD(inp + b * 16);
-        TSR_V16_STORE(out + b * 16, x * gelu_half_one_plus_tanh(x));
+        tsr_vf x = TSR_VF_LOAD(inp + b * TSR_VL);
+        TSR_VF_STORE(out + b * TSR_VL, x * gelu_half_one_plus_tanh(x));
     }
-    for (int64_t i = nv * 16; i < n; i++)
+    for (int64_t i = nv * TSR_VL; i < n; i++)
         out[i] = inp[i] * gelu_half_one_plus_tanh_1(inp[i]);
 }
 
@@ -45,17 +45,17 @@ void tsr_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t
 {
     if (dinp == NULL)
         return;
-    int64_t nv = n / 16;
+    int64_t nv = n / TSR_VL;
 #pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
     for (int64_t b = 0; b < nv; b++) {
-        tsr_v16 x = TSR_V16_LOAD(inp + b * 16);
-        tsr_v16 s = gelu_half_one_plus_tanh(x);
-        tsr_v16 du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-        tsr_v16 g = s + x * 2.0f * s * (1.0f - s) * du;
-        tsr_v16 d = TSR_V16_LOAD(dinp + b * 16);
-        TSR_V16_STORE(dinp + b * 16, d + TSR_V16_LOAD(dout + b * 16) * g);
+        tsr_vf x = TSR_VF_LOAD(inp + b * TSR_VL);
+        tsr_vf s = gelu_half_one_plus_tanh(x);
+        tsr_vf du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+        tsr_vf g = s + x * 2.0f * s * (1.0f - s) * du;
+        tsr_vf d = TSR_VF_LOAD(dinp + b * TSR_VL);
+        TSR_VF_STORE(dinp + b * TSR_VL, d + TSR_VF_LOAD(dout + b * TSR_VL) * g);
     }
-    for (int64_t i = nv * 16; i < n; i++) {
+    for (int64_t i = nv * TSR_VL; i < n; i++) {
         float x = inp[i];
         float s = gelu_half_one_plus_tanh_1(x);
         float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
@@ -70,17 +70,17 @@ static inline float sigmoid_1(float x)
 
 void tsr_swiglu_forward(float *out, const float *inp, int64_t n, int64_t f)
 {
-    int64_t fv = f / 16;
+    int64_t fv = f / TSR_VL;
 #pragma omp parallel for schedule(static) if (n * f >= TSR_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *gate = inp + i * 2 * f, *up = gate + f;
         float *y = out + i * f;
         for (int64_t b = 0; b < fv; b++) {
-            tsr_v16 g = TSR_V16_LOAD(gate + b * 16), u = TSR_V16_LOAD(up + b * 16);
-            tsr_v16 s = 1.0f / (1.0f + tsr_expf_v(-g));
-            TSR_V16_STORE(y + b * 16, g * s * u);
+            tsr_vf g = TSR_VF_LOAD(gate + b * TSR_VL), u = TSR_VF_LOAD(up + b * TSR_VL);
+            tsr_vf s = 1.0f / (1.0f + tsr_expf_v(-g));
+            TSR_VF_STORE(y + b * TSR_VL, g * s * u);
         }
-        for (int64_t j = fv * 16; j < f; j++)
+        for (int64_t j = fv * TSR_VL; j < f; j++)
             y[j] = gate[j] * sigmoid_1(gate[j]) * up[j];
     }
 }
@@ -90,20 +90,20 @@ void tsr_swiglu_backward(float *dinp, const float *dout, const float *inp, int64
 {
     if (dinp == NULL)
         return;
-    int64_t fv = f / 16;
+    int64_t fv = f / TSR_VL;
 #pragma omp parallel for schedule(static) if (n * f >= TSR_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *gate = inp + i * 2 * f, *up = gate + f, *dy = dout + i * f;
         float *dgate = dinp + i * 2 * f, *dup = dgate + f;
         for (int64_t b = 0; b < fv; b++) {
-            tsr_v16 g = TSR_V16_LOAD(gate + b * 16), u = TSR_V16_LOAD(up + b * 16);
-            tsr_v16 d = TSR_V16_LOAD(dy + b * 16);
-            tsr_v16 s = 1.0f / (1.0f + tsr_expf_v(-g));
-            TSR_V16_STORE(dgate + b * 16,
-                          TSR_V16_LOAD(dgate + b * 16) + d * u * s * (1.0f + g * (1.0f - s)));
-            TSR_V16_STORE(dup + b * 16, TSR_V16_LOAD(dup + b * 16) + d * g * s);
+            tsr_vf g = TSR_VF_LOAD(gate + b * TSR_VL), u = TSR_VF_LOAD(up + b * TSR_VL);
+            tsr_vf d = TSR_VF_LOAD(dy + b * TSR_VL);
+            tsr_vf s = 1.0f / (1.0f + tsr_expf_v(-g));
+            TSR_VF_STORE(dgate + b * TSR_VL,
+                          TSR_VF_LOAD(dgate + b * TSR_VL) + d * u * s * (1.0f + g * (1.0f - s)));
+            TSR_VF_STORE(dup + b * TSR_VL, TSR_VF_LOAD(dup + b * TSR_VL) + d * g * s);
         }
-        for (int64_t j = fv * 16; j < f; j++) {
+        for (int64_t j = fv * TSR_VL; j < f; j++) {
             float g = gate[j], s = sigmoid_1(g);
             dgate[j] += dy[j] * up[j] * s * (1.0f + g * (1.0f - s));
             dup[j] += dy[j] * g * s;

@@ -94,16 +94,15 @@ static float *thread_scratch(float *scratch, const attn_shape *sh, tsr_attn_tile
     return aligned + TSR_ATTN_TILE_FLOATS;
 }
 
-/* Lanes [j, j + 16) of row r that count in the tile. */
-static inline tsr_i16 tile_lanes(const tsr_attn_tile *tile, int64_t r, int64_t j)
+/* Lanes [j, j + TSR_VL) of row r that count in the tile. */
+static inline tsr_vi tile_lanes(const tsr_attn_tile *tile, int64_t r, int64_t j)
 {
     if (tile->elements) {
-        tsr_i16 lanes;
+        tsr_vi lanes;
         memcpy(&lanes, tile->el + r * BLK + j, sizeof lanes);
         return lanes;
     }
-    const tsr_v16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    tsr_v16 col = iota + (float)j;
+    tsr_vf col = tsr_vf_iota() + (float)j;
     return (col >= tile->lo[r]) & (col < tile->hi[r]);
 }
 
@@ -151,7 +150,7 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
         l[i] = 0.0f;
     }
     memset(o, 0, (size_t)(mq4 * dp) * sizeof(float));
-    const tsr_v16 zero = {0};
+    const tsr_vf zero = {0};
     tsr_attn_qblock summary;
     tsr_attn_qblock_summarise(&summary, ms, qb);
     for (int64_t kb = 0; kb < sh->nblk; kb++) {
@@ -163,30 +162,30 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
                            TSR_TILE_N_BOUNDED, tile->row_lo, tile->row_hi);
         for (int64_t i = 0; i < mq4; i++) {
             float *si = s + i * BLK;
-            tsr_v16 mx = zero - INFINITY;
-            for (int64_t j = 0; j < nk16; j += 16)
-                mx = TSR_V16_MAX(mx, TSR_V16_SELECT(tile_lanes(tile, i, j), TSR_V16_LOAD(si + j),
+            tsr_vf mx = zero - INFINITY;
+            for (int64_t j = 0; j < nk16; j += TSR_VL)
+                mx = TSR_VF_MAX(mx, TSR_VF_SELECT(tile_lanes(tile, i, j), TSR_VF_LOAD(si + j),
                                                     zero - INFINITY));
-            float m_new = tsr_v16_max(mx);
+            float m_new = tsr_vf_max(mx);
             m_new = m[i] > m_new ? m[i] : m_new;
             if (m_new == -INFINITY) { /* no key seen yet: nothing to add */
                 memset(si, 0, (size_t)nk16 * sizeof(float));
                 continue;
             }
             float alpha = tsr_expf(m[i] - m_new);
-            tsr_v16 sum = zero;
-            for (int64_t j = 0; j < nk16; j += 16) {
-                tsr_v16 p = tsr_expf_v(TSR_V16_LOAD(si + j) - m_new);
-                p = TSR_V16_SELECT(tile_lanes(tile, i, j), p, zero);
+            tsr_vf sum = zero;
+            for (int64_t j = 0; j < nk16; j += TSR_VL) {
+                tsr_vf p = tsr_expf_v(TSR_VF_LOAD(si + j) - m_new);
+                p = TSR_VF_SELECT(tile_lanes(tile, i, j), p, zero);
                 sum += p;
-                TSR_V16_STORE(si + j, p);
+                TSR_VF_STORE(si + j, p);
             }
-            l[i] = l[i] * alpha + tsr_v16_sum(sum);
+            l[i] = l[i] * alpha + tsr_vf_sum(sum);
             m[i] = m_new;
             if (alpha != 1.0f) {
                 float *oi = o + i * dp;
-                for (int64_t j = 0; j < dp; j += 16)
-                    TSR_V16_STORE(oi + j, TSR_V16_LOAD(oi + j) * alpha);
+                for (int64_t j = 0; j < dp; j += TSR_VL)
+                    TSR_VF_STORE(oi + j, TSR_VF_LOAD(oi + j) * alpha);
             }
         }
         if (dropout_on(dropout)) {
@@ -293,16 +292,16 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
     int drop = dropout_on(a->dropout);
     const float *qs = w->qs + q0 * dp, *dos = w->dos + q0 * dp, *lse = w->lse + q0;
     const float *di = w->di + q0;
-    const tsr_v16 zero = {0};
+    const tsr_vf zero = {0};
 
     /* P = exp(S - lse) where the mask counts the score, 0 elsewhere */
     tsr_attn_tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0, tp, mq4, nk16, dp, 1,
                        TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK;
-        for (int64_t j = 0; j < nk16; j += 16) {
-            tsr_v16 e = tsr_expf_v(TSR_V16_LOAD(pi + j) - lse[i]);
-            TSR_V16_STORE(pi + j, TSR_V16_SELECT(tile_lanes(tile, i, j), e, zero));
+        for (int64_t j = 0; j < nk16; j += TSR_VL) {
+            tsr_vf e = tsr_expf_v(TSR_VF_LOAD(pi + j) - lse[i]);
+            TSR_VF_STORE(pi + j, TSR_VF_SELECT(tile_lanes(tile, i, j), e, zero));
         }
     }
     const float *pv = w->p;
@@ -324,12 +323,12 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
                        TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK, *dsi = w->ds + i * BLK, *mi = w->mask + i * BLK;
-        for (int64_t j = 0; j < nk16; j += 16) {
-            tsr_v16 dpv = TSR_V16_LOAD(dsi + j);
+        for (int64_t j = 0; j < nk16; j += TSR_VL) {
+            tsr_vf dpv = TSR_VF_LOAD(dsi + j);
             if (drop)
-                dpv *= TSR_V16_LOAD(mi + j);
-            tsr_v16 dsv = TSR_V16_LOAD(pi + j) * (dpv - di[i]);
-            TSR_V16_STORE(dsi + j, TSR_V16_SELECT(tile_lanes(tile, i, j), dsv, zero));
+                dpv *= TSR_VF_LOAD(mi + j);
+            tsr_vf dsv = TSR_VF_LOAD(pi + j) * (dpv - di[i]);
+            TSR_VF_STORE(dsi + j, TSR_VF_SELECT(tile_lanes(tile, i, j), dsv, zero));
         }
     }
     /* dK += dS^T (q / sqrt(D)); dQ += dS K (times 1/sqrt(D) at write-out) */

@@ -7,13 +7,24 @@
  * zeros) is what makes the tiles cheap: every row of q, k, v, dO is read
  * from memory once per work unit instead of once per tile. The products
  * run through one register-blocked micro-kernel (4 rows x up to 64
- * columns, tsr_v16 lanes).
+ * columns, in tsr_vf vectors).
  */
 #include "attention_tile.h"
 
 #include <string.h>
 
 #include "simd.h"
+
+/* The micro-kernel works in the target's own vector width (tsr_vf). Its
+ * accumulators (4 rows x nv groups of 16 columns) and the B row must fit
+ * the register file: 16 of AVX-512's 32 registers for 4 x 64; AVX2's 16
+ * registers hold 4 x 16 (8 accumulators), wider ones spill. */
+#if TSR_VL == 16
+#define TSR_TILE_NV_MAX 4
+#else
+#define TSR_TILE_NV_MAX 1
+#endif
+#define TSR_TILE_VPER16 (16 / TSR_VL) /* vectors per 16 columns */
 
 /* C rows [0, 4) x 16*NV columns (+)= A rows [0, 4) x k-range [k0, k1) @ B.
  * Always inlined with a constant nv so that the accumulators stay in
@@ -22,29 +33,31 @@ static inline __attribute__((always_inline)) void
 micro_4xn(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs, const float *b,
           int64_t ldb, int64_t k0, int64_t k1, const int nv, int zero)
 {
-    tsr_v16 acc[4][4];
+    enum { NVEC = TSR_TILE_NV_MAX * TSR_TILE_VPER16 };
+    const int nvec = nv * TSR_TILE_VPER16;
+    tsr_vf acc[4][NVEC];
     for (int r = 0; r < 4; r++)
-        for (int v = 0; v < nv; v++) {
+        for (int v = 0; v < nvec; v++) {
             if (zero) {
-                const tsr_v16 z = {0};
+                const tsr_vf z = {0};
                 acc[r][v] = z;
             } else {
-                acc[r][v] = TSR_V16_LOAD(c + r * ldc + v * 16);
+                acc[r][v] = TSR_VF_LOAD(c + r * ldc + v * TSR_VL);
             }
         }
     for (int64_t l = k0; l < k1; l++) {
-        tsr_v16 bv[4];
-        for (int v = 0; v < nv; v++)
-            bv[v] = TSR_V16_LOAD(b + l * ldb + v * 16);
+        tsr_vf bv[NVEC];
+        for (int v = 0; v < nvec; v++)
+            bv[v] = TSR_VF_LOAD(b + l * ldb + v * TSR_VL);
         for (int r = 0; r < 4; r++) {
             float s = a[r * ars + l * acs];
-            for (int v = 0; v < nv; v++)
+            for (int v = 0; v < nvec; v++)
                 acc[r][v] += s * bv[v];
         }
     }
     for (int r = 0; r < 4; r++)
-        for (int v = 0; v < nv; v++)
-            TSR_V16_STORE(c + r * ldc + v * 16, acc[r][v]);
+        for (int v = 0; v < nvec; v++)
+            TSR_VF_STORE(c + r * ldc + v * TSR_VL, acc[r][v]);
 }
 
 void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int64_t acs,
@@ -68,8 +81,9 @@ void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int6
         }
         float *ci = c + i0 * ldc;
         const float *ai = a + i0 * ars;
-        for (int64_t j0 = n0; j0 < nn; j0 += 64) {
-            switch (tsr_min64(4, (nn - j0) / 16)) {
+        for (int64_t j0 = n0; j0 < nn; j0 += 16 * TSR_TILE_NV_MAX) {
+            switch (tsr_min64(TSR_TILE_NV_MAX, (nn - j0) / 16)) {
+#if TSR_TILE_NV_MAX == 4
             case 4:
                 micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 4, zero);
                 break;
@@ -79,6 +93,7 @@ void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int6
             case 2:
                 micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 2, zero);
                 break;
+#endif
             default:
                 micro_4xn(ci + j0, ldc, ai, ars, acs, b + j0, ldb, k0, k1, 1, zero);
                 break;

@@ -5,7 +5,7 @@
  * them. The last step overwrites the logits with their gradient, so the
  * full-vocabulary probabilities never exist beside the logits.
  *
- * Row sums use 16 float lanes accumulated in double and combined in a
+ * Row sums use TSR_VL float lanes accumulated in double and combined in a
  * fixed order: deterministic, and vectorised with the shared exp (simd.h).
  * Rows are independent, so every step is bitwise the same for any thread
  * count. Called by the fused LM-head + loss layer.
@@ -21,15 +21,15 @@ void tsr_ce_row_max(float *row_max, const float *logits, int64_t n, int64_t v_lo
     for (int64_t i = 0; i < n; i++) {
         const float *x = logits + i * v_local;
         float m = -INFINITY;
-        int64_t nv = v_local / 16, j = 0;
+        int64_t nv = v_local / TSR_VL, j = 0;
         if (nv > 0) {
-            tsr_v16 mv = TSR_V16_LOAD(x);
+            tsr_vf mv = TSR_VF_LOAD(x);
             for (int64_t b = 1; b < nv; b++) {
-                tsr_v16 y = TSR_V16_LOAD(x + b * 16);
-                mv = TSR_V16_MAX(mv, y);
+                tsr_vf y = TSR_VF_LOAD(x + b * TSR_VL);
+                mv = TSR_VF_MAX(mv, y);
             }
-            m = tsr_v16_max(mv);
-            j = nv * 16;
+            m = tsr_vf_max(mv);
+            j = nv * TSR_VL;
         }
         for (; j < v_local; j++)
             m = x[j] > m ? x[j] : m;
@@ -45,17 +45,17 @@ void tsr_ce_sumexp_target(float *sumexp, float *target_logit, const float *logit
     for (int64_t i = 0; i < n; i++) {
         const float *x = logits + i * v_local;
         float m = row_max[i];
-        int64_t nv = v_local / 16;
-        double lanes[16] = {0};
+        int64_t nv = v_local / TSR_VL;
+        double lanes[TSR_VL] = {0};
         for (int64_t b = 0; b < nv; b++) {
-            tsr_v16 e = tsr_expf_v(TSR_V16_LOAD(x + b * 16) - m);
-            for (int l = 0; l < 16; l++)
+            tsr_vf e = tsr_expf_v(TSR_VF_LOAD(x + b * TSR_VL) - m);
+            for (int l = 0; l < TSR_VL; l++)
                 lanes[l] += (double)e[l];
         }
         double s = 0.0;
-        for (int l = 0; l < 16; l++)
+        for (int l = 0; l < TSR_VL; l++)
             s += lanes[l];
-        for (int64_t j = nv * 16; j < v_local; j++)
+        for (int64_t j = nv * TSR_VL; j < v_local; j++)
             s += (double)tsr_expf(x[j] - m);
         sumexp[i] = (float)s;
         int64_t tj = (int64_t)targets[i] - vocab_start;
@@ -83,10 +83,10 @@ void tsr_ce_logits_to_grad(float *logits, const float *row_max, const float *sum
             continue;
         }
         float m = row_max[i], k = dl / sumexp[i];
-        int64_t nv = v_local / 16;
+        int64_t nv = v_local / TSR_VL;
         for (int64_t b = 0; b < nv; b++)
-            TSR_V16_STORE(x + b * 16, tsr_expf_v(TSR_V16_LOAD(x + b * 16) - m) * k);
-        for (int64_t j = nv * 16; j < v_local; j++)
+            TSR_VF_STORE(x + b * TSR_VL, tsr_expf_v(TSR_VF_LOAD(x + b * TSR_VL) - m) * k);
+        for (int64_t j = nv * TSR_VL; j < v_local; j++)
             x[j] = tsr_expf(x[j] - m) * k;
         int64_t tj = (int64_t)targets[i] - vocab_start;
         if (tj >= 0 && tj < v_local)
