@@ -11,6 +11,8 @@
  * document index per input line, tokens stored as uint16 below 65500 ids
  * and int32 above. Runs as one process; no MPI. On any error the partial
  * outputs are removed and the exit code is 2 for bad input, 1 otherwise.
+ * --input may be a pipe (it is read once, front to back); the directory of
+ * --output-prefix must exist (it is not created).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -21,6 +23,7 @@
 #include <sys/types.h>
 
 #include "commands.h"
+#include "data/file_check.h"
 #include "data/indexed.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_json.h"
@@ -115,6 +118,27 @@ static tsr_status open_tokenizer(job *jb)
                              "--tokenizer-type gpt2 needs --vocab-file vocab.json and "
                              "--merge-file merges.txt");
     return tsr_tokenizer_gpt2_open(a->vocab_file, a->merge_file, &jb->tok);
+}
+
+/* Every output's directory must exist: like Megatron's preprocess_data.py,
+ * tessera creates files, never directories, so a mistyped prefix fails
+ * here instead of leaving a tree of directories behind. */
+static tsr_status check_outputs(const job *jb)
+{
+    static const char *const extensions[] = {".bin", ".idx"};
+    tsr_status st = TSR_OK;
+    for (int k = 0; st == TSR_OK && k < jb->key_count; k++)
+        for (int e = 0; st == TSR_OK && e < 2; e++) {
+            size_t n = strlen(jb->args->output_prefix) + strlen(jb->keys[k]) + 16;
+            char *path = malloc(n);
+            if (path == NULL)
+                return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate a path");
+            snprintf(path, n, "%s_%s_document%s", jb->args->output_prefix, jb->keys[k],
+                     extensions[e]);
+            st = tsr_file_check_output(path, "output");
+            free(path);
+        }
+    return st;
 }
 
 static tsr_status open_writers(job *jb)
@@ -287,6 +311,8 @@ int tsr_cmd_preprocess(int argc, char **argv)
         st = tsr_error_set(TSR_ERR_INVALID_ARG,
                            "give --input FILE and --output-prefix P (see 'tessera preprocess "
                            "--help')");
+    if (st == TSR_OK)
+        st = tsr_file_check_stream(args.input, "--input");
     if (st == TSR_OK) {
         jb.jsonl = has_suffix(args.input, ".jsonl") || has_suffix(args.input, ".json");
         if (!jb.jsonl && args.json_keys != NULL)
@@ -297,6 +323,8 @@ int tsr_cmd_preprocess(int argc, char **argv)
     }
     if (st == TSR_OK)
         st = parse_keys(&jb);
+    if (st == TSR_OK)
+        st = check_outputs(&jb);
     if (st == TSR_OK)
         st = open_tokenizer(&jb);
     if (st == TSR_OK && args.append_eod && tsr_tokenizer_eod(jb.tok) < 0)

@@ -8,8 +8,10 @@
  *                 -- train FLAGS...
  *
  * Bad input (a missing or non-numeric size, no "-- train ...", train flags
- * that do not fit N x K ranks) exits 2 with one message and writes nothing.
+ * that do not fit N x K ranks, an --output that cannot be written) exits 2
+ * with one message and writes nothing.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "data/file_check.h"
 #include "flags.h"
 #include "slurm_script.h"
 
@@ -110,18 +113,23 @@ static tsr_status write_script(const tsr_slurm_job *job, const char *path)
         return tsr_slurm_script_write(job, stdout);
     /* validate before creating the file, so bad input leaves nothing behind */
     tsr_status st = tsr_slurm_job_validate(job);
+    if (st == TSR_OK)
+        st = tsr_file_check_output(path, "--output");
     if (st != TSR_OK)
         return st;
     FILE *out = fopen(path, "w");
     if (out == NULL)
-        return tsr_error_set(TSR_ERR_IO, "cannot write --output %s; check the directory exists",
-                             path);
+        return tsr_error_set(TSR_ERR_IO, "cannot write --output %s: %s", path, strerror(errno));
+    /* a device (--output /dev/null) is written to, never chmod'ed or
+     * removed */
+    struct stat info;
+    int regular = fstat(fileno(out), &info) == 0 && S_ISREG(info.st_mode);
     st = tsr_slurm_script_write(job, out);
+    if (st == TSR_OK && regular)
+        fchmod(fileno(out), 0755);
     if (fclose(out) != 0 && st == TSR_OK)
         st = tsr_error_set(TSR_ERR_IO, "writing %s failed", path);
-    if (st == TSR_OK)
-        chmod(path, 0755);
-    else
+    if (st != TSR_OK && regular)
         remove(path);
     return st;
 }

@@ -99,8 +99,9 @@ static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
 static tsr_status save_checkpoint(void *ctx, const tsr_trainer *tr)
 {
     train_run *run = ctx;
-    tsr_checkpoint_state state = {tr->iteration, tr->consumed_samples, tr->adam_step,
-                                  tr->nan_iterations_total, run->cfg->seed};
+    tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
+                                  tr->adam_step,           tr->nan_iterations_total,
+                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION};
     tsr_checkpoint_content content = checkpoint_content(tr);
     uint64_t t0 = tsr_time_ns();
     tsr_log_once(TSR_LOG_INFO, "saving checkpoint at iteration %lld to %s",
@@ -336,7 +337,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         st = tsr_net_carve(net, grid, &plan);
     FILE *metrics = NULL;
     if (st == TSR_OK && tsr_log_rank() == 0)
-        st = tsr_metrics_open(cfg->metrics_file, &metrics);
+        st = tsr_metrics_open(cfg->metrics_file, cfg->load != NULL, &metrics);
     if (st == TSR_OK) {
         log_model(cfg, net);
         train_run run = {cfg, grid, tsr_net_as_model(net)};

@@ -145,6 +145,36 @@ static const char *train_bind(const tsr_slurm_job *job)
     return bind;
 }
 
+/* The --save directory among the train flags (NULL: none), and
+ * --train-iters, for the requeue step. */
+static const char *train_save(const tsr_slurm_job *job, int64_t *train_iters)
+{
+    tsr_config cfg;
+    int world = job->nodes * job->ntasks_per_node;
+    if (tsr_train_config_from_args(&cfg, job->train_argc, job->train_argv, world) != TSR_OK)
+        return NULL; /* validated before: not reached */
+    *train_iters = cfg.train_iters;
+    return cfg.save;
+}
+
+/* Whether train argument i is --load or its value (the script decides
+ * what to load, see write_body). */
+static int is_load_arg(const tsr_slurm_job *job, int i)
+{
+    const char *a = job->train_argv[i];
+    if (strcmp(a, "--load") == 0 || strncmp(a, "--load=", 7) == 0)
+        return 1;
+    return i > 0 && strcmp(job->train_argv[i - 1], "--load") == 0;
+}
+
+static int has_arg(const tsr_slurm_job *job, const char *flag)
+{
+    for (int i = 0; i < job->train_argc; i++)
+        if (strcmp(job->train_argv[i], flag) == 0)
+            return 1;
+    return 0;
+}
+
 static void write_header(const tsr_slurm_job *job, FILE *out)
 {
     int world = job->nodes * job->ntasks_per_node;
@@ -197,6 +227,16 @@ static void write_header(const tsr_slurm_job *job, FILE *out)
         fprintf(out, "#SBATCH --account=%s\n", job->account);
     fprintf(out, "#SBATCH --time=%s\n", job->time);
     fputs("#SBATCH --output=%x-%j.out\n", out);
+    int64_t iters = 0;
+    if (train_save(job, &iters) != NULL)
+        fputs("# Time limit and preemption: Slurm sends USR1 to every rank 120 s before the\n"
+              "# limit, and TERM when it preempts the job; tessera (--exit-signal-handler)\n"
+              "# finishes the iteration, saves a checkpoint and exits 0. Step 3 then\n"
+              "# requeues the job, which resumes from that checkpoint; the log is appended.\n"
+              "#SBATCH --signal=USR1@120\n"
+              "#SBATCH --requeue\n"
+              "#SBATCH --open-mode=append\n",
+              out);
 }
 
 static void write_body(const tsr_slurm_job *job, FILE *out)
@@ -240,18 +280,65 @@ static void write_body(const tsr_slurm_job *job, FILE *out)
           out);
     fputs("srun \"${srun_args[@]}\" \"$TESSERA\" topo --bind ", out);
     put_word(out, train_bind(job));
+    int64_t iters = 0;
+    const char *save = train_save(job, &iters);
+    if (save != NULL) {
+        fputs("\n\n# Resume from the --save directory once it holds a checkpoint (a requeued\n"
+              "# job); the first run loads what the flags say, if anything.\n"
+              "load=(",
+              out);
+        for (int i = 0; i < job->train_argc; i++)
+            if (is_load_arg(job, i)) {
+                if (strncmp(job->train_argv[i], "--load=", 7) == 0) {
+                    fputs("--load ", out);
+                    put_word(out, job->train_argv[i] + 7);
+                } else {
+                    put_word(out, job->train_argv[i]);
+                }
+                if (strcmp(job->train_argv[i], "--load") == 0)
+                    fputc(' ', out);
+            }
+        fputs(")\nif [ -f ", out);
+        put_word(out, save);
+        fputs("/latest_checkpointed_iteration.txt ]; then load=(--load ", out);
+        put_word(out, save);
+        fputs("); fi", out);
+    }
     fputs("\n\n# 2. Training.\n", out);
     fputs("srun \"${srun_args[@]}\" \"$TESSERA\" train", out);
+    int first = 1;
     for (int i = 0; i < job->train_argc; i++) {
         const char *a = job->train_argv[i];
+        if (save != NULL && is_load_arg(job, i))
+            continue;
         /* one flag per line, with its value if it has one */
-        if (strncmp(a, "--", 2) == 0 || i == 0)
+        if (strncmp(a, "--", 2) == 0 || first)
             fputs(" \\\n  ", out);
         else
             fputc(' ', out);
+        first = 0;
         put_word(out, a);
     }
+    if (save != NULL) {
+        if (!has_arg(job, "--exit-signal-handler"))
+            fputs(" \\\n  --exit-signal-handler", out);
+        fputs(" \\\n  \"${load[@]}\"", out);
+    }
     fputc('\n', out);
+    if (save == NULL)
+        return;
+    fputs("\n# 3. Stopped before the last iteration (the signals above): requeue, and the\n"
+          "#    next run resumes from the checkpoint it saved.\n"
+          "saved=$(cat ",
+          out);
+    put_word(out, save);
+    fprintf(out,
+            "/latest_checkpointed_iteration.txt 2>/dev/null || echo 0)\n"
+            "if [ \"$saved\" -lt %lld ]; then\n"
+            "  echo \"tessera job: stopped at iteration $saved of %lld; requeueing\"\n"
+            "  scontrol requeue \"$SLURM_JOB_ID\"\n"
+            "fi\n",
+            (long long)iters, (long long)iters);
 }
 
 tsr_status tsr_slurm_script_write(const tsr_slurm_job *job, FILE *out)

@@ -23,6 +23,7 @@ static const char *const log_level_choices[] = {"debug", "info", "warn", "error"
 static const char *const bind_choices[] = {"core", "numa", "none", NULL};
 static const char *const backend_choices[] = {"auto", "mpi", "nccl", NULL};
 static const char *const sparse_choices[] = {"none", "fixed", "strided", NULL};
+static const char *const save_failure_choices[] = {"exit", "continue", NULL};
 
 static const tsr_flag train_flags[] = {
     /* parallel layout */
@@ -174,6 +175,17 @@ static const tsr_flag train_flags[] = {
     {"--load", TSR_FLAG_STRING, OFF(load), 0, 0, NULL, "DIR", "checkpoint directory to resume from"},
     {"--save-interval", TSR_FLAG_INT64, OFF(save_interval), 1, BIG64, NULL, "N",
      "iterations between checkpoints"},
+    {"--ckpt-step", TSR_FLAG_INT64, OFF(ckpt_step), 0, BIG64, NULL, "N",
+     "load the checkpoint of iteration N instead of the latest"},
+    {"--save-failure", TSR_FLAG_CHOICE, OFF(save_failure), 0, 0, save_failure_choices, "WHAT",
+     "when a save fails (disk full, unwritable): exit (exit 1) or continue training, warned "
+     "(tessera)"},
+    {"--exit-interval", TSR_FLAG_INT64, OFF(exit_interval), 1, BIG64, NULL, "N",
+     "stop (saving a checkpoint) at the first iteration divisible by N"},
+    {"--exit-duration-in-mins", TSR_FLAG_DOUBLE, OFF(exit_duration_mins), 1e-6, 1e9, NULL, "M",
+     "stop (saving a checkpoint) once the run has trained M minutes"},
+    {"--exit-signal-handler", TSR_FLAG_BOOL, OFF(exit_signal_handler), 0, 0, NULL, NULL,
+     "on SIGTERM or SIGUSR1, stop at the end of the iteration, saving a checkpoint"},
 
     /* logging and runtime */
     {"--log-interval", TSR_FLAG_INT64, OFF(log_interval), 1, BIG64, NULL, "N",

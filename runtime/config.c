@@ -56,6 +56,7 @@ void tsr_config_defaults(tsr_config *cfg)
     cfg->data_path = "synthetic:addition";
     cfg->split = "969,30,1";
     cfg->eval_iters = 10;
+    cfg->ckpt_step = -1;
 
     cfg->log_interval = 10;
     cfg->log_level = 1; /* TSR_LOG_INFO */
@@ -315,6 +316,11 @@ static tsr_status validate_training(const tsr_config *cfg, int world_size)
         return INVALID("--lr-warmup-iters %lld is longer than the decay (%lld iterations); "
                        "shorten the warmup or raise --lr-decay-iters / --train-iters",
                        (long long)cfg->lr_warmup_iters, (long long)decay_iters);
+    if (cfg->ckpt_step >= 0 && cfg->load == NULL)
+        return INVALID("--ckpt-step %lld is set but --load is not; give --load DIR",
+                       (long long)cfg->ckpt_step);
+    if (cfg->save_failure == TSR_SAVE_FAILURE_CONTINUE && cfg->save == NULL)
+        return INVALID("--save-failure continue is set but --save is not; give --save DIR");
     if (cfg->save_interval > 0 && cfg->save == NULL)
         return INVALID("--save-interval %lld is set but --save is not; give --save DIR",
                        (long long)cfg->save_interval);

@@ -66,6 +66,12 @@ typedef enum tsr_sparse_attention {
     TSR_SPARSE_STRIDED
 } tsr_sparse_attention;
 
+/* What a failed checkpoint save does to the run (--save-failure). */
+typedef enum tsr_save_failure {
+    TSR_SAVE_FAILURE_EXIT = 0,
+    TSR_SAVE_FAILURE_CONTINUE
+} tsr_save_failure;
+
 typedef struct tsr_config {
     /* parallel layout */
     int tensor_model_parallel_size;
@@ -152,6 +158,13 @@ typedef struct tsr_config {
     const char *save;
     const char *load;
     int64_t save_interval;
+    int64_t ckpt_step; /* iteration --load reads; -1: the latest */
+    tsr_save_failure save_failure;
+
+    /* stopping early, with a checkpoint (Megatron's --exit-* flags) */
+    int64_t exit_interval;     /* 0: never */
+    double exit_duration_mins; /* 0: no limit */
+    bool exit_signal_handler;  /* SIGTERM / SIGUSR1 stop the run at the next iteration */
 
     /* logging and runtime */
     int64_t log_interval;

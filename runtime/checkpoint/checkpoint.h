@@ -25,7 +25,10 @@
 #include "train/model.h"
 #include "train/optimizer.h"
 
-#define TSR_CHECKPOINT_FORMAT_VERSION 1
+/* Version 2 adds a CRC-32C beside every tensor; version 1 files (no
+ * checksums) still load, unverified. */
+#define TSR_CHECKPOINT_FORMAT_VERSION 2
+#define TSR_CHECKPOINT_FIRST_CHECKSUMMED_VERSION 2
 
 /* The training position: everything besides tensors that resuming needs.
  * The RNG is counter-based, so (seed, iteration, consumed samples) is its
@@ -36,6 +39,7 @@ typedef struct tsr_checkpoint_state {
     int64_t adam_step;
     int64_t nan_iterations;
     int64_t seed;
+    int64_t format_version; /* of the file loaded; saving writes the current one */
 } tsr_checkpoint_state;
 
 /* What a checkpoint holds: the model's tensor table and three flat arrays
@@ -66,13 +70,25 @@ tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
                                const tsr_checkpoint_state *state,
                                const tsr_checkpoint_content *content, MPI_Comm comm);
 
-/* Collective over comm. Reads the iteration named by
- * DIR/latest_checkpointed_iteration.txt. Missing, truncated or mismatched
+/* Collective over comm. Reads the iteration cfg->ckpt_step, or (-1) the
+ * one named by DIR/latest_checkpointed_iteration.txt, after checking every
+ * tensor's checksum (format version 2 on). Missing, truncated or mismatched
  * checkpoints give TSR_ERR_FORMAT (or TSR_ERR_INVALID_ARG for a missing
  * directory) with a message naming the file and what differs. */
 tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
                                tsr_checkpoint_state *state,
                                const tsr_checkpoint_content *content, MPI_Comm comm);
+
+/* Iterations and sample counts a checkpoint may hold: larger values are
+ * damage, not training (2^53: exact in a double). */
+#define TSR_CHECKPOINT_COUNTER_MAX ((int64_t)1 << 53)
+
+/* Not collective, no HDF5: the iteration --load DIR would read (step >= 0:
+ * that one, checked to exist; -1: the one latest_checkpointed_iteration.txt
+ * names). Lets a run find a bad --load before it starts MPI or allocates;
+ * TSR_ERR_INVALID_ARG / TSR_ERR_FORMAT naming the problem and the
+ * iterations the directory holds. */
+tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iteration);
 
 /* Path of the checkpoint file for an iteration. */
 void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t len);

@@ -57,10 +57,21 @@ typedef struct tsr_checkpoint_transfer {
     hid_t set, space;
     const float *from;
     float *into;
+    int error_number; /* errno right after a failed transfer (ENOSPC, EIO), or 0 */
 } tsr_checkpoint_transfer;
 
 herr_t tsr_checkpoint_transfer_piece(void *ctx, const tsr_tensor_desc *t, int64_t a, int64_t b,
                                      size_t offset_in_array);
+
+/* Collective over comm, on a closed checkpoint file at path: stores the
+ * CRC-32C of every tensor dataset as its attribute "crc32c"
+ * (checkpoint_checksum.c says how it is computed). */
+tsr_status tsr_checkpoint_write_checksums(const char *path, MPI_Comm comm);
+
+/* Collective over comm, on an open checkpoint: TSR_ERR_FORMAT naming the
+ * first tensor (in name order) whose data does not match its checksum, or
+ * has none. Every rank returns the same status. */
+tsr_status tsr_checkpoint_verify_checksums(hid_t file, const char *path, MPI_Comm comm);
 
 /* If TSR_CHECKPOINT_TEST_PAUSE_AFTER=N is set, the N-th tensor written
  * blocks forever: the crash test kills the job at that moment, mid-save. */

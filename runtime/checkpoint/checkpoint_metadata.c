@@ -139,11 +139,12 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                              "%s is an HDF5 file but not a tessera checkpoint (no "
                              "format_version attribute)",
                              path);
-    if (version != TSR_CHECKPOINT_FORMAT_VERSION)
+    if (version < 1 || version > TSR_CHECKPOINT_FORMAT_VERSION)
         return tsr_error_set(TSR_ERR_FORMAT,
                              "%s has checkpoint format version %lld; this tessera reads "
-                             "version %d",
+                             "versions 1 to %d",
                              path, (long long)version, TSR_CHECKPOINT_FORMAT_VERSION);
+    state->format_version = version;
     struct {
         const char *name;
         int64_t *dst;
@@ -152,9 +153,27 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                     {"adam_step", &state->adam_step},
                     {"nan_iterations", &state->nan_iterations},
                     {"seed", &state->seed}};
-    for (size_t i = 0; i < sizeof position / sizeof position[0]; i++)
+    for (size_t i = 0; i < sizeof position / sizeof position[0]; i++) {
         if ((r = read_i64(file, position[i].name, position[i].dst)) != ATTR_READ)
             return attr_error(r, path, position[i].name);
+        int64_t v = *position[i].dst;
+        if (position[i].dst != &state->seed && (v < 0 || v > TSR_CHECKPOINT_COUNTER_MAX))
+            return tsr_error_set(TSR_ERR_FORMAT,
+                                 "checkpoint %s is damaged: its %s is %lld, outside 0 .. %lld; "
+                                 "load an earlier checkpoint",
+                                 path, position[i].name, (long long)v,
+                                 (long long)TSR_CHECKPOINT_COUNTER_MAX);
+    }
+    if (state->adam_step > state->iteration || state->nan_iterations > state->iteration ||
+        state->consumed_samples < state->iteration)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "checkpoint %s is damaged: its counters disagree (iteration %lld, "
+                             "adam_step %lld, nan_iterations %lld, consumed_samples %lld: each "
+                             "iteration consumes samples and takes at most one step); load an "
+                             "earlier checkpoint",
+                             path, (long long)state->iteration, (long long)state->adam_step,
+                             (long long)state->nan_iterations,
+                             (long long)state->consumed_samples);
     shape_attr shape[12];
     int n = model_shape(cfg, shape);
     for (int i = 0; i < n; i++) {

@@ -7,16 +7,66 @@
  * tensor is read (missing pointer file, not HDF5, other model) are
  * reported the same way on every rank, as TSR_ERR_FORMAT.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint_internal.h"
 
-static tsr_status read_latest(const char *dir, int64_t *iteration)
+/* The iterations of the checkpoints in dir, as "5, 10, 15" (at most
+ * len - 1 characters; "none" when there is none). */
+static void available_iterations(const char *dir, char *buf, size_t len)
 {
-    char path[4200];
+    enum { MAX_LISTED = 4096 };
+    static long long found[MAX_LISTED];
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && n < MAX_LISTED && (e = readdir(d)) != NULL) {
+        long long it = -1;
+        int used = 0;
+        if (sscanf(e->d_name, "iter_%lld.h5%n", &it, &used) == 1 && it >= 0 &&
+            e->d_name[used] == '\0')
+            found[n++] = it;
+    }
+    if (d != NULL)
+        closedir(d);
+    for (size_t i = 1; i < n; i++) /* insertion sort: a directory holds few */
+        for (size_t j = i; j > 0 && found[j - 1] > found[j]; j--) {
+            long long t = found[j];
+            found[j] = found[j - 1];
+            found[j - 1] = t;
+        }
+    size_t used = (size_t)snprintf(buf, len, "%s", n == 0 ? "none" : "");
+    for (size_t i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i > 0 ? ", " : "", found[i]);
+}
+
+tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iteration)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--load %s: no checkpoint there (%s); give the directory a "
+                             "previous run passed to --save",
+                             dir, stat(dir, &sb) != 0 ? strerror(errno) : "not a directory");
+    char path[4200], listed[512];
+    if (step >= 0) {
+        tsr_checkpoint_path(dir, step, path, sizeof path);
+        if (access(path, R_OK) != 0) {
+            available_iterations(dir, listed, sizeof listed);
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "--ckpt-step %lld: no readable %s (%s); the iterations saved in "
+                                 "%s are: %s",
+                                 (long long)step, path, strerror(errno), dir, listed);
+        }
+        *iteration = step;
+        return TSR_OK;
+    }
     snprintf(path, sizeof path, "%.4000s/%s", dir, TSR_CHECKPOINT_LATEST_FILE);
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -24,15 +74,33 @@ static tsr_status read_latest(const char *dir, int64_t *iteration)
                              "--load %s: no checkpoint there (%s: %s); give the directory a "
                              "previous run passed to --save",
                              dir, path, strerror(errno));
-    long long it = -1;
-    int fields = fscanf(f, "%lld", &it);
+    char text[64] = "";
+    size_t got = fread(text, 1, sizeof text - 1, f);
     fclose(f);
-    if (fields != 1 || it < 0)
-        return tsr_error_set(TSR_ERR_FORMAT, "%s does not hold an iteration number", path);
+    text[got] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long long it = strtoll(text, &end, 10);
+    while (end != NULL && (*end == '\n' || *end == ' ' || *end == '\r'))
+        end++;
+    if (got == 0 || end == text || *end != '\0' || errno == ERANGE || it < 0 ||
+        it > TSR_CHECKPOINT_COUNTER_MAX)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "%s does not hold an iteration number from 0 to %lld; write the "
+                             "iteration of a checkpoint in that directory there, or pick one "
+                             "with --ckpt-step",
+                             path, (long long)TSR_CHECKPOINT_COUNTER_MAX);
+    tsr_checkpoint_path(dir, it, path, sizeof path);
+    if (access(path, R_OK) != 0) {
+        available_iterations(dir, listed, sizeof listed);
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "%s/%s names iteration %lld but %s is missing (%s); the iterations "
+                             "saved there are: %s (pick one with --ckpt-step)",
+                             dir, TSR_CHECKPOINT_LATEST_FILE, it, path, strerror(errno), listed);
+    }
     *iteration = it;
     return TSR_OK;
 }
-
 
 /* shard NULL: the whole block; otherwise the owned pieces of it, into a
  * packed moment array. */
@@ -59,7 +127,7 @@ static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
                            (unsigned long long)(rank == 2 ? dims[1] : 1), (long long)t->rows,
                            (long long)t->cols);
     } else {
-        tsr_checkpoint_transfer r = {set, space, NULL, base};
+        tsr_checkpoint_transfer r = {set, space, NULL, base, 0};
         if (tsr_checkpoint_for_pieces(t, shard, shard != NULL, tsr_checkpoint_transfer_piece,
                                       &r) < 0)
             st = tsr_error_set(TSR_ERR_FORMAT, "checkpoint %s: cannot read %s/%s (truncated?)",
@@ -92,8 +160,9 @@ static tsr_status read_tensors(hid_t file, const char *group_name,
     return st;
 }
 
+/* *damaged: the file's tensor data failed its checksums. */
 static tsr_status read_file(const char *path, const tsr_config *cfg, tsr_checkpoint_state *state,
-                            const tsr_checkpoint_content *content, MPI_Comm comm)
+                            const tsr_checkpoint_content *content, MPI_Comm comm, bool *damaged)
 {
     if (H5Fis_hdf5(path) <= 0)
         return tsr_error_set(TSR_ERR_FORMAT,
@@ -107,6 +176,15 @@ static tsr_status read_file(const char *path, const tsr_config *cfg, tsr_checkpo
     if (file < 0)
         return tsr_error_set(TSR_ERR_FORMAT, "cannot open checkpoint %s (truncated?)", path);
     tsr_status st = tsr_checkpoint_read_metadata(file, path, cfg, state);
+    /* the checksum pass is collective: every rank must reach it or none */
+    int failed = st != TSR_OK, any_failed = 0;
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, comm);
+    if (!any_failed && state->format_version >= TSR_CHECKPOINT_FIRST_CHECKSUMMED_VERSION) {
+        st = tsr_checkpoint_verify_checksums(file, path, comm);
+        *damaged = st != TSR_OK;
+    }
+    else if (any_failed && st == TSR_OK)
+        st = tsr_error_set(TSR_ERR_FORMAT, "another rank could not read checkpoint %s", path);
     const tsr_param_shard *owned = content->shard.sharded_state ? &content->shard : NULL;
     if (st == TSR_OK)
         st = read_tensors(file, "model", content, content->params, NULL, path);
@@ -123,13 +201,14 @@ tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
                                const tsr_checkpoint_content *content, MPI_Comm comm)
 {
     int64_t iteration = 0;
-    tsr_status st = read_latest(dir, &iteration);
-    char path[4096];
+    tsr_status st = tsr_checkpoint_resolve(dir, cfg->ckpt_step, &iteration);
+    char path[4096] = "";
+    bool damaged = false;
     if (st == TSR_OK) {
         tsr_checkpoint_path(dir, iteration, path, sizeof path);
         H5E_BEGIN_TRY
         {
-            st = read_file(path, cfg, state, content, comm);
+            st = read_file(path, cfg, state, content, comm, &damaged);
         }
         H5E_END_TRY;
     }
@@ -138,9 +217,16 @@ tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
     if (any_failed && st == TSR_OK)
         return tsr_error_set(TSR_ERR_FORMAT, "another rank could not read checkpoint %s", path);
     if (st == TSR_OK && state->iteration != iteration)
-        return tsr_error_set(TSR_ERR_FORMAT,
-                             "%s/%s names iteration %lld but the file holds iteration %lld",
-                             dir, TSR_CHECKPOINT_LATEST_FILE, (long long)iteration,
-                             (long long)state->iteration);
+        return tsr_error_set(TSR_ERR_FORMAT, "%s is named for iteration %lld but holds iteration "
+                                             "%lld; it was renamed or overwritten",
+                             path, (long long)iteration, (long long)state->iteration);
+    if (damaged) {
+        char message[1024], listed[512];
+        snprintf(message, sizeof message, "%s", tsr_last_error());
+        available_iterations(dir, listed, sizeof listed);
+        return tsr_error_set(st, "%s; load an earlier checkpoint with --ckpt-step N (the "
+                                 "iterations saved in %s are: %s)",
+                             message, dir, listed);
+    }
     return st;
 }

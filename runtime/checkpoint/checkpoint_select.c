@@ -9,6 +9,8 @@
  * boxes, which HDF5 traverses in row-major order, the order of the
  * contiguous memory it is paired with.
  */
+#include <errno.h>
+
 #include "checkpoint_internal.h"
 
 int tsr_checkpoint_range_boxes(const tsr_tensor_desc *t, int64_t a, int64_t b,
@@ -60,12 +62,15 @@ herr_t tsr_checkpoint_transfer_piece(void *ctx, const tsr_tensor_desc *t, int64_
     tsr_checkpoint_transfer *x = ctx;
     hid_t memspace = -1;
     herr_t err = tsr_checkpoint_select_range(x->space, t, a, b, &memspace);
+    errno = 0;
     if (err >= 0)
         err = x->from != NULL
                   ? H5Dwrite(x->set, H5T_NATIVE_FLOAT, memspace, x->space, H5P_DEFAULT,
                              x->from + offset_in_array)
                   : H5Dread(x->set, H5T_NATIVE_FLOAT, memspace, x->space, H5P_DEFAULT,
                             x->into + offset_in_array);
+    if (err < 0)
+        x->error_number = errno;
     if (memspace >= 0)
         H5Sclose(memspace);
     return err;

@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "checkpoint_internal.h"
+#include "tessera/log.h"
 
 void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t len)
 {
@@ -27,9 +29,12 @@ void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t l
 }
 
 
+/* write_data false: only the collective creation (another tensor failed
+ * on this rank, and every rank must still create every dataset, or the
+ * others would wait in HDF5's collective metadata calls forever). */
 static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
                               const tsr_checkpoint_content *c, const float *base, bool packed,
-                              const char *path)
+                              const char *path, bool write_data)
 {
     hsize_t global[2] = {(hsize_t)t->rows, (hsize_t)t->cols};
     int rank = t->cols == 1 ? 1 : 2;
@@ -41,38 +46,48 @@ static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
                     : H5Dcreate2(group, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT,
                                  H5P_DEFAULT, H5P_DEFAULT);
     herr_t err = set < 0 ? -1 : 0;
-    if (err == 0 && t->writer) {
+    int error_number = 0;
+    if (err == 0 && t->writer && write_data) {
         /* a frozen tensor lies outside the flat buffer the shards cut */
-        tsr_checkpoint_transfer w = {set, space, t->frozen ? c->frozen : base, NULL};
+        tsr_checkpoint_transfer w = {set, space, t->frozen ? c->frozen : base, NULL, 0};
         err = tsr_checkpoint_for_pieces(t, t->frozen ? NULL : &c->shard, packed && !t->frozen,
                                         tsr_checkpoint_transfer_piece, &w);
+        error_number = w.error_number;
     }
     if (set >= 0)
         H5Dclose(set);
     H5Sclose(space);
     if (err < 0)
-        return tsr_error_set(TSR_ERR_IO, "cannot write tensor %s to %s (disk full?)", t->name,
-                             path);
+        return tsr_error_set(TSR_ERR_IO, "cannot write tensor %s to %s: %s (errno %d)", t->name,
+                             path, error_number != 0 ? strerror(error_number) : "HDF5 failed",
+                             error_number);
     tsr_checkpoint_test_pause();
     return TSR_OK;
 }
 
 /* packed: base is a moment array of a sharded optimizer state; moments:
- * an optimizer group, which frozen tensors are not in. */
+ * an optimizer group, which frozen tensors are not in. st: this rank's
+ * status so far; after a failure the group and datasets are still
+ * created (collective), nothing more is written. */
 static tsr_status write_tensors(hid_t file, const char *group_name,
                                 const tsr_checkpoint_content *c, const float *base, bool packed,
-                                bool moments, const char *path)
+                                bool moments, const char *path, tsr_status st)
 {
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1); /* "optimizer/exp_avg" in one call */
     hid_t group = H5Gcreate2(file, group_name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     H5Pclose(lcpl);
     if (group < 0)
-        return tsr_error_set(TSR_ERR_IO, "cannot create group %s in %s", group_name, path);
-    tsr_status st = TSR_OK;
-    for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++)
-        if (!(moments && c->tensors[i].frozen))
-            st = write_block(group, &c->tensors[i], c, base, packed, path);
+        return st != TSR_OK ? st
+                            : tsr_error_set(TSR_ERR_IO, "cannot create group %s in %s",
+                                            group_name, path);
+    for (size_t i = 0; i < c->tensor_count; i++) {
+        if (moments && c->tensors[i].frozen)
+            continue;
+        tsr_status one = write_block(group, &c->tensors[i], c, base, packed, path, st == TSR_OK);
+        if (st == TSR_OK)
+            st = one;
+    }
     H5Gclose(group);
     return st;
 }
@@ -96,15 +111,28 @@ static tsr_status write_file(const char *tmp, const tsr_config *cfg,
                                          "directory is writable on every node", tmp);
     tsr_checkpoint_write_metadata(file, cfg, state);
     bool packed = content->shard.sharded_state;
-    tsr_status st = write_tensors(file, "model", content, content->params, false, false, tmp);
-    if (st == TSR_OK)
-        st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, packed, true,
-                               tmp);
-    if (st == TSR_OK)
-        st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, packed, true,
-                               tmp);
+    tsr_status st =
+        write_tensors(file, "model", content, content->params, false, false, tmp, TSR_OK);
+    st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, packed, true, tmp,
+                       st);
+    st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, packed, true, tmp,
+                       st);
+    /* A failed H5Fclose leaves the file half closed, and libhdf5 1.10 then
+     * crashes closing it again at MPI_Finalize. After any rank failed, the
+     * partial file is emptied first (it will be removed anyway), so that a
+     * full disk has room for the metadata the close writes. */
+    int failed = st != TSR_OK, any_failed = 0, rank = 0;
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, comm);
+    MPI_Comm_rank(comm, &rank);
+    if (any_failed) {
+        if (rank == 0 && truncate(tmp, 0) != 0)
+            tsr_log(TSR_LOG_WARN, "cannot empty the partial checkpoint %s: %s", tmp,
+                    strerror(errno));
+        MPI_Barrier(comm);
+    }
     if (H5Fclose(file) < 0 && st == TSR_OK)
-        st = tsr_error_set(TSR_ERR_IO, "cannot close checkpoint file %s", tmp);
+        st = tsr_error_set(TSR_ERR_IO, "cannot close checkpoint file %s: %s", tmp,
+                           strerror(errno));
     return st;
 }
 
@@ -133,6 +161,43 @@ static void sync_file(const char *path)
     }
 }
 
+/* Bytes the file will take, from above: every dataset once (a tensor held
+ * as two blocks is described twice), its moments unless frozen, object
+ * headers and attributes, the root metadata. */
+static uint64_t expected_bytes(const tsr_checkpoint_content *c)
+{
+    uint64_t bytes = 64u << 10;
+    for (size_t i = 0; i < c->tensor_count; i++) {
+        const tsr_tensor_desc *t = &c->tensors[i];
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(c->tensors[j].name, t->name) == 0;
+        if (!seen)
+            bytes += (uint64_t)t->rows * (uint64_t)t->cols * sizeof(float) * (t->frozen ? 1 : 3) +
+                     3 * 2048;
+    }
+    return bytes;
+}
+
+/* A save that cannot fit fails here, before HDF5 is involved: libhdf5 1.10
+ * does not always survive a write that fails for a full disk. */
+static tsr_status check_space(const char *dir, const tsr_checkpoint_content *c)
+{
+    struct statvfs fs;
+    if (statvfs(dir, &fs) != 0)
+        return tsr_error_set(TSR_ERR_IO, "cannot read the free space of --save %s: %s", dir,
+                             strerror(errno));
+    uint64_t need = expected_bytes(c), have = (uint64_t)fs.f_bavail * fs.f_frsize;
+    if (have < need)
+        return tsr_error_set(TSR_ERR_IO,
+                             "--save %s: the checkpoint needs about %.1f MiB but the file "
+                             "system has %.1f MiB free (%s, errno %d); free space or point "
+                             "--save elsewhere",
+                             dir, (double)need / 1048576.0, (double)have / 1048576.0,
+                             strerror(ENOSPC), ENOSPC);
+    return TSR_OK;
+}
+
 tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
                                const tsr_checkpoint_state *state,
                                const tsr_checkpoint_content *content, MPI_Comm comm)
@@ -148,7 +213,16 @@ tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
     char final_path[4096], tmp[4200];
     tsr_checkpoint_path(dir, state->iteration, final_path, sizeof final_path);
     snprintf(tmp, sizeof tmp, "%.4000s.tmp", final_path);
-    tsr_status st;
+    tsr_status st = TSR_OK;
+    int space_ok = 1;
+    if (rank == 0) {
+        st = check_space(dir, content);
+        space_ok = st == TSR_OK;
+    }
+    MPI_Bcast(&space_ok, 1, MPI_INT, 0, comm);
+    if (!space_ok)
+        return rank == 0 ? st
+                         : tsr_error_set(TSR_ERR_IO, "not enough space in --save %s", dir);
     H5E_BEGIN_TRY /* failures become tessera messages, not HDF5 stack dumps */
     {
         st = write_file(tmp, cfg, state, content, comm);
@@ -156,9 +230,26 @@ tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
     H5E_END_TRY;
     int failed = st != TSR_OK, any_failed = 0;
     MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, comm);
-    if (any_failed)
-        return st != TSR_OK ? st
-                            : tsr_error_set(TSR_ERR_IO, "another rank failed writing %s", tmp);
+    if (!any_failed) {
+        H5E_BEGIN_TRY
+        {
+            st = tsr_checkpoint_write_checksums(tmp, comm);
+        }
+        H5E_END_TRY;
+        failed = st != TSR_OK;
+        MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, comm);
+    }
+    if (any_failed) {
+        /* the partial file only takes the space a retry needs */
+        if (rank == 0)
+            unlink(tmp);
+        char why[1024];
+        snprintf(why, sizeof why, "%s", st != TSR_OK ? tsr_last_error() : "another rank failed");
+        return tsr_error_set(st != TSR_OK ? st : TSR_ERR_IO,
+                             "checkpoint of iteration %lld not written: %s; the previous "
+                             "checkpoint and %s/%s are untouched",
+                             (long long)state->iteration, why, dir, TSR_CHECKPOINT_LATEST_FILE);
+    }
     int ok = 1;
     if (rank == 0) {
         sync_file(tmp);

@@ -28,8 +28,11 @@
 /* True if `path` names an HDF5 token file (ends in .h5 or .hdf5). */
 int tsr_hdf5_tokens_is_path(const char *path);
 
-/* Opens `path` as a token source. Errors: TSR_ERR_IO when the file cannot
- * be opened, TSR_ERR_FORMAT when it is not HDF5 or breaks the layout. */
+/* Opens `path` as a token source. Errors: TSR_ERR_INVALID_ARG when the
+ * path does not exist, is not a regular file (a FIFO, a directory) or a
+ * dataset needs an HDF5 filter this libhdf5 lacks; TSR_ERR_IO when the
+ * file cannot be read; TSR_ERR_FORMAT when it is not HDF5 or breaks the
+ * layout. */
 tsr_status tsr_hdf5_tokens_open(const char *path, int64_t vocab_size, tsr_token_source **out);
 
 /* Writes the layout above: `documents` documents whose boundaries are

@@ -12,7 +12,6 @@
 #include "indexed.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file_check.h"
 #include "tessera/log.h"
 
 static const unsigned char idx_magic[9] = {'M', 'M', 'I', 'D', 'I', 'D', 'X', 0, 0};
@@ -437,16 +437,13 @@ static tsr_status map_file(const char *path, void **map, size_t *size)
 {
     *map = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) /* a path that does not exist is a configuration error */
-        return tsr_error_set(errno == ENOENT ? TSR_ERR_INVALID_ARG : TSR_ERR_IO,
-                             "cannot open %s: %s", path, strerror(errno));
+    int fd = -1;
+    tsr_status st = tsr_file_open_input(path, NULL, &fd);
+    if (st != TSR_OK)
+        return st;
     struct stat info;
-    tsr_status st = TSR_OK;
     if (fstat(fd, &info) != 0) {
         st = tsr_error_set(TSR_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-    } else if (!S_ISREG(info.st_mode)) {
-        st = tsr_error_set(TSR_ERR_IO, "%s is not a regular file", path);
     } else if (info.st_size > 0) {
         void *m = mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED)
@@ -481,7 +478,7 @@ tsr_status tsr_indexed_open(const char *prefix, int64_t vocab_size, tsr_indexed 
     }
     free(path);
     if (st == TSR_ERR_IO || st == TSR_ERR_INVALID_ARG) {
-        char why[512];
+        char why[1024];
         snprintf(why, sizeof why, "%s", tsr_last_error());
         st = tsr_error_set(st,
                            "%s (a .bin/.idx dataset is named by its PREFIX: PREFIX.bin and "

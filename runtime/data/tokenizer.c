@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "file_check.h"
 #include "tokenizer_json.h"
 
 enum { KIND_BYTE = 0, KIND_GPT2 = 1, BYTE_EOD = 256 };
@@ -468,16 +470,21 @@ tsr_status tsr_tokenizer_gpt2_load(const char *vocab, size_t vocab_len, const ch
     return TSR_OK;
 }
 
-static tsr_status read_file(const char *path, char **data, size_t *len)
+static tsr_status read_file(const char *path, const char *what, char **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return tsr_error_set(TSR_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd = -1;
+    tsr_status st = tsr_file_open_input(path, what, &fd);
+    if (st != TSR_OK)
+        return st;
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        close(fd);
+        return tsr_error_set(TSR_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
-    tsr_status st = TSR_OK;
     while (buf != NULL) {
         n += fread(buf + n, 1, cap - n, f);
         if (n < cap)
@@ -511,9 +518,9 @@ tsr_status tsr_tokenizer_gpt2_open(const char *vocab_file, const char *merges_fi
     *out = NULL;
     char *vocab = NULL, *merges = NULL;
     size_t vocab_len = 0, merges_len = 0;
-    tsr_status st = read_file(vocab_file, &vocab, &vocab_len);
+    tsr_status st = read_file(vocab_file, "vocab file", &vocab, &vocab_len);
     if (st == TSR_OK)
-        st = read_file(merges_file, &merges, &merges_len);
+        st = read_file(merges_file, "merges file", &merges, &merges_len);
     if (st == TSR_OK)
         st = tsr_tokenizer_gpt2_load(vocab, vocab_len, vocab_file, merges, merges_len,
                                      merges_file, out);

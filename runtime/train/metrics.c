@@ -11,12 +11,12 @@
 #include <math.h>
 #include <string.h>
 
-tsr_status tsr_metrics_open(const char *path, FILE **out)
+tsr_status tsr_metrics_open(const char *path, bool append, FILE **out)
 {
     *out = NULL;
     if (path == NULL)
         return TSR_OK;
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(path, append ? "a" : "w");
     if (f == NULL)
         return tsr_error_set(TSR_ERR_IO, "cannot open --metrics-file %s for writing: %s", path,
                              strerror(errno));

@@ -6,6 +6,7 @@
 #define TSR_RUNTIME_METRICS_H
 
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "tessera/status.h"
@@ -25,8 +26,10 @@ typedef struct tsr_eval_metrics {
     double tokens;
 } tsr_eval_metrics;
 
-/* Opens (truncates) the metrics file; NULL path: no file. */
-tsr_status tsr_metrics_open(const char *path, FILE **out);
+/* Opens the metrics file, truncated, or appended to by a run that resumes
+ * (so that a job stopped and requeued keeps one file of the whole run);
+ * NULL path: no file. */
+tsr_status tsr_metrics_open(const char *path, bool append, FILE **out);
 
 void tsr_metrics_format_line(const tsr_train_metrics *m, char *buf, size_t len);
 void tsr_metrics_write_json(FILE *file, const tsr_train_metrics *m);

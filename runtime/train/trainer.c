@@ -12,8 +12,10 @@
 #include "trainer.h"
 
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 
+#include "exit_signal.h"
 #include "lr_schedule.h"
 #include "metrics.h"
 #include "tessera/kernels.h"
@@ -353,13 +355,55 @@ static void report(tsr_trainer *tr, interval_stats *s, double lr, int global_bat
 }
 
 /* Writes a checkpoint of the current state, once no parameter all-gather
- * is in flight (the saved weights are the updated ones). */
+ * is in flight (the saved weights are the updated ones). A failed save
+ * under --save-failure continue is a warning: the previous checkpoint
+ * stands (saving is atomic) and the next save tries again. */
 static tsr_status save(tsr_trainer *tr)
 {
     tsr_status st = CALL_HOOK(tr, finish_param_sync);
-    if (st == TSR_OK)
-        st = tr->hooks.save(tr->hooks.save_ctx, tr);
-    return st;
+    if (st != TSR_OK)
+        return st;
+    st = tr->hooks.save(tr->hooks.save_ctx, tr);
+    if (st == TSR_OK || tr->cfg->save_failure != TSR_SAVE_FAILURE_CONTINUE ||
+        (st != TSR_ERR_IO && st != TSR_ERR_OUT_OF_MEMORY))
+        return st;
+    tr->failed_saves++;
+    tsr_log_once(TSR_LOG_WARN,
+                 "checkpoint of iteration %lld not saved: %s; training continues "
+                 "(--save-failure continue), the previous checkpoint stands",
+                 (long long)tr->iteration, tsr_last_error());
+    return TSR_OK;
+}
+
+/* Why the run stops before --train-iters, or NULL to go on. Every rank
+ * gets the same answer: the interval is arithmetic, and the clock and the
+ * signals are summed over the job (one small all-reduce per iteration, only
+ * when those flags are given). */
+static const char *early_stop(tsr_trainer *tr, uint64_t start_ns, tsr_status *st)
+{
+    const tsr_config *cfg = tr->cfg;
+    *st = TSR_OK;
+    if (tr->iteration >= cfg->train_iters)
+        return NULL;
+    if (cfg->exit_interval > 0 && tr->iteration % cfg->exit_interval == 0)
+        return "--exit-interval";
+    if (cfg->exit_duration_mins <= 0.0 && !cfg->exit_signal_handler)
+        return NULL;
+    double minutes = (double)(tsr_time_ns() - start_ns) * 1e-9 / 60.0;
+    double votes[3] = {cfg->exit_duration_mins > 0.0 && minutes >= cfg->exit_duration_mins,
+                       tsr_exit_signal_received() == SIGTERM,
+                       tsr_exit_signal_received() == SIGUSR1};
+    if (tr->hooks.sum_world != NULL)
+        *st = tr->hooks.sum_world(tr->hooks.ctx, votes, 3);
+    if (*st != TSR_OK)
+        return NULL;
+    if (votes[1] > 0.0)
+        return "SIGTERM received (--exit-signal-handler)";
+    if (votes[2] > 0.0)
+        return "SIGUSR1 received (--exit-signal-handler)";
+    if (votes[0] > 0.0)
+        return "--exit-duration-in-mins reached";
+    return NULL;
 }
 
 tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
@@ -370,6 +414,9 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
     interval_stats stats;
     memset(&stats, 0, sizeof stats);
     double lr = 0.0;
+    uint64_t start_ns = tsr_time_ns();
+    if (cfg->exit_signal_handler && tsr_exit_signal_install() != 0)
+        return tsr_error_set(TSR_ERR_INTERNAL, "cannot install the --exit-signal-handler");
     /* --train-iters 0 --save DIR writes the initial state (iteration 0:
      * the initialised weights, zero moments, no sample consumed), so that
      * the initial weights can be had as a file; a --load of it trains
@@ -426,11 +473,24 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
             if (st != TSR_OK)
                 return st;
         }
+        const char *stop = early_stop(tr, start_ns, &st);
+        if (st != TSR_OK)
+            return st;
         bool save_now = cfg->save_interval > 0 && tr->iteration % cfg->save_interval == 0;
-        if (tr->hooks.save != NULL && (save_now || tr->iteration == cfg->train_iters)) {
+        if (tr->hooks.save != NULL &&
+            (save_now || stop != NULL || tr->iteration == cfg->train_iters)) {
             st = save(tr);
             if (st != TSR_OK)
                 return st;
+        }
+        if (stop != NULL) {
+            tr->stopped_early = stop;
+            tsr_log_once(TSR_LOG_INFO,
+                         "stopping at iteration %lld of %lld: %s; %s", (long long)tr->iteration,
+                         (long long)cfg->train_iters, stop,
+                         tr->hooks.save == NULL ? "no --save, so nothing was saved"
+                                                : "resume with --load");
+            break;
         }
     }
     /* nothing may be in flight when the caller tears the groups down */

@@ -75,6 +75,8 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     int64_t iteration, consumed_samples, adam_step;
     int64_t nan_iterations_total;
     double last_loss;  /* loss of the last iteration */
+    const char *stopped_early; /* why the run stopped before --train-iters, or NULL */
+    int64_t failed_saves;      /* saves that failed under --save-failure continue */
 } tsr_trainer;
 
 /* Adds the optimizer state and batch buffers of one rank to the plan.
@@ -98,8 +100,10 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
 /* Trains until --train-iters; logs every --log-interval; evaluates every
  * --eval-interval and at the last iteration (--eval-interval 0: never);
  * saves every --save-interval and at the last iteration (with
- * --train-iters 0: once, the initial state at iteration 0). The metrics
- * file may be NULL. */
+ * --train-iters 0: once, the initial state at iteration 0). Stops earlier,
+ * saving, at --exit-interval, after --exit-duration-in-mins or on a signal
+ * under --exit-signal-handler (tr->stopped_early says why; TSR_OK). The
+ * metrics file may be NULL. */
 tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics);
 
 /* Runs --eval-iters validation batches and reports them. */

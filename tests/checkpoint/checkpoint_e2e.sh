@@ -47,8 +47,8 @@ saved=$?
 attr() { h5dump -a "/$2" "$1" | sed -n 's/^ *(0): //p'; }
 only_zeros() { # FILE: every optimizer tensor holds zeros only (and there are some)
   local blocks values
-  blocks=$(h5dump -g /optimizer -y "$1" | grep -c "DATA {")
-  values=$(h5dump -g /optimizer -y "$1" | awk '/DATA {/ { d = 1; next } /}/ { d = 0 } d' | tr -d ' ,\n0')
+  blocks=$(h5dump -A 0 -g /optimizer -y "$1" | grep -c "DATA {")
+  values=$(h5dump -A 0 -g /optimizer -y "$1" | awk '/DATA {/ { d = 1; next } /}/ { d = 0 } d' | tr -d ' ,\n0')
   [ "$blocks" -gt 0 ] && [ -z "$values" ]
 }
 [ "$saved" -eq 0 ] && [ "$(cat "$work/ck0/latest_checkpointed_iteration.txt")" = 0 ] &&

@@ -75,7 +75,8 @@ static unsigned char *save(const char *dir, const tsr_config *cfg, const tsr_ten
         v[i] = 0.001f * (float)(i * i);
     }
     tsr_checkpoint_content c = {tensors, FUZZ_CKPT_TENSORS, p, m, v, {NULL, 0, false}, NULL};
-    tsr_checkpoint_state st = {iteration, iteration * 4, iteration, 0, 1234};
+    tsr_checkpoint_state st = {iteration, iteration * 4, iteration, 0, 1234,
+                               TSR_CHECKPOINT_FORMAT_VERSION};
     if (tsr_checkpoint_save(dir, cfg, &st, &c, MPI_COMM_SELF) != TSR_OK) {
         fprintf(stderr, "save failed: %s\n", tsr_last_error());
         exit(1);

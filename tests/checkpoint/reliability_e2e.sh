@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# reliability_e2e.sh TESSERA MPIEXEC - runs that stop early, damaged
+# checkpoints and full disks, through the CLI:
+#   --exit-interval, --exit-duration-in-mins and --exit-signal-handler
+#   (SIGTERM to a 1-rank run, SIGUSR1 to mpirun, which forwards it): exit 0,
+#   a message saying why, a checkpoint at the iteration of the stop; the
+#   resumed run's losses equal an uninterrupted run's, bitwise
+#   a flipped bit at the start, middle and end of tensors' data in each
+#   group: exit 2 naming the tensor and the file, on 1 rank and under TP 2;
+#   --ckpt-step loads an earlier checkpoint; a missing step or a pointer file
+#   with a number too large for int64: exit 2 listing the saved iterations
+#   a full disk (a small tmpfs, when this machine lets us mount one): the
+#   save fails with the path and errno, exit 1, the previous checkpoint and
+#   pointer untouched and no partial file left; --save-failure continue
+#   trains on, warned
+# Prints one line per check and "N passed, M failed".
+set -u
+tessera=$1
+mpiexec=$2
+source "$(dirname "$0")/../harness/e2e.sh"
+
+common=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 32
+        --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 --lr-warmup-iters 3
+        --lr-decay-iters 400 --data-path synthetic:addition --log-interval 1 --log-level info
+        --hidden-dropout 0.1 --seed 11)
+
+# resumed M: the losses of STRAIGHT for iterations from FIRST..LAST equal
+# those of the two halves, bitwise
+same_as_straight() { # straight half1 half2
+  cmp -s <(losses_by_iteration "$1") <(cat <(losses_by_iteration "$2") <(losses_by_iteration "$3"))
+}
+
+"$tessera" train "${common[@]}" --train-iters 12 --metrics-file "$work/straight12.jsonl" >/dev/null 2>&1
+
+# --- --exit-interval
+"$tessera" train "${common[@]}" --train-iters 12 --exit-interval 5 --save "$work/ei" \
+  --metrics-file "$work/ei1.jsonl" >"$work/ei.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "stopping at iteration 5 of 12: --exit-interval" "$work/ei.log" &&
+  [ "$(cat "$work/ei/latest_checkpointed_iteration.txt")" = 5 ]
+check "--exit-interval 5: exit 0 at iteration 5 with a checkpoint and a message" $?
+"$tessera" train "${common[@]}" --train-iters 12 --load "$work/ei" --metrics-file "$work/ei2.jsonl" \
+  >/dev/null 2>&1
+same_as_straight "$work/straight12.jsonl" "$work/ei1.jsonl" "$work/ei2.jsonl"
+check "--exit-interval: 5 + resume to 12 == 12 straight, bitwise" $?
+
+# --- --exit-duration-in-mins: a limit shorter than one iteration stops after the first
+"$tessera" train "${common[@]}" --train-iters 12 --exit-duration-in-mins 0.000001 --save "$work/ed" \
+  >"$work/ed.log" 2>&1
+[ $? -eq 0 ] && grep -q "stopping at iteration 1 of 12: --exit-duration-in-mins reached" "$work/ed.log" &&
+  [ "$(cat "$work/ed/latest_checkpointed_iteration.txt")" = 1 ]
+check "--exit-duration-in-mins: stops at the first iteration past the limit, saved" $?
+
+# wait_iteration LOG N: until the log shows iteration N (at most 60 s)
+wait_iteration() {
+  for _ in $(seq 600); do
+    grep -q "iteration *$2/" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# --- SIGTERM to a 1-rank run
+long=(--train-iters 400)
+"$tessera" train "${common[@]}" "${long[@]}" --metrics-file "$work/straight400.jsonl" >/dev/null 2>&1
+"$tessera" train "${common[@]}" "${long[@]}" --exit-signal-handler --save "$work/st" \
+  --metrics-file "$work/st1.jsonl" >"$work/st.log" 2>&1 &
+pid=$!
+wait_iteration "$work/st.log" 3
+kill -TERM $pid
+wait $pid
+rc=$?
+stopped=$(sed -n 's/.*stopping at iteration \([0-9]*\) of 400: SIGTERM received.*/\1/p' "$work/st.log")
+[ $rc -eq 0 ] && [ -n "$stopped" ] && [ "$(cat "$work/st/latest_checkpointed_iteration.txt")" = "$stopped" ]
+check "SIGTERM (--exit-signal-handler, 1 rank): exit 0, saved at the iteration of the stop ($stopped)" $?
+"$tessera" train "${common[@]}" "${long[@]}" --load "$work/st" --metrics-file "$work/st2.jsonl" \
+  >/dev/null 2>&1
+same_as_straight "$work/straight400.jsonl" "$work/st1.jsonl" "$work/st2.jsonl"
+check "SIGTERM: stopped + resumed == 400 straight, bitwise" $?
+
+# --- SIGUSR1 to mpirun (forwarded to every rank), 2 ranks with TP 2
+mp=(--tensor-model-parallel-size 2)
+"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${long[@]}" "${mp[@]}" \
+  --metrics-file "$work/straight_tp.jsonl" >/dev/null 2>&1
+"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${long[@]}" "${mp[@]}" --exit-signal-handler \
+  --save "$work/su" --metrics-file "$work/su1.jsonl" >"$work/su.log" 2>&1 &
+pid=$!
+wait_iteration "$work/su.log" 3
+kill -USR1 $pid
+wait $pid
+rc=$?
+stopped=$(sed -n 's/.*stopping at iteration \([0-9]*\) of 400: SIGUSR1 received.*/\1/p' "$work/su.log")
+[ $rc -eq 0 ] && [ -n "$stopped" ] && [ "$(grep -c "stopping at iteration" "$work/su.log")" -eq 1 ] &&
+  [ "$(cat "$work/su/latest_checkpointed_iteration.txt")" = "$stopped" ]
+check "SIGUSR1 to mpirun (TP 2): every rank stops at iteration $stopped, one message, saved" $?
+"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${long[@]}" "${mp[@]}" --load "$work/su" \
+  --metrics-file "$work/su2.jsonl" >/dev/null 2>&1
+same_as_straight "$work/straight_tp.jsonl" "$work/su1.jsonl" "$work/su2.jsonl"
+check "SIGUSR1: stopped + resumed == 400 straight under TP 2, bitwise" $?
+
+# --- checksums: flip one bit of a tensor's data
+"$tessera" train "${common[@]}" --train-iters 6 --save-interval 3 --save "$work/ck" >/dev/null 2>&1
+# flip FILE DATASET WHERE(start|middle|end): xor 0x10 into one byte of its data
+flip() {
+  local size offset at byte
+  read -r size offset < <(h5dump -p -H -d "$2" "$1" |
+    awk '/STORAGE_LAYOUT/{s=1} s&&/SIZE/{z=$2} s&&/OFFSET/{o=$2; print z, o; exit}')
+  case $3 in start) at=$offset ;; middle) at=$((offset + size / 2)) ;; end) at=$((offset + size - 1)) ;; esac
+  byte=$(dd if="$1" bs=1 skip="$at" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+  printf "$(printf '\\%03o' $((byte ^ 16)))" | dd of="$1" bs=1 seek="$at" count=1 conv=notrunc 2>/dev/null
+}
+n=0
+for target in "model/decoder.layers.0.self_attention.linear_qkv.weight start" \
+              "optimizer/exp_avg/embedding.word_embeddings.weight middle" \
+              "optimizer/exp_avg_sq/decoder.final_layernorm.bias end"; do
+  set -- $target
+  n=$((n + 1))
+  cp -r "$work/ck" "$work/bad$n"
+  flip "$work/bad$n/iter_0000006.h5" "/$1" "$2"
+  "$tessera" train "${common[@]}" --train-iters 8 --load "$work/bad$n" >"$work/bad$n.log" 2>&1
+  rc=$?
+  [ $rc -eq 2 ] && grep -q "checkpoint $work/bad$n/iter_0000006.h5 is damaged: the data of tensor $1 fails its CRC-32C check" "$work/bad$n.log" &&
+    grep -q "the iterations saved in $work/bad$n are: 3, 6" "$work/bad$n.log"
+  check "a flipped bit at the $2 of $1: exit 2 naming the tensor and the file" $?
+done
+"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${mp[@]}" --train-iters 8 --load "$work/bad1" \
+  >"$work/bad_tp.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c "is damaged: the data of tensor" "$work/bad_tp.log")" -eq 1 ]
+check "the damaged checkpoint under TP 2: exit 2, the message printed once" $?
+"$tessera" train "${common[@]}" --train-iters 8 --load "$work/bad1" --ckpt-step 3 >"$work/step.log" 2>&1
+[ $? -eq 0 ] && grep -q "loaded checkpoint of iteration 3" "$work/step.log"
+check "--ckpt-step 3 goes back past the damaged iteration 6" $?
+"$tessera" train "${common[@]}" --train-iters 8 --load "$work/ck" --ckpt-step 4 >"$work/step4.log" 2>&1
+[ $? -eq 2 ] && grep -q "iterations saved in $work/ck are: 3, 6" "$work/step4.log"
+check "--ckpt-step of an iteration never saved: exit 2 listing the saved ones" $?
+cp -r "$work/ck" "$work/huge"
+echo 99999999999999999999 >"$work/huge/latest_checkpointed_iteration.txt"
+"$tessera" train "${common[@]}" --train-iters 8 --load "$work/huge" >"$work/huge.log" 2>&1
+[ $? -eq 2 ] && grep -q "does not hold an iteration number" "$work/huge.log"
+check "a pointer file holding a number beyond int64: exit 2" $?
+
+# --- a full disk
+mnt=$work/tmpfs
+mkdir -p "$mnt"
+# one checkpoint of this model takes about 1.2 MiB and asks for 1.4 MiB free:
+# room for one, not two
+if mount -t tmpfs -o size=2200k tmpfs "$mnt" 2>/dev/null; then
+  "$tessera" train "${common[@]}" --train-iters 6 --save-interval 3 --save "$mnt/ck" \
+    >"$work/full.log" 2>&1
+  rc=$?
+  [ $rc -eq 1 ] && grep -q -- "--save $mnt/ck: the checkpoint needs about .* MiB free (No space left on device, errno 28)" "$work/full.log" &&
+    [ "$(cat "$mnt/ck/latest_checkpointed_iteration.txt")" = 3 ] && [ -z "$(ls "$mnt/ck" | grep tmp)" ]
+  check "a full disk: exit 1 naming the path and errno; iteration 3 and its pointer untouched" $?
+  "$tessera" train "${common[@]}" --train-iters 8 --load "$mnt/ck" >/dev/null 2>&1
+  check "the checkpoint before the full disk still loads" $?
+  rm -rf "$mnt/ck"
+  "$mpiexec" -np 2 "$tessera" train "${common[@]}" --train-iters 6 --save-interval 2 --save "$mnt/ck" \
+    --save-failure continue >"$work/cont.log" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] && [ "$(grep -c "not saved: .*training continues (--save-failure continue)" "$work/cont.log")" -eq 2 ] &&
+    [ "$(cat "$mnt/ck/latest_checkpointed_iteration.txt")" = 2 ]
+  check "--save-failure continue (2 ranks): trains to the end, warns twice, iteration 2 kept" $?
+  umount "$mnt"
+else
+  echo "SKIP a full disk: this machine does not let us mount a tmpfs"
+fi
+finish
