@@ -30,6 +30,7 @@
 #include "train/metrics.h"
 #include "train/trainer.h"
 #include "train_flags.h"
+#include "train_preflight.h"
 
 static void print_help(void)
 {
@@ -288,7 +289,7 @@ static int64_t vocab_of(const tsr_config *cfg, const tsr_dataset *dataset)
  * are the same on all), before MPI starts or anything is allocated: a bad
  * model is a configuration error. */
 static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *dataset,
-                                int world_size, model_choice *m)
+                                int world_size, int ranks_on_node, model_choice *m)
 {
     memset(m, 0, sizeof *m);
     tsr_status st = tsr_model_select(cfg, &m->entry);
@@ -303,6 +304,17 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
     tsr_net *net = NULL;
     if (st == TSR_OK)
         st = tsr_net_build(&m->spec, cfg, &dims, &net);
+    if (st == TSR_OK) { /* rank 0's plan: the first stage holds the embedding */
+        tsr_memory_plan plan = {0};
+        tsr_net_plan(net, &plan);
+        tsr_trainer_plan_sharded(cfg, tsr_net_as_model(net).param_count,
+                                 tsr_config_data_parallel_size(cfg, world_size), &plan);
+        st = tsr_train_check_memory(tsr_plan_total_bytes(&plan), ranks_on_node);
+        if (st != TSR_OK) {
+            tsr_net_destroy(net);
+            return st; /* not the model's fault: no "model 'gpt':" prefix */
+        }
+    }
     tsr_net_destroy(net);
     if (st == TSR_OK)
         return TSR_OK;
@@ -466,12 +478,14 @@ int tsr_cmd_train(int argc, char **argv)
     tsr_status st = tsr_train_config_from_args(&cfg, argc, argv, info.world_size);
     if (st == TSR_OK)
         st = check_supported_layout(&cfg);
+    if (st == TSR_OK)
+        st = tsr_train_preflight(&cfg);
     tsr_dataset *dataset = NULL;
     if (st == TSR_OK)
         st = tsr_dataset_open(&cfg, &dataset);
     model_choice model = {0};
     if (st == TSR_OK)
-        st = prepare_model(&cfg, dataset, info.world_size, &model);
+        st = prepare_model(&cfg, dataset, info.world_size, info.local_size, &model);
     if (st != TSR_OK) {
         tsr_spec_arena_destroy(model.arena);
         tsr_dataset_close(dataset);
