@@ -29,6 +29,7 @@
 #include "tessera/timer.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
+#include "train_checkpoint.h"
 #include "train_flags.h"
 #include "train_preflight.h"
 
@@ -82,61 +83,6 @@ static tsr_status check_supported_layout(const tsr_config *cfg)
     return TSR_OK;
 }
 
-/* Everything one training run holds, for the checkpoint hook. */
-typedef struct train_run {
-    const tsr_config *cfg;
-    tsr_grid *grid;
-    tsr_model model;
-} train_run;
-
-static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
-{
-    tsr_checkpoint_content c = {tr->model.tensors, tr->model.tensor_count, tr->model.params,
-                                tr->adam_m,        tr->adam_v,           tr->hooks.shard,
-                                tr->model.frozen};
-    return c;
-}
-
-static tsr_status save_checkpoint(void *ctx, const tsr_trainer *tr)
-{
-    train_run *run = ctx;
-    tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
-                                  tr->adam_step,           tr->nan_iterations_total,
-                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION};
-    tsr_checkpoint_content content = checkpoint_content(tr);
-    uint64_t t0 = tsr_time_ns();
-    tsr_log_once(TSR_LOG_INFO, "saving checkpoint at iteration %lld to %s",
-                 (long long)tr->iteration, run->cfg->save);
-    tsr_status st = tsr_checkpoint_save(run->cfg->save, run->cfg, &state, &content,
-                                        tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
-    if (st == TSR_OK)
-        tsr_log_once(TSR_LOG_INFO, "saved checkpoint at iteration %lld in %.3f s",
-                     (long long)tr->iteration, (double)(tsr_time_ns() - t0) * 1e-9);
-    return st;
-}
-
-static tsr_status load_checkpoint(train_run *run, tsr_trainer *tr)
-{
-    tsr_checkpoint_state state;
-    tsr_checkpoint_content content = checkpoint_content(tr);
-    tsr_status st = tsr_checkpoint_load(run->cfg->load, run->cfg, &state, &content,
-                                        tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
-    if (st != TSR_OK)
-        return st;
-    tr->iteration = state.iteration;
-    tr->consumed_samples = state.consumed_samples;
-    tr->adam_step = state.adam_step;
-    tr->nan_iterations_total = state.nan_iterations;
-    if (state.seed != run->cfg->seed)
-        tsr_log_once(TSR_LOG_WARN,
-                     "checkpoint was trained with --seed %lld, this run uses %lld: data order "
-                     "and dropout continue with the new seed",
-                     (long long)state.seed, (long long)run->cfg->seed);
-    tsr_log_once(TSR_LOG_INFO, "loaded checkpoint of iteration %lld from %s (%lld samples "
-                               "consumed)",
-                 (long long)state.iteration, run->cfg->load, (long long)state.consumed_samples);
-    return TSR_OK;
-}
 
 /* Bytes moved per collective kind and group, for the log and the metrics
  * file: what a layout costs, and proof that no collective moves more than
@@ -327,7 +273,7 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
 }
 
 static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *grid,
-                        const model_choice *choice)
+                        const model_choice *choice, int mpi_thread_level)
 {
     tsr_net_dims dims =
         tsr_net_dims_from_config(cfg, vocab_of(cfg, dataset), tsr_grid_tp_rank(grid));
@@ -352,21 +298,27 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         st = tsr_metrics_open(cfg->metrics_file, cfg->load != NULL, &metrics);
     if (st == TSR_OK) {
         log_model(cfg, net);
-        train_run run = {cfg, grid, tsr_net_as_model(net)};
+        train_run run = {cfg, grid, tsr_net_as_model(net), NULL};
         tsr_trainer_hooks hooks = {0};
         tsr_trainer trainer;
         st = tsr_dp_create(cfg, grid, &run.model, &dp);
         if (st == TSR_OK) {
             tsr_dp_fill_hooks(dp, &hooks);
             hooks.save_ctx = &run;
-            hooks.save = cfg->save != NULL ? save_checkpoint : NULL;
+            hooks.save = cfg->save != NULL ? tsr_train_save_checkpoint : NULL;
             st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
                                   tsr_net_flops_per_sample(net), &plan);
         }
         if (st == TSR_OK && cfg->load != NULL)
-            st = load_checkpoint(&run, &trainer);
+            st = tsr_train_load_checkpoint(&run, &trainer);
+        if (st == TSR_OK && cfg->async_save)
+            st = tsr_train_async_begin(&run, &trainer, mpi_thread_level, dataset->reads_hdf5);
         if (st == TSR_OK)
             st = tsr_trainer_run(&trainer, metrics);
+        if (run.async != NULL) { /* the last save completes before the run ends */
+            tsr_status end = tsr_train_async_end(&run);
+            st = st == TSR_OK ? end : st;
+        }
         if (st == TSR_OK)
             report_communication(grid, metrics);
         if (st == TSR_OK)
@@ -448,7 +400,7 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
                          "attention keeps no per-score activations (its probabilities are "
                          "recomputed tile by tile in backward, dropout masks come from the "
                          "counter-based RNG), so memory is that of no recomputation");
-        st = train(cfg, dataset, grid, model);
+        st = train(cfg, dataset, grid, model, provided);
     }
     /* a failure every rank shares (a bad --load, say) is printed once, by
      * rank 0; other ranks speak only when rank 0 had nothing to say */

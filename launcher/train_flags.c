@@ -180,6 +180,8 @@ static const tsr_flag train_flags[] = {
     {"--save-failure", TSR_FLAG_CHOICE, OFF(save_failure), 0, 0, save_failure_choices, "WHAT",
      "when a save fails (disk full, unwritable): exit (exit 1) or continue training, warned "
      "(tessera)"},
+    {"--async-save", TSR_FLAG_BOOL, OFF(async_save), 0, 0, NULL, NULL,
+     "write checkpoints in a background thread while training goes on"},
     {"--exit-interval", TSR_FLAG_INT64, OFF(exit_interval), 1, BIG64, NULL, "N",
      "stop (saving a checkpoint) at the first iteration divisible by N"},
     {"--exit-duration-in-mins", TSR_FLAG_DOUBLE, OFF(exit_duration_mins), 1e-6, 1e9, NULL, "M",

@@ -319,6 +319,8 @@ static tsr_status validate_training(const tsr_config *cfg, int world_size)
     if (cfg->ckpt_step >= 0 && cfg->load == NULL)
         return INVALID("--ckpt-step %lld is set but --load is not; give --load DIR",
                        (long long)cfg->ckpt_step);
+    if (cfg->async_save && cfg->save == NULL)
+        return INVALID("--async-save is set but --save is not; give --save DIR");
     if (cfg->save_failure == TSR_SAVE_FAILURE_CONTINUE && cfg->save == NULL)
         return INVALID("--save-failure continue is set but --save is not; give --save DIR");
     if (cfg->save_interval > 0 && cfg->save == NULL)

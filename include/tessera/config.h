@@ -160,6 +160,7 @@ typedef struct tsr_config {
     int64_t save_interval;
     int64_t ckpt_step; /* iteration --load reads; -1: the latest */
     tsr_save_failure save_failure;
+    bool async_save; /* write checkpoints in a background thread */
 
     /* stopping early, with a checkpoint (Megatron's --exit-* flags) */
     int64_t exit_interval;     /* 0: never */

@@ -341,6 +341,8 @@ tsr_status tsr_file_dataset_open(const tsr_config *cfg, tsr_dataset **out)
     f->base.seq_length = cfg->seq_length;
     f->base.seed = (uint64_t)cfg->seed;
     f->base.eod = cfg->eod_token;
+    for (int i = 0; i < s->path.count; i++)
+        f->base.reads_hdf5 = f->base.reads_hdf5 || tsr_hdf5_tokens_is_path(s->path.paths[i]);
     *out = &f->base;
     return TSR_OK;
 }

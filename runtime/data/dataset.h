@@ -41,6 +41,7 @@ struct tsr_dataset {
     uint64_t seed;
     int digits;       /* synthetic:addition */
     int32_t eod;      /* the token that ends a document; -1: none known */
+    bool reads_hdf5;  /* samples are read through libhdf5 while training */
 };
 
 /* Opens the dataset named by cfg->data_path ("synthetic:addition[:DIGITS]",

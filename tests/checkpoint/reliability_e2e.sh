@@ -9,6 +9,8 @@
 #   group: exit 2 naming the tensor and the file, on 1 rank and under TP 2;
 #   --ckpt-step loads an earlier checkpoint; a missing step or a pointer file
 #   with a number too large for int64: exit 2 listing the saved iterations
+#   --async-save: resume bitwise; SIGKILL during the background write
+#   leaves the previous checkpoint and pointer standing
 #   a full disk (a small tmpfs, when this machine lets us mount one): the
 #   save fails with the path and errno, exit 1, the previous checkpoint and
 #   pointer untouched and no partial file left; --save-failure continue
@@ -139,6 +141,40 @@ echo 99999999999999999999 >"$work/huge/latest_checkpointed_iteration.txt"
 "$tessera" train "${common[@]}" --train-iters 8 --load "$work/huge" >"$work/huge.log" 2>&1
 [ $? -eq 2 ] && grep -q "does not hold an iteration number" "$work/huge.log"
 check "a pointer file holding a number beyond int64: exit 2" $?
+
+# --- --async-save: the same checkpoints, written while training goes on
+dopt=(--use-distributed-optimizer)
+"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${dopt[@]}" --train-iters 12 \
+  --metrics-file "$work/straight_dp.jsonl" >/dev/null 2>&1
+"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${dopt[@]}" --train-iters 12 --exit-interval 6 \
+  --save-interval 2 --save "$work/as" --async-save --metrics-file "$work/as1.jsonl" >"$work/as.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && [ "$(grep -c "written in the background" "$work/as.log")" -eq 3 ] &&
+  [ "$(grep -c "saved checkpoint at iteration .* (in the background)" "$work/as.log")" -eq 3 ] &&
+  [ "$(cat "$work/as/latest_checkpointed_iteration.txt")" = 6 ]
+check "--async-save (dp 2, distributed optimizer): 3 saves in the background, the last waited for" $?
+"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${dopt[@]}" --train-iters 12 --load "$work/as" \
+  --metrics-file "$work/as2.jsonl" >/dev/null 2>&1
+same_as_straight "$work/straight_dp.jsonl" "$work/as1.jsonl" "$work/as2.jsonl"
+check "--async-save: 6 + resume to 12 == 12 straight, bitwise" $?
+# SIGKILL while the background thread writes the second checkpoint (it
+# pauses there): training has gone on meanwhile, the first checkpoint and
+# the pointer to it stand
+tensors=$(h5ls -r "$work/as/iter_0000006.h5" | grep -c Dataset)
+TSR_CHECKPOINT_TEST_PAUSE_AFTER=$((tensors + tensors / 2)) "$tessera" train "${common[@]}" \
+  --train-iters 400 --save-interval 2 --save "$work/ak" --async-save >"$work/ak.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do grep -q "pausing mid-save" "$work/ak.log" && break; sleep 0.1; done
+wait_iteration "$work/ak.log" 6
+went_on=$?
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+[ $went_on -eq 0 ] && [ "$(cat "$work/ak/latest_checkpointed_iteration.txt")" = 2 ] &&
+  [ ! -f "$work/ak/iter_0000004.h5" ]
+check "--async-save killed mid-write: training went on to iteration 6, the pointer still names 2" $?
+"$tessera" train "${common[@]}" --train-iters 4 --load "$work/ak" >"$work/ak2.log" 2>&1
+[ $? -eq 0 ] && grep -q "loaded checkpoint of iteration 2" "$work/ak2.log"
+check "--async-save killed mid-write: iteration 2 loads" $?
 
 # --- a full disk
 mnt=$work/tmpfs

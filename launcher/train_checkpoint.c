@@ -1,0 +1,96 @@
+/*
+ * train_checkpoint.c - saving and loading for `tessera train`
+ * (train_checkpoint.h).
+ */
+#include "train_checkpoint.h"
+
+#include "collectives/comm.h"
+#include "tessera/log.h"
+#include "tessera/timer.h"
+
+static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
+{
+    tsr_checkpoint_content c = {tr->model.tensors, tr->model.tensor_count, tr->model.params,
+                                tr->adam_m,        tr->adam_v,           tr->hooks.shard,
+                                tr->model.frozen};
+    return c;
+}
+
+tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
+{
+    train_run *run = ctx;
+    tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
+                                  tr->adam_step,           tr->nan_iterations_total,
+                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION};
+    tsr_checkpoint_content content = checkpoint_content(tr);
+    if (run->async != NULL) {
+        double held = 0.0;
+        tsr_status previous =
+            tsr_checkpoint_async_start(run->async, run->cfg->save, run->cfg, &state, &content,
+                                       &held);
+        tsr_log_once(TSR_LOG_INFO,
+                     "checkpoint of iteration %lld staged in %.3f s, written in the background "
+                     "to %s",
+                     (long long)tr->iteration, held, run->cfg->save);
+        return previous; /* the status of the save it waited for */
+    }
+    uint64_t t0 = tsr_time_ns();
+    tsr_log_once(TSR_LOG_INFO, "saving checkpoint at iteration %lld to %s",
+                 (long long)tr->iteration, run->cfg->save);
+    tsr_status st = tsr_checkpoint_save(run->cfg->save, run->cfg, &state, &content,
+                                        tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
+    if (st == TSR_OK)
+        tsr_log_once(TSR_LOG_INFO, "saved checkpoint at iteration %lld in %.3f s",
+                     (long long)tr->iteration, (double)(tsr_time_ns() - t0) * 1e-9);
+    return st;
+}
+
+tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
+{
+    tsr_checkpoint_state state;
+    tsr_checkpoint_content content = checkpoint_content(tr);
+    tsr_status st = tsr_checkpoint_load(run->cfg->load, run->cfg, &state, &content,
+                                        tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
+    if (st != TSR_OK)
+        return st;
+    tr->iteration = state.iteration;
+    tr->consumed_samples = state.consumed_samples;
+    tr->adam_step = state.adam_step;
+    tr->nan_iterations_total = state.nan_iterations;
+    if (state.seed != run->cfg->seed)
+        tsr_log_once(TSR_LOG_WARN,
+                     "checkpoint was trained with --seed %lld, this run uses %lld: data order "
+                     "and dropout continue with the new seed",
+                     (long long)state.seed, (long long)run->cfg->seed);
+    tsr_log_once(TSR_LOG_INFO, "loaded checkpoint of iteration %lld from %s (%lld samples "
+                               "consumed)",
+                 (long long)state.iteration, run->cfg->load, (long long)state.consumed_samples);
+    return TSR_OK;
+}
+
+tsr_status tsr_train_async_begin(train_run *run, const tsr_trainer *tr, int mpi_thread_level,
+                                 bool data_reads_hdf5)
+{
+    tsr_status st = tsr_checkpoint_async_supported(mpi_thread_level, data_reads_hdf5);
+    if (st == TSR_OK)
+        st = tsr_checkpoint_async_create(tsr_comm_mpi_handle(tsr_grid_world(run->grid)),
+                                         tr->model.param_count, tr->state_count,
+                                         tr->model.frozen_count, &run->async);
+    return st;
+}
+
+tsr_status tsr_train_async_end(train_run *run)
+{
+    tsr_status st = tsr_checkpoint_async_wait(run->async);
+    tsr_checkpoint_async_destroy(run->async);
+    run->async = NULL;
+    if (st != TSR_OK && run->cfg->save_failure == TSR_SAVE_FAILURE_CONTINUE &&
+        (st == TSR_ERR_IO || st == TSR_ERR_OUT_OF_MEMORY)) {
+        tsr_log_once(TSR_LOG_WARN,
+                     "the last checkpoint was not saved: %s (--save-failure continue); the "
+                     "previous checkpoint stands",
+                     tsr_last_error());
+        return TSR_OK;
+    }
+    return st;
+}
