@@ -28,6 +28,7 @@
 #include "tessera/log.h"
 #include "tessera/timer.h"
 #include "train/metrics.h"
+#include "train/exit_signal.h"
 #include "train/trainer.h"
 #include "train_checkpoint.h"
 #include "train_flags.h"
@@ -432,6 +433,10 @@ int tsr_cmd_train(int argc, char **argv)
         st = check_supported_layout(&cfg);
     if (st == TSR_OK)
         st = tsr_train_preflight(&cfg);
+    /* from here on, so that a signal during start-up or --load is not lost:
+     * the run stops, saving, after its first iteration */
+    if (st == TSR_OK && cfg.exit_signal_handler && tsr_exit_signal_install() != 0)
+        st = tsr_error_set(TSR_ERR_INTERNAL, "cannot install the --exit-signal-handler");
     tsr_dataset *dataset = NULL;
     if (st == TSR_OK)
         st = tsr_dataset_open(&cfg, &dataset);

@@ -369,9 +369,9 @@ static tsr_status save(tsr_trainer *tr)
         return st;
     tr->failed_saves++;
     tsr_log_once(TSR_LOG_WARN,
-                 "checkpoint of iteration %lld not saved: %s; training continues "
-                 "(--save-failure continue), the previous checkpoint stands",
-                 (long long)tr->iteration, tsr_last_error());
+                 "a checkpoint was not saved: %s; training continues (--save-failure "
+                 "continue), the previous checkpoint stands",
+                 tsr_last_error());
     return TSR_OK;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# reliability_e2e.sh TESSERA MPIEXEC - runs that stop early, damaged
+# reliability_e2e.sh TESSERA MPIEXEC SET_ROOT_ATTR - runs that stop early, damaged
 # checkpoints and full disks, through the CLI:
 #   --exit-interval, --exit-duration-in-mins and --exit-signal-handler
 #   (SIGTERM to a 1-rank run, SIGUSR1 to mpirun, which forwards it): exit 0,
@@ -8,7 +8,9 @@
 #   a flipped bit at the start, middle and end of tensors' data in each
 #   group: exit 2 naming the tensor and the file, on 1 rank and under TP 2;
 #   --ckpt-step loads an earlier checkpoint; a missing step or a pointer file
-#   with a number too large for int64: exit 2 listing the saved iterations
+#   with a number too large for int64: exit 2 listing the saved iterations;
+#   counters out of range or inconsistent (iteration -5, 2^62 samples,
+#   more Adam steps than iterations): exit 2
 #   --async-save: resume bitwise; SIGKILL during the background write
 #   leaves the previous checkpoint and pointer standing
 #   a full disk (a small tmpfs, when this machine lets us mount one): the
@@ -19,6 +21,7 @@
 set -u
 tessera=$1
 mpiexec=$2
+set_root_attr=$3
 source "$(dirname "$0")/../harness/e2e.sh"
 
 common=(--num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 32
@@ -141,6 +144,18 @@ echo 99999999999999999999 >"$work/huge/latest_checkpointed_iteration.txt"
 "$tessera" train "${common[@]}" --train-iters 8 --load "$work/huge" >"$work/huge.log" 2>&1
 [ $? -eq 2 ] && grep -q "does not hold an iteration number" "$work/huge.log"
 check "a pointer file holding a number beyond int64: exit 2" $?
+
+# --- counters read from a checkpoint are range-checked (not covered by the
+# tensor checksums: they are attributes, which HDF5's metadata checksums
+# cover only against damage, not against a forged or buggy writer)
+for forged in "iteration -5" "consumed_samples 4611686018427387904" "adam_step 99"; do
+  set -- $forged
+  cp -r "$work/ck" "$work/forged_$1"
+  "$set_root_attr" "$work/forged_$1/iter_0000006.h5" "$1" "$2"
+  "$tessera" train "${common[@]}" --train-iters 8 --load "$work/forged_$1" >"$work/forged_$1.log" 2>&1
+  [ $? -eq 2 ] && grep -q "checkpoint $work/forged_$1/iter_0000006.h5 is damaged: its" "$work/forged_$1.log"
+  check "a checkpoint whose $1 is $2: exit 2, refused before training" $?
+done
 
 # --- --async-save: the same checkpoints, written while training goes on
 dopt=(--use-distributed-optimizer)
