@@ -27,12 +27,13 @@
 #include "tessera/kernels.h"
 #include "tessera/log.h"
 #include "tessera/timer.h"
-#include "train/metrics.h"
 #include "train/exit_signal.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 #include "train_checkpoint.h"
 #include "train_flags.h"
 #include "train_preflight.h"
+#include "train_supported.h"
 
 static void print_help(void)
 {
@@ -45,44 +46,6 @@ static void print_help(void)
     tsr_flags_print_help(&tsr_train_flag_table, &defaults, stdout);
 }
 
-/* Layouts this build can run; the others are rejected up front. */
-static tsr_status check_supported_layout(const tsr_config *cfg)
-{
-    if (cfg->context_parallel_size > 1 || cfg->expert_model_parallel_size > 1 ||
-        cfg->num_experts > 0)
-        return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "this build trains with tensor, sequence, pipeline and data "
-                             "parallelism; context and expert parallelism and MoE layers are "
-                             "not available yet: drop --context-parallel-size, "
-                             "--expert-model-parallel-size and --num-experts");
-    if (cfg->num_layers_per_virtual_pipeline_stage > 0) {
-        int world = tsr_rank_info_from_env().world_size;
-        int dp = tsr_config_data_parallel_size(cfg, world);
-        int m = tsr_config_global_batch_size(cfg, world) / (cfg->micro_batch_size * dp);
-        if (m % cfg->pipeline_model_parallel_size != 0)
-            return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                 "the interleaved schedule (--num-layers-per-virtual-pipeline-"
-                                 "stage) needs the micro batches per iteration (%d = "
-                                 "--global-batch-size / (--micro-batch-size x data-parallel "
-                                 "size)) to be a multiple of --pipeline-model-parallel-size %d",
-                                 m, cfg->pipeline_model_parallel_size);
-    }
-    /* the grid's own checks (rank order; sizes against the world), made
-     * here so that they fail before MPI starts, with exit code 2 */
-    tsr_grid_layout layout;
-    tsr_status st = tsr_grid_layout_compute(
-        tsr_rank_info_from_env().world_size, cfg->tensor_model_parallel_size,
-        cfg->context_parallel_size, cfg->expert_model_parallel_size,
-        cfg->pipeline_model_parallel_size, 1, cfg->rank_order, &layout);
-    if (st != TSR_OK)
-        return st;
-    tsr_grid_layout_free(&layout);
-    if (cfg->bf16)
-        return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--bf16 is not available in this build yet: training runs in fp32; "
-                             "drop --bf16");
-    return TSR_OK;
-}
 
 
 /* Bytes moved per collective kind and group, for the log and the metrics
@@ -430,7 +393,7 @@ int tsr_cmd_train(int argc, char **argv)
     tsr_config cfg;
     tsr_status st = tsr_train_config_from_args(&cfg, argc, argv, info.world_size);
     if (st == TSR_OK)
-        st = check_supported_layout(&cfg);
+        st = tsr_train_check_supported(&cfg, info.world_size);
     if (st == TSR_OK)
         st = tsr_train_preflight(&cfg);
     /* from here on, so that a signal during start-up or --load is not lost:

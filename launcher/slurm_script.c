@@ -12,6 +12,7 @@
 
 #include "tessera/config.h"
 #include "train_flags.h"
+#include "train_supported.h"
 
 /* Characters Slurm names (partition, account, job name) are made of. */
 static int is_plain_name(const char *s)
@@ -92,6 +93,8 @@ tsr_status tsr_slurm_job_validate(const tsr_slurm_job *job)
                              job->nodes, job->ntasks_per_node);
     tsr_config cfg;
     tsr_status st = tsr_train_config_from_args(&cfg, job->train_argc, job->train_argv, (int)world);
+    if (st == TSR_OK)
+        st = tsr_train_check_supported(&cfg, (int)world);
     if (st != TSR_OK) {
         char why[512]; /* tsr_error_set overwrites the message it would read */
         snprintf(why, sizeof why, "%s", tsr_last_error());

@@ -1,0 +1,44 @@
+/*
+ * train_supported.c - layouts and features this build can run
+ * (train_supported.h).
+ */
+#include "train_supported.h"
+
+#include "sharding/grid.h"
+
+tsr_status tsr_train_check_supported(const tsr_config *cfg, int world)
+{
+    if (cfg->context_parallel_size > 1 || cfg->expert_model_parallel_size > 1 ||
+        cfg->num_experts > 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "this build trains with tensor, sequence, pipeline and data "
+                             "parallelism; context and expert parallelism and MoE layers are "
+                             "not available yet: drop --context-parallel-size, "
+                             "--expert-model-parallel-size and --num-experts");
+    if (cfg->num_layers_per_virtual_pipeline_stage > 0) {
+        int dp = tsr_config_data_parallel_size(cfg, world);
+        int m = tsr_config_global_batch_size(cfg, world) / (cfg->micro_batch_size * dp);
+        if (m % cfg->pipeline_model_parallel_size != 0)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "the interleaved schedule (--num-layers-per-virtual-pipeline-"
+                                 "stage) needs the micro batches per iteration (%d = "
+                                 "--global-batch-size / (--micro-batch-size x data-parallel "
+                                 "size)) to be a multiple of --pipeline-model-parallel-size %d",
+                                 m, cfg->pipeline_model_parallel_size);
+    }
+    /* the grid's own checks (rank order; sizes against the world), made
+     * here so that they fail before MPI starts, with exit code 2 */
+    tsr_grid_layout layout;
+    tsr_status st = tsr_grid_layout_compute(
+        world, cfg->tensor_model_parallel_size,
+        cfg->context_parallel_size, cfg->expert_model_parallel_size,
+        cfg->pipeline_model_parallel_size, 1, cfg->rank_order, &layout);
+    if (st != TSR_OK)
+        return st;
+    tsr_grid_layout_free(&layout);
+    if (cfg->bf16)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--bf16 is not available in this build yet: training runs in fp32; "
+                             "drop --bf16");
+    return TSR_OK;
+}
