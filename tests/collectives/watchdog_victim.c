@@ -2,13 +2,17 @@
  * watchdog_victim.c - a small job that goes wrong on purpose, for the
  * watchdog's death tests (test_watchdog_*.sh).
  *
- *   watchdog_victim skip|kill VICTIM_RANK TIMEOUT_MINUTES
+ *   watchdog_victim skip|kill|stop VICTIM_RANK TIMEOUT_MINUTES [OPERATION]
  *
- * Every rank runs all-reduces on a "tp" group (the world split in one
- * group); at round 3 the victim either skips its all-reduce and sleeps
- * outside MPI (skip), or kills itself with SIGKILL (kill). The other ranks
- * must be ended by the watchdog with a message naming the victim. Exits 0
- * only if the job was (wrongly) allowed to finish.
+ * Every rank runs OPERATION (allreduce, the default; reduce_scatter,
+ * allgather, alltoall; or sendrecv, a pipeline's exchange with the next and
+ * previous rank) on a "tp" group (the world split in one group); at round 3
+ * the victim either skips it and sleeps outside MPI (skip), kills itself
+ * with SIGKILL (kill), or stops itself with SIGSTOP (stop: alive, holding
+ * its resources, never answering, as a rank stuck in the kernel or
+ * stopped by a debugger). The other ranks must be ended by the watchdog
+ * with a message naming the victim. Exits 0 only if the job was (wrongly)
+ * allowed to finish.
  */
 #include <mpi.h>
 #include <signal.h>
@@ -23,10 +27,12 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s skip|kill VICTIM_RANK TIMEOUT_MINUTES\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s skip|kill|stop VICTIM_RANK TIMEOUT_MINUTES [OPERATION]\n",
+                argv[0]);
         return 2;
     }
+    const char *op = argc == 5 ? argv[4] : "allreduce";
     MPI_Init(&argc, &argv);
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -45,25 +51,44 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 3);
     }
     int victim = atoi(argv[2]);
-    bool kill_it = strcmp(argv[1], "kill") == 0;
-    float x[16];
+    const char *how = argv[1];
+    enum { N = 16 };
+    float *x = calloc((size_t)N * size, sizeof(float)), *y = calloc((size_t)N * size, sizeof(float));
     for (int round = 0; round < 6; round++) {
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < N * size; i++)
             x[i] = (float)(rank + round);
         if (round == 3 && rank == victim) {
-            fprintf(stderr, "rank %d: %s at round %d\n", rank, kill_it ? "killing myself" : "skipping the all-reduce", round);
+            fprintf(stderr, "rank %d: %s at round %d (%s)\n", rank, how, round, op);
             fflush(stderr);
-            if (kill_it)
+            if (strcmp(how, "kill") == 0)
                 raise(SIGKILL);
+            if (strcmp(how, "stop") == 0)
+                raise(SIGSTOP);
             struct timespec t = {120, 0};
             nanosleep(&t, NULL); /* outside MPI, far past the timeout */
             continue;
         }
-        if (tsr_comm_allreduce(x, x, 16, TSR_COMM_FP32, TSR_COMM_SUM, tp, NULL) != TSR_OK) {
+        tsr_status st;
+        if (strcmp(op, "reduce_scatter") == 0) {
+            st = tsr_comm_reduce_scatter(x, y, N, TSR_COMM_FP32, TSR_COMM_SUM, tp, NULL);
+        } else if (strcmp(op, "allgather") == 0) {
+            st = tsr_comm_allgather(x, y, N, TSR_COMM_FP32, tp, NULL);
+        } else if (strcmp(op, "alltoall") == 0) {
+            st = tsr_comm_alltoall(x, y, N, TSR_COMM_FP32, tp, NULL);
+        } else if (strcmp(op, "sendrecv") == 0) { /* a pipeline stage: to the next, from the previous */
+            tsr_comm_p2p ops[2] = {{true, x, N, TSR_COMM_FP32, (rank + 1) % size},
+                                   {false, y, N, TSR_COMM_FP32, (rank + size - 1) % size}};
+            st = tsr_comm_batch_p2p(ops, 2, tp, NULL);
+        } else {
+            st = tsr_comm_allreduce(x, x, N, TSR_COMM_FP32, TSR_COMM_SUM, tp, NULL);
+        }
+        if (st != TSR_OK) {
             fprintf(stderr, "rank %d: %s\n", rank, tsr_last_error());
             MPI_Abort(MPI_COMM_WORLD, 4);
         }
     }
+    free(x);
+    free(y);
     tsr_comm_destroy(tp);
     tsr_comm_destroy(world);
     MPI_Finalize();
