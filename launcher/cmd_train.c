@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "bind.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint_watch.h"
 #include "collectives/comm.h"
 #include "commands.h"
 #include "data/dataset.h"
@@ -331,6 +332,7 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
     tsr_log_configure(rank, world_size, (tsr_log_level)cfg->log_level);
+    tsr_checkpoint_watch_install(cfg->distributed_timeout_minutes * 60.0, provided);
     tsr_rank_info_resolve_node(info, MPI_COMM_WORLD);
     char line[TSR_BIND_REPORT_MAX];
     tsr_bind_format_report(info, &binding, line, sizeof line);

@@ -90,6 +90,20 @@ tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
  * iterations the directory holds. */
 tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iteration);
 
+/* Watching a save or load for a rank that stops making progress (HDF5's
+ * MPI calls are outside the collectives' watchdog): begin and end are
+ * collective over the save's or load's communicator, step marks progress
+ * (a tensor written, read or checksummed). Set once, by the program; NULL
+ * members and a NULL watch are fine. */
+typedef struct tsr_checkpoint_watch {
+    void *ctx;
+    void (*begin)(void *ctx, MPI_Comm comm, const char *what, const char *path);
+    void (*step)(void *ctx);
+    void (*end)(void *ctx);
+} tsr_checkpoint_watch;
+
+void tsr_checkpoint_set_watch(const tsr_checkpoint_watch *watch);
+
 /* Path of the checkpoint file for an iteration. */
 void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t len);
 

@@ -174,8 +174,10 @@ static tsr_status compute_all(hid_t file, const char *path, const dataset_list *
     for (size_t i = 0; i < l->count; i++) {
         crcs[i] = 0;
         unreadable[i] = 0;
-        if (slab != NULL && (int)(i % (size_t)size) == rank)
+        if (slab != NULL && (int)(i % (size_t)size) == rank) {
             unreadable[i] = dataset_crc(file, l->names[i], slab, &crcs[i]) < 0;
+            tsr_checkpoint_watch_step();
+        }
     }
     free(slab);
     MPI_Allreduce(&no_memory, &any_no_memory, 1, MPI_INT, MPI_MAX, comm);

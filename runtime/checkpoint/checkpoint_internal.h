@@ -73,8 +73,15 @@ tsr_status tsr_checkpoint_write_checksums(const char *path, MPI_Comm comm);
  * has none. Every rank returns the same status. */
 tsr_status tsr_checkpoint_verify_checksums(hid_t file, const char *path, MPI_Comm comm);
 
+/* The program's watch (tsr_checkpoint_set_watch), forwarded. */
+void tsr_checkpoint_watch_begin(MPI_Comm comm, const char *what, const char *path);
+void tsr_checkpoint_watch_step(void);
+void tsr_checkpoint_watch_end(void);
+
 /* If TSR_CHECKPOINT_TEST_PAUSE_AFTER=N is set, the N-th tensor written
- * blocks forever: the crash test kills the job at that moment, mid-save. */
+ * blocks forever: the crash test kills the job at that moment, mid-save.
+ * With TSR_CHECKPOINT_TEST_STOP_RANK=R only world rank R stops there, by
+ * SIGSTOP (the whole process, as a stuck node): the watch test. */
 void tsr_checkpoint_test_pause(void);
 
 #endif /* TSR_RUNTIME_CHECKPOINT_INTERNAL_H */

@@ -3,6 +3,7 @@
  * version, training position, configuration. The model-shape attributes
  * are checked on load; the others document the run that wrote the file.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,13 +192,53 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
     return TSR_OK;
 }
 
+static tsr_checkpoint_watch watch;
+
+void tsr_checkpoint_set_watch(const tsr_checkpoint_watch *w)
+{
+    if (w != NULL)
+        watch = *w;
+    else
+        memset(&watch, 0, sizeof watch);
+}
+
+void tsr_checkpoint_watch_begin(MPI_Comm comm, const char *what, const char *path)
+{
+    if (watch.begin != NULL)
+        watch.begin(watch.ctx, comm, what, path);
+}
+
+void tsr_checkpoint_watch_step(void)
+{
+    if (watch.step != NULL)
+        watch.step(watch.ctx);
+}
+
+void tsr_checkpoint_watch_end(void)
+{
+    if (watch.end != NULL)
+        watch.end(watch.ctx);
+}
+
 void tsr_checkpoint_test_pause(void)
 {
     static long written = 0;
     const char *after = getenv("TSR_CHECKPOINT_TEST_PAUSE_AFTER");
     if (after == NULL)
         return;
-    if (++written == atol(after)) {
+    const char *stop_rank = getenv("TSR_CHECKPOINT_TEST_STOP_RANK");
+    if (++written == atol(after) && stop_rank != NULL) {
+        int rank = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        if (rank == atoi(stop_rank)) {
+            fprintf(stderr, "checkpoint: world rank %d stops itself mid-save for the watch test\n",
+                    rank);
+            fflush(stderr);
+            raise(SIGSTOP);
+        }
+        return;
+    }
+    if (written == atol(after)) {
         fprintf(stderr, "checkpoint: pausing mid-save for the crash test\n");
         fflush(stderr);
         for (;;)

@@ -132,6 +132,7 @@ static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
                                       &r) < 0)
             st = tsr_error_set(TSR_ERR_FORMAT, "checkpoint %s: cannot read %s/%s (truncated?)",
                                path, group_name, t->name);
+        tsr_checkpoint_watch_step();
     }
     H5Sclose(space);
     H5Dclose(set);
@@ -206,11 +207,13 @@ tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
     bool damaged = false;
     if (st == TSR_OK) {
         tsr_checkpoint_path(dir, iteration, path, sizeof path);
+        tsr_checkpoint_watch_begin(comm, "checkpoint load", path);
         H5E_BEGIN_TRY
         {
             st = read_file(path, cfg, state, content, comm, &damaged);
         }
         H5E_END_TRY;
+        tsr_checkpoint_watch_end();
     }
     int failed = st != TSR_OK, any_failed = 0;
     MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, comm);

@@ -61,6 +61,7 @@ static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
         return tsr_error_set(TSR_ERR_IO, "cannot write tensor %s to %s: %s (errno %d)", t->name,
                              path, error_number != 0 ? strerror(error_number) : "HDF5 failed",
                              error_number);
+    tsr_checkpoint_watch_step();
     tsr_checkpoint_test_pause();
     return TSR_OK;
 }
@@ -198,6 +199,10 @@ static tsr_status check_space(const char *dir, const tsr_checkpoint_content *c)
     return TSR_OK;
 }
 
+static tsr_status write_and_publish(const char *dir, const char *tmp, const char *final_path,
+                                    const tsr_config *cfg, const tsr_checkpoint_state *state,
+                                    const tsr_checkpoint_content *content, MPI_Comm comm);
+
 tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
                                const tsr_checkpoint_state *state,
                                const tsr_checkpoint_content *content, MPI_Comm comm)
@@ -223,6 +228,20 @@ tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
     if (!space_ok)
         return rank == 0 ? st
                          : tsr_error_set(TSR_ERR_IO, "not enough space in --save %s", dir);
+    tsr_checkpoint_watch_begin(comm, "checkpoint write", tmp);
+    st = write_and_publish(dir, tmp, final_path, cfg, state, content, comm);
+    tsr_checkpoint_watch_end();
+    return st;
+}
+
+/* The collective part of a save, between the watch's begin and end. */
+static tsr_status write_and_publish(const char *dir, const char *tmp, const char *final_path,
+                                    const tsr_config *cfg, const tsr_checkpoint_state *state,
+                                    const tsr_checkpoint_content *content, MPI_Comm comm)
+{
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    tsr_status st;
     H5E_BEGIN_TRY /* failures become tessera messages, not HDF5 stack dumps */
     {
         st = write_file(tmp, cfg, state, content, comm);

@@ -13,6 +13,8 @@
 #   more Adam steps than iterations): exit 2
 #   --async-save: resume bitwise; SIGKILL during the background write
 #   leaves the previous checkpoint and pointer standing
+#   a rank stopped by SIGSTOP in the middle of a save: the checkpoint watch
+#   ends the job naming it (the collectives' watchdog does not see HDF5)
 #   a full disk (a small tmpfs, when this machine lets us mount one): the
 #   save fails with the path and errno, exit 1, the previous checkpoint and
 #   pointer untouched and no partial file left; --save-failure continue
@@ -190,6 +192,21 @@ check "--async-save killed mid-write: training went on to iteration 6, the point
 "$tessera" train "${common[@]}" --train-iters 4 --load "$work/ak" >"$work/ak2.log" 2>&1
 [ $? -eq 0 ] && grep -q "loaded checkpoint of iteration 2" "$work/ak2.log"
 check "--async-save killed mid-write: iteration 2 loads" $?
+
+# --- a rank stopped (SIGSTOP) in the middle of the second save: HDF5's MPI
+# calls are outside the collectives' watchdog, the checkpoint watch ends the
+# job naming the rank that fell behind; the first checkpoint stands
+tensors=$(h5ls -r "$work/ck/iter_0000006.h5" | grep -c Dataset)
+start=$(date +%s)
+TSR_CHECKPOINT_TEST_PAUSE_AFTER=$((tensors + tensors / 2)) TSR_CHECKPOINT_TEST_STOP_RANK=1 \
+  timeout 60 "$mpiexec" -np 2 "$tessera" train "${common[@]}" --train-iters 8 --save-interval 2 \
+  --save "$work/sw" --distributed-timeout-minutes 0.05 >"$work/sw.log" 2>&1
+rc=$?
+took=$(($(date +%s) - start))
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $took -le 33 ] &&
+  grep -q "watchdog: checkpoint write of $work/sw/iter_0000004.h5.tmp made no progress on any rank for 3.0 s .*behind it: world rank 1 " "$work/sw.log" &&
+  [ "$(cat "$work/sw/latest_checkpointed_iteration.txt")" = 2 ]
+check "a rank stopped mid-save: the job ends after $took s naming world rank 1; iteration 2 stands" $?
 
 # --- a full disk
 mnt=$work/tmpfs
