@@ -23,7 +23,7 @@ if ! grep -Eq "rank 1 with PID .* (exited|killed)|never arrived: world rank 1 " 
   echo "FAIL: run 1 ended without naming rank 1"; exit 1
 fi
 
-if "$mpiexec" --version 2>&1 | grep -q "Open MPI"; then
+if "$mpiexec" --version 2>&1 | grep -Eq "Open MPI|OpenRTE"; then # mpiexec says OpenRTE
   # every kind of communication: the watchdog names the dead rank
   for op in allreduce reduce_scatter allgather alltoall sendrecv; do
     timeout 30 "$mpiexec" -np 4 --oversubscribe --enable-recovery "$victim" kill 1 0.05 "$op" \
