@@ -178,7 +178,8 @@ static int has_arg(const tsr_slurm_job *job, const char *flag)
     return 0;
 }
 
-static void write_header(const tsr_slurm_job *job, FILE *out)
+/* save: the --save directory of the train flags, or NULL */
+static void write_header(const tsr_slurm_job *job, const char *save, FILE *out)
 {
     int world = job->nodes * job->ntasks_per_node;
     int cpt = tsr_slurm_cpus_per_task(job);
@@ -230,8 +231,7 @@ static void write_header(const tsr_slurm_job *job, FILE *out)
         fprintf(out, "#SBATCH --account=%s\n", job->account);
     fprintf(out, "#SBATCH --time=%s\n", job->time);
     fputs("#SBATCH --output=%x-%j.out\n", out);
-    int64_t iters = 0;
-    if (train_save(job, &iters) != NULL)
+    if (save != NULL)
         fputs("# Time limit and preemption: Slurm sends USR1 to every rank 120 s before the\n"
               "# limit, and TERM when it preempts the job; tessera (--exit-signal-handler)\n"
               "# finishes the iteration, saves a checkpoint and exits 0. Step 3 then\n"
@@ -242,7 +242,8 @@ static void write_header(const tsr_slurm_job *job, FILE *out)
               out);
 }
 
-static void write_body(const tsr_slurm_job *job, FILE *out)
+/* save, iters: the --save directory (or NULL) and --train-iters */
+static void write_body(const tsr_slurm_job *job, const char *save, int64_t iters, FILE *out)
 {
     int cpt = tsr_slurm_cpus_per_task(job);
     fputs("set -euo pipefail\n\n", out);
@@ -283,8 +284,6 @@ static void write_body(const tsr_slurm_job *job, FILE *out)
           out);
     fputs("srun \"${srun_args[@]}\" \"$TESSERA\" topo --bind ", out);
     put_word(out, train_bind(job));
-    int64_t iters = 0;
-    const char *save = train_save(job, &iters);
     if (save != NULL) {
         fputs("\n\n# Resume from the --save directory once it holds a checkpoint (a requeued\n"
               "# job); the first run loads what the flags say, if anything.\n"
@@ -349,8 +348,10 @@ tsr_status tsr_slurm_script_write(const tsr_slurm_job *job, FILE *out)
     tsr_status st = tsr_slurm_job_validate(job);
     if (st != TSR_OK)
         return st;
-    write_header(job, out);
-    write_body(job, out);
+    int64_t iters = 0;
+    const char *save = train_save(job, &iters);
+    write_header(job, save, out);
+    write_body(job, save, iters, out);
     if (ferror(out))
         return tsr_error_set(TSR_ERR_IO, "writing the sbatch script failed");
     return TSR_OK;

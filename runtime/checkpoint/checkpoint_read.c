@@ -22,7 +22,7 @@
 static void available_iterations(const char *dir, char *buf, size_t len)
 {
     enum { MAX_LISTED = 4096 };
-    static long long found[MAX_LISTED];
+    long long found[MAX_LISTED];
     size_t n = 0;
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -46,27 +46,10 @@ static void available_iterations(const char *dir, char *buf, size_t len)
         used += (size_t)snprintf(buf + used, len - used, "%s%lld", i > 0 ? ", " : "", found[i]);
 }
 
-tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iteration)
+/* The iteration latest_checkpointed_iteration.txt names. */
+static tsr_status read_pointer(const char *dir, int64_t *iteration)
 {
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--load %s: no checkpoint there (%s); give the directory a "
-                             "previous run passed to --save",
-                             dir, stat(dir, &sb) != 0 ? strerror(errno) : "not a directory");
-    char path[4200], listed[512];
-    if (step >= 0) {
-        tsr_checkpoint_path(dir, step, path, sizeof path);
-        if (access(path, R_OK) != 0) {
-            available_iterations(dir, listed, sizeof listed);
-            return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                 "--ckpt-step %lld: no readable %s (%s); the iterations saved in "
-                                 "%s are: %s",
-                                 (long long)step, path, strerror(errno), dir, listed);
-        }
-        *iteration = step;
-        return TSR_OK;
-    }
+    char path[4200];
     snprintf(path, sizeof path, "%.4000s/%s", dir, TSR_CHECKPOINT_LATEST_FILE);
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -90,13 +73,40 @@ tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iterat
                              "iteration of a checkpoint in that directory there, or pick one "
                              "with --ckpt-step",
                              path, (long long)TSR_CHECKPOINT_COUNTER_MAX);
+    *iteration = it;
+    return TSR_OK;
+}
+
+tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iteration)
+{
+    struct stat sb;
+    int found = stat(dir, &sb) == 0;
+    if (!found || !S_ISDIR(sb.st_mode))
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--load %s: no checkpoint there (%s); give the directory a "
+                             "previous run passed to --save",
+                             dir, found ? "not a directory" : strerror(errno));
+    int64_t it = step;
+    if (step < 0) {
+        tsr_status st = read_pointer(dir, &it);
+        if (st != TSR_OK)
+            return st;
+    }
+    char path[4200], listed[512];
     tsr_checkpoint_path(dir, it, path, sizeof path);
     if (access(path, R_OK) != 0) {
+        int err = errno;
         available_iterations(dir, listed, sizeof listed);
+        if (step >= 0)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "--ckpt-step %lld: no readable %s (%s); the iterations saved in "
+                                 "%s are: %s",
+                                 (long long)step, path, strerror(err), dir, listed);
         return tsr_error_set(TSR_ERR_FORMAT,
                              "%s/%s names iteration %lld but %s is missing (%s); the iterations "
                              "saved there are: %s (pick one with --ckpt-step)",
-                             dir, TSR_CHECKPOINT_LATEST_FILE, it, path, strerror(errno), listed);
+                             dir, TSR_CHECKPOINT_LATEST_FILE, (long long)it, path, strerror(err),
+                             listed);
     }
     *iteration = it;
     return TSR_OK;
@@ -183,9 +193,9 @@ static tsr_status read_file(const char *path, const tsr_config *cfg, tsr_checkpo
     if (!any_failed && state->format_version >= TSR_CHECKPOINT_FIRST_CHECKSUMMED_VERSION) {
         st = tsr_checkpoint_verify_checksums(file, path, comm);
         *damaged = st != TSR_OK;
-    }
-    else if (any_failed && st == TSR_OK)
+    } else if (any_failed && st == TSR_OK) {
         st = tsr_error_set(TSR_ERR_FORMAT, "another rank could not read checkpoint %s", path);
+    }
     const tsr_param_shard *owned = content->shard.sharded_state ? &content->shard : NULL;
     if (st == TSR_OK)
         st = read_tensors(file, "model", content, content->params, NULL, path);

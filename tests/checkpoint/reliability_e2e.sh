@@ -67,17 +67,28 @@ wait_iteration() {
   return 1
 }
 
+# signal_stop TAG SIGNAL COMMAND...: runs COMMAND (a 400-iteration
+# training) with --exit-signal-handler, --save $work/TAG and the metrics
+# file $work/TAG1.jsonl, sends it SIGNAL (TERM, USR1) once iteration 3 is
+# logged; sets rc and stopped, the iteration its log says it stopped at
+signal_stop() {
+  local tag=$1 sig=$2
+  shift 2
+  "$@" --exit-signal-handler --save "$work/$tag" --metrics-file "$work/${tag}1.jsonl" \
+    >"$work/$tag.log" 2>&1 &
+  local pid=$!
+  wait_iteration "$work/$tag.log" 3
+  kill -"$sig" $pid
+  wait $pid
+  rc=$?
+  stopped=$(sed -n "s/.*stopping at iteration \([0-9]*\) of 400: SIG$sig received.*/\1/p" \
+    "$work/$tag.log")
+}
+
 # --- SIGTERM to a 1-rank run
 long=(--train-iters 400)
 "$tessera" train "${common[@]}" "${long[@]}" --metrics-file "$work/straight400.jsonl" >/dev/null 2>&1
-"$tessera" train "${common[@]}" "${long[@]}" --exit-signal-handler --save "$work/st" \
-  --metrics-file "$work/st1.jsonl" >"$work/st.log" 2>&1 &
-pid=$!
-wait_iteration "$work/st.log" 3
-kill -TERM $pid
-wait $pid
-rc=$?
-stopped=$(sed -n 's/.*stopping at iteration \([0-9]*\) of 400: SIGTERM received.*/\1/p' "$work/st.log")
+signal_stop st TERM "$tessera" train "${common[@]}" "${long[@]}"
 [ $rc -eq 0 ] && [ -n "$stopped" ] && [ "$(cat "$work/st/latest_checkpointed_iteration.txt")" = "$stopped" ]
 check "SIGTERM (--exit-signal-handler, 1 rank): exit 0, saved at the iteration of the stop ($stopped)" $?
 "$tessera" train "${common[@]}" "${long[@]}" --load "$work/st" --metrics-file "$work/st2.jsonl" \
@@ -89,14 +100,7 @@ check "SIGTERM: stopped + resumed == 400 straight, bitwise" $?
 mp=(--tensor-model-parallel-size 2)
 "$mpiexec" -np 2 "$tessera" train "${common[@]}" "${long[@]}" "${mp[@]}" \
   --metrics-file "$work/straight_tp.jsonl" >/dev/null 2>&1
-"$mpiexec" -np 2 "$tessera" train "${common[@]}" "${long[@]}" "${mp[@]}" --exit-signal-handler \
-  --save "$work/su" --metrics-file "$work/su1.jsonl" >"$work/su.log" 2>&1 &
-pid=$!
-wait_iteration "$work/su.log" 3
-kill -USR1 $pid
-wait $pid
-rc=$?
-stopped=$(sed -n 's/.*stopping at iteration \([0-9]*\) of 400: SIGUSR1 received.*/\1/p' "$work/su.log")
+signal_stop su USR1 "$mpiexec" -np 2 "$tessera" train "${common[@]}" "${long[@]}" "${mp[@]}"
 [ $rc -eq 0 ] && [ -n "$stopped" ] && [ "$(grep -c "stopping at iteration" "$work/su.log")" -eq 1 ] &&
   [ "$(cat "$work/su/latest_checkpointed_iteration.txt")" = "$stopped" ]
 check "SIGUSR1 to mpirun (TP 2): every rank stops at iteration $stopped, one message, saved" $?

@@ -6,37 +6,16 @@
 # short 4-rank training, submits it, waits, and checks that the job
 # COMPLETED and that its log shows 4 ranks on 2 nodes, each bound (as read
 # back from the OS) to the cores `tessera topo` plans for its local rank.
-# Stops every daemon by its recorded PID on every exit path.
-# Exit 77 (skipped) without root or without the Slurm packages.
+# Slurm set-up and clean-up: slurm_harness.sh (exit 77 without root or
+# the Slurm packages).
 set -uo pipefail
 TESSERA=$(realpath "$1")
 REPO=$(realpath "$2")
 JOB_TIMEOUT=${TSR_SLURM_JOB_TIMEOUT:-100}
 
-if [ "$(id -u)" -ne 0 ]; then echo "skipped: needs root"; exit 77; fi
-for tool in munged slurmctld slurmd sbatch scontrol; do
-  command -v "$tool" >/dev/null || { echo "skipped: $tool missing (scripts/install-deps.sh)"; exit 77; }
-done
+TSR_SLURM_NODES=2 TSR_SLURM_CPUS=8
+source "$REPO/tests/launcher/slurm_harness.sh"
 
-DIR=$(mktemp -d /tmp/tessera-slurm-test.XXXXXX)
-export TSR_SLURM_DIR=$DIR TSR_SLURM_NODES=2 TSR_SLURM_CPUS=8
-JID=""
-cleanup() {
-  [ -n "$JID" ] && scancel "$JID" 2>/dev/null
-  "$REPO/scripts/slurm/stop-slurm.sh"
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$DIR"/log/*.log; do echo "--- tail $f" >&2; tail -15 "$f" >&2; done
-  exit 1
-}
-
-"$REPO/scripts/slurm/start-slurm.sh" || fail "Slurm did not start"
-
-mkdir -p "$DIR/job" && cd "$DIR/job" || fail "no job directory"
 # a tiny data-parallel run (4 ranks = dp 4): what is checked is the launch,
 # the placement and the exit status, not what training prints
 "$TESSERA" slurm --nodes 2 --ntasks-per-node 2 --time 00:03:00 --job-name tsr-ci \
@@ -47,11 +26,7 @@ mkdir -p "$DIR/job" && cd "$DIR/job" || fail "no job directory"
 run_job() { # sets JID, state, log
   JID=$(sbatch --parsable job.sbatch) || fail "sbatch refused the script"
   echo "submitted job $JID"
-  state=""
-  for _ in $(seq $((JOB_TIMEOUT * 5))); do
-    state=$(scontrol show job "$JID" -o 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
-    case "$state" in PENDING|CONFIGURING|RUNNING|COMPLETING|"") sleep 0.2 ;; *) break ;; esac
-  done
+  state=$(wait_done "$JID")
   log=$DIR/job/tsr-ci-$JID.out
   echo "job $JID: $state"; echo "----- $log"; cat "$log" 2>/dev/null; echo "-----"
 }

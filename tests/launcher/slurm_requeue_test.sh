@@ -13,37 +13,18 @@
 # Checks the requeue happened (Restarts=1, the log says why) and that the
 # signalled job's losses (--metrics-file, appended by the resumed run)
 # equal the reference's, bitwise.
-# Exit 77 (skipped) without root or without the Slurm packages.
+# Slurm set-up and clean-up: slurm_harness.sh (exit 77 without root or
+# the Slurm packages).
 set -uo pipefail
 TESSERA=$(realpath "$1")
 REPO=$(realpath "$2")
 JOB_TIMEOUT=${TSR_SLURM_JOB_TIMEOUT:-150}
 
-if [ "$(id -u)" -ne 0 ]; then echo "skipped: needs root"; exit 77; fi
-for tool in munged slurmctld slurmd sbatch scontrol scancel; do
-  command -v "$tool" >/dev/null || { echo "skipped: $tool missing (scripts/install-deps.sh)"; exit 77; }
-done
-
-# the loss readers (its scratch directory and EXIT trap are replaced below)
+# the loss readers (their scratch directory is not needed)
 source "$REPO/tests/harness/e2e.sh"
 rm -rf "$work"
-DIR=$(mktemp -d /tmp/tessera-slurm-requeue.XXXXXX)
-export TSR_SLURM_DIR=$DIR TSR_SLURM_NODES=1 TSR_SLURM_CPUS=4
-JID=""
-cleanup() {
-  [ -n "$JID" ] && scancel "$JID" 2>/dev/null
-  "$REPO/scripts/slurm/stop-slurm.sh"
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$DIR"/log/*.log; do echo "--- tail $f" >&2; tail -15 "$f" >&2; done
-  exit 1
-}
-"$REPO/scripts/slurm/start-slurm.sh" || fail "Slurm did not start"
-mkdir -p "$DIR/job" && cd "$DIR/job" || fail "no job directory"
+TSR_SLURM_NODES=1 TSR_SLURM_CPUS=4
+source "$REPO/tests/launcher/slurm_harness.sh"
 
 # write_script NAME: the sbatch script of the 2-rank run saving to NAME/
 write_script() {
@@ -54,18 +35,6 @@ write_script() {
     --save "$DIR/job/$1" --metrics-file "$DIR/job/$1.jsonl" ||
     fail "tessera slurm could not write the script"
 }
-# job_state JID: its state, and Restarts=N
-job_field() { scontrol show job "$1" -o 2>/dev/null | grep -o "$2=[A-Za-z0-9_]*" | cut -d= -f2; }
-# wait_done JID: until the job has ended (COMPLETED, FAILED, ...)
-wait_done() {
-  local state=""
-  for _ in $(seq $((JOB_TIMEOUT * 5))); do
-    state=$(job_field "$1" JobState)
-    case "$state" in PENDING|CONFIGURING|RUNNING|COMPLETING|REQUEUED|"") sleep 0.2 ;; *) break ;; esac
-  done
-  echo "$state"
-}
-
 write_script ref
 grep -q -- '--exit-signal-handler' ref.sbatch && grep -q '^#SBATCH --signal=USR1@120$' ref.sbatch &&
   grep -q '^#SBATCH --requeue$' ref.sbatch || fail "the script does not ask for the signal and the requeue"
