@@ -84,13 +84,5 @@ tsr_status tsr_train_async_end(train_run *run)
     tsr_status st = tsr_checkpoint_async_wait(run->async);
     tsr_checkpoint_async_destroy(run->async);
     run->async = NULL;
-    if (st != TSR_OK && run->cfg->save_failure == TSR_SAVE_FAILURE_CONTINUE &&
-        (st == TSR_ERR_IO || st == TSR_ERR_OUT_OF_MEMORY)) {
-        tsr_log_once(TSR_LOG_WARN,
-                     "the last checkpoint was not saved: %s (--save-failure continue); the "
-                     "previous checkpoint stands",
-                     tsr_last_error());
-        return TSR_OK;
-    }
-    return st;
+    return tsr_save_failure_apply(run->cfg, st, "the run ends");
 }

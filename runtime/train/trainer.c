@@ -354,25 +354,27 @@ static void report(tsr_trainer *tr, interval_stats *s, double lr, int global_bat
     memset(s, 0, sizeof *s);
 }
 
+tsr_status tsr_save_failure_apply(const tsr_config *cfg, tsr_status st, const char *then)
+{
+    if (st == TSR_OK || cfg->save_failure != TSR_SAVE_FAILURE_CONTINUE ||
+        (st != TSR_ERR_IO && st != TSR_ERR_OUT_OF_MEMORY))
+        return st;
+    tsr_log_once(TSR_LOG_WARN,
+                 "a checkpoint was not saved: %s; %s (--save-failure continue), the previous "
+                 "checkpoint stands",
+                 tsr_last_error(), then);
+    return TSR_OK;
+}
+
 /* Writes a checkpoint of the current state, once no parameter all-gather
- * is in flight (the saved weights are the updated ones). A failed save
- * under --save-failure continue is a warning: the previous checkpoint
- * stands (saving is atomic) and the next save tries again. */
+ * is in flight (the saved weights are the updated ones). */
 static tsr_status save(tsr_trainer *tr)
 {
     tsr_status st = CALL_HOOK(tr, finish_param_sync);
     if (st != TSR_OK)
         return st;
-    st = tr->hooks.save(tr->hooks.save_ctx, tr);
-    if (st == TSR_OK || tr->cfg->save_failure != TSR_SAVE_FAILURE_CONTINUE ||
-        (st != TSR_ERR_IO && st != TSR_ERR_OUT_OF_MEMORY))
-        return st;
-    tr->failed_saves++;
-    tsr_log_once(TSR_LOG_WARN,
-                 "a checkpoint was not saved: %s; training continues (--save-failure "
-                 "continue), the previous checkpoint stands",
-                 tsr_last_error());
-    return TSR_OK;
+    return tsr_save_failure_apply(tr->cfg, tr->hooks.save(tr->hooks.save_ctx, tr),
+                                  "training continues");
 }
 
 /* Why the run stops before --train-iters, or NULL to go on. Every rank
@@ -484,7 +486,6 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
                 return st;
         }
         if (stop != NULL) {
-            tr->stopped_early = stop;
             tsr_log_once(TSR_LOG_INFO,
                          "stopping at iteration %lld of %lld: %s; %s", (long long)tr->iteration,
                          (long long)cfg->train_iters, stop,

@@ -75,8 +75,6 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     int64_t iteration, consumed_samples, adam_step;
     int64_t nan_iterations_total;
     double last_loss;  /* loss of the last iteration */
-    const char *stopped_early; /* why the run stopped before --train-iters, or NULL */
-    int64_t failed_saves;      /* saves that failed under --save-failure continue */
 } tsr_trainer;
 
 /* Adds the optimizer state and batch buffers of one rank to the plan.
@@ -102,9 +100,15 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
  * saves every --save-interval and at the last iteration (with
  * --train-iters 0: once, the initial state at iteration 0). Stops earlier,
  * saving, at --exit-interval, after --exit-duration-in-mins or on a signal
- * under --exit-signal-handler (tr->stopped_early says why; TSR_OK). The
+ * under --exit-signal-handler (TSR_OK; the log says why). The
  * metrics file may be NULL. */
 tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics);
+
+/* --save-failure: with "continue", a save that failed for I/O or memory
+ * (st) is a warning naming what happens `then` ("training continues"), and
+ * TSR_OK is returned, since saving is atomic and the previous checkpoint
+ * stands; any other status is returned as it is. */
+tsr_status tsr_save_failure_apply(const tsr_config *cfg, tsr_status st, const char *then);
 
 /* Runs --eval-iters validation batches and reports them. */
 tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics);
