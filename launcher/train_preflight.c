@@ -60,14 +60,9 @@ tsr_status tsr_train_preflight(const tsr_config *cfg)
         return st;
     if (cfg->metrics_file != NULL) {
         char parent[PATH_MAX];
-        snprintf(parent, sizeof parent, "%s", cfg->metrics_file);
-        char *slash = strrchr(parent, '/');
-        if (slash != NULL && slash != parent) {
-            *slash = '\0';
-            if ((st = make_directories(parent, "--metrics-file")) != TSR_OK)
-                return st;
-        }
-        if ((st = tsr_file_check_output(cfg->metrics_file, "--metrics-file")) != TSR_OK)
+        tsr_file_directory_of(cfg->metrics_file, parent, sizeof parent);
+        if ((st = make_directories(parent, "--metrics-file")) != TSR_OK ||
+            (st = tsr_file_check_output(cfg->metrics_file, "--metrics-file")) != TSR_OK)
             return st;
     }
     if (cfg->load != NULL) {

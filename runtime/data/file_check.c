@@ -42,7 +42,7 @@ static const char *kind_of(mode_t mode)
         return "a block device";
     if (S_ISSOCK(mode))
         return "a socket";
-    return "not a regular file";
+    return "a file of unknown type";
 }
 
 static tsr_status check_length(const char *path, const char *what)
@@ -79,11 +79,9 @@ static tsr_status errno_error(const char *path, const char *what, int err)
 
 static tsr_status not_regular(const char *path, const char *what, mode_t mode)
 {
-    const char *kind = kind_of(mode);
-    bool is_kind = strncmp(kind, "not ", 4) != 0;
-    return tsr_error_set(TSR_ERR_INVALID_ARG, "%s%s%s is %s%s; give the path of a regular file",
-                         role(what), role_space(what), path, kind,
-                         is_kind ? ", not a regular file" : "");
+    return tsr_error_set(TSR_ERR_INVALID_ARG,
+                         "%s%s%s is %s, not a regular file; give the path of a regular file",
+                         role(what), role_space(what), path, kind_of(mode));
 }
 
 tsr_status tsr_file_open_input(const char *path, const char *what, int *fd_out)
@@ -151,8 +149,7 @@ tsr_status tsr_file_check_stream(const char *path, const char *what)
     return st;
 }
 
-/* Copies the directory part of `path` ("." when it has none) into dir. */
-static void directory_of(const char *path, char *dir, size_t size)
+void tsr_file_directory_of(const char *path, char *dir, size_t size)
 {
     const char *slash = strrchr(path, '/');
     if (slash == NULL)
@@ -166,7 +163,7 @@ static void directory_of(const char *path, char *dir, size_t size)
 static tsr_status check_directory(const char *path, const char *what)
 {
     char dir[PATH_MAX];
-    directory_of(path, dir, sizeof dir);
+    tsr_file_directory_of(path, dir, sizeof dir);
     struct stat info;
     if (stat(dir, &info) != 0) {
         if (errno == ENOENT)

@@ -18,6 +18,8 @@
 #ifndef TSR_DATA_FILE_CHECK_H
 #define TSR_DATA_FILE_CHECK_H
 
+#include <stddef.h>
+
 #include "tessera/status.h"
 
 /* Opens `path` read-only and returns its descriptor in *fd_out (owned by
@@ -38,5 +40,9 @@ tsr_status tsr_file_check_stream(const char *path, const char *what);
  * FIFO or a socket, its directory exists and this process may write
  * there. Creates nothing. A character device (/dev/null) is accepted. */
 tsr_status tsr_file_check_output(const char *path, const char *what);
+
+/* Copies the directory part of `path` ("." when it has none, "/" for a
+ * file in the root) into dir. */
+void tsr_file_directory_of(const char *path, char *dir, size_t size);
 
 #endif /* TSR_DATA_FILE_CHECK_H */
