@@ -106,6 +106,29 @@ static inline tsr_vi tile_lanes(const tsr_attn_tile *tile, int64_t r, int64_t j)
     return (col >= tile->lo[r]) & (col < tile->hi[r]);
 }
 
+/* The columns [*j0, *j1) of tile row r that may count: its group of 4
+ * rows' hull, in whole vectors. Work on a row stays inside it, so that a
+ * window's tiles, half masked at either edge, cost what they count. */
+static inline void row_span(const tsr_attn_tile *tile, int64_t r, int64_t nk16, int64_t *j0,
+                            int64_t *j1)
+{
+    int64_t g = r / 4;
+    *j0 = tile->row_lo[g] / TSR_VL * TSR_VL;
+    *j1 = tsr_min64(nk16, tsr_round_up64(tile->row_hi[g], TSR_VL));
+    if (*j1 < *j0)
+        *j1 = *j0;
+}
+
+/* Zeroes row[0, j0) and row[j1, n): scores outside the span are 0. */
+static inline void zero_outside(float *row, int64_t j0, int64_t j1, int64_t n)
+{
+    const tsr_vf zero = {0};
+    for (int64_t j = 0; j < j0; j += TSR_VL)
+        TSR_VF_STORE(row + j, zero);
+    for (int64_t j = j1; j < n; j += TSR_VL)
+        TSR_VF_STORE(row + j, zero);
+}
+
 /* 1/(1-p) where score (q0 + i, k0 + j) of (sample, head) is kept, else 0,
  * into row i of mask (ld BLK), for j < nk16; rows [mq, mq4) are 0 */
 static void dropout_tile(float *mask, const tsr_dropout *dp, int64_t sample, int64_t head,
@@ -162,8 +185,11 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
                            TSR_TILE_N_BOUNDED, tile->row_lo, tile->row_hi);
         for (int64_t i = 0; i < mq4; i++) {
             float *si = s + i * BLK;
+            /* only the row group's hull: the P V product reads no more */
+            int64_t j0, j1;
+            row_span(tile, i, nk16, &j0, &j1);
             tsr_vf mx = zero - INFINITY;
-            for (int64_t j = 0; j < nk16; j += TSR_VL)
+            for (int64_t j = j0; j < j1; j += TSR_VL)
                 mx = TSR_VF_MAX(mx, TSR_VF_SELECT(tile_lanes(tile, i, j), TSR_VF_LOAD(si + j),
                                                     zero - INFINITY));
             float m_new = tsr_vf_max(mx);
@@ -174,7 +200,7 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
             }
             float alpha = tsr_expf(m[i] - m_new);
             tsr_vf sum = zero;
-            for (int64_t j = 0; j < nk16; j += TSR_VL) {
+            for (int64_t j = j0; j < j1; j += TSR_VL) {
                 tsr_vf p = tsr_expf_v(TSR_VF_LOAD(si + j) - m_new);
                 p = TSR_VF_SELECT(tile_lanes(tile, i, j), p, zero);
                 sum += p;
@@ -299,7 +325,10 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
                        TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK;
-        for (int64_t j = 0; j < nk16; j += TSR_VL) {
+        int64_t j0, j1;
+        row_span(tile, i, nk16, &j0, &j1);
+        zero_outside(pi, j0, j1, nk16); /* the dV and dK products read whole hulls of columns */
+        for (int64_t j = j0; j < j1; j += TSR_VL) {
             tsr_vf e = tsr_expf_v(TSR_VF_LOAD(pi + j) - lse[i]);
             TSR_VF_STORE(pi + j, TSR_VF_SELECT(tile_lanes(tile, i, j), e, zero));
         }
@@ -323,7 +352,10 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
                        TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK, *dsi = w->ds + i * BLK, *mi = w->mask + i * BLK;
-        for (int64_t j = 0; j < nk16; j += TSR_VL) {
+        int64_t j0, j1;
+        row_span(tile, i, nk16, &j0, &j1);
+        zero_outside(dsi, j0, j1, nk16);
+        for (int64_t j = j0; j < j1; j += TSR_VL) {
             tsr_vf dpv = TSR_VF_LOAD(dsi + j);
             if (drop)
                 dpv *= TSR_VF_LOAD(mi + j);
