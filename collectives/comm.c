@@ -26,6 +26,7 @@ void tsr_comm_options_from_config(const tsr_config *cfg, tsr_comm_options *opts)
     opts->backend = cfg->backend;
     opts->timeout_seconds = cfg->distributed_timeout_minutes * 60.0;
     opts->name = "world";
+    opts->report_dir = cfg->watchdog_dir;
 }
 
 /* ---- creation ---------------------------------------------------------- */
@@ -34,6 +35,8 @@ static void shared_release(tsr_comm_shared *shared)
 {
     if (shared == NULL || --shared->refs > 0)
         return;
+    tsr_trace_free(&shared->trace);
+    free(shared->stepped);
     tsr_comm_mpi_types_free(shared);
     if (shared->abort_comm != MPI_COMM_NULL)
         MPI_Comm_free(&shared->abort_comm);
@@ -140,6 +143,7 @@ tsr_status tsr_comm_create_world(MPI_Comm base, const tsr_comm_options *opts, ts
     shared->bf16_sum = shared->bf16_max = MPI_OP_NULL;
     comm->shared = shared;
     comm->mpi = MPI_COMM_NULL;
+    comm->is_world = true;
 
     tsr_status st = decide_backend(base, opts->backend, &shared->local_rank, &shared->backend);
     if (st != TSR_OK)
@@ -153,6 +157,8 @@ tsr_status tsr_comm_create_world(MPI_Comm base, const tsr_comm_options *opts, ts
     int world_rank = 0;
     MPI_Comm_rank(base, &world_rank);
     st = comm_init_mpi_part(comm, world_rank, opts->name ? opts->name : "world");
+    if (st == TSR_OK)
+        st = tsr_trace_create(comm->mpi, opts->report_dir, &shared->trace);
     if (st != TSR_OK)
         goto fail;
     if (shared->backend == TSR_COMM_BACKEND_NCCL) {
@@ -174,11 +180,17 @@ fail:
     return st;
 }
 
-tsr_status tsr_comm_split(tsr_comm *parent, int color, int key, const char *name, tsr_comm **out)
+static tsr_status split_rendezvous(tsr_comm *parent, tsr_call_site site);
+
+tsr_status tsr_comm_split_at(tsr_call_site site, tsr_comm *parent, int color, int key,
+                             const char *name, tsr_comm **out)
 {
     *out = NULL;
     if (parent == NULL)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "tsr_comm_split: parent is NULL");
+    tsr_status st = split_rendezvous(parent, site);
+    if (st != TSR_OK)
+        return st;
     MPI_Comm child_mpi = MPI_COMM_NULL;
     int mpi_color = color < 0 ? MPI_UNDEFINED : color;
     if (MPI_Comm_split(parent->mpi, mpi_color, key, &child_mpi) != MPI_SUCCESS)
@@ -195,7 +207,7 @@ tsr_status tsr_comm_split(tsr_comm *parent, int color, int key, const char *name
     child->shared = parent->shared;
     child->shared->refs++;
     child->mpi = child_mpi;
-    tsr_status st = comm_init_mpi_part(child, parent->world_ranks[parent->rank], name);
+    st = comm_init_mpi_part(child, parent->world_ranks[parent->rank], name);
     if (st == TSR_OK)
         st = parent->shared->ops->split(parent, child, color, key);
     if (st != TSR_OK) {
@@ -218,6 +230,10 @@ void tsr_comm_destroy(tsr_comm *comm)
     tsr_comm_shared *shared = comm->shared;
     if (shared->ops->destroy)
         shared->ops->destroy(comm);
+    /* the ring's window spans the world: freed with it, collectively;
+     * groups destroyed later record nothing more */
+    if (comm->is_world)
+        tsr_trace_free(&shared->trace);
     tsr_watchdog_window_free(&comm->window);
     MPI_Comm_free(&comm->mpi);
     comm_free_local(comm);
@@ -291,9 +307,13 @@ static tsr_comm_request *request_get(tsr_comm *comm)
     req->n_copies = 0;
     req->move_bytes = 0;
     req->tree = false;
+    req->ring = false;
+    req->stepped_done = false;
     req->wait_started_ns = 0;
     req->seq = 0;
     req->peer = -1;
+    req->n_peers = 0;
+    req->trace_serial = 0;
     return req;
 }
 
@@ -304,57 +324,15 @@ static void request_put(tsr_comm_request *req)
     comm->free_list = req;
 }
 
-/* Never returns: prints who never arrived and aborts the job. */
-static void watchdog_fire(tsr_comm_request *req)
-{
-    tsr_comm *comm = req->comm;
-    double timeout = comm->shared->timeout_seconds;
-    double deadline = timeout < 5.0 ? (timeout > 1.0 ? timeout : 1.0) : 5.0;
-    uint64_t *words = calloc((size_t)comm->size, sizeof *words);
-    bool *answered = calloc((size_t)comm->size, sizeof *answered);
-    tsr_watchdog_peer *peers = calloc((size_t)comm->size, sizeof *peers);
-    char msg[4096];
-    const char *op = tsr_comm_kind_name(req->kind);
-    if (words == NULL || answered == NULL || peers == NULL) {
-        snprintf(msg, sizeof msg,
-                 "watchdog: %s on group %s did not complete within %.1f s (no memory left to "
-                 "ask which ranks are missing). Ending the job",
-                 op, comm->name, timeout);
-    } else {
-        tsr_watchdog_read(&comm->window, comm->size, deadline, words, answered);
-        uint64_t my_word = *comm->window.word;
-        for (int r = 0; r < comm->size; r++) {
-            if (r == comm->rank) {
-                words[r] = my_word;
-                answered[r] = true;
-            }
-            peers[r] = tsr_watchdog_classify(req->seq, (int)req->kind, words[r], answered[r]);
-        }
-        if (req->seq == 0 && req->peer >= 0)
-            tsr_watchdog_format_p2p(msg, sizeof msg, op, comm->name, req->peer,
-                                    comm->world_ranks, &peers[req->peer], timeout);
-        else
-            tsr_watchdog_format(msg, sizeof msg, op, comm->name, comm->size, comm->rank,
-                                comm->world_ranks, req->seq, peers, timeout);
-    }
-    /* the message must reach the user even with logging turned off */
-    if (tsr_log_threshold() <= TSR_LOG_ERROR)
-        tsr_log(TSR_LOG_ERROR, "%s", msg);
-    else
-        fprintf(stderr, "[tessera] %s\n", msg);
-    fflush(stderr);
-    fflush(stdout);
-    if (comm->shared->ops->abort)
-        comm->shared->ops->abort(comm);
-    MPI_Abort(comm->shared->abort_comm, 1);
-    abort(); /* MPI_Abort does not return; this keeps the promise if it does */
-}
-
 static tsr_status request_test(tsr_comm_request **request, bool *done)
 {
     tsr_comm_request *req = *request;
-    tsr_status st = req->comm->shared->ops->test(req, done);
+    const tsr_comm_shared *shared = req->comm->shared;
+    if (shared->ops->progress != NULL)
+        shared->ops->progress(req->comm->shared);
+    tsr_status st = shared->ops->test(req, done);
     if (st != TSR_OK || *done) {
+        tsr_trace_end(&req->comm->shared->trace, req->trace_serial);
         *request = NULL;
         request_put(req);
     }
@@ -369,7 +347,10 @@ static void check_deadline(tsr_comm_request *req, uint64_t now)
     }
     double waited = (double)(now - req->wait_started_ns) * 1e-9;
     if (waited > req->comm->shared->timeout_seconds)
-        watchdog_fire(req);
+        tsr_comm_watchdog_fire(req);
+    /* another rank's watchdog fired: its message needs this rank's ring */
+    if (tsr_trace_dump_requested(&req->comm->shared->trace))
+        tsr_trace_dump_own(&req->comm->shared->trace);
 }
 
 tsr_status tsr_comm_test(tsr_comm_request **request, bool *done)
@@ -381,10 +362,12 @@ tsr_status tsr_comm_test(tsr_comm_request **request, bool *done)
     return request_test(request, done);
 }
 
-tsr_status tsr_comm_wait(tsr_comm_request **request)
+tsr_status tsr_comm_wait_at(tsr_call_site site, tsr_comm_request **request)
 {
     if (request == NULL || *request == NULL)
         return TSR_OK;
+    tsr_trace *trace = &(*request)->comm->shared->trace;
+    tsr_trace_wait_begin(trace, (*request)->trace_serial, site);
     uint64_t start = tsr_time_ns();
     unsigned spins = 0;
     for (;;) {
@@ -392,8 +375,10 @@ tsr_status tsr_comm_wait(tsr_comm_request **request)
         uint64_t now = tsr_time_ns();
         check_deadline(*request, now);
         tsr_status st = request_test(request, &done);
-        if (st != TSR_OK || done)
+        if (st != TSR_OK || done) {
+            tsr_trace_wait_end(trace);
             return st;
+        }
         /* polling keeps MPI progressing: non-blocking collectives advance
          * only inside MPI_Test, and Open MPI runs their progress callback
          * on every 8th call, so a yield between polls would cost a time
@@ -405,14 +390,52 @@ tsr_status tsr_comm_wait(tsr_comm_request **request)
     }
 }
 
-tsr_status tsr_comm_wait_all(tsr_comm_request **requests, size_t n)
+tsr_status tsr_comm_wait_all_at(tsr_call_site site, tsr_comm_request **requests, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        tsr_status st = tsr_comm_wait(&requests[i]);
+        tsr_status st = tsr_comm_wait_at(site, &requests[i]);
         if (st != TSR_OK)
             return st;
     }
     return TSR_OK;
+}
+
+/* Every member of parent arrives before the (blocking) split: an
+ * MPI_Ibarrier waited on as a collective of its own kind, so a rank that
+ * never comes is named like one that misses a collective. */
+static tsr_status split_rendezvous(tsr_comm *parent, tsr_call_site site)
+{
+    tsr_comm_request *req = request_get(parent);
+    if (req == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate a request on %s",
+                             parent->name);
+    req->kind = TSR_COMM_KIND_SPLIT;
+    req->seq = ++parent->seq;
+    tsr_watchdog_publish(&parent->window, req->seq, (int)req->kind);
+    tsr_trace *trace = &parent->shared->trace;
+    req->trace_serial =
+        tsr_trace_begin(trace, parent->name, req->seq, (int)req->kind, -1, 0, site);
+    MPI_Request barrier;
+    tsr_status st = TSR_OK;
+    if (MPI_Ibarrier(parent->mpi, &barrier) != MPI_SUCCESS) {
+        st = tsr_error_set(TSR_ERR_COMM, "MPI_Ibarrier before splitting group %s failed",
+                           parent->name);
+    } else {
+        tsr_trace_wait_begin(trace, req->trace_serial, site);
+        for (unsigned spins = 0;; spins++) {
+            int flag = 0;
+            MPI_Test(&barrier, &flag, MPI_STATUS_IGNORE);
+            if (flag)
+                break;
+            check_deadline(req, tsr_time_ns());
+            if (spins % 256 == 255)
+                sched_yield();
+        }
+        tsr_trace_wait_end(trace);
+    }
+    tsr_trace_end(trace, req->trace_serial);
+    request_put(req);
+    return st;
 }
 
 /* ---- validation and dispatch -------------------------------------------- */
@@ -461,9 +484,10 @@ static tsr_status check_op(const tsr_comm *comm, tsr_comm_kind kind, tsr_comm_op
     return TSR_OK;
 }
 
-/* Starts args; counts it; completes it at once when request is NULL. */
-static tsr_status dispatch(tsr_comm *comm, const tsr_comm_args *args, uint64_t bytes,
-                           tsr_comm_request **request)
+/* Starts args; counts it (bytes) and records it in the ring (traced: its
+ * payload); completes it at once when request is NULL. */
+static tsr_status dispatch(tsr_call_site site, tsr_comm *comm, const tsr_comm_args *args,
+                           uint64_t bytes, uint64_t traced, tsr_comm_request **request)
 {
     if (request != NULL)
         *request = NULL;
@@ -476,14 +500,24 @@ static tsr_status dispatch(tsr_comm *comm, const tsr_comm_args *args, uint64_t b
     bool p2p = args->kind == TSR_COMM_KIND_SEND || args->kind == TSR_COMM_KIND_RECV;
     if (args->p2p != NULL) {
         req->peer = args->p2p[0].peer;
+        for (size_t i = 0; i < args->n_p2p && req->n_peers < TSR_COMM_BATCH_PEERS_SHOWN; i++) {
+            bool seen = false;
+            for (int k = 0; k < req->n_peers; k++)
+                seen |= req->peers[k] == args->p2p[i].peer;
+            if (!seen)
+                req->peers[req->n_peers++] = args->p2p[i].peer;
+        }
     } else if (p2p) {
         req->peer = args->root;
     } else {
         req->seq = ++comm->seq;
         tsr_watchdog_publish(&comm->window, req->seq, (int)args->kind);
     }
+    req->trace_serial = tsr_trace_begin(&comm->shared->trace, comm->name, req->seq, (int)args->kind,
+                                        req->peer, traced, site);
     tsr_status st = comm->shared->ops->start(comm, args, req);
     if (st != TSR_OK) {
+        tsr_trace_end(&comm->shared->trace, req->trace_serial);
         request_put(req);
         return st;
     }
@@ -493,12 +527,12 @@ static tsr_status dispatch(tsr_comm *comm, const tsr_comm_args *args, uint64_t b
         *request = req;
         return TSR_OK;
     }
-    return tsr_comm_wait(&req);
+    return tsr_comm_wait_at(site, &req);
 }
 
-tsr_status tsr_comm_allreduce(const void *sendbuf, void *recvbuf, size_t count,
-                              tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
-                              tsr_comm_request **request)
+tsr_status tsr_comm_allreduce_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                 size_t count, tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
+                                 tsr_comm_request **request)
 {
     const tsr_comm_kind k = TSR_COMM_KIND_ALLREDUCE;
     tsr_status st = check_common(comm, k, dtype, count);
@@ -512,12 +546,13 @@ tsr_status tsr_comm_allreduce(const void *sendbuf, void *recvbuf, size_t count,
         return st;
     tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
                        .dtype = dtype, .op = op};
-    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+    uint64_t bytes = (uint64_t)count * tsr_comm_dtype_size(dtype);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-tsr_status tsr_comm_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
-                                   tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
-                                   tsr_comm_request **request)
+tsr_status tsr_comm_reduce_scatter_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                      size_t recvcount, tsr_comm_dtype dtype, tsr_comm_op op,
+                                      tsr_comm *comm, tsr_comm_request **request)
 {
     const tsr_comm_kind k = TSR_COMM_KIND_REDUCE_SCATTER;
     tsr_status st = check_common(comm, k, dtype, recvcount);
@@ -534,11 +569,12 @@ tsr_status tsr_comm_reduce_scatter(const void *sendbuf, void *recvbuf, size_t re
     tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = recvcount,
                        .dtype = dtype, .op = op};
     uint64_t bytes = (uint64_t)recvcount * (uint64_t)comm->size * tsr_comm_dtype_size(dtype);
-    return dispatch(comm, &a, bytes, request);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-tsr_status tsr_comm_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
-                              tsr_comm_dtype dtype, tsr_comm *comm, tsr_comm_request **request)
+tsr_status tsr_comm_allgather_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                 size_t sendcount, tsr_comm_dtype dtype, tsr_comm *comm,
+                                 tsr_comm_request **request)
 {
     const tsr_comm_kind k = TSR_COMM_KIND_ALLGATHER;
     tsr_status st = check_common(comm, k, dtype, sendcount);
@@ -553,12 +589,12 @@ tsr_status tsr_comm_allgather(const void *sendbuf, void *recvbuf, size_t sendcou
     tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = sendcount,
                        .dtype = dtype};
     uint64_t bytes = (uint64_t)sendcount * (uint64_t)comm->size * tsr_comm_dtype_size(dtype);
-    return dispatch(comm, &a, bytes, request);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-tsr_status tsr_comm_broadcast(const void *sendbuf, void *recvbuf, size_t count,
-                              tsr_comm_dtype dtype, int root, tsr_comm *comm,
-                              tsr_comm_request **request)
+tsr_status tsr_comm_broadcast_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                 size_t count, tsr_comm_dtype dtype, int root, tsr_comm *comm,
+                                 tsr_comm_request **request)
 {
     const tsr_comm_kind k = TSR_COMM_KIND_BROADCAST;
     tsr_status st = check_common(comm, k, dtype, count);
@@ -572,12 +608,13 @@ tsr_status tsr_comm_broadcast(const void *sendbuf, void *recvbuf, size_t count,
         return st;
     tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
                        .dtype = dtype, .root = root};
-    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+    uint64_t bytes = (uint64_t)count * tsr_comm_dtype_size(dtype);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-tsr_status tsr_comm_reduce(const void *sendbuf, void *recvbuf, size_t count,
-                           tsr_comm_dtype dtype, tsr_comm_op op, int root, tsr_comm *comm,
-                           tsr_comm_request **request)
+tsr_status tsr_comm_reduce_at(tsr_call_site site, const void *sendbuf, void *recvbuf, size_t count,
+                              tsr_comm_dtype dtype, tsr_comm_op op, int root, tsr_comm *comm,
+                              tsr_comm_request **request)
 {
     const tsr_comm_kind k = TSR_COMM_KIND_REDUCE;
     tsr_status st = check_common(comm, k, dtype, count);
@@ -593,11 +630,13 @@ tsr_status tsr_comm_reduce(const void *sendbuf, void *recvbuf, size_t count,
         return st;
     tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
                        .dtype = dtype, .op = op, .root = root};
-    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+    uint64_t bytes = (uint64_t)count * tsr_comm_dtype_size(dtype);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-tsr_status tsr_comm_alltoall(const void *sendbuf, void *recvbuf, size_t count,
-                             tsr_comm_dtype dtype, tsr_comm *comm, tsr_comm_request **request)
+tsr_status tsr_comm_alltoall_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                size_t count, tsr_comm_dtype dtype, tsr_comm *comm,
+                                tsr_comm_request **request)
 {
     const tsr_comm_kind k = TSR_COMM_KIND_ALLTOALL;
     tsr_status st = check_common(comm, k, dtype, count);
@@ -617,13 +656,13 @@ tsr_status tsr_comm_alltoall(const void *sendbuf, void *recvbuf, size_t count,
     tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .count = count,
                        .dtype = dtype};
     uint64_t bytes = (uint64_t)count * (uint64_t)comm->size * tsr_comm_dtype_size(dtype);
-    return dispatch(comm, &a, bytes, request);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-tsr_status tsr_comm_alltoallv(const void *sendbuf, const size_t *sendcounts,
-                              const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
-                              const size_t *rdispls, tsr_comm_dtype dtype, tsr_comm *comm,
-                              tsr_comm_request **request)
+tsr_status tsr_comm_alltoallv_at(tsr_call_site site, const void *sendbuf, const size_t *sendcounts,
+                                 const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
+                                 const size_t *rdispls, tsr_comm_dtype dtype, tsr_comm *comm,
+                                 tsr_comm_request **request)
 {
     const tsr_comm_kind k = TSR_COMM_KIND_ALLTOALLV;
     tsr_status st = check_common(comm, k, dtype, 0);
@@ -653,11 +692,13 @@ tsr_status tsr_comm_alltoallv(const void *sendbuf, const size_t *sendcounts,
     tsr_comm_args a = {.kind = k, .sendbuf = sendbuf, .recvbuf = recvbuf, .dtype = dtype,
                        .sendcounts = sendcounts, .sdispls = sdispls, .recvcounts = recvcounts,
                        .rdispls = rdispls};
-    return dispatch(comm, &a, (uint64_t)total_send * tsr_comm_dtype_size(dtype), request);
+    uint64_t bytes = (uint64_t)total_send * tsr_comm_dtype_size(dtype);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-static tsr_status p2p_one(tsr_comm_kind k, const void *buf, size_t count, tsr_comm_dtype dtype,
-                          int peer, tsr_comm *comm, tsr_comm_request **request)
+static tsr_status p2p_one(tsr_call_site site, tsr_comm_kind k, const void *buf, size_t count,
+                          tsr_comm_dtype dtype, int peer, tsr_comm *comm,
+                          tsr_comm_request **request)
 {
     tsr_status st = check_common(comm, k, dtype, count);
     if (st == TSR_OK)
@@ -668,23 +709,24 @@ static tsr_status p2p_one(tsr_comm_kind k, const void *buf, size_t count, tsr_co
         return st;
     tsr_comm_args a = {.kind = k, .sendbuf = buf, .recvbuf = (void *)buf, .count = count,
                        .dtype = dtype, .root = peer};
-    return dispatch(comm, &a, (uint64_t)count * tsr_comm_dtype_size(dtype), request);
+    uint64_t bytes = (uint64_t)count * tsr_comm_dtype_size(dtype);
+    return dispatch(site, comm, &a, bytes, bytes, request);
 }
 
-tsr_status tsr_comm_send(const void *buf, size_t count, tsr_comm_dtype dtype, int peer,
-                         tsr_comm *comm, tsr_comm_request **request)
+tsr_status tsr_comm_send_at(tsr_call_site site, const void *buf, size_t count, tsr_comm_dtype dtype,
+                            int peer, tsr_comm *comm, tsr_comm_request **request)
 {
-    return p2p_one(TSR_COMM_KIND_SEND, buf, count, dtype, peer, comm, request);
+    return p2p_one(site, TSR_COMM_KIND_SEND, buf, count, dtype, peer, comm, request);
 }
 
-tsr_status tsr_comm_recv(void *buf, size_t count, tsr_comm_dtype dtype, int peer,
-                         tsr_comm *comm, tsr_comm_request **request)
+tsr_status tsr_comm_recv_at(tsr_call_site site, void *buf, size_t count, tsr_comm_dtype dtype,
+                            int peer, tsr_comm *comm, tsr_comm_request **request)
 {
-    return p2p_one(TSR_COMM_KIND_RECV, buf, count, dtype, peer, comm, request);
+    return p2p_one(site, TSR_COMM_KIND_RECV, buf, count, dtype, peer, comm, request);
 }
 
-tsr_status tsr_comm_batch_p2p(const tsr_comm_p2p *ops, size_t n, tsr_comm *comm,
-                              tsr_comm_request **request)
+tsr_status tsr_comm_batch_p2p_at(tsr_call_site site, const tsr_comm_p2p *ops, size_t n,
+                                 tsr_comm *comm, tsr_comm_request **request)
 {
     if (n > 0 && ops == NULL)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "batch_p2p: %zu ops but ops is NULL", n);
@@ -718,7 +760,7 @@ tsr_status tsr_comm_batch_p2p(const tsr_comm_p2p *ops, size_t n, tsr_comm *comm,
     /* counted as its sends and receives, so per-kind totals stay exact */
     tsr_comm_kind kind = n_send > 0 ? TSR_COMM_KIND_SEND : TSR_COMM_KIND_RECV;
     tsr_comm_args a = {.kind = kind, .p2p = ops, .n_p2p = n};
-    tsr_status st = dispatch(comm, &a, 0, request);
+    tsr_status st = dispatch(site, comm, &a, 0, sent + received, request);
     if (st != TSR_OK)
         return st;
     /* dispatch counted one call of `kind` with 0 bytes */
@@ -730,11 +772,11 @@ tsr_status tsr_comm_batch_p2p(const tsr_comm_p2p *ops, size_t n, tsr_comm *comm,
     return TSR_OK;
 }
 
-tsr_status tsr_comm_barrier(tsr_comm *comm, tsr_comm_request **request)
+tsr_status tsr_comm_barrier_at(tsr_call_site site, tsr_comm *comm, tsr_comm_request **request)
 {
     tsr_status st = check_common(comm, TSR_COMM_KIND_BARRIER, TSR_COMM_INT32, 0);
     if (st != TSR_OK)
         return st;
     tsr_comm_args a = {.kind = TSR_COMM_KIND_BARRIER, .dtype = TSR_COMM_INT32};
-    return dispatch(comm, &a, 0, request);
+    return dispatch(site, comm, &a, 0, 0, request);
 }

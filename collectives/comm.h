@@ -24,8 +24,10 @@
  * No silent hangs: every wait is bounded by the timeout given at world
  * creation (--distributed-timeout-minutes). A collective that has been
  * waited on for longer ends the job (MPI_Abort) after printing which
- * operation, on which group, and which ranks never arrived. See
- * docs/collectives.md for the design.
+ * operation, on which group, and which ranks never arrived; with every
+ * rank's ring of recent calls (comm_trace.h) it also says where the ranks
+ * diverge and what the ranks behind are doing, and writes the rings beside
+ * the log. See docs/collectives.md for the design.
  *
  * Functions that create or destroy communicators are collective over the
  * parent (create/split) or the group (destroy). Not thread-safe: one thread
@@ -39,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tessera/call_site.h"
 #include "tessera/config.h"
 #include "tessera/status.h"
 
@@ -74,6 +77,7 @@ typedef enum tsr_comm_kind {
     TSR_COMM_KIND_SEND,
     TSR_COMM_KIND_RECV,
     TSR_COMM_KIND_BARRIER,
+    TSR_COMM_KIND_SPLIT, /* the rendezvous before a group is split: never counted */
     TSR_COMM_KIND_COUNT
 } tsr_comm_kind;
 
@@ -94,6 +98,7 @@ typedef struct tsr_comm_options {
     tsr_backend_choice backend; /* AUTO: NCCL when every rank has its own GPU */
     double timeout_seconds;     /* > 0; the watchdog's bound on every wait */
     const char *name;           /* group name in messages; "world" if NULL */
+    const char *report_dir;     /* where a firing watchdog writes the rings; NULL: "." */
 } tsr_comm_options;
 
 /* --backend and --distributed-timeout-minutes of a config. */
@@ -111,7 +116,11 @@ tsr_status tsr_comm_create_world(MPI_Comm base, const tsr_comm_options *opts, ts
  * (copied) labels the group in watchdog messages, e.g. "tp". Collective
  * over parent. The child inherits backend and timeout. */
 #define TSR_COMM_NO_COLOR (-1)
-tsr_status tsr_comm_split(tsr_comm *parent, int color, int key, const char *name, tsr_comm **out);
+/* The ranks first meet in a bounded rendezvous on the parent, so a rank that
+ * never comes to the split is named by the watchdog as for a collective. */
+tsr_status tsr_comm_split_at(tsr_call_site site, tsr_comm *parent, int color, int key,
+                             const char *name, tsr_comm **out);
+#define tsr_comm_split(...) tsr_comm_split_at(TSR_HERE, __VA_ARGS__)
 
 /* Frees a communicator; collective over its group. NULL is a no-op.
  * Outstanding requests must have been completed. */
@@ -138,52 +147,63 @@ void tsr_comm_set_stream(tsr_comm *comm, void *cuda_stream);
 
 /* recvbuf[i] = op over ranks of sendbuf[i], i < count. In place when
  * sendbuf == recvbuf. */
-tsr_status tsr_comm_allreduce(const void *sendbuf, void *recvbuf, size_t count,
-                              tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
-                              tsr_comm_request **request);
+tsr_status tsr_comm_allreduce_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                 size_t count, tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
+                                 tsr_comm_request **request);
+#define tsr_comm_allreduce(...) tsr_comm_allreduce_at(TSR_HERE, __VA_ARGS__)
 
 /* sendbuf holds size x recvcount elements; rank r receives the reduction
  * of block r. In place when sendbuf + r x recvcount == recvbuf (NCCL's
  * convention); otherwise the buffers must not overlap. */
-tsr_status tsr_comm_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
-                                   tsr_comm_dtype dtype, tsr_comm_op op, tsr_comm *comm,
-                                   tsr_comm_request **request);
+tsr_status tsr_comm_reduce_scatter_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                      size_t recvcount, tsr_comm_dtype dtype, tsr_comm_op op,
+                                      tsr_comm *comm, tsr_comm_request **request);
+#define tsr_comm_reduce_scatter(...) tsr_comm_reduce_scatter_at(TSR_HERE, __VA_ARGS__)
 
 /* recvbuf holds size x sendcount elements, block r from rank r. In place
  * when sendbuf == recvbuf + r x sendcount. */
-tsr_status tsr_comm_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
-                              tsr_comm_dtype dtype, tsr_comm *comm, tsr_comm_request **request);
+tsr_status tsr_comm_allgather_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                 size_t sendcount, tsr_comm_dtype dtype, tsr_comm *comm,
+                                 tsr_comm_request **request);
+#define tsr_comm_allgather(...) tsr_comm_allgather_at(TSR_HERE, __VA_ARGS__)
 
 /* Every rank's recvbuf gets root's sendbuf (sendbuf is read on root only;
  * sendbuf == recvbuf is fine). */
-tsr_status tsr_comm_broadcast(const void *sendbuf, void *recvbuf, size_t count,
-                              tsr_comm_dtype dtype, int root, tsr_comm *comm,
-                              tsr_comm_request **request);
+tsr_status tsr_comm_broadcast_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                 size_t count, tsr_comm_dtype dtype, int root, tsr_comm *comm,
+                                 tsr_comm_request **request);
+#define tsr_comm_broadcast(...) tsr_comm_broadcast_at(TSR_HERE, __VA_ARGS__)
 
 /* root's recvbuf gets the reduction; recvbuf is ignored elsewhere. */
-tsr_status tsr_comm_reduce(const void *sendbuf, void *recvbuf, size_t count,
-                           tsr_comm_dtype dtype, tsr_comm_op op, int root, tsr_comm *comm,
-                           tsr_comm_request **request);
+tsr_status tsr_comm_reduce_at(tsr_call_site site, const void *sendbuf, void *recvbuf, size_t count,
+                              tsr_comm_dtype dtype, tsr_comm_op op, int root, tsr_comm *comm,
+                              tsr_comm_request **request);
+#define tsr_comm_reduce(...) tsr_comm_reduce_at(TSR_HERE, __VA_ARGS__)
 
 /* count elements to and from each peer: block p of sendbuf goes to rank
  * p, block p of recvbuf comes from rank p. Buffers must not overlap. */
-tsr_status tsr_comm_alltoall(const void *sendbuf, void *recvbuf, size_t count,
-                             tsr_comm_dtype dtype, tsr_comm *comm, tsr_comm_request **request);
+tsr_status tsr_comm_alltoall_at(tsr_call_site site, const void *sendbuf, void *recvbuf,
+                                size_t count, tsr_comm_dtype dtype, tsr_comm *comm,
+                                tsr_comm_request **request);
+#define tsr_comm_alltoall(...) tsr_comm_alltoall_at(TSR_HERE, __VA_ARGS__)
 
 /* Variable counts: sendcounts[p] elements from sendbuf + sdispls[p] go to
  * rank p, recvcounts[p] from rank p land at recvbuf + rdispls[p] (all in
  * elements; arrays of group size, copied at the call). */
-tsr_status tsr_comm_alltoallv(const void *sendbuf, const size_t *sendcounts,
-                              const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
-                              const size_t *rdispls, tsr_comm_dtype dtype, tsr_comm *comm,
-                              tsr_comm_request **request);
+tsr_status tsr_comm_alltoallv_at(tsr_call_site site, const void *sendbuf, const size_t *sendcounts,
+                                 const size_t *sdispls, void *recvbuf, const size_t *recvcounts,
+                                 const size_t *rdispls, tsr_comm_dtype dtype, tsr_comm *comm,
+                                 tsr_comm_request **request);
+#define tsr_comm_alltoallv(...) tsr_comm_alltoallv_at(TSR_HERE, __VA_ARGS__)
 
 /* Point to point, for pipelines: each send is matched by the peer's recv
  * of the same count and dtype, in call order. */
-tsr_status tsr_comm_send(const void *buf, size_t count, tsr_comm_dtype dtype, int peer,
-                         tsr_comm *comm, tsr_comm_request **request);
-tsr_status tsr_comm_recv(void *buf, size_t count, tsr_comm_dtype dtype, int peer,
-                         tsr_comm *comm, tsr_comm_request **request);
+tsr_status tsr_comm_send_at(tsr_call_site site, const void *buf, size_t count, tsr_comm_dtype dtype,
+                            int peer, tsr_comm *comm, tsr_comm_request **request);
+#define tsr_comm_send(...) tsr_comm_send_at(TSR_HERE, __VA_ARGS__)
+tsr_status tsr_comm_recv_at(tsr_call_site site, void *buf, size_t count, tsr_comm_dtype dtype,
+                            int peer, tsr_comm *comm, tsr_comm_request **request);
+#define tsr_comm_recv(...) tsr_comm_recv_at(TSR_HERE, __VA_ARGS__)
 
 /* A batch of sends and receives started together and completed by one
  * request (Megatron's batch_isend_irecv): no ordering deadlock between
@@ -195,18 +215,22 @@ typedef struct tsr_comm_p2p {
     tsr_comm_dtype dtype;
     int peer;
 } tsr_comm_p2p;
-tsr_status tsr_comm_batch_p2p(const tsr_comm_p2p *ops, size_t n, tsr_comm *comm,
-                              tsr_comm_request **request);
+tsr_status tsr_comm_batch_p2p_at(tsr_call_site site, const tsr_comm_p2p *ops, size_t n,
+                                 tsr_comm *comm, tsr_comm_request **request);
+#define tsr_comm_batch_p2p(...) tsr_comm_batch_p2p_at(TSR_HERE, __VA_ARGS__)
 
-tsr_status tsr_comm_barrier(tsr_comm *comm, tsr_comm_request **request);
+tsr_status tsr_comm_barrier_at(tsr_call_site site, tsr_comm *comm, tsr_comm_request **request);
+#define tsr_comm_barrier(...) tsr_comm_barrier_at(TSR_HERE, __VA_ARGS__)
 
 /* ---- requests -------------------------------------------------------- */
 
 /* Waits for the operation (bounded by the watchdog), releases the handle
  * and sets *request to NULL. NULL *request is a no-op. */
-tsr_status tsr_comm_wait(tsr_comm_request **request);
+tsr_status tsr_comm_wait_at(tsr_call_site site, tsr_comm_request **request);
+#define tsr_comm_wait(...) tsr_comm_wait_at(TSR_HERE, __VA_ARGS__)
 /* Completes requests[0..n) in order; stops at the first failure. */
-tsr_status tsr_comm_wait_all(tsr_comm_request **requests, size_t n);
+tsr_status tsr_comm_wait_all_at(tsr_call_site site, tsr_comm_request **requests, size_t n);
+#define tsr_comm_wait_all(...) tsr_comm_wait_all_at(TSR_HERE, __VA_ARGS__)
 /* *done = whether the operation has completed; if so the handle is
  * released and *request set to NULL. The watchdog clock of a request
  * starts at its first wait or test. */

@@ -13,6 +13,7 @@
 #define TSR_COLLECTIVES_COMM_INTERNAL_H
 
 #include "comm.h"
+#include "comm_trace.h"
 #include "watchdog.h"
 
 /* Reduce as a binomial tree of point-to-point messages (mpi_reduce.c):
@@ -20,6 +21,9 @@
  * rank has at most log2 of it children. */
 #define TSR_REDUCE_TREE_MAX_RANKS 8
 #define TSR_REDUCE_TREE_MAX_CHILDREN 3
+
+/* A batch's peers the watchdog describes when it does not complete. */
+#define TSR_COMM_BATCH_PEERS_SHOWN 4
 
 /* What one operation is about, as the caller gave it (counts in elements). */
 typedef struct tsr_comm_args {
@@ -47,6 +51,9 @@ struct tsr_comm_request {
     tsr_comm_kind kind;
     uint64_t seq;    /* collective number on comm (1-based); 0 for p2p */
     int peer;        /* p2p: first peer, for messages */
+    int peers[TSR_COMM_BATCH_PEERS_SHOWN]; /* p2p batch: its distinct peers */
+    int n_peers;
+    uint64_t trace_serial; /* its entry in the ring of recent calls */
     uint64_t bytes;  /* counted at start */
     uint64_t wait_started_ns; /* 0 until first wait/test */
     struct tsr_comm_request *next_free;
@@ -74,9 +81,24 @@ struct tsr_comm_request {
     void *scratch;
     size_t scratch_cap;
 
+    /* tree and ring requests advance step by step, also while their owner
+     * waits on another request (tsr_comm_backend_ops.progress): finished
+     * once stepped_done, with stepped_status */
+    bool stepped_done;
+    tsr_status stepped_status;
+    /* ring all-reduce (mpi_ring.c); shares tree_own, tree_type, tree_op */
+    bool ring; /* in flight */
+    bool ring_in_place;
+    int ring_step; /* 0 .. 2 (p - 1) */
+    size_t ring_count, ring_es;
+    void *ring_recv;
+    size_t ring_in_first, ring_in_len; /* the chunk the current step receives */
+
     /* NCCL backend: a cudaEvent_t recorded after the operation */
     void *event;
 };
+
+typedef struct tsr_comm_shared tsr_comm_shared;
 
 typedef struct tsr_comm_backend_ops {
     /* Starts args on comm, filling req's backend state. */
@@ -91,10 +113,14 @@ typedef struct tsr_comm_backend_ops {
     void (*destroy)(tsr_comm *comm);
     /* Called by the watchdog before it aborts the job. */
     void (*abort)(tsr_comm *comm);
+    /* Advances every operation of this world that moves in steps (NULL if
+     * none does): called on every poll of any request, so that waiting on
+     * one never starves another that a peer waits on. */
+    void (*progress)(tsr_comm_shared *shared);
 } tsr_comm_backend_ops;
 
 /* State shared by a world communicator and every group split from it. */
-typedef struct tsr_comm_shared {
+struct tsr_comm_shared {
     int refs;
     MPI_Comm abort_comm; /* the world's MPI communicator, for MPI_Abort */
     double timeout_seconds;
@@ -103,13 +129,18 @@ typedef struct tsr_comm_shared {
     int local_rank; /* on this node: picks the GPU */
     MPI_Datatype bf16_type;
     MPI_Op bf16_sum, bf16_max;
-} tsr_comm_shared;
+    tsr_trace trace; /* this process's ring of recent calls, over the world */
+    /* requests in flight that move in steps (trees, rings; MPI backend) */
+    tsr_comm_request **stepped;
+    int n_stepped, cap_stepped;
+};
 
 struct tsr_comm {
     tsr_comm_shared *shared;
     MPI_Comm mpi;
     int rank, size;
     char name[32];
+    bool is_world;    /* made by tsr_comm_create_world, not split */
     int *world_ranks; /* world rank of each member */
     uint64_t seq;     /* collectives started so far */
     tsr_watchdog_window window;
@@ -117,6 +148,11 @@ struct tsr_comm {
     tsr_comm_request *free_list;
     void *backend; /* backend-private (NCCL: communicator, stream) */
 };
+
+/* Never returns: says which operation did not complete, which ranks never
+ * arrived and what they are doing, has the rings written, and aborts the
+ * job (watchdog_fire.c). */
+void tsr_comm_watchdog_fire(tsr_comm_request *req);
 
 extern const tsr_comm_backend_ops tsr_comm_mpi_ops;
 /* NULL when the build has no NCCL. */
@@ -135,6 +171,22 @@ tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, con
 /* Advances it; *done once this rank's part is over (result in recv on the
  * root). */
 tsr_status tsr_mpi_reduce_tree_test(tsr_comm_request *req, bool *done);
+
+/* All-reduce of at least this many bytes times (p - 1)^2 runs as a ring of
+ * point-to-point messages (mpi_ring.c), and all-gather on groups of up to
+ * TSR_RING_ALLGATHER_MAX_RANKS, where posting one message per peer stays
+ * cheap, as direct exchanges. */
+#define TSR_RING_MIN_BYTES ((size_t)64 * 1024)
+#define TSR_RING_ALLGATHER_MAX_RANKS 16
+bool tsr_mpi_ring_applies(const tsr_comm *comm, const tsr_comm_args *a);
+tsr_status tsr_mpi_ring_allreduce_start(tsr_comm *comm, const tsr_comm_args *a,
+                                        const void *send, void *recv, tsr_comm_request *req);
+/* Advances it; *done once every rank's result is in recv. */
+tsr_status tsr_mpi_ring_allreduce_test(tsr_comm_request *req, bool *done);
+tsr_status tsr_mpi_direct_allgather_start(tsr_comm *comm, const tsr_comm_args *a,
+                                          const void *send, void *recv, tsr_comm_request *req);
+/* Grows req's MPI request array to n (mpi.c). */
+tsr_status tsr_mpi_reserve_requests(tsr_comm_request *req, int n);
 
 /* Creates the bf16 type and ops of a world (freed by tsr_comm_mpi_types_free). */
 tsr_status tsr_comm_mpi_types_create(tsr_comm_shared *shared);

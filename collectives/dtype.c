@@ -39,7 +39,8 @@ const char *tsr_comm_kind_name(tsr_comm_kind kind)
 {
     static const char *const names[TSR_COMM_KIND_COUNT] = {
         "allreduce", "reduce_scatter", "allgather", "broadcast", "reduce",
-        "alltoall",  "alltoallv",      "send",      "recv",      "barrier"};
+        "alltoall",  "alltoallv",      "send",      "recv",      "barrier",
+        "split"};
     if ((int)kind < 0 || kind >= TSR_COMM_KIND_COUNT)
         return "unknown";
     return names[kind];

@@ -1,8 +1,9 @@
 /*
  * mpi.c - the MPI backend: every operation is one non-blocking MPI call,
- * or a batch of Isend/Irecv (p2p batches, all-to-all), or a tree of them
- * (reduce on up to 8 ranks, mpi_reduce.c), completed by polling MPI_Test
- * from the front end's bounded wait.
+ * or a batch of Isend/Irecv (p2p batches, all-to-all, all-gather of large
+ * buffers), or a tree or ring of them (reduce on up to 8 ranks,
+ * mpi_reduce.c; all-reduce of large buffers, mpi_ring.c), completed by
+ * polling MPI_Test from the front end's bounded wait.
  *
  * bf16 travels as 16-bit words; its reductions are user MPI ops that widen
  * each element to fp32, combine, and round back (what NCCL does per step).
@@ -88,7 +89,7 @@ MPI_Op tsr_comm_mpi_op(const tsr_comm *comm, tsr_comm_dtype dtype, tsr_comm_op o
 
 /* ---- request state ------------------------------------------------------- */
 
-static tsr_status reserve_mpi(tsr_comm_request *req, int n)
+tsr_status tsr_mpi_reserve_requests(tsr_comm_request *req, int n)
 {
     if (n <= req->cap_mpi)
         return TSR_OK;
@@ -216,6 +217,33 @@ static tsr_status mpi_failed(const tsr_comm *comm, const tsr_comm_args *a, int r
 /* A start that failed part-way: cancels and frees the messages already
  * posted, so that none of them completes into the caller's buffers after
  * the request went back to the pool. Returns st. */
+/* The world's list of requests in flight that move in steps. */
+static tsr_status stepped_add(tsr_comm_shared *shared, tsr_comm_request *req)
+{
+    if (shared->n_stepped == shared->cap_stepped) {
+        int cap = shared->cap_stepped > 0 ? 2 * shared->cap_stepped : 8;
+        tsr_comm_request **list = realloc(shared->stepped, (size_t)cap * sizeof *list);
+        if (list == NULL)
+            return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot track %d requests in flight",
+                                 cap);
+        shared->stepped = list;
+        shared->cap_stepped = cap;
+    }
+    req->stepped_done = false;
+    req->stepped_status = TSR_OK;
+    shared->stepped[shared->n_stepped++] = req;
+    return TSR_OK;
+}
+
+static void stepped_remove(tsr_comm_shared *shared, const tsr_comm_request *req)
+{
+    for (int i = 0; i < shared->n_stepped; i++)
+        if (shared->stepped[i] == req) {
+            shared->stepped[i] = shared->stepped[--shared->n_stepped];
+            return;
+        }
+}
+
 static tsr_status withdraw(tsr_comm_request *req, tsr_status st)
 {
     for (int i = 0; i < req->n_mpi; i++) {
@@ -223,13 +251,16 @@ static tsr_status withdraw(tsr_comm_request *req, tsr_status st)
         MPI_Request_free(&req->mpi_reqs[i]);
     }
     req->n_mpi = 0;
+    if (req->tree || req->ring)
+        stepped_remove(req->comm->shared, req);
     req->tree = false;
+    req->ring = false;
     return st;
 }
 
 static tsr_status start_batch(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_request *req)
 {
-    tsr_status st = reserve_mpi(req, (int)a->n_p2p);
+    tsr_status st = tsr_mpi_reserve_requests(req, (int)a->n_p2p);
     if (st != TSR_OK)
         return st;
     bool staged = any_device_p2p(a);
@@ -275,7 +306,7 @@ static tsr_status start_alltoall(tsr_comm *comm, const tsr_comm_args *a, const v
 {
     int p = comm->size, me = comm->rank;
     size_t es = tsr_comm_dtype_size(a->dtype);
-    tsr_status st = reserve_mpi(req, 2 * p);
+    tsr_status st = tsr_mpi_reserve_requests(req, 2 * p);
     if (st != TSR_OK)
         return st;
     MPI_Datatype t = tsr_comm_mpi_type(comm, a->dtype);
@@ -312,7 +343,7 @@ static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_req
 {
     if (a->p2p != NULL)
         return start_batch(comm, a, req);
-    tsr_status st = reserve_mpi(req, 1);
+    tsr_status st = tsr_mpi_reserve_requests(req, 1);
     if (st != TSR_OK)
         return st;
     const void *send = a->sendbuf;
@@ -345,6 +376,14 @@ static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_req
         }
         if (st != TSR_OK)
             return st;
+    }
+    if (tsr_mpi_ring_applies(comm, a)) {
+        st = a->kind == TSR_COMM_KIND_ALLREDUCE
+                 ? tsr_mpi_ring_allreduce_start(comm, a, send, recv, req)
+                 : tsr_mpi_direct_allgather_start(comm, a, send, recv, req);
+        if (st == TSR_OK && req->ring)
+            st = stepped_add(comm->shared, req);
+        return st == TSR_OK ? TSR_OK : withdraw(req, st);
     }
     MPI_Datatype t = tsr_comm_mpi_type(comm, a->dtype);
     MPI_Request *r = &req->mpi_reqs[0];
@@ -384,9 +423,11 @@ static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_req
         break;
     case TSR_COMM_KIND_REDUCE: {
         if (comm->size <= TSR_REDUCE_TREE_MAX_RANKS) {
-            st = reserve_mpi(req, TSR_REDUCE_TREE_MAX_CHILDREN);
+            st = tsr_mpi_reserve_requests(req, TSR_REDUCE_TREE_MAX_CHILDREN);
             if (st == TSR_OK)
                 st = tsr_mpi_reduce_tree_start(comm, a, send, recv, req);
+            if (st == TSR_OK)
+                st = stepped_add(comm->shared, req);
             return st == TSR_OK ? TSR_OK : withdraw(req, st);
         }
         bool in_place = comm->rank == a->root && send == recv;
@@ -417,15 +458,41 @@ static tsr_status mpi_start(tsr_comm *comm, const tsr_comm_args *a, tsr_comm_req
 
 /* ---- completion ---------------------------------------------------------- */
 
+/* One step of a tree or ring, if it can make one; off the list once it
+ * is finished (the owner collects it in mpi_test). */
+static void stepped_advance(tsr_comm_request *req)
+{
+    if (req->stepped_done)
+        return;
+    bool done = false;
+    tsr_status st = req->tree ? tsr_mpi_reduce_tree_test(req, &done)
+                              : tsr_mpi_ring_allreduce_test(req, &done);
+    if (st != TSR_OK || done) {
+        req->stepped_status = st;
+        req->stepped_done = true;
+        stepped_remove(req->comm->shared, req);
+    }
+}
+
+static void mpi_progress(tsr_comm_shared *shared)
+{
+    /* stepped_advance may remove the entry it advances: walk backwards */
+    for (int i = shared->n_stepped - 1; i >= 0; i--)
+        if (i < shared->n_stepped)
+            stepped_advance(shared->stepped[i]);
+}
+
 static tsr_status mpi_test(tsr_comm_request *req, bool *done)
 {
     int flag = 0;
     *done = false;
-    if (req->tree) {
-        bool tree_done = false;
-        tsr_status st = tsr_mpi_reduce_tree_test(req, &tree_done);
-        if (st != TSR_OK || !tree_done)
-            return st;
+    if (req->tree || req->ring) {
+        stepped_advance(req);
+        if (!req->stepped_done)
+            return TSR_OK;
+        req->tree = req->ring = false;
+        if (req->stepped_status != TSR_OK)
+            return req->stepped_status;
     } else {
         int rc = req->n_mpi == 1
                      ? MPI_Test(&req->mpi_reqs[0], &flag, MPI_STATUS_IGNORE)
@@ -478,4 +545,5 @@ const tsr_comm_backend_ops tsr_comm_mpi_ops = {
     .split = mpi_split,
     .destroy = NULL,
     .abort = NULL,
+    .progress = mpi_progress,
 };

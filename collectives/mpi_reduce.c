@@ -27,7 +27,16 @@
 
 #include "comm_internal.h"
 
-#define TSR_REDUCE_TAG 7003
+/* A tag per operation, from its collective number (as the rings',
+ * mpi_ring.c): two trees in flight advance in an order that may differ
+ * between ranks and must not take each other's messages. */
+#define TSR_REDUCE_TAG_BASE 24576
+#define TSR_REDUCE_TAGS 8192
+
+static int tree_tag(const tsr_comm_request *req)
+{
+    return TSR_REDUCE_TAG_BASE + (int)(req->seq % TSR_REDUCE_TAGS);
+}
 
 static int absolute(int v, int root, int p)
 {
@@ -90,12 +99,12 @@ tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, con
         }
         req->tree_land[k] = land;
         if (MPI_Irecv(land, n, req->tree_type, absolute(v + (1 << k), a->root, p),
-                      TSR_REDUCE_TAG, comm->mpi, &req->mpi_reqs[k]) != MPI_SUCCESS)
+                      tree_tag(req), comm->mpi, &req->mpi_reqs[k]) != MPI_SUCCESS)
             return failed(comm, "Irecv");
         req->n_mpi = k + 1;
     }
     if (children == 0 && !root) { /* a leaf sends its own data at once */
-        if (MPI_Isend(send, n, req->tree_type, req->tree_parent, TSR_REDUCE_TAG, comm->mpi,
+        if (MPI_Isend(send, n, req->tree_type, req->tree_parent, tree_tag(req), comm->mpi,
                       &req->mpi_reqs[0]) != MPI_SUCCESS)
             return failed(comm, "Isend");
         req->n_mpi = 1;
@@ -127,7 +136,7 @@ tsr_status tsr_mpi_reduce_tree_test(tsr_comm_request *req, bool *done)
     }
     if (!req->tree_sent && req->tree_parent >= 0) {
         if (MPI_Isend(req->tree_acc, req->tree_count, req->tree_type, req->tree_parent,
-                      TSR_REDUCE_TAG, comm->mpi, &req->mpi_reqs[0]) != MPI_SUCCESS)
+                      tree_tag(req), comm->mpi, &req->mpi_reqs[0]) != MPI_SUCCESS)
             return failed(comm, "Isend");
         req->n_mpi = 1;
         req->tree_sent = true;
@@ -138,8 +147,7 @@ tsr_status tsr_mpi_reduce_tree_test(tsr_comm_request *req, bool *done)
         if (!flag)
             return TSR_OK;
     }
-    req->tree = false;
-    req->n_mpi = 0;
+    req->n_mpi = 0; /* req->tree stays set until the owner collects it (mpi.c) */
     *done = true;
     return TSR_OK;
 }

@@ -21,25 +21,33 @@
 #include "tessera/log.h"
 #include "tessera/timer.h"
 
-tsr_status tsr_watchdog_window_create(MPI_Comm comm, tsr_watchdog_window *w)
+int tsr_watchdog_win_allocate(MPI_Comm comm, size_t bytes, int disp_unit, void *base,
+                              MPI_Win *win)
 {
-    memset(w, 0, sizeof *w);
     MPI_Info info;
     MPI_Info_create(&info);
     /* no accumulates: lets osc components skip their atomicity machinery */
     MPI_Info_set(info, "accumulate_ops", "same_op");
     /* An MPI without a one-sided component for this transport (Open MPI
      * over TCP without MPI_THREAD_MULTIPLE has none) refuses the window
-     * on every rank alike; the watchdog then still bounds every wait and
-     * names the group, only without the list of who arrived. */
+     * on every rank alike: an error to return, not to end the job */
     MPI_Errhandler previous;
     MPI_Comm_get_errhandler(comm, &previous);
     MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
-    int rc = MPI_Win_allocate((MPI_Aint)sizeof(uint64_t), (int)sizeof(uint64_t), info, comm,
-                              &w->word, &w->win);
+    int rc = MPI_Win_allocate((MPI_Aint)bytes, disp_unit, info, comm, base, win);
     MPI_Comm_set_errhandler(comm, previous);
     MPI_Errhandler_free(&previous);
     MPI_Info_free(&info);
+    return rc;
+}
+
+tsr_status tsr_watchdog_window_create(MPI_Comm comm, tsr_watchdog_window *w)
+{
+    memset(w, 0, sizeof *w);
+    /* without a window the watchdog still bounds every wait and names the
+     * group, only without the list of who arrived */
+    int rc = tsr_watchdog_win_allocate(comm, sizeof(uint64_t), (int)sizeof(uint64_t), &w->word,
+                                       &w->win);
     if (rc != MPI_SUCCESS) {
         tsr_log_once(TSR_LOG_WARN,
                      "this MPI offers no one-sided window here (MPI_Win_allocate failed); a "
@@ -72,48 +80,74 @@ void tsr_watchdog_publish(tsr_watchdog_window *w, uint64_t seq, int kind)
     __atomic_store_n(w->word, tsr_watchdog_word(seq, kind), __ATOMIC_RELEASE);
 }
 
-void tsr_watchdog_read(tsr_watchdog_window *w, int size, double deadline_s, uint64_t *words,
-                       bool *answered)
+/* Polls reqs[0..n) until each completes or the deadline passes; done[i]
+ * says which did. Requests still pending are left: the job is about to be
+ * aborted. */
+static void poll_until(MPI_Request *reqs, int n, double deadline_s, bool *done)
 {
-    MPI_Request reqs[size > 0 ? size : 1];
-    int done[size > 0 ? size : 1];
-    for (int r = 0; r < size; r++) {
-        words[r] = 0;
-        answered[r] = false;
-        done[r] = 0;
-        reqs[r] = MPI_REQUEST_NULL;
-        if (!w->open)
-            continue;
-        if (MPI_Rget(&words[r], 1, MPI_UINT64_T, r, 0, 1, MPI_UINT64_T, w->win, &reqs[r]) !=
-            MPI_SUCCESS)
-            reqs[r] = MPI_REQUEST_NULL;
-    }
-    if (w->open)
-        MPI_Win_sync(w->win);
     double end = tsr_time_s() + deadline_s;
-    int pending = size;
+    int pending = n;
     while (pending > 0 && tsr_time_s() < end) {
         pending = 0;
-        for (int r = 0; r < size; r++) {
-            if (done[r] || reqs[r] == MPI_REQUEST_NULL)
+        for (int i = 0; i < n; i++) {
+            if (done[i] || reqs[i] == MPI_REQUEST_NULL)
                 continue;
             int flag = 0;
-            MPI_Test(&reqs[r], &flag, MPI_STATUS_IGNORE);
-            if (flag) {
-                done[r] = 1;
-                answered[r] = true;
-            } else {
+            MPI_Test(&reqs[i], &flag, MPI_STATUS_IGNORE);
+            if (flag)
+                done[i] = true;
+            else
                 pending++;
-            }
         }
         if (pending > 0)
             sched_yield();
     }
-    /* requests still pending are left: the job is about to be aborted */
 }
 
-tsr_watchdog_peer tsr_watchdog_classify(uint64_t my_seq, int my_kind, uint64_t word,
-                                        bool answered)
+void tsr_watchdog_rget_all(MPI_Win win, const int *targets, int n, size_t disp, void *dest,
+                           size_t bytes_each, double deadline_s, bool *answered)
+{
+    MPI_Request reqs[n > 0 ? n : 1];
+    for (int i = 0; i < n; i++) {
+        answered[i] = false;
+        reqs[i] = MPI_REQUEST_NULL;
+        void *into = (char *)dest + (size_t)i * bytes_each;
+        int target = targets != NULL ? targets[i] : i;
+        if (MPI_Rget(into, (int)bytes_each, MPI_BYTE, target, (MPI_Aint)disp, (int)bytes_each,
+                     MPI_BYTE, win, &reqs[i]) != MPI_SUCCESS)
+            reqs[i] = MPI_REQUEST_NULL;
+    }
+    MPI_Win_sync(win);
+    poll_until(reqs, n, deadline_s, answered);
+}
+
+void tsr_watchdog_rput_all(MPI_Win win, const int *targets, int n, size_t disp, const void *src,
+                           size_t bytes, double deadline_s)
+{
+    MPI_Request reqs[n > 0 ? n : 1];
+    bool done[n > 0 ? n : 1];
+    for (int i = 0; i < n; i++) {
+        done[i] = false;
+        reqs[i] = MPI_REQUEST_NULL;
+        if (MPI_Rput(src, (int)bytes, MPI_BYTE, targets[i], (MPI_Aint)disp, (int)bytes, MPI_BYTE,
+                     win, &reqs[i]) != MPI_SUCCESS)
+            reqs[i] = MPI_REQUEST_NULL;
+    }
+    poll_until(reqs, n, deadline_s, done);
+}
+
+void tsr_watchdog_read(tsr_watchdog_window *w, int size, double deadline_s, uint64_t *words,
+                       bool *answered)
+{
+    for (int r = 0; r < size; r++) {
+        words[r] = 0;
+        answered[r] = false;
+    }
+    if (w->open)
+        tsr_watchdog_rget_all(w->win, NULL, size, 0, words, sizeof *words, deadline_s, answered);
+}
+
+tsr_watchdog_peer tsr_watchdog_classify(uint64_t my_seq, int my_kind, uint64_t word, bool answered)
 {
     tsr_watchdog_peer p = {TSR_PEER_NO_ANSWER, 0, -1};
     if (!answered)
@@ -129,10 +163,7 @@ tsr_watchdog_peer tsr_watchdog_classify(uint64_t my_seq, int my_kind, uint64_t w
     return p;
 }
 
-/* Appends with snprintf semantics, never past len. */
-static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+void tsr_watchdog_append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
 {
     if (*pos >= len)
         return;
@@ -160,17 +191,18 @@ static void append_state_list(char *buf, size_t len, size_t *pos, tsr_watchdog_s
         n += peers[r].state == state;
     if (n == 0)
         return;
-    append(buf, len, pos, "; %s: world rank%s ", title, n > 1 ? "s" : "");
+    tsr_watchdog_append(buf, len, pos, "; %s: world rank%s ", title, n > 1 ? "s" : "");
     int k = 0;
     for (int r = 0; r < size; r++) {
         if (peers[r].state != state)
             continue;
-        append(buf, len, pos, "%s%d", k++ ? ", " : "", world_ranks[r]);
+        tsr_watchdog_append(buf, len, pos, "%s%d", k++ ? ", " : "", world_ranks[r]);
         if (state == TSR_PEER_NEVER_ARRIVED || state == TSR_PEER_OTHER_COLLECTIVE)
-            append(buf, len, pos, " (group rank %d, %llu collectives started, last: %s)", r,
-                   (unsigned long long)peers[r].seq, kind_or_none(peers[r].kind));
+            tsr_watchdog_append(buf, len, pos,
+                                " (group rank %d, %llu collectives started, last: %s)", r,
+                                (unsigned long long)peers[r].seq, kind_or_none(peers[r].kind));
         else if (state == TSR_PEER_NO_ANSWER)
-            append(buf, len, pos, " (group rank %d)", r);
+            tsr_watchdog_append(buf, len, pos, " (group rank %d)", r);
     }
 }
 
@@ -182,42 +214,46 @@ void tsr_watchdog_format(char *buf, size_t len, const char *op, const char *grou
     if (len == 0)
         return;
     buf[0] = '\0';
-    append(buf, len, &pos,
-           "watchdog: %s #%llu on group %s (%d ranks) did not complete within %.1f s on world "
-           "rank %d",
-           op, (unsigned long long)my_seq, group, size, timeout_s, world_ranks[my_rank]);
-    append_state_list(buf, len, &pos, TSR_PEER_NEVER_ARRIVED, "never arrived", size,
-                      world_ranks, peers);
+    tsr_watchdog_append(
+        buf, len, &pos,
+        "watchdog: %s #%llu on group %s (%d ranks) did not complete within %.1f s on world "
+        "rank %d",
+        op, (unsigned long long)my_seq, group, size, timeout_s, world_ranks[my_rank]);
+    append_state_list(buf, len, &pos, TSR_PEER_NEVER_ARRIVED, "never arrived", size, world_ranks,
+                      peers);
     append_state_list(buf, len, &pos, TSR_PEER_NO_ANSWER,
                       "did not answer (dead, or stuck outside MPI)", size, world_ranks, peers);
-    append_state_list(buf, len, &pos, TSR_PEER_OTHER_COLLECTIVE, "at a different collective",
-                      size, world_ranks, peers);
+    append_state_list(buf, len, &pos, TSR_PEER_OTHER_COLLECTIVE, "at a different collective", size,
+                      world_ranks, peers);
     append_state_list(buf, len, &pos, TSR_PEER_ARRIVED, "arrived", size, world_ranks, peers);
-    append(buf, len, &pos,
-           ". Ending the job; raise --distributed-timeout-minutes if this step is just slow");
+    tsr_watchdog_append(
+        buf, len, &pos,
+        ". Ending the job; raise --distributed-timeout-minutes if this step is just slow");
 }
 
-void tsr_watchdog_format_p2p(char *buf, size_t len, const char *op, const char *group,
-                             int peer, const int *world_ranks, const tsr_watchdog_peer *peer_state,
+void tsr_watchdog_format_p2p(char *buf, size_t len, const char *op, const char *group, int peer,
+                             const int *world_ranks, const tsr_watchdog_peer *peer_state,
                              double timeout_s)
 {
     size_t pos = 0;
     if (len == 0)
         return;
     buf[0] = '\0';
-    append(buf, len, &pos,
-           "watchdog: %s with world rank %d (group rank %d) on group %s did not complete "
-           "within %.1f s; ",
-           op, world_ranks[peer], peer, group, timeout_s);
+    tsr_watchdog_append(
+        buf, len, &pos,
+        "watchdog: %s with world rank %d (group rank %d) on group %s did not complete "
+        "within %.1f s; ",
+        op, world_ranks[peer], peer, group, timeout_s);
     if (peer_state->state == TSR_PEER_NO_ANSWER)
-        append(buf, len, &pos,
-               "world rank %d never arrived: it did not answer (dead, or stuck outside MPI)",
-               world_ranks[peer]);
+        tsr_watchdog_append(
+            buf, len, &pos,
+            "world rank %d never arrived: it did not answer (dead, or stuck outside MPI)",
+            world_ranks[peer]);
     else
-        append(buf, len, &pos,
-               "world rank %d never arrived at the matching call (it has started %llu "
-               "collectives on %s, last: %s)",
-               world_ranks[peer], (unsigned long long)peer_state->seq, group,
-               kind_or_none(peer_state->kind));
-    append(buf, len, &pos, ". Ending the job");
+        tsr_watchdog_append(buf, len, &pos,
+                            "world rank %d never arrived at the matching call (it has started %llu "
+                            "collectives on %s, last: %s)",
+                            world_ranks[peer], (unsigned long long)peer_state->seq, group,
+                            kind_or_none(peer_state->kind));
+    tsr_watchdog_append(buf, len, &pos, ". Ending the job");
 }

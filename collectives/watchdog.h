@@ -45,6 +45,11 @@ typedef struct tsr_watchdog_peer {
     int kind;     /* tsr_comm_kind of its latest one, -1 if none */
 } tsr_watchdog_peer;
 
+/* MPI_Win_allocate of a window the watchdog reads (collective over comm);
+ * returns MPI's code: a failure is returned, never fatal. */
+int tsr_watchdog_win_allocate(MPI_Comm comm, size_t bytes, int disp_unit, void *base,
+                              MPI_Win *win);
+
 /* Collective over comm. */
 tsr_status tsr_watchdog_window_create(MPI_Comm comm, tsr_watchdog_window *w);
 /* Collective over the window's communicator. */
@@ -64,9 +69,26 @@ void tsr_watchdog_publish(tsr_watchdog_window *w, uint64_t seq, int kind);
 void tsr_watchdog_read(tsr_watchdog_window *w, int size, double deadline_s, uint64_t *words,
                        bool *answered);
 
+/* Reads bytes_each bytes at displacement disp (bytes) of the window of
+ * each target (targets NULL: ranks 0..n-1) into dest, one after another;
+ * answered[i] false when target i did not answer within deadline_s. The
+ * window must be in a lock_all epoch with displacement unit 1 for disp to
+ * be in bytes (the arrival windows read at 0 only). */
+void tsr_watchdog_rget_all(MPI_Win win, const int *targets, int n, size_t disp, void *dest,
+                           size_t bytes_each, double deadline_s, bool *answered);
+/* Writes the same bytes at disp into each target's window, waiting at
+ * most deadline_s for the local completions. */
+void tsr_watchdog_rput_all(MPI_Win win, const int *targets, int n, size_t disp,
+                           const void *src, size_t bytes, double deadline_s);
+
 /* State of a member, given the waiting rank's seq and kind. */
 tsr_watchdog_peer tsr_watchdog_classify(uint64_t my_seq, int my_kind, uint64_t word,
                                         bool answered);
+
+/* Appends to buf (len bytes, *pos used) with snprintf semantics, never
+ * past len; shared by every watchdog message. */
+void tsr_watchdog_append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* The message for a collective that did not complete. world_ranks maps
  * group ranks to world ranks; peers has one entry per group member. */

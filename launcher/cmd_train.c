@@ -25,6 +25,7 @@
 #include "sharding/grid.h"
 #include "sharding/net.h"
 #include "sharding/pipeline_schedule.h"
+#include "startup_watch.h"
 #include "tessera/kernels.h"
 #include "tessera/log.h"
 #include "tessera/timer.h"
@@ -312,8 +313,9 @@ static tsr_status start_communication(const tsr_config *cfg, tsr_comm **world, t
 }
 
 static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_info *info,
-                        const model_choice *model)
+                        const model_choice *model, tsr_startup_watch *watch)
 {
+    tsr_startup_watch_enter(watch, TSR_STARTUP_BINDING, NULL);
     tsr_binding_report binding;
     tsr_status st = tsr_bind_apply(info, cfg->bind, &binding);
     if (st != TSR_OK) {
@@ -324,7 +326,10 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
     /* MPI_THREAD_MULTIPLE lets Open MPI offer its one-sided component over
      * TCP too, which the watchdog's arrival window needs across nodes
      * without RDMA; tessera itself calls MPI from one thread */
-    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
+    tsr_startup_watch_enter(watch, TSR_STARTUP_MPI_INIT, NULL);
+    int init = MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided);
+    tsr_startup_watch_enter(watch, TSR_STARTUP_MPI_SETUP, NULL);
+    if (init != MPI_SUCCESS) {
         fprintf(stderr, "tessera train: error: MPI_Init failed on rank %d\n", info->rank);
         return 1;
     }
@@ -340,6 +345,7 @@ static int run_training(const tsr_config *cfg, tsr_dataset *dataset, tsr_rank_in
     tsr_comm *world = NULL;
     tsr_grid *grid = NULL;
     st = start_communication(cfg, &world, &grid);
+    tsr_startup_watch_stop(watch); /* from here on, the collectives' watchdog */
     if (st == TSR_OK) {
         tsr_log_once(TSR_LOG_INFO,
                      "layout: world %d = tp %d x cp %d x pp %d x dp %d; %d thread(s) per rank; "
@@ -396,6 +402,10 @@ int tsr_cmd_train(int argc, char **argv)
     tsr_status st = tsr_train_config_from_args(&cfg, argc, argv, info.world_size);
     if (st == TSR_OK)
         st = tsr_train_check_supported(&cfg, info.world_size);
+    /* the timeout is known from here; the steps below may wait on a file system */
+    tsr_startup_watch *watch = NULL;
+    if (st == TSR_OK)
+        watch = tsr_startup_watch_create(cfg.distributed_timeout_minutes * 60.0, info.rank);
     if (st == TSR_OK)
         st = tsr_train_preflight(&cfg);
     /* from here on, so that a signal during start-up or --load is not lost:
@@ -403,17 +413,23 @@ int tsr_cmd_train(int argc, char **argv)
     if (st == TSR_OK && cfg.exit_signal_handler && tsr_exit_signal_install() != 0)
         st = tsr_error_set(TSR_ERR_INTERNAL, "cannot install the --exit-signal-handler");
     tsr_dataset *dataset = NULL;
-    if (st == TSR_OK)
+    if (st == TSR_OK) {
+        tsr_startup_watch_enter(watch, TSR_STARTUP_OPENING_DATASET, cfg.data_path);
         st = tsr_dataset_open(&cfg, &dataset);
+    }
     model_choice model = {0};
-    if (st == TSR_OK)
+    if (st == TSR_OK) {
+        tsr_startup_watch_enter(watch, TSR_STARTUP_PREPARING_MODEL, cfg.model_plugin);
         st = prepare_model(&cfg, dataset, info.world_size, info.local_size, &model);
+    }
     if (st != TSR_OK) {
+        tsr_startup_watch_destroy(watch);
         tsr_spec_arena_destroy(model.arena);
         tsr_dataset_close(dataset);
         return tsr_report_error_once(info.rank, "train", st);
     }
-    int rc = run_training(&cfg, dataset, &info, &model);
+    int rc = run_training(&cfg, dataset, &info, &model, watch);
+    tsr_startup_watch_destroy(watch);
     tsr_spec_arena_destroy(model.arena);
     tsr_dataset_close(dataset);
     return rc;

@@ -198,6 +198,9 @@ static const tsr_flag train_flags[] = {
      "least severe message printed (tessera)"},
     {"--distributed-timeout-minutes", TSR_FLAG_DOUBLE, OFF(distributed_timeout_minutes), 0.001,
      1e6, NULL, "MIN", "end the job if a collective waits longer (fractions allowed)"},
+    {"--watchdog-dir", TSR_FLAG_STRING, OFF(watchdog_dir), 0, 0, NULL, "DIR",
+     "where a watchdog that fires writes each rank's recent communication calls (default: "
+     "the working directory) (tessera)"},
     {"--bind", TSR_FLAG_CHOICE, OFF(bind), 0, 0, bind_choices, "POLICY",
      "bind each rank to its cores, its NUMA node, or not at all (tessera)"},
     {"--backend", TSR_FLAG_CHOICE, OFF(backend), 0, 0, backend_choices, "NAME",

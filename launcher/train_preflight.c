@@ -65,6 +65,9 @@ tsr_status tsr_train_preflight(const tsr_config *cfg)
             (st = tsr_file_check_output(cfg->metrics_file, "--metrics-file")) != TSR_OK)
             return st;
     }
+    if (cfg->watchdog_dir != NULL &&
+        (st = make_directories(cfg->watchdog_dir, "--watchdog-dir")) != TSR_OK)
+        return st;
     if (cfg->load != NULL) {
         int64_t iteration = 0;
         st = tsr_checkpoint_resolve(cfg->load, cfg->ckpt_step, &iteration);

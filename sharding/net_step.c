@@ -104,14 +104,16 @@ int64_t tsr_module_rows(const tsr_module_run *run, tsr_buffer_rows rows)
     return tsr_net_rows(run->exec->net, rows);
 }
 
-tsr_status tsr_module_tp_sum(const tsr_module_run *run, float *x, int64_t n)
+tsr_status tsr_module_tp_sum_at(tsr_call_site site, const tsr_module_run *run, float *x,
+                                int64_t n)
 {
-    return tsr_tp_allreduce_sum(&run->exec->net->tp, x, n);
+    return tsr_tp_allreduce_sum(site, &run->exec->net->tp, x, n);
 }
 
-tsr_status tsr_module_tp_max(const tsr_module_run *run, float *x, int64_t n)
+tsr_status tsr_module_tp_max_at(tsr_call_site site, const tsr_module_run *run, float *x,
+                                int64_t n)
 {
-    return tsr_tp_allreduce_max(&run->exec->net->tp, x, n);
+    return tsr_tp_allreduce_max(site, &run->exec->net->tp, x, n);
 }
 
 static tsr_status check_row_width(const tsr_net *net, int64_t cols)
@@ -123,30 +125,30 @@ static tsr_status check_row_width(const tsr_net *net, int64_t cols)
     return TSR_OK;
 }
 
-tsr_status tsr_module_tp_gather_rows(const tsr_module_run *run, float *full, const float *local,
-                                     int64_t cols)
+tsr_status tsr_module_tp_gather_rows_at(tsr_call_site site, const tsr_module_run *run,
+                                        float *full, const float *local, int64_t cols)
 {
     const tsr_net *net = run->exec->net;
     TRY(check_row_width(net, cols));
     if (net->d.sp)
-        return tsr_tp_gather_sequence(&net->tp, full, local, net->d.micro_batch, net->d.l_seq,
-                                      cols);
+        return tsr_tp_gather_sequence(site, &net->tp, full, local, net->d.micro_batch,
+                                      net->d.l_seq, cols);
     if (full != local) /* one sequence: the local rows are all of them */
         memcpy(full, local, (size_t)(n_tok(net) * cols) * sizeof *full);
     return TSR_OK;
 }
 
-tsr_status tsr_module_tp_scatter_rows(const tsr_module_run *run, float *local, const float *full,
-                                      int64_t cols)
+tsr_status tsr_module_tp_scatter_rows_at(tsr_call_site site, const tsr_module_run *run,
+                                         float *local, const float *full, int64_t cols)
 {
     const tsr_net *net = run->exec->net;
     TRY(check_row_width(net, cols));
     if (net->d.sp)
-        return tsr_tp_scatter_sequence(&net->tp, local, full, net->d.micro_batch, net->d.l_seq,
-                                       cols);
+        return tsr_tp_scatter_sequence(site, &net->tp, local, full, net->d.micro_batch,
+                                       net->d.l_seq, cols);
     if (local != full)
         memcpy(local, full, (size_t)(n_tok(net) * cols) * sizeof *local);
-    return tsr_tp_allreduce_sum(&net->tp, local, n_tok(net) * cols);
+    return tsr_tp_allreduce_sum(site, &net->tp, local, n_tok(net) * cols);
 }
 
 void tsr_module_dropout(const tsr_module_run *run, int site, double p, bool local_rows,
@@ -411,7 +413,7 @@ static tsr_status net_finish_grads(void *self)
     for (size_t i = 0; net->d.sp && i < net->param_count_entries; i++) {
         const tsr_net_param *p = &net->table[i];
         if (p->local && !p->frozen && (p->flags & TSR_PARAM_SP_PARTIAL))
-            TRY(tsr_tp_allreduce_sum(&net->tp, net->grads + p->offset,
+            TRY(tsr_tp_allreduce_sum(TSR_HERE, &net->tp, net->grads + p->offset,
                                      p->local_rows * p->local_cols));
     }
     if (net->d.pp > 1 && net->tied) {

@@ -12,22 +12,24 @@ static tsr_comm *tp_comm(const tsr_tp *tp)
     return tsr_grid_comm(tp->grid, TSR_GROUP_TP);
 }
 
-tsr_status tsr_tp_allreduce_sum(const tsr_tp *tp, float *x, int64_t n)
+tsr_status tsr_tp_allreduce_sum(tsr_call_site site, const tsr_tp *tp, float *x, int64_t n)
 {
     if (tp->size <= 1)
         return TSR_OK;
-    return tsr_comm_allreduce(x, x, (size_t)n, TSR_COMM_FP32, TSR_COMM_SUM, tp_comm(tp), NULL);
+    return tsr_comm_allreduce_at(site, x, x, (size_t)n, TSR_COMM_FP32, TSR_COMM_SUM, tp_comm(tp),
+                                 NULL);
 }
 
-tsr_status tsr_tp_allreduce_max(const tsr_tp *tp, float *x, int64_t n)
+tsr_status tsr_tp_allreduce_max(tsr_call_site site, const tsr_tp *tp, float *x, int64_t n)
 {
     if (tp->size <= 1)
         return TSR_OK;
-    return tsr_comm_allreduce(x, x, (size_t)n, TSR_COMM_FP32, TSR_COMM_MAX, tp_comm(tp), NULL);
+    return tsr_comm_allreduce_at(site, x, x, (size_t)n, TSR_COMM_FP32, TSR_COMM_MAX, tp_comm(tp),
+                                 NULL);
 }
 
-tsr_status tsr_tp_gather_sequence(const tsr_tp *tp, float *full, const float *local, int64_t b,
-                                  int64_t t_local, int64_t c)
+tsr_status tsr_tp_gather_sequence(tsr_call_site site, const tsr_tp *tp, float *full,
+                                  const float *local, int64_t b, int64_t t_local, int64_t c)
 {
     size_t chunk = (size_t)(b * t_local * c);
     if (tp->size <= 1) {
@@ -36,7 +38,8 @@ tsr_status tsr_tp_gather_sequence(const tsr_tp *tp, float *full, const float *lo
         return TSR_OK;
     }
     /* gathered as (tp, B, T/tp, C), then laid out as (B, tp, T/tp, C) */
-    tsr_status st = tsr_comm_allgather(local, tp->scratch, chunk, TSR_COMM_FP32, tp_comm(tp), NULL);
+    tsr_status st =
+        tsr_comm_allgather_at(site, local, tp->scratch, chunk, TSR_COMM_FP32, tp_comm(tp), NULL);
     if (st != TSR_OK)
         return st;
     size_t row = (size_t)(t_local * c);
@@ -47,8 +50,8 @@ tsr_status tsr_tp_gather_sequence(const tsr_tp *tp, float *full, const float *lo
     return TSR_OK;
 }
 
-tsr_status tsr_tp_scatter_sequence(const tsr_tp *tp, float *local, const float *full, int64_t b,
-                                   int64_t t_local, int64_t c)
+tsr_status tsr_tp_scatter_sequence(tsr_call_site site, const tsr_tp *tp, float *local,
+                                   const float *full, int64_t b, int64_t t_local, int64_t c)
 {
     size_t chunk = (size_t)(b * t_local * c);
     if (tp->size <= 1) {
@@ -61,6 +64,6 @@ tsr_status tsr_tp_scatter_sequence(const tsr_tp *tp, float *local, const float *
         for (int64_t i = 0; i < b; i++)
             memcpy(tp->scratch + (size_t)r * chunk + (size_t)i * row,
                    full + ((size_t)i * tp->size + (size_t)r) * row, row * sizeof *local);
-    return tsr_comm_reduce_scatter(tp->scratch, local, chunk, TSR_COMM_FP32, TSR_COMM_SUM,
-                                   tp_comm(tp), NULL);
+    return tsr_comm_reduce_scatter_at(site, tp->scratch, local, chunk, TSR_COMM_FP32, TSR_COMM_SUM,
+                                      tp_comm(tp), NULL);
 }

@@ -28,16 +28,17 @@ typedef struct tsr_tp {
     float *scratch; /* B*T*C floats, for the sequence permutations */
 } tsr_tp;
 
-/* x (n) summed over the TP group, in place. */
-tsr_status tsr_tp_allreduce_sum(const tsr_tp *tp, float *x, int64_t n);
-tsr_status tsr_tp_allreduce_max(const tsr_tp *tp, float *x, int64_t n);
+/* x (n) summed over the TP group, in place. Each takes its caller's site
+ * for the watchdog's ring (tessera/call_site.h). */
+tsr_status tsr_tp_allreduce_sum(tsr_call_site site, const tsr_tp *tp, float *x, int64_t n);
+tsr_status tsr_tp_allreduce_max(tsr_call_site site, const tsr_tp *tp, float *x, int64_t n);
 
 /* local (B, T/tp, C) of every rank -> full (B, T, C) on every rank */
-tsr_status tsr_tp_gather_sequence(const tsr_tp *tp, float *full, const float *local, int64_t b,
-                                  int64_t t_local, int64_t c);
+tsr_status tsr_tp_gather_sequence(tsr_call_site site, const tsr_tp *tp, float *full,
+                                  const float *local, int64_t b, int64_t t_local, int64_t c);
 
 /* full (B, T, C) partial sums -> this rank's (B, T/tp, C) chunk of the sum */
-tsr_status tsr_tp_scatter_sequence(const tsr_tp *tp, float *local, const float *full, int64_t b,
-                                   int64_t t_local, int64_t c);
+tsr_status tsr_tp_scatter_sequence(tsr_call_site site, const tsr_tp *tp, float *local,
+                                   const float *full, int64_t b, int64_t t_local, int64_t c);
 
 #endif /* TSR_SHARDING_TENSOR_PARALLEL_H */

@@ -193,7 +193,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &b.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &b.size);
     tsr_log_configure(b.rank, b.size, TSR_LOG_WARN);
-    tsr_comm_options opts = {TSR_BACKEND_MPI, 600.0, "world"};
+    tsr_comm_options opts = {TSR_BACKEND_MPI, 600.0, "world", NULL};
     if (tsr_comm_create_world(MPI_COMM_WORLD, &opts, &b.comm) != TSR_OK) {
         fprintf(stderr, "%s\n", tsr_last_error());
         MPI_Abort(MPI_COMM_WORLD, 1);

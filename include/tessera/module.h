@@ -48,6 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tessera/call_site.h"
 #include "tessera/config.h"
 #include "tessera/status.h"
 
@@ -222,15 +223,22 @@ tsr_status tsr_module_child_backward(const tsr_module_run *run, int child, const
 int64_t tsr_module_rows(const tsr_module_run *run, tsr_buffer_rows rows);
 
 /* The tensor-parallel group (no-ops on one rank). x (n) summed or maxed in
- * place over tp. */
-tsr_status tsr_module_tp_sum(const tsr_module_run *run, float *x, int64_t n);
-tsr_status tsr_module_tp_max(const tsr_module_run *run, float *x, int64_t n);
+ * place over tp. Macros, so that the watchdog's ring of recent calls names
+ * the module's code that made the call (tessera/call_site.h). */
+tsr_status tsr_module_tp_sum_at(tsr_call_site site, const tsr_module_run *run, float *x,
+                                int64_t n);
+#define tsr_module_tp_sum(...) tsr_module_tp_sum_at(TSR_HERE, __VA_ARGS__)
+tsr_status tsr_module_tp_max_at(tsr_call_site site, const tsr_module_run *run, float *x,
+                                int64_t n);
+#define tsr_module_tp_max(...) tsr_module_tp_max_at(TSR_HERE, __VA_ARGS__)
 /* Sequence parallelism: local (B, T/tp, cols) of every rank -> full
  * (B, T, cols); and full partial sums -> this rank's local rows of the sum. */
-tsr_status tsr_module_tp_gather_rows(const tsr_module_run *run, float *full, const float *local,
-                                     int64_t cols);
-tsr_status tsr_module_tp_scatter_rows(const tsr_module_run *run, float *local, const float *full,
-                                      int64_t cols);
+tsr_status tsr_module_tp_gather_rows_at(tsr_call_site site, const tsr_module_run *run,
+                                        float *full, const float *local, int64_t cols);
+#define tsr_module_tp_gather_rows(...) tsr_module_tp_gather_rows_at(TSR_HERE, __VA_ARGS__)
+tsr_status tsr_module_tp_scatter_rows_at(tsr_call_site site, const tsr_module_run *run,
+                                         float *local, const float *full, int64_t cols);
+#define tsr_module_tp_scatter_rows(...) tsr_module_tp_scatter_rows_at(TSR_HERE, __VA_ARGS__)
 
 /* The dropout mask of `site` (0..3: the key is layer x 4 + site, so a
  * larger site would draw another layer's mask) in this instance's layer:

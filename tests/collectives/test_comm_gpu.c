@@ -40,7 +40,7 @@ static void test_create_world(void)
     MPI_Comm_free(&node);
     cudaGetDeviceCount(&gpus);
     cudaSetDevice(local % gpus);
-    tsr_comm_options opts = {TSR_BACKEND_AUTO, 120.0, "world"};
+    tsr_comm_options opts = {TSR_BACKEND_AUTO, 120.0, "world", NULL};
     CU_ASSERT_EQUAL_FATAL(tsr_comm_create_world(MPI_COMM_WORLD, &opts, &world), TSR_OK);
     if (me == 0)
         printf("\nbackend: %s\n", tsr_comm_backend_name(tsr_comm_backend_of(world)));

@@ -563,7 +563,7 @@ static void test_bad_arguments_fail_locally(void)
 
 static void test_create_world(void)
 {
-    tsr_comm_options opts = {TSR_BACKEND_MPI, 120.0, "world"};
+    tsr_comm_options opts = {TSR_BACKEND_MPI, 120.0, "world", NULL};
     MPI_Comm_rank(MPI_COMM_WORLD, &me);
     MPI_Comm_size(MPI_COMM_WORLD, &np);
     CU_ASSERT_EQUAL_FATAL(tsr_comm_create_world(MPI_COMM_WORLD, &opts, &world), TSR_OK);

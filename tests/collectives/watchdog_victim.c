@@ -2,17 +2,20 @@
  * watchdog_victim.c - a small job that goes wrong on purpose, for the
  * watchdog's death tests (test_watchdog_*.sh).
  *
- *   watchdog_victim skip|kill|stop VICTIM_RANK TIMEOUT_MINUTES [OPERATION]
+ *   watchdog_victim sleep|skip|other|nosplit|kill|stop VICTIM_RANK TIMEOUT_MINUTES [OPERATION]
  *
  * Every rank runs OPERATION (allreduce, the default; reduce_scatter,
  * allgather, alltoall; or sendrecv, a pipeline's exchange with the next and
- * previous rank) on a "tp" group (the world split in one group); at round 3
- * the victim either skips it and sleeps outside MPI (skip), kills itself
- * with SIGKILL (kill), or stops itself with SIGSTOP (stop: alive, holding
- * its resources, never answering, as a rank stuck in the kernel or
- * stopped by a debugger). The other ranks must be ended by the watchdog
- * with a message naming the victim. Exits 0 only if the job was (wrongly)
- * allowed to finish.
+ * previous rank) on a "tp" group (the world split in one group) six times,
+ * then a barrier on the world; before the split the victim may sleep
+ * (nosplit), never coming to it; or at round 3 it either sleeps outside
+ * MPI, in computation (sleep), leaves the operation out and goes on
+ * (skip), makes a barrier on tp instead (other), kills itself with SIGKILL
+ * (kill), or stops itself with SIGSTOP (stop: alive, holding its
+ * resources, never answering, as a rank stuck in the kernel or stopped by
+ * a debugger). The other ranks must be ended by the watchdog with a
+ * message naming the victim and what it is doing. Exits 0 only if the job
+ * was (wrongly) allowed to finish.
  */
 #include <mpi.h>
 #include <signal.h>
@@ -28,7 +31,8 @@
 int main(int argc, char **argv)
 {
     if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: %s skip|kill|stop VICTIM_RANK TIMEOUT_MINUTES [OPERATION]\n",
+        fprintf(stderr,
+                "usage: %s sleep|skip|other|nosplit|kill|stop VICTIM_RANK TIMEOUT_MINUTES [OPERATION]\n",
                 argv[0]);
         return 2;
     }
@@ -44,14 +48,23 @@ int main(int argc, char **argv)
     cfg.distributed_timeout_minutes = atof(argv[3]);
     tsr_comm_options opts;
     tsr_comm_options_from_config(&cfg, &opts);
+    int victim = atoi(argv[2]);
+    const char *how = argv[1];
     tsr_comm *world = NULL, *tp = NULL;
-    if (tsr_comm_create_world(MPI_COMM_WORLD, &opts, &world) != TSR_OK ||
-        tsr_comm_split(world, 0, rank, "tp", &tp) != TSR_OK) {
+    if (tsr_comm_create_world(MPI_COMM_WORLD, &opts, &world) != TSR_OK) {
         fprintf(stderr, "set-up failed: %s\n", tsr_last_error());
         MPI_Abort(MPI_COMM_WORLD, 3);
     }
-    int victim = atoi(argv[2]);
-    const char *how = argv[1];
+    if (rank == victim && strcmp(how, "nosplit") == 0) {
+        fprintf(stderr, "rank %d: sleeps before the split\n", rank);
+        fflush(stderr);
+        struct timespec t = {120, 0};
+        nanosleep(&t, NULL);
+    }
+    if (tsr_comm_split(world, 0, rank, "tp", &tp) != TSR_OK) {
+        fprintf(stderr, "set-up failed: %s\n", tsr_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    }
     enum { N = 16 };
     float *x = calloc((size_t)N * size, sizeof(float)), *y = calloc((size_t)N * size, sizeof(float));
     for (int round = 0; round < 6; round++) {
@@ -64,12 +77,17 @@ int main(int argc, char **argv)
                 raise(SIGKILL);
             if (strcmp(how, "stop") == 0)
                 raise(SIGSTOP);
-            struct timespec t = {120, 0};
-            nanosleep(&t, NULL); /* outside MPI, far past the timeout */
-            continue;
+            if (strcmp(how, "sleep") == 0) {
+                struct timespec t = {120, 0};
+                nanosleep(&t, NULL); /* outside MPI, far past the timeout */
+            }
+            if (strcmp(how, "sleep") == 0 || strcmp(how, "skip") == 0)
+                continue;
         }
         tsr_status st;
-        if (strcmp(op, "reduce_scatter") == 0) {
+        if (round == 3 && rank == victim && strcmp(how, "other") == 0) {
+            st = tsr_comm_barrier(tp, NULL);
+        } else if (strcmp(op, "reduce_scatter") == 0) {
             st = tsr_comm_reduce_scatter(x, y, N, TSR_COMM_FP32, TSR_COMM_SUM, tp, NULL);
         } else if (strcmp(op, "allgather") == 0) {
             st = tsr_comm_allgather(x, y, N, TSR_COMM_FP32, tp, NULL);
@@ -86,6 +104,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "rank %d: %s\n", rank, tsr_last_error());
             MPI_Abort(MPI_COMM_WORLD, 4);
         }
+    }
+    if (tsr_comm_barrier(world, NULL) != TSR_OK) {
+        fprintf(stderr, "rank %d: %s\n", rank, tsr_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 4);
     }
     free(x);
     free(y);

@@ -23,7 +23,7 @@ static tsr_comm *world; /* made and freed by each test (WITH_WORLD) */
 
 #define WITH_WORLD(body)                                                                    \
     do {                                                                                   \
-        tsr_comm_options opts = {TSR_BACKEND_MPI, 60.0, "world"};                          \
+        tsr_comm_options opts = {TSR_BACKEND_MPI, 60.0, "world", NULL};                    \
         CU_ASSERT_EQUAL_FATAL(tsr_comm_create_world(MPI_COMM_WORLD, &opts, &world), TSR_OK); \
         body;                                                                              \
         tsr_comm_destroy(world);                                                           \

@@ -11,7 +11,7 @@
 
 static tsr_comm *make_world(void)
 {
-    tsr_comm_options opts = {TSR_BACKEND_MPI, 60.0, "world"};
+    tsr_comm_options opts = {TSR_BACKEND_MPI, 60.0, "world", NULL};
     tsr_comm *world = NULL;
     CU_ASSERT_EQUAL(tsr_comm_create_world(MPI_COMM_WORLD, &opts, &world), TSR_OK);
     return world;

@@ -62,7 +62,7 @@ static void test_frozen_final_norm(void)
     tsr_config cfg = test_config();
     tsr_dataset *ds = NULL;
     CU_ASSERT_EQUAL_FATAL(tsr_dataset_open(&cfg, &ds), TSR_OK);
-    tsr_comm_options opts = {TSR_BACKEND_MPI, 60.0, "world"};
+    tsr_comm_options opts = {TSR_BACKEND_MPI, 60.0, "world", NULL};
     tsr_comm *world = NULL;
     tsr_grid *grid = NULL;
     CU_ASSERT_EQUAL_FATAL(tsr_comm_create_world(MPI_COMM_WORLD, &opts, &world), TSR_OK);
