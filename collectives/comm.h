@@ -32,6 +32,11 @@
  * Functions that create or destroy communicators are collective over the
  * parent (create/split) or the group (destroy). Not thread-safe: one thread
  * per process drives a communicator.
+ *
+ * Progress: some operations move in steps (large all-reduces, reduce on
+ * up to 8 ranks) and advance only while this rank is inside a wait or
+ * test of any request of the world; a blocking call made to MPI directly
+ * (HDF5's, say) does not advance them, so none should be in flight then.
  */
 #ifndef TSR_COLLECTIVES_COMM_H
 #define TSR_COLLECTIVES_COMM_H
@@ -228,7 +233,8 @@ tsr_status tsr_comm_barrier_at(tsr_call_site site, tsr_comm *comm, tsr_comm_requ
  * and sets *request to NULL. NULL *request is a no-op. */
 tsr_status tsr_comm_wait_at(tsr_call_site site, tsr_comm_request **request);
 #define tsr_comm_wait(...) tsr_comm_wait_at(TSR_HERE, __VA_ARGS__)
-/* Completes requests[0..n) in order; stops at the first failure. */
+/* Completes requests[0..n) in order, every one even after a failure;
+ * returns the first failure. */
 tsr_status tsr_comm_wait_all_at(tsr_call_site site, tsr_comm_request **requests, size_t n);
 #define tsr_comm_wait_all(...) tsr_comm_wait_all_at(TSR_HERE, __VA_ARGS__)
 /* *done = whether the operation has completed; if so the handle is

@@ -149,6 +149,10 @@ struct tsr_comm {
     void *backend; /* backend-private (NCCL: communicator, stream) */
 };
 
+/* The bounded rendezvous of parent's members before a split (comm.c):
+ * a collective of kind TSR_COMM_KIND_SPLIT on parent. */
+tsr_status tsr_comm_split_rendezvous(tsr_comm *parent, tsr_call_site site);
+
 /* Never returns: says which operation did not complete, which ranks never
  * arrived and what they are doing, has the rings written, and aborts the
  * job (watchdog_fire.c). */

@@ -214,9 +214,6 @@ static tsr_status mpi_failed(const tsr_comm *comm, const tsr_comm_args *a, int r
                          tsr_comm_kind_name(a->kind), comm->name, text);
 }
 
-/* A start that failed part-way: cancels and frees the messages already
- * posted, so that none of them completes into the caller's buffers after
- * the request went back to the pool. Returns st. */
 /* The world's list of requests in flight that move in steps. */
 static tsr_status stepped_add(tsr_comm_shared *shared, tsr_comm_request *req)
 {
@@ -244,13 +241,24 @@ static void stepped_remove(tsr_comm_shared *shared, const tsr_comm_request *req)
         }
 }
 
-static tsr_status withdraw(tsr_comm_request *req, tsr_status st)
+/* Cancels and frees the messages a request has posted, so that none of
+ * them completes into the caller's buffers after it went back to the
+ * pool. */
+static void cancel_posted(tsr_comm_request *req)
 {
     for (int i = 0; i < req->n_mpi; i++) {
+        if (req->mpi_reqs[i] == MPI_REQUEST_NULL)
+            continue;
         MPI_Cancel(&req->mpi_reqs[i]);
         MPI_Request_free(&req->mpi_reqs[i]);
     }
     req->n_mpi = 0;
+}
+
+/* A start that failed part-way: what it posted is cancelled. Returns st. */
+static tsr_status withdraw(tsr_comm_request *req, tsr_status st)
+{
+    cancel_posted(req);
     if (req->tree || req->ring)
         stepped_remove(req->comm->shared, req);
     req->tree = false;
@@ -468,9 +476,27 @@ static void stepped_advance(tsr_comm_request *req)
     tsr_status st = req->tree ? tsr_mpi_reduce_tree_test(req, &done)
                               : tsr_mpi_ring_allreduce_test(req, &done);
     if (st != TSR_OK || done) {
+        if (st != TSR_OK) /* its next steps will never be posted */
+            cancel_posted(req);
         req->stepped_status = st;
         req->stepped_done = true;
         stepped_remove(req->comm->shared, req);
+    }
+}
+
+/* A communicator being destroyed with trees or rings still in flight (a
+ * wait that failed before them, say): they leave the world's list, which
+ * must never point into a freed communicator. */
+static void mpi_destroy(tsr_comm *comm)
+{
+    tsr_comm_shared *shared = comm->shared;
+    for (int i = shared->n_stepped - 1; i >= 0; i--) {
+        if (i >= shared->n_stepped || shared->stepped[i]->comm != comm)
+            continue;
+        tsr_comm_request *req = shared->stepped[i];
+        cancel_posted(req);
+        req->stepped_done = true;
+        stepped_remove(shared, req);
     }
 }
 
@@ -543,7 +569,7 @@ const tsr_comm_backend_ops tsr_comm_mpi_ops = {
     .test = mpi_test,
     .request_free = mpi_request_free,
     .split = mpi_split,
-    .destroy = NULL,
+    .destroy = mpi_destroy,
     .abort = NULL,
     .progress = mpi_progress,
 };

@@ -21,6 +21,8 @@
  * bitwise the same result, and the same from run to run. Out of place the
  * received chunk lands in recvbuf itself and the own data is folded into
  * it (no copy of the own data first); in place it lands in a scratch chunk.
+ * The two fold the operands in opposite order: the same bits for sums; a
+ * max of +0 and -0 (or of two NaNs) may keep a different one of the two.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +41,13 @@ static int ring_tag(const tsr_comm_request *req)
     return TSR_RING_TAG_BASE + (int)(req->seq % TSR_RING_TAGS);
 }
 
-static tsr_status failed(const tsr_comm *comm, const char *op, const char *what)
+static tsr_status failed(const tsr_comm *comm, const char *op, const char *what, int rc)
 {
-    return tsr_error_set(TSR_ERR_COMM, "MPI %s of %s on group %s failed", what, op, comm->name);
+    char text[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    return tsr_error_set(TSR_ERR_COMM, "MPI %s of %s on group %s failed: %s", what, op, comm->name,
+                         text);
 }
 
 bool tsr_mpi_ring_applies(const tsr_comm *comm, const tsr_comm_args *a)
@@ -50,12 +56,14 @@ bool tsr_mpi_ring_applies(const tsr_comm *comm, const tsr_comm_args *a)
     if (comm->size < 2)
         return false;
     /* the ring pays 2 (p - 1) latencies, and on oversubscribed cores a
-     * time slice per step: it wins from 64 KiB on 2 ranks, from 0.5 MiB on
-     * 4 (bench/collectives) */
+     * time slice per step: it won from 64 KiB on 2 ranks, and from between
+     * 0.5 and 1 MiB on 4 (bench/collectives); 64 KiB x (p - 1)^2 */
     if (a->kind == TSR_COMM_KIND_ALLREDUCE)
         return bytes >= TSR_RING_MIN_BYTES * steps * steps && a->count >= (size_t)comm->size;
-    /* one round of messages in parallel: as fast as the library's
-     * algorithms at every size measured */
+    /* one round of messages in parallel: at 0.84-1.01 of MPI_Allgather on
+     * 2 ranks and 1.2-1.7 on 4 at every size from 1 KiB to 16 MiB, where
+     * MPI_Iallgather reached 0.42-0.91 (bench/collectives); larger groups
+     * were not measured */
     return a->kind == TSR_COMM_KIND_ALLGATHER && comm->size <= TSR_RING_ALLGATHER_MAX_RANKS;
 }
 
@@ -90,12 +98,15 @@ static tsr_status post_step(tsr_comm_request *req)
     char *into = (char *)req->ring_recv + in_first * es;
     if (reducing && req->ring_in_place)
         into = req->scratch;
-    if (MPI_Irecv(into, (int)in_len, req->tree_type, left, ring_tag(req), comm->mpi,
-                  &req->mpi_reqs[0]) != MPI_SUCCESS)
-        return failed(comm, "allreduce", "Irecv");
-    if (MPI_Isend(from + out_first * es, (int)out_len, req->tree_type, right, ring_tag(req),
-                  comm->mpi, &req->mpi_reqs[1]) != MPI_SUCCESS)
-        return failed(comm, "allreduce", "Isend");
+    int rc = MPI_Irecv(into, (int)in_len, req->tree_type, left, ring_tag(req), comm->mpi,
+                       &req->mpi_reqs[0]);
+    if (rc != MPI_SUCCESS)
+        return failed(comm, "allreduce", "Irecv", rc);
+    req->n_mpi = 1; /* posted: cancelled if what follows fails */
+    rc = MPI_Isend(from + out_first * es, (int)out_len, req->tree_type, right, ring_tag(req),
+                   comm->mpi, &req->mpi_reqs[1]);
+    if (rc != MPI_SUCCESS)
+        return failed(comm, "allreduce", "Isend", rc);
     req->n_mpi = 2;
     req->ring_in_first = in_first;
     req->ring_in_len = in_len;
@@ -138,9 +149,9 @@ tsr_status tsr_mpi_ring_allreduce_test(tsr_comm_request *req, bool *done)
     const tsr_comm *comm = req->comm;
     int p = comm->size;
     for (;;) {
-        int flag = 0;
-        if (MPI_Testall(2, req->mpi_reqs, &flag, MPI_STATUSES_IGNORE) != MPI_SUCCESS)
-            return failed(comm, "allreduce", "Testall");
+        int flag = 0, rc = MPI_Testall(2, req->mpi_reqs, &flag, MPI_STATUSES_IGNORE);
+        if (rc != MPI_SUCCESS)
+            return failed(comm, "allreduce", "Testall", rc);
         if (!flag)
             return TSR_OK;
         if (req->ring_step < p - 1) { /* fold the own data (or the partial sum) in */
@@ -148,9 +159,9 @@ tsr_status tsr_mpi_ring_allreduce_test(tsr_comm_request *req, bool *done)
             const void *in = req->ring_in_place
                                  ? req->scratch
                                  : (const char *)req->tree_own + req->ring_in_first * req->ring_es;
-            if (MPI_Reduce_local(in, acc, (int)req->ring_in_len, req->tree_type, req->tree_op) !=
-                MPI_SUCCESS)
-                return failed(comm, "allreduce", "Reduce_local");
+            rc = MPI_Reduce_local(in, acc, (int)req->ring_in_len, req->tree_type, req->tree_op);
+            if (rc != MPI_SUCCESS)
+                return failed(comm, "allreduce", "Reduce_local", rc);
         }
         if (++req->ring_step == 2 * (p - 1))
             break;
@@ -186,7 +197,7 @@ tsr_status tsr_mpi_direct_allgather_start(tsr_comm *comm, const tsr_comm_args *a
                 rc = MPI_Isend(send, (int)a->count, t, peer, ring_tag(req), comm->mpi,
                                &req->mpi_reqs[req->n_mpi]);
             if (rc != MPI_SUCCESS)
-                return failed(comm, "allgather", pass == 0 ? "Irecv" : "Isend");
+                return failed(comm, "allgather", pass == 0 ? "Irecv" : "Isend", rc);
             req->n_mpi++;
         }
     /* the own block is copied while the messages travel: they are sent

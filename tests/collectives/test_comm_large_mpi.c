@@ -20,15 +20,17 @@
 static tsr_comm *world;
 static int me, np;
 
-/* Element counts of 4-byte elements: the threshold itself, one that no
- * group size divides, and a large one. */
+/* Element counts of 4-byte elements: the ring's threshold at this group
+ * size (64 KiB x (p - 1)^2) itself, one above it that no group size
+ * divides, and a large one. */
 static size_t counts[3];
 
 static void set_counts(void)
 {
-    counts[0] = 64 * 1024 / 4;
-    counts[1] = 64 * 1024 / 4 * 3 + 7;
-    counts[2] = 1000003;
+    size_t threshold = 64 * 1024 / 4 * (size_t)(np - 1) * (size_t)(np - 1);
+    counts[0] = threshold;
+    counts[1] = threshold * 3 / 2 + 7;
+    counts[2] = threshold * 4 + 1000003;
 }
 
 static float ival(int rank, size_t i)
@@ -72,7 +74,7 @@ static void test_ring_allreduce_fp32_exact(void)
 
 static void test_ring_allreduce_other_dtypes(void)
 {
-    size_t n = counts[1];
+    size_t n = counts[1] * 2; /* the int64 and fp64 halves reach the threshold */
     uint16_t *h = malloc(n * sizeof *h), *hs = malloc(n * sizeof *hs);
     int32_t *i32 = malloc(n * sizeof *i32);
     int64_t *i64 = malloc(n * sizeof *i64);
@@ -161,7 +163,7 @@ static void test_ring_allreduce_same_bits_everywhere_and_always(void)
 
 static void test_direct_allgather(void)
 {
-    size_t c = counts[1] / (size_t)np + 1, total = c * (size_t)np;
+    size_t c = 64 * 1024 / 4 * 3 + 7, total = c * (size_t)np;
     float *a = malloc(c * sizeof *a), *b = malloc(total * sizeof *b);
     for (size_t i = 0; i < c; i++)
         a[i] = (float)(me * 1000003 + (int)i);
@@ -187,7 +189,7 @@ static void test_direct_allgather(void)
 
 static void test_several_in_flight(void)
 {
-    size_t n = counts[1], c = counts[0];
+    size_t n = counts[1], c = 64 * 1024 / 4;
     float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
     float *g = malloc(c * sizeof *g), *gathered = malloc(c * (size_t)np * sizeof *gathered);
     for (size_t i = 0; i < n; i++) {
@@ -225,19 +227,22 @@ static void test_several_in_flight(void)
  * ranks the other way round. Their messages must not cross. */
 static void test_rings_advanced_in_rank_dependent_order(void)
 {
-    size_t n = counts[1];
-    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
-    for (size_t i = 0; i < n; i++) {
+    /* different sizes: messages that crossed would not fit */
+    size_t n = counts[1], ny = counts[1] + (size_t)np;
+    float *x = malloc(n * sizeof *x), *y = malloc(ny * sizeof *y);
+    for (size_t i = 0; i < n; i++)
         x[i] = ival(me, i);
+    for (size_t i = 0; i < ny; i++)
         y[i] = -ival(me, i + 3);
-    }
     tsr_comm_request *rx = NULL, *ry = NULL;
     CU_ASSERT_EQUAL(tsr_comm_allreduce(x, x, n, TSR_COMM_FP32, TSR_COMM_SUM, world, &rx), TSR_OK);
-    CU_ASSERT_EQUAL(tsr_comm_allreduce(y, y, n, TSR_COMM_FP32, TSR_COMM_SUM, world, &ry), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_comm_allreduce(y, y, ny, TSR_COMM_FP32, TSR_COMM_SUM, world, &ry), TSR_OK);
     if (me % 2 == 0) {
         bool done = false;
-        while (!done)
-            CU_ASSERT_EQUAL_FATAL(tsr_comm_test(&ry, &done), TSR_OK);
+        tsr_status st = TSR_OK;
+        while (!done && st == TSR_OK)
+            st = tsr_comm_test(&ry, &done);
+        CU_ASSERT_EQUAL(st, TSR_OK);
         CU_ASSERT_EQUAL(tsr_comm_wait(&rx), TSR_OK);
     } else {
         CU_ASSERT_EQUAL(tsr_comm_wait(&rx), TSR_OK);
@@ -245,10 +250,10 @@ static void test_rings_advanced_in_rank_dependent_order(void)
     }
     size_t bad = 0;
     float ranks = (float)(np * (np + 1) / 2);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         bad += x[i] != ranks * (float)(i % 17 + 1);
+    for (size_t i = 0; i < ny; i++)
         bad += y[i] != -ranks * (float)((i + 3) % 17 + 1);
-    }
     CU_ASSERT_EQUAL(bad, 0);
     free(x);
     free(y);
@@ -270,7 +275,9 @@ static void test_trees_advanced_in_rank_dependent_order(void)
                     TSR_OK);
     CU_ASSERT_EQUAL(tsr_comm_reduce(y, ry_out, N, TSR_COMM_FP32, TSR_COMM_SUM, 0, world, &ry),
                     TSR_OK);
-    if (me % 2 == 0) {
+    /* a parent (even relative rank 2k) and its children wait in
+     * opposite orders: rank 0 and 1 one way, 2 and 3 the other, ... */
+    if ((me / 2) % 2 == 0) {
         CU_ASSERT_EQUAL(tsr_comm_wait(&ry), TSR_OK);
         CU_ASSERT_EQUAL(tsr_comm_wait(&rx), TSR_OK);
     } else {
@@ -285,6 +292,36 @@ static void test_trees_advanced_in_rank_dependent_order(void)
                    ry_out[i] != 2.0f * ranks * (float)(i % 17 + 1);
         CU_ASSERT_EQUAL(bad, 0);
     }
+}
+
+/* A ring on one group advances while its owner waits on another: even
+ * ranks wait for a world barrier first, which the odd ones reach only
+ * once the ring on the other group is done. */
+static void test_progress_across_groups(void)
+{
+    tsr_comm *other = NULL;
+    CU_ASSERT_EQUAL_FATAL(tsr_comm_split(world, 0, me, "other", &other), TSR_OK);
+    size_t n = counts[1];
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = ival(me, i);
+    tsr_comm_request *ring = NULL, *barrier = NULL;
+    CU_ASSERT_EQUAL(tsr_comm_allreduce(x, x, n, TSR_COMM_FP32, TSR_COMM_SUM, other, &ring), TSR_OK);
+    if (me % 2 == 0) {
+        CU_ASSERT_EQUAL(tsr_comm_barrier(world, &barrier), TSR_OK);
+        CU_ASSERT_EQUAL(tsr_comm_wait(&barrier), TSR_OK);
+        CU_ASSERT_EQUAL(tsr_comm_wait(&ring), TSR_OK);
+    } else {
+        CU_ASSERT_EQUAL(tsr_comm_wait(&ring), TSR_OK);
+        CU_ASSERT_EQUAL(tsr_comm_barrier(world, NULL), TSR_OK);
+    }
+    size_t bad = 0;
+    float ranks = (float)(np * (np + 1) / 2);
+    for (size_t i = 0; i < n; i++)
+        bad += x[i] != ranks * (float)(i % 17 + 1);
+    CU_ASSERT_EQUAL(bad, 0);
+    free(x);
+    tsr_comm_destroy(other);
 }
 
 static void test_create_world(void)
@@ -311,6 +348,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_several_in_flight),
     TSR_TEST(test_rings_advanced_in_rank_dependent_order),
     TSR_TEST(test_trees_advanced_in_rank_dependent_order),
+    TSR_TEST(test_progress_across_groups),
     TSR_TEST(test_destroy_world),
 };
 
