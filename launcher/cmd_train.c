@@ -238,6 +238,14 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
     return tsr_error_set(st, "model '%s': %s", m->entry->name, message);
 }
 
+/* A run that continues an earlier one appends to its --metrics-file; a
+ * fine-tuning start is a new run. */
+static bool resumes(const tsr_config *cfg)
+{
+    bool finetune = false;
+    return tsr_train_load_dir(cfg, &finetune) != NULL && !finetune;
+}
+
 static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *grid,
                         const model_choice *choice, int mpi_thread_level)
 {
@@ -261,7 +269,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         st = tsr_net_carve(net, grid, &plan);
     FILE *metrics = NULL;
     if (st == TSR_OK && tsr_log_rank() == 0)
-        st = tsr_metrics_open(cfg->metrics_file, cfg->load != NULL, &metrics);
+        st = tsr_metrics_open(cfg->metrics_file, resumes(cfg), &metrics);
     if (st == TSR_OK) {
         log_model(cfg, net);
         train_run run = {cfg, grid, tsr_net_as_model(net), NULL};
@@ -275,7 +283,8 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
                                   tsr_net_flops_per_sample(net), &plan);
         }
-        if (st == TSR_OK && cfg->load != NULL)
+        bool finetune = false;
+        if (st == TSR_OK && tsr_train_load_dir(cfg, &finetune) != NULL)
             st = tsr_train_load_checkpoint(&run, &trainer);
         if (st == TSR_OK && cfg->async_save)
             st = tsr_train_async_begin(&run, &trainer, mpi_thread_level, dataset->reads_hdf5);

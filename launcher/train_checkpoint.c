@@ -4,6 +4,8 @@
  */
 #include "train_checkpoint.h"
 
+#include <string.h>
+
 #include "collectives/comm.h"
 #include "tessera/log.h"
 #include "tessera/timer.h"
@@ -45,26 +47,59 @@ tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
     return st;
 }
 
+const char *tsr_train_load_dir(const tsr_config *cfg, bool *finetune)
+{
+    *finetune = cfg->finetune;
+    if (cfg->load != NULL &&
+        (cfg->pretrained_checkpoint == NULL || tsr_checkpoint_exists(cfg->load)))
+        return cfg->load;
+    if (cfg->pretrained_checkpoint != NULL) {
+        *finetune = true;
+        return cfg->pretrained_checkpoint;
+    }
+    return NULL;
+}
+
 tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
 {
+    const tsr_config *cfg = run->cfg;
+    bool finetune = false;
+    const char *dir = tsr_train_load_dir(cfg, &finetune);
     tsr_checkpoint_state state;
     tsr_checkpoint_content content = checkpoint_content(tr);
-    tsr_status st = tsr_checkpoint_load(run->cfg->load, run->cfg, &state, &content,
+    tsr_status st = tsr_checkpoint_load(dir, cfg, &state, &content,
                                         tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
     if (st != TSR_OK)
         return st;
+    /* the moments are read with the weights and dropped here: a load of
+     * the weights alone would need another reader for the same file */
+    if (finetune || cfg->no_load_optim) {
+        memset(tr->adam_m, 0, tr->state_count * sizeof *tr->adam_m);
+        memset(tr->adam_v, 0, tr->state_count * sizeof *tr->adam_v);
+        state.adam_step = 0;
+    }
+    if (finetune) {
+        tsr_log_once(TSR_LOG_INFO,
+                     "fine-tuning from the weights of iteration %lld in %s: iteration, "
+                     "optimizer state and data position start fresh",
+                     (long long)state.iteration, dir);
+        state.iteration = state.consumed_samples = state.nan_iterations = 0;
+    } else {
+        tsr_log_once(TSR_LOG_INFO,
+                     "loaded checkpoint of iteration %lld from %s (%lld samples consumed)%s",
+                     (long long)state.iteration, dir, (long long)state.consumed_samples,
+                     cfg->no_load_optim ? "; optimizer state starts fresh (--no-load-optim)" : "");
+    }
     tr->iteration = state.iteration;
     tr->consumed_samples = state.consumed_samples;
     tr->adam_step = state.adam_step;
     tr->nan_iterations_total = state.nan_iterations;
-    if (state.seed != run->cfg->seed)
+    /* streams are functions of the seed: nothing to restore, only to say */
+    if (state.seed != cfg->seed && !finetune && !cfg->no_load_rng)
         tsr_log_once(TSR_LOG_WARN,
                      "checkpoint was trained with --seed %lld, this run uses %lld: data order "
                      "and dropout continue with the new seed",
-                     (long long)state.seed, (long long)run->cfg->seed);
-    tsr_log_once(TSR_LOG_INFO, "loaded checkpoint of iteration %lld from %s (%lld samples "
-                               "consumed)",
-                 (long long)state.iteration, run->cfg->load, (long long)state.consumed_samples);
+                     (long long)state.seed, (long long)cfg->seed);
     return TSR_OK;
 }
 

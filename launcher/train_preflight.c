@@ -15,6 +15,7 @@
 #include "checkpoint/checkpoint.h"
 #include "data/file_check.h"
 #include "data/gpt_samples.h"
+#include "train_checkpoint.h"
 
 /* mkdir -p: every missing directory of path, parents first. */
 static tsr_status make_directories(const char *path, const char *flag)
@@ -68,9 +69,12 @@ tsr_status tsr_train_preflight(const tsr_config *cfg)
     if (cfg->watchdog_dir != NULL &&
         (st = make_directories(cfg->watchdog_dir, "--watchdog-dir")) != TSR_OK)
         return st;
-    if (cfg->load != NULL) {
+    bool finetune = false;
+    const char *load = tsr_train_load_dir(cfg, &finetune);
+    if (load != NULL) {
         int64_t iteration = 0;
-        st = tsr_checkpoint_resolve(cfg->load, cfg->ckpt_step, &iteration);
+        st = tsr_checkpoint_resolve(load == cfg->load ? "--load" : "--pretrained-checkpoint",
+                                    load, cfg->ckpt_step, &iteration);
     }
     return st;
 }

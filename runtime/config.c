@@ -316,9 +316,16 @@ static tsr_status validate_training(const tsr_config *cfg, int world_size)
         return INVALID("--lr-warmup-iters %lld is longer than the decay (%lld iterations); "
                        "shorten the warmup or raise --lr-decay-iters / --train-iters",
                        (long long)cfg->lr_warmup_iters, (long long)decay_iters);
-    if (cfg->ckpt_step >= 0 && cfg->load == NULL)
+    bool loads = cfg->load != NULL || cfg->pretrained_checkpoint != NULL;
+    if (cfg->ckpt_step >= 0 && !loads)
         return INVALID("--ckpt-step %lld is set but --load is not; give --load DIR",
                        (long long)cfg->ckpt_step);
+    if (cfg->finetune && !loads)
+        return INVALID("--finetune is set but there is nothing to load; give --load DIR or "
+                       "--pretrained-checkpoint DIR");
+    if (cfg->no_load_optim && !loads)
+        return INVALID("--no-load-optim is set but there is nothing to load; give --load DIR "
+                       "or --pretrained-checkpoint DIR");
     if (cfg->async_save && cfg->save == NULL)
         return INVALID("--async-save is set but --save is not; give --save DIR");
     if (cfg->save_failure == TSR_SAVE_FAILURE_CONTINUE && cfg->save == NULL)

@@ -159,6 +159,10 @@ typedef struct tsr_config {
     const char *load;
     int64_t save_interval;
     int64_t ckpt_step; /* iteration --load reads; -1: the latest */
+    const char *pretrained_checkpoint; /* weights to fine-tune when --load holds none */
+    bool finetune;      /* load weights only: iteration, optimizer, data start fresh */
+    bool no_load_optim; /* fresh Adam moments and step count */
+    bool no_load_rng;   /* accepted: checkpoints hold no random state */
     tsr_save_failure save_failure;
     bool async_save; /* write checkpoints in a background thread */
 

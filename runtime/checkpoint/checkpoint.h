@@ -83,12 +83,19 @@ tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
  * damage, not training (2^53: exact in a double). */
 #define TSR_CHECKPOINT_COUNTER_MAX ((int64_t)1 << 53)
 
+/* Whether DIR holds a checkpoint at all (its latest-iteration file), for
+ * choosing between --load and --pretrained-checkpoint; not whether it is
+ * sound (tsr_checkpoint_resolve, tsr_checkpoint_load say that). */
+bool tsr_checkpoint_exists(const char *dir);
+
 /* Not collective, no HDF5: the iteration --load DIR would read (step >= 0:
  * that one, checked to exist; -1: the one latest_checkpointed_iteration.txt
  * names). Lets a run find a bad --load before it starts MPI or allocates;
+ * flag ("--load", "--pretrained-checkpoint") names the directory in them;
  * TSR_ERR_INVALID_ARG / TSR_ERR_FORMAT naming the problem and the
  * iterations the directory holds. */
-tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iteration);
+tsr_status tsr_checkpoint_resolve(const char *flag, const char *dir, int64_t step,
+                                  int64_t *iteration);
 
 /* Watching a save or load for a rank that stops making progress (HDF5's
  * MPI calls are outside the collectives' watchdog): begin and end are

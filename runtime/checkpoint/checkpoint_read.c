@@ -47,16 +47,16 @@ static void available_iterations(const char *dir, char *buf, size_t len)
 }
 
 /* The iteration latest_checkpointed_iteration.txt names. */
-static tsr_status read_pointer(const char *dir, int64_t *iteration)
+static tsr_status read_pointer(const char *flag, const char *dir, int64_t *iteration)
 {
     char path[4200];
     snprintf(path, sizeof path, "%.4000s/%s", dir, TSR_CHECKPOINT_LATEST_FILE);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return tsr_error_set(TSR_ERR_FORMAT,
-                             "--load %s: no checkpoint there (%s: %s); give the directory a "
+                             "%s %s: no checkpoint there (%s: %s); give the directory a "
                              "previous run passed to --save",
-                             dir, path, strerror(errno));
+                             flag, dir, path, strerror(errno));
     char text[64] = "";
     size_t got = fread(text, 1, sizeof text - 1, f);
     fclose(f);
@@ -77,18 +77,27 @@ static tsr_status read_pointer(const char *dir, int64_t *iteration)
     return TSR_OK;
 }
 
-tsr_status tsr_checkpoint_resolve(const char *dir, int64_t step, int64_t *iteration)
+bool tsr_checkpoint_exists(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    int n = snprintf(path, sizeof path, "%s/%s", dir, TSR_CHECKPOINT_LATEST_FILE);
+    return n > 0 && (size_t)n < sizeof path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+tsr_status tsr_checkpoint_resolve(const char *flag, const char *dir, int64_t step,
+                                  int64_t *iteration)
 {
     struct stat sb;
     int found = stat(dir, &sb) == 0;
     if (!found || !S_ISDIR(sb.st_mode))
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--load %s: no checkpoint there (%s); give the directory a "
+                             "%s %s: no checkpoint there (%s); give the directory a "
                              "previous run passed to --save",
-                             dir, found ? "not a directory" : strerror(errno));
+                             flag, dir, found ? "not a directory" : strerror(errno));
     int64_t it = step;
     if (step < 0) {
-        tsr_status st = read_pointer(dir, &it);
+        tsr_status st = read_pointer(flag, dir, &it);
         if (st != TSR_OK)
             return st;
     }
@@ -212,7 +221,9 @@ tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
                                const tsr_checkpoint_content *content, MPI_Comm comm)
 {
     int64_t iteration = 0;
-    tsr_status st = tsr_checkpoint_resolve(dir, cfg->ckpt_step, &iteration);
+    /* which flag named dir, for the messages: the same pointer, not its text */
+    const char *flag = dir == cfg->pretrained_checkpoint ? "--pretrained-checkpoint" : "--load";
+    tsr_status st = tsr_checkpoint_resolve(flag, dir, cfg->ckpt_step, &iteration);
     char path[4096] = "";
     bool damaged = false;
     if (st == TSR_OK) {
