@@ -21,13 +21,15 @@
  * This is the schedule's bubble in an ideal machine. The bubble measured on
  * real ranks (time blocked in receives, per stage, during training) comes
  * with the pipeline executor in the trainer and is not printed here.
- * Not a test.
+ * Last, the same for pipelines of layouts at scale (p 64 and 128, m 512
+ * and 1024), with the seconds each simulation takes. Not a test.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sharding/pipeline_sim.h"
+#include "tessera/timer.h"
 
 static void usage(void)
 {
@@ -65,6 +67,39 @@ static void row(int p, int m, tsr_pp_schedule_kind kind, int v, const tsr_pp_sim
            (double)stats[0].peak_in_flight / (double)v);
 }
 
+/* The pipelines of layouts at scale: how long simulating one takes. Only
+ * the pipeline dimension is simulated (tensor- and data-parallel ranks of
+ * a stage run its list in lockstep), so a layout of 16,384 GPUs as
+ * TP 8 x PP 128 x DP 16 is the simulation of 128 ranks. */
+static void scale_row(int p, int m, tsr_pp_schedule_kind kind, int v,
+                      const tsr_pp_sim_options *opt)
+{
+    tsr_pp_schedule_spec spec = {kind, p, 0, m, v};
+    tsr_pp_sim_options chunk = *opt;
+    chunk.forward_cost = opt->forward_cost * 4 / v;
+    chunk.backward_cost = opt->backward_cost * 4 / v;
+    tsr_pp_sim_rank_stats *stats = calloc((size_t)p, sizeof *stats);
+    int64_t makespan = 0;
+    double t0 = tsr_time_s();
+    tsr_status st = stats != NULL ? tsr_pp_sim_schedule(&spec, &chunk, stats, &makespan)
+                                  : TSR_ERR_OUT_OF_MEMORY;
+    double took = tsr_time_s() - t0;
+    if (st != TSR_OK) {
+        printf("%4d %5d  %-12s %2d  simulation failed: %s\n", p, m,
+               tsr_pp_schedule_kind_name(kind), v, tsr_last_error());
+    } else {
+        double worst = 0.0;
+        for (int r = 0; r < p; r++) {
+            double b = makespan > 0 ? (double)stats[r].idle / (double)makespan : 0.0;
+            worst = b > worst ? b : worst;
+        }
+        printf("%4d %5d  %-12s %2d  %12.4f %12.4f %10.3f\n", p, m,
+               tsr_pp_schedule_kind_name(kind), v, worst, tsr_pp_schedule_bubble_theory(&spec),
+               took);
+    }
+    free(stats);
+}
+
 int main(int argc, char **argv)
 {
     tsr_pp_sim_options opt = {.forward_cost = 1, .backward_cost = 2,
@@ -99,5 +134,13 @@ int main(int argc, char **argv)
             row(ps[i], ms[j], TSR_PP_SCHEDULE_INTERLEAVED, 4, &opt);
         }
     }
+    printf("\n# at scale (e.g. 16,384 GPUs = TP 8 x PP 128 x DP 16): the seconds one simulation "
+           "takes\n");
+    printf("%4s %5s  %-12s %2s  %12s %12s %10s\n", "p", "m", "schedule", "v", "bubble(sim)",
+           "theory", "seconds");
+    scale_row(64, 512, TSR_PP_SCHEDULE_1F1B, 1, &opt);
+    scale_row(64, 512, TSR_PP_SCHEDULE_INTERLEAVED, 2, &opt);
+    scale_row(128, 1024, TSR_PP_SCHEDULE_1F1B, 1, &opt);
+    scale_row(128, 1024, TSR_PP_SCHEDULE_INTERLEAVED, 4, &opt);
     return 0;
 }
