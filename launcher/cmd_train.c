@@ -242,8 +242,8 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
  * fine-tuning start is a new run. */
 static bool resumes(const tsr_config *cfg)
 {
-    bool finetune = false;
-    return tsr_train_load_dir(cfg, &finetune) != NULL && !finetune;
+    tsr_train_load_source source = tsr_train_load_source_of(cfg);
+    return source.dir != NULL && !source.finetune;
 }
 
 static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *grid,
@@ -283,8 +283,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
                                   tsr_net_flops_per_sample(net), &plan);
         }
-        bool finetune = false;
-        if (st == TSR_OK && tsr_train_load_dir(cfg, &finetune) != NULL)
+        if (st == TSR_OK && tsr_train_load_source_of(cfg).dir != NULL)
             st = tsr_train_load_checkpoint(&run, &trainer);
         if (st == TSR_OK && cfg->async_save)
             st = tsr_train_async_begin(&run, &trainer, mpi_thread_level, dataset->reads_hdf5);

@@ -47,27 +47,26 @@ tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
     return st;
 }
 
-const char *tsr_train_load_dir(const tsr_config *cfg, bool *finetune)
+tsr_train_load_source tsr_train_load_source_of(const tsr_config *cfg)
 {
-    *finetune = cfg->finetune;
     if (cfg->load != NULL &&
         (cfg->pretrained_checkpoint == NULL || tsr_checkpoint_exists(cfg->load)))
-        return cfg->load;
-    if (cfg->pretrained_checkpoint != NULL) {
-        *finetune = true;
-        return cfg->pretrained_checkpoint;
-    }
-    return NULL;
+        return (tsr_train_load_source){cfg->load, "--load", cfg->finetune};
+    if (cfg->pretrained_checkpoint != NULL)
+        return (tsr_train_load_source){cfg->pretrained_checkpoint, "--pretrained-checkpoint",
+                                       true};
+    return (tsr_train_load_source){NULL, NULL, false};
 }
 
 tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
 {
     const tsr_config *cfg = run->cfg;
-    bool finetune = false;
-    const char *dir = tsr_train_load_dir(cfg, &finetune);
+    tsr_train_load_source source = tsr_train_load_source_of(cfg);
+    const char *dir = source.dir;
+    bool finetune = source.finetune;
     tsr_checkpoint_state state;
     tsr_checkpoint_content content = checkpoint_content(tr);
-    tsr_status st = tsr_checkpoint_load(dir, cfg, &state, &content,
+    tsr_status st = tsr_checkpoint_load(source.flag, dir, cfg, &state, &content,
                                         tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
     if (st != TSR_OK)
         return st;

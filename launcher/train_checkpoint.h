@@ -21,14 +21,18 @@ typedef struct train_run {
 /* The trainer's save hook (ctx: the train_run). */
 tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr);
 
-/* The directory a run loads (NULL: none), and whether as a fine-tuning
- * start (*finetune): --load when it holds a checkpoint - a run resumes its
+/* What a run loads: --load when it holds a checkpoint - a run resumes its
  * own progress, fine-tuning runs too - else --pretrained-checkpoint, whose
  * weights start a fine-tuning run (Megatron's rule); --finetune makes any
  * load one. */
-const char *tsr_train_load_dir(const tsr_config *cfg, bool *finetune);
+typedef struct tsr_train_load_source {
+    const char *dir;  /* NULL: nothing to load */
+    const char *flag; /* the flag that gave dir, for messages */
+    bool finetune;
+} tsr_train_load_source;
+tsr_train_load_source tsr_train_load_source_of(const tsr_config *cfg);
 
-/* Reads the checkpoint of tsr_train_load_dir into the trainer; as a
+/* Reads the checkpoint of tsr_train_load_source_of into the trainer; as a
  * fine-tuning start or with --no-load-optim, resets what those leave
  * fresh. */
 tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr);

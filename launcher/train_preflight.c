@@ -69,12 +69,10 @@ tsr_status tsr_train_preflight(const tsr_config *cfg)
     if (cfg->watchdog_dir != NULL &&
         (st = make_directories(cfg->watchdog_dir, "--watchdog-dir")) != TSR_OK)
         return st;
-    bool finetune = false;
-    const char *load = tsr_train_load_dir(cfg, &finetune);
-    if (load != NULL) {
+    tsr_train_load_source load = tsr_train_load_source_of(cfg);
+    if (load.dir != NULL) {
         int64_t iteration = 0;
-        st = tsr_checkpoint_resolve(load == cfg->load ? "--load" : "--pretrained-checkpoint",
-                                    load, cfg->ckpt_step, &iteration);
+        st = tsr_checkpoint_resolve(load.flag, load.dir, cfg->ckpt_step, &iteration);
     }
     return st;
 }

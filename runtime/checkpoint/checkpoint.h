@@ -70,12 +70,13 @@ tsr_status tsr_checkpoint_save(const char *dir, const tsr_config *cfg,
                                const tsr_checkpoint_state *state,
                                const tsr_checkpoint_content *content, MPI_Comm comm);
 
-/* Collective over comm. Reads the iteration cfg->ckpt_step, or (-1) the
+/* Collective over comm. Reads (from dir, which the user gave as flag -
+ * "--load", say - for the messages) the iteration cfg->ckpt_step, or (-1) the
  * one named by DIR/latest_checkpointed_iteration.txt, after checking every
  * tensor's checksum (format version 2 on). Missing, truncated or mismatched
  * checkpoints give TSR_ERR_FORMAT (or TSR_ERR_INVALID_ARG for a missing
  * directory) with a message naming the file and what differs. */
-tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
+tsr_status tsr_checkpoint_load(const char *flag, const char *dir, const tsr_config *cfg,
                                tsr_checkpoint_state *state,
                                const tsr_checkpoint_content *content, MPI_Comm comm);
 

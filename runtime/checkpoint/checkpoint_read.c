@@ -216,13 +216,11 @@ static tsr_status read_file(const char *path, const tsr_config *cfg, tsr_checkpo
     return st;
 }
 
-tsr_status tsr_checkpoint_load(const char *dir, const tsr_config *cfg,
+tsr_status tsr_checkpoint_load(const char *flag, const char *dir, const tsr_config *cfg,
                                tsr_checkpoint_state *state,
                                const tsr_checkpoint_content *content, MPI_Comm comm)
 {
     int64_t iteration = 0;
-    /* which flag named dir, for the messages: the same pointer, not its text */
-    const char *flag = dir == cfg->pretrained_checkpoint ? "--pretrained-checkpoint" : "--load";
     tsr_status st = tsr_checkpoint_resolve(flag, dir, cfg->ckpt_step, &iteration);
     char path[4096] = "";
     bool damaged = false;

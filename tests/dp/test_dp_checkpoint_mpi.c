@@ -163,7 +163,8 @@ static void check_load(const char *dir, const tsr_param_shard *shard)
           *v = calloc(256, sizeof(float));
     tsr_checkpoint_content c = {tensors, 3, params, m, v, *shard, NULL};
     tsr_checkpoint_state state;
-    CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_load(dir, &cfg, &state, &c, MPI_COMM_WORLD), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_load("--load", dir, &cfg, &state, &c, MPI_COMM_WORLD),
+                          TSR_OK);
     CU_ASSERT_EQUAL(state.iteration, 7);
     CU_ASSERT_EQUAL(wrong_elements(shard, params, m, v), 0);
     free(params);

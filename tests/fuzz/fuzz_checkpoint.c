@@ -75,7 +75,7 @@ static tsr_status load(const tsr_config *cfg, const tsr_param_shard *shard, int6
     tsr_checkpoint_content c = {fuzz_ckpt_tensors, FUZZ_CKPT_TENSORS, params, m, v, *shard, NULL};
     tsr_checkpoint_state state;
     memset(&state, 0, sizeof state);
-    tsr_status st = tsr_checkpoint_load(fuzz_dir, cfg, &state, &c, MPI_COMM_SELF);
+    tsr_status st = tsr_checkpoint_load("--load", fuzz_dir, cfg, &state, &c, MPI_COMM_SELF);
     if (getenv("TSR_FUZZ_VERBOSE") != NULL) /* to see which check each seed reaches */
         fprintf(stderr, "load%s: %s: %s\n", shard->sharded_state ? " (sharded)" : "",
                 tsr_status_string(st), st == TSR_OK ? "" : tsr_last_error());

@@ -151,8 +151,8 @@ static void test_frozen_final_norm(void)
     }
     memset(model.frozen, 0, nf * sizeof *model.frozen);
     tsr_checkpoint_state loaded;
-    CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_load(dir, &cfg, &loaded, &content, MPI_COMM_WORLD),
-                          TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        tsr_checkpoint_load("--load", dir, &cfg, &loaded, &content, MPI_COMM_WORLD), TSR_OK);
     CU_ASSERT_EQUAL(memcmp(model.frozen, frozen_before, nf * sizeof *before), 0);
 
     tsr_dp_destroy(dp);
