@@ -189,6 +189,9 @@ tsr_status tsr_mpi_ring_allreduce_start(tsr_comm *comm, const tsr_comm_args *a,
 tsr_status tsr_mpi_ring_allreduce_test(tsr_comm_request *req, bool *done);
 tsr_status tsr_mpi_direct_allgather_start(tsr_comm *comm, const tsr_comm_args *a,
                                           const void *send, void *recv, tsr_comm_request *req);
+/* The error of an MPI call of operation op (call NULL: the operation's
+ * own non-blocking call) that returned rc, with MPI's text for it (mpi.c). */
+tsr_status tsr_mpi_failed(const tsr_comm *comm, const char *op, const char *call, int rc);
 /* Grows req's MPI request array to n (mpi.c). */
 tsr_status tsr_mpi_reserve_requests(tsr_comm_request *req, int n);
 

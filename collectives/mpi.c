@@ -205,13 +205,20 @@ static bool any_device_p2p(const tsr_comm_args *a)
 
 /* ---- start --------------------------------------------------------------- */
 
-static tsr_status mpi_failed(const tsr_comm *comm, const tsr_comm_args *a, int rc)
+tsr_status tsr_mpi_failed(const tsr_comm *comm, const char *op, const char *call, int rc)
 {
-    char text[MPI_MAX_ERROR_STRING];
+    char text[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     MPI_Error_string(rc, text, &len);
-    return tsr_error_set(TSR_ERR_COMM, "MPI %s on group %s failed: %s",
-                         tsr_comm_kind_name(a->kind), comm->name, text);
+    if (call != NULL)
+        return tsr_error_set(TSR_ERR_COMM, "MPI %s of %s on group %s failed: %s", call, op,
+                             comm->name, text);
+    return tsr_error_set(TSR_ERR_COMM, "MPI %s on group %s failed: %s", op, comm->name, text);
+}
+
+static tsr_status mpi_failed(const tsr_comm *comm, const tsr_comm_args *a, int rc)
+{
+    return tsr_mpi_failed(comm, tsr_comm_kind_name(a->kind), NULL, rc);
 }
 
 /* The world's list of requests in flight that move in steps. */

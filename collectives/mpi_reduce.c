@@ -43,9 +43,9 @@ static int absolute(int v, int root, int p)
     return (v + root) % p;
 }
 
-static tsr_status failed(const tsr_comm *comm, const char *what)
+static tsr_status failed(const tsr_comm *comm, const char *call, int rc)
 {
-    return tsr_error_set(TSR_ERR_COMM, "MPI %s of reduce on group %s failed", what, comm->name);
+    return tsr_mpi_failed(comm, "reduce", call, rc);
 }
 
 tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, const void *send,
@@ -98,15 +98,17 @@ tsr_status tsr_mpi_reduce_tree_start(tsr_comm *comm, const tsr_comm_args *a, con
             slot += bytes;
         }
         req->tree_land[k] = land;
-        if (MPI_Irecv(land, n, req->tree_type, absolute(v + (1 << k), a->root, p),
-                      tree_tag(req), comm->mpi, &req->mpi_reqs[k]) != MPI_SUCCESS)
-            return failed(comm, "Irecv");
+        int rc = MPI_Irecv(land, n, req->tree_type, absolute(v + (1 << k), a->root, p),
+                           tree_tag(req), comm->mpi, &req->mpi_reqs[k]);
+        if (rc != MPI_SUCCESS)
+            return failed(comm, "Irecv", rc);
         req->n_mpi = k + 1;
     }
     if (children == 0 && !root) { /* a leaf sends its own data at once */
-        if (MPI_Isend(send, n, req->tree_type, req->tree_parent, tree_tag(req), comm->mpi,
-                      &req->mpi_reqs[0]) != MPI_SUCCESS)
-            return failed(comm, "Isend");
+        int rc = MPI_Isend(send, n, req->tree_type, req->tree_parent, tree_tag(req), comm->mpi,
+                           &req->mpi_reqs[0]);
+        if (rc != MPI_SUCCESS)
+            return failed(comm, "Isend", rc);
         req->n_mpi = 1;
         req->tree_sent = true;
     }
@@ -119,31 +121,32 @@ tsr_status tsr_mpi_reduce_tree_test(tsr_comm_request *req, bool *done)
 {
     *done = false;
     const tsr_comm *comm = req->comm;
-    int flag = 0;
+    int flag = 0, rc = MPI_SUCCESS;
     while (!req->tree_sent && req->tree_next < req->tree_children) {
         int k = req->tree_next;
-        if (MPI_Test(&req->mpi_reqs[k], &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-            return failed(comm, "Test");
+        if ((rc = MPI_Test(&req->mpi_reqs[k], &flag, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
+            return failed(comm, "Test", rc);
         if (!flag)
             return TSR_OK;
         /* a child that landed in the accumulator gets the own data folded
          * in; any other is folded into the accumulator */
         const void *in = req->tree_land[k] == req->tree_acc ? req->tree_own : req->tree_land[k];
-        if (MPI_Reduce_local(in, req->tree_acc, req->tree_count, req->tree_type, req->tree_op) !=
-            MPI_SUCCESS)
-            return failed(comm, "Reduce_local");
+        rc = MPI_Reduce_local(in, req->tree_acc, req->tree_count, req->tree_type, req->tree_op);
+        if (rc != MPI_SUCCESS)
+            return failed(comm, "Reduce_local", rc);
         req->tree_next++;
     }
     if (!req->tree_sent && req->tree_parent >= 0) {
-        if (MPI_Isend(req->tree_acc, req->tree_count, req->tree_type, req->tree_parent,
-                      tree_tag(req), comm->mpi, &req->mpi_reqs[0]) != MPI_SUCCESS)
-            return failed(comm, "Isend");
+        rc = MPI_Isend(req->tree_acc, req->tree_count, req->tree_type, req->tree_parent,
+                       tree_tag(req), comm->mpi, &req->mpi_reqs[0]);
+        if (rc != MPI_SUCCESS)
+            return failed(comm, "Isend", rc);
         req->n_mpi = 1;
         req->tree_sent = true;
     }
     if (req->tree_sent) {
-        if (MPI_Test(&req->mpi_reqs[0], &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-            return failed(comm, "Test");
+        if ((rc = MPI_Test(&req->mpi_reqs[0], &flag, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
+            return failed(comm, "Test", rc);
         if (!flag)
             return TSR_OK;
     }

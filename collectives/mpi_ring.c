@@ -41,15 +41,6 @@ static int ring_tag(const tsr_comm_request *req)
     return TSR_RING_TAG_BASE + (int)(req->seq % TSR_RING_TAGS);
 }
 
-static tsr_status failed(const tsr_comm *comm, const char *op, const char *what, int rc)
-{
-    char text[MPI_MAX_ERROR_STRING] = "";
-    int len = 0;
-    MPI_Error_string(rc, text, &len);
-    return tsr_error_set(TSR_ERR_COMM, "MPI %s of %s on group %s failed: %s", what, op, comm->name,
-                         text);
-}
-
 bool tsr_mpi_ring_applies(const tsr_comm *comm, const tsr_comm_args *a)
 {
     size_t bytes = a->count * tsr_comm_dtype_size(a->dtype), steps = (size_t)comm->size - 1;
@@ -101,12 +92,12 @@ static tsr_status post_step(tsr_comm_request *req)
     int rc = MPI_Irecv(into, (int)in_len, req->tree_type, left, ring_tag(req), comm->mpi,
                        &req->mpi_reqs[0]);
     if (rc != MPI_SUCCESS)
-        return failed(comm, "allreduce", "Irecv", rc);
+        return tsr_mpi_failed(comm, "allreduce", "Irecv", rc);
     req->n_mpi = 1; /* posted: cancelled if what follows fails */
     rc = MPI_Isend(from + out_first * es, (int)out_len, req->tree_type, right, ring_tag(req),
                    comm->mpi, &req->mpi_reqs[1]);
     if (rc != MPI_SUCCESS)
-        return failed(comm, "allreduce", "Isend", rc);
+        return tsr_mpi_failed(comm, "allreduce", "Isend", rc);
     req->n_mpi = 2;
     req->ring_in_first = in_first;
     req->ring_in_len = in_len;
@@ -151,7 +142,7 @@ tsr_status tsr_mpi_ring_allreduce_test(tsr_comm_request *req, bool *done)
     for (;;) {
         int flag = 0, rc = MPI_Testall(2, req->mpi_reqs, &flag, MPI_STATUSES_IGNORE);
         if (rc != MPI_SUCCESS)
-            return failed(comm, "allreduce", "Testall", rc);
+            return tsr_mpi_failed(comm, "allreduce", "Testall", rc);
         if (!flag)
             return TSR_OK;
         if (req->ring_step < p - 1) { /* fold the own data (or the partial sum) in */
@@ -161,7 +152,7 @@ tsr_status tsr_mpi_ring_allreduce_test(tsr_comm_request *req, bool *done)
                                  : (const char *)req->tree_own + req->ring_in_first * req->ring_es;
             rc = MPI_Reduce_local(in, acc, (int)req->ring_in_len, req->tree_type, req->tree_op);
             if (rc != MPI_SUCCESS)
-                return failed(comm, "allreduce", "Reduce_local", rc);
+                return tsr_mpi_failed(comm, "allreduce", "Reduce_local", rc);
         }
         if (++req->ring_step == 2 * (p - 1))
             break;
@@ -197,7 +188,7 @@ tsr_status tsr_mpi_direct_allgather_start(tsr_comm *comm, const tsr_comm_args *a
                 rc = MPI_Isend(send, (int)a->count, t, peer, ring_tag(req), comm->mpi,
                                &req->mpi_reqs[req->n_mpi]);
             if (rc != MPI_SUCCESS)
-                return failed(comm, "allgather", pass == 0 ? "Irecv" : "Isend", rc);
+                return tsr_mpi_failed(comm, "allgather", pass == 0 ? "Irecv" : "Isend", rc);
             req->n_mpi++;
         }
     /* the own block is copied while the messages travel: they are sent
