@@ -21,6 +21,7 @@ static const subcommand subcommands[] = {
     {"train", tsr_cmd_train, "train a transformer language model (under mpirun/srun or alone)"},
     {"topo", tsr_cmd_topo, "print the machine topology and the rank binding it implies"},
     {"preprocess", tsr_cmd_preprocess, "tokenize text into Megatron .bin/.idx training data"},
+    {"convert", tsr_cmd_convert, "convert Hugging Face GPT-2/LLaMA weights to and from checkpoints"},
     {"slurm", tsr_cmd_slurm, "write an sbatch script that trains on a Slurm cluster"},
     {"version", tsr_cmd_version, "print the version and the libraries this build uses"},
 };

@@ -23,7 +23,7 @@ tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
     train_run *run = ctx;
     tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
                                   tr->adam_step,           tr->nan_iterations_total,
-                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION};
+                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION, false};
     tsr_checkpoint_content content = checkpoint_content(tr);
     if (run->async != NULL) {
         double held = 0.0;
@@ -66,13 +66,14 @@ tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
     bool finetune = source.finetune;
     tsr_checkpoint_state state;
     tsr_checkpoint_content content = checkpoint_content(tr);
+    bool fresh_moments = finetune || cfg->no_load_optim;
+    if (fresh_moments) /* weights only: what a weights-only file (tessera convert) holds */
+        content.adam_m = content.adam_v = NULL;
     tsr_status st = tsr_checkpoint_load(source.flag, dir, cfg, &state, &content,
                                         tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
     if (st != TSR_OK)
         return st;
-    /* the moments are read with the weights and dropped here: a load of
-     * the weights alone would need another reader for the same file */
-    if (finetune || cfg->no_load_optim) {
+    if (fresh_moments) {
         memset(tr->adam_m, 0, tr->state_count * sizeof *tr->adam_m);
         memset(tr->adam_v, 0, tr->state_count * sizeof *tr->adam_v);
         state.adam_step = 0;

@@ -11,6 +11,7 @@ packages=(
   libhwloc-dev hwloc                  # topology and binding
   libcunit1-dev                       # unit tests
   libopenblas-dev                     # sgemm on CPU
+  libjansson-dev                      # Hugging Face config.json and safetensors headers
   slurmctld slurmd slurm-client munge # a throw-away Slurm for the "slurm" tests
 )
 

@@ -18,6 +18,7 @@
 #define TSR_RUNTIME_CHECKPOINT_H
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "tessera/config.h"
@@ -40,6 +41,7 @@ typedef struct tsr_checkpoint_state {
     int64_t nan_iterations;
     int64_t seed;
     int64_t format_version; /* of the file loaded; saving writes the current one */
+    bool weights_only;      /* of the file loaded: it holds no optimizer state */
 } tsr_checkpoint_state;
 
 /* What a checkpoint holds: the model's tensor table and three flat arrays
@@ -55,7 +57,12 @@ typedef struct tsr_checkpoint_state {
  * are always read whole. On disk nothing changes: every tensor is at its
  * global shape, whatever the layout that wrote it. Frozen tensors are
  * stored under model/ only (no optimizer state), written whole by their
- * block's writer and read whole. */
+ * block's writer and read whole.
+ *
+ * adam_m and adam_v NULL: saving writes the weights only (no optimizer/
+ * groups; the file's weights_only attribute says so, as `tessera convert`
+ * writes it), and loading reads the weights only (fine-tuning,
+ * --no-load-optim). Loading moments from a weights-only file is refused. */
 typedef struct tsr_checkpoint_content {
     const tsr_tensor_desc *tensors;
     size_t tensor_count;
@@ -111,6 +118,14 @@ typedef struct tsr_checkpoint_watch {
 } tsr_checkpoint_watch;
 
 void tsr_checkpoint_set_watch(const tsr_checkpoint_watch *watch);
+
+/* Not collective, no MPI: the model checkpoint file path was written for
+ * (shape, architecture, epsilon, rotary base) into cfg's model fields,
+ * with the real vocabulary (the embedding's rows) as cfg->vocab_size and
+ * the learned positions' rows (0 without) as max_position_embeddings; for
+ * programs that act on a checkpoint without model flags (tessera
+ * convert). TSR_ERR_FORMAT when the file is not a readable checkpoint. */
+tsr_status tsr_checkpoint_read_model(const char *path, tsr_config *cfg);
 
 /* Path of the checkpoint file for an iteration. */
 void tsr_checkpoint_path(const char *dir, int64_t iteration, char *buf, size_t len);

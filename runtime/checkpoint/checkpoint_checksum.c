@@ -82,10 +82,12 @@ static void list_free(dataset_list *l)
     memset(l, 0, sizeof *l);
 }
 
+/* A weights-only file has the model group alone. */
 static tsr_status list_datasets(hid_t file, const char *path, dataset_list *l)
 {
     memset(l, 0, sizeof *l);
-    for (size_t g = 0; g < GROUP_COUNT; g++) {
+    size_t groups = tsr_checkpoint_file_weights_only(file) ? 1 : GROUP_COUNT;
+    for (size_t g = 0; g < groups; g++) {
         hid_t group = H5Gopen2(file, tensor_groups[g], H5P_DEFAULT);
         if (group < 0) {
             list_free(l);

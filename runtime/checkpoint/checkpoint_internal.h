@@ -22,6 +22,9 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
 tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_config *cfg,
                                         tsr_checkpoint_state *state);
 
+/* Whether the open file says it holds weights only (no optimizer/). */
+bool tsr_checkpoint_file_weights_only(hid_t file);
+
 /* A box of a tensor's global dataspace: rows x cols from (row, col). */
 typedef struct tsr_checkpoint_box {
     int64_t row, col, rows, cols;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checkpoint_internal.h"
+#include "tessera/log.h"
 
 static void attr_i64(hid_t obj, const char *name, int64_t v)
 {
@@ -74,6 +75,8 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
     attr_i64(file, "adam_step", state->adam_step);
     attr_i64(file, "nan_iterations", state->nan_iterations);
     attr_i64(file, "seed", state->seed);
+    if (state->weights_only)
+        attr_i64(file, "weights_only", 1);
     shape_attr shape[12];
     int n = model_shape(cfg, shape);
     for (int i = 0; i < n; i++)
@@ -117,6 +120,12 @@ static attr_result read_i64(hid_t file, const char *name, int64_t *v)
     return err < 0 ? ATTR_DAMAGED : ATTR_READ;
 }
 
+bool tsr_checkpoint_file_weights_only(hid_t file)
+{
+    int64_t v = 0;
+    return read_i64(file, "weights_only", &v) == ATTR_READ && v == 1;
+}
+
 static tsr_status attr_error(attr_result r, const char *path, const char *name)
 {
     if (r == ATTR_DAMAGED)
@@ -126,6 +135,34 @@ static tsr_status attr_error(attr_result r, const char *path, const char *name)
                              "attribute has another type); load an earlier checkpoint",
                              path, name);
     return tsr_error_set(TSR_ERR_FORMAT, "%s lacks the attribute %s", path, name);
+}
+
+/* The epsilon and rotary base do not change a tensor's shape, so a run
+ * may load weights trained with others; that is almost always a forgotten
+ * flag (a converted LLaMA's rope_theta, say), hence the warning. */
+static void warn_numerics(hid_t file, const char *path, const tsr_config *cfg)
+{
+    struct {
+        const char *name, *flag;
+        double value;
+        bool used;
+    } f[] = {{"norm_epsilon", "--norm-epsilon", cfg->norm_epsilon, true},
+             {"rotary_base", "--rotary-base", cfg->rotary_base,
+              cfg->position_embedding_type == TSR_POS_ROPE}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        double saved = 0.0;
+        if (!f[i].used || H5Aexists(file, f[i].name) <= 0)
+            continue;
+        hid_t attr = H5Aopen(file, f[i].name, H5P_DEFAULT);
+        herr_t err = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_DOUBLE, &saved);
+        if (attr >= 0)
+            H5Aclose(attr);
+        if (err >= 0 && saved != f[i].value)
+            tsr_log_once(TSR_LOG_WARN,
+                         "checkpoint %s was trained with %s %.9g, this run uses %.9g: give %s "
+                         "%.9g to compute the function it learned",
+                         path, f[i].name, saved, f[i].value, f[i].flag, saved);
+    }
 }
 
 tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_config *cfg,
@@ -146,6 +183,7 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                              "versions 1 to %d",
                              path, (long long)version, TSR_CHECKPOINT_FORMAT_VERSION);
     state->format_version = version;
+    state->weights_only = tsr_checkpoint_file_weights_only(file);
     struct {
         const char *name;
         int64_t *dst;
@@ -189,6 +227,7 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                                  path, shape[i].name, (long long)saved,
                                  (long long)shape[i].value);
     }
+    warn_numerics(file, path, cfg);
     return TSR_OK;
 }
 

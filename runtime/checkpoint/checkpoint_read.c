@@ -206,11 +206,19 @@ static tsr_status read_file(const char *path, const tsr_config *cfg, tsr_checkpo
         st = tsr_error_set(TSR_ERR_FORMAT, "another rank could not read checkpoint %s", path);
     }
     const tsr_param_shard *owned = content->shard.sharded_state ? &content->shard : NULL;
+    bool moments = content->adam_m != NULL;
+    if (st == TSR_OK && moments && state->weights_only)
+        st = tsr_error_set(TSR_ERR_FORMAT,
+                           "checkpoint %s holds weights only, no optimizer state (tessera "
+                           "convert writes such files): start a fine-tuning run from it with "
+                           "--finetune, or --pretrained-checkpoint DIR, or keep --load and add "
+                           "--no-load-optim",
+                           path);
     if (st == TSR_OK)
         st = read_tensors(file, "model", content, content->params, NULL, path);
-    if (st == TSR_OK)
+    if (st == TSR_OK && moments)
         st = read_tensors(file, "optimizer/exp_avg", content, content->adam_m, owned, path);
-    if (st == TSR_OK)
+    if (st == TSR_OK && moments)
         st = read_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, owned, path);
     H5Fclose(file);
     return st;

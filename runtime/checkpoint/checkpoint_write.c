@@ -110,14 +110,18 @@ static tsr_status write_file(const char *tmp, const tsr_config *cfg,
     if (file < 0)
         return tsr_error_set(TSR_ERR_IO, "cannot create checkpoint file %s: check that the "
                                          "directory is writable on every node", tmp);
-    tsr_checkpoint_write_metadata(file, cfg, state);
+    tsr_checkpoint_state written = *state;
+    written.weights_only = content->adam_m == NULL;
+    tsr_checkpoint_write_metadata(file, cfg, &written);
     bool packed = content->shard.sharded_state;
     tsr_status st =
         write_tensors(file, "model", content, content->params, false, false, tmp, TSR_OK);
-    st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, packed, true, tmp,
-                       st);
-    st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, packed, true, tmp,
-                       st);
+    if (!written.weights_only) {
+        st = write_tensors(file, "optimizer/exp_avg", content, content->adam_m, packed, true,
+                           tmp, st);
+        st = write_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, packed, true,
+                           tmp, st);
+    }
     /* A failed H5Fclose leaves the file half closed, and libhdf5 1.10 then
      * crashes closing it again at MPI_Finalize. After any rank failed, the
      * partial file is emptied first (it will be removed anyway), so that a

@@ -15,24 +15,6 @@
 #define NFIX (sizeof fixture_names / sizeof fixture_names[0])
 #define NSEQ ((int)(sizeof fixture_lengths / sizeof fixture_lengths[0]))
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static void fixture_path(char *out, size_t n, const char *name, const char *ext)
 {
     snprintf(out, n, "%s/%s%s", TSR_DATA_FIXTURES, name, ext);
@@ -104,7 +86,7 @@ static void test_writer_matches_megatron_bytes(void)
             snprintf(mine, sizeof mine, "%s%s", prefix, ext);
             fixture_path(theirs, sizeof theirs, name, ext);
             size_t n1 = 0, n2 = 0;
-            char *a = slurp(mine, &n1), *b = slurp(theirs, &n2);
+            char *a = tsr_test_read_file(mine, &n1), *b = tsr_test_read_file(theirs, &n2);
             CU_ASSERT_PTR_NOT_NULL(a);
             CU_ASSERT_PTR_NOT_NULL(b);
             CU_ASSERT_EQUAL(n1, n2);
@@ -192,9 +174,9 @@ static pair load_pair(const char *name)
     pair p;
     char path[512];
     fixture_path(path, sizeof path, name, ".idx");
-    p.idx = slurp(path, &p.idx_len);
+    p.idx = tsr_test_read_file(path, &p.idx_len);
     fixture_path(path, sizeof path, name, ".bin");
-    p.bin = slurp(path, &p.bin_len);
+    p.bin = tsr_test_read_file(path, &p.bin_len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p.idx);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p.bin);
     return p;

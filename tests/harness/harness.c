@@ -6,6 +6,7 @@
 #include <CUnit/Basic.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int register_suites(const tsr_test_suite *suites, size_t count)
 {
@@ -86,4 +87,25 @@ double tsr_test_rel_l2(const float *actual, const float *expected, size_t n)
         norm += (double)expected[i] * (double)expected[i];
     }
     return norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
+}
+
+char *tsr_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
 }

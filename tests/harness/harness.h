@@ -39,6 +39,10 @@ double tsr_test_rel_error(double actual, double expected);
 /* ||a-b||_2 / ||b||_2 over n floats (absolute L2 if ||b|| is 0). */
 double tsr_test_rel_l2(const float *actual, const float *expected, size_t n);
 
+/* The whole file at path in a malloc'ed buffer (*len bytes, plus a NUL
+ * after them); NULL if it cannot be read. */
+char *tsr_test_read_file(const char *path, size_t *len);
+
 #define TSR_ASSERT_REL(actual, expected, tol)                                                 \
     CU_ASSERT_TRUE(tsr_test_rel_error((double)(actual), (double)(expected)) <= (tol))
 
