@@ -160,7 +160,9 @@ static void log_attention(const tsr_config *cfg)
                  "attention of layers 0-%d: %s; %.1f%% of the T x T scores computed (64x64 "
                  "tiles); documents %s; prefix LM %s",
                  cfg->num_layers - 1, text, 100.0 * elements / (square * cfg->num_layers),
-                 cfg->reset_attention_mask ? "reset at the end-of-document token" : "not reset",
+                 !cfg->reset_attention_mask ? "not reset"
+                 : cfg->reset_position_ids  ? "reset at the end-of-document token, positions too"
+                                            : "reset at the end-of-document token",
                  cfg->prefix_lm ? "on" : "off");
 }
 

@@ -114,6 +114,8 @@ static const tsr_flag train_flags[] = {
      "targets inside a prefix leave the loss (tessera)"},
     {"--reset-attention-mask", TSR_FLAG_BOOL, OFF(reset_attention_mask), 0, 0, NULL, NULL,
      "no attention across the end-of-document token"},
+    {"--reset-position-ids", TSR_FLAG_BOOL, OFF(reset_position_ids), 0, 0, NULL, NULL,
+     "positions restart after the end-of-document token (needs --reset-attention-mask)"},
     {"--eod-token", TSR_FLAG_INT, OFF(eod_token), 0, BIG, NULL, "ID",
      "end-of-document token of a file dataset, for --reset-attention-mask (tessera)"},
     {"--init-method-std", TSR_FLAG_DOUBLE, OFF(init_method_std), 0.0, 10.0, NULL, "STD",

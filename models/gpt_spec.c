@@ -46,7 +46,8 @@ static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
                                cfg->attention_dropout,
                                std,
                                out_std,
-                               *mask};
+                               *mask,
+                               cfg->reset_position_ids};
     tsr_mlp_config mc = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std};
     tsr_spec *attention = residual(arena, cfg, 1, NEW(tsr_module_norm, "input_layernorm", nc),
                                    NEW(tsr_module_attention, "self_attention", ac));
@@ -65,7 +66,7 @@ tsr_status tsr_gpt_build_spec(const tsr_config *cfg, tsr_spec_arena *arena, tsr_
     tsr_embedding_config ec = {cfg->position_embedding_type == TSR_POS_LEARNED_ABSOLUTE,
                                cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings
                                                                 : cfg->seq_length,
-                               std, cfg->hidden_dropout};
+                               std, cfg->hidden_dropout, cfg->reset_position_ids};
     tsr_norm_config nc = {cfg->normalization, (float)cfg->norm_epsilon};
     tsr_lm_head_config hc = {!cfg->untie_embeddings_and_output_weights, std};
     out->embedding = NEW(tsr_module_embedding, "embedding", ec);

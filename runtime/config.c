@@ -285,6 +285,10 @@ static tsr_status validate_attention(const tsr_config *cfg)
     if (cfg->sparse_attention != TSR_SPARSE_NONE && !sparse)
         return INVALID("--sparse-attention is set but no layer of --attention-pattern is "
                        "sparse; add sparse layers or drop --sparse-attention");
+    if (cfg->reset_position_ids && !cfg->reset_attention_mask)
+        return INVALID("--reset-position-ids needs --reset-attention-mask: positions restart "
+                       "per document only where attention stays within it (add "
+                       "--reset-attention-mask)");
     if (cfg->eod_token >= 0 && !cfg->reset_attention_mask)
         return INVALID("--eod-token %d only serves --reset-attention-mask; add it or drop "
                        "--eod-token",

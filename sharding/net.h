@@ -100,6 +100,10 @@ double tsr_net_flops_per_sample(const tsr_net *net);
 /* Forward without dropout; this rank's slice of the logits of the real
  * vocabulary, (B*T, *count) ids from vocab_start (one pipeline stage). */
 tsr_status tsr_net_logits(tsr_net *net, const int32_t *tokens, float *logits, int64_t *count);
+/* The same for a micro batch with its attention rows (documents, prefixes);
+ * its targets and mask are not read. */
+tsr_status tsr_net_logits_of(tsr_net *net, const tsr_microbatch *mb, float *logits,
+                             int64_t *count);
 
 /* Each pipeline rank's share of its steps spent waiting in exchanges,
  * gathered into fractions[pp]; collective over the pipeline group. */

@@ -438,10 +438,16 @@ static tsr_status net_train_iteration(void *self, const tsr_microbatch_source *s
 
 tsr_status tsr_net_logits(tsr_net *net, const int32_t *tokens, float *logits, int64_t *count)
 {
-    TRY(check_tokens(net, tokens, NULL));
     tsr_microbatch mb = {.tokens = tokens};
+    return tsr_net_logits_of(net, &mb, logits, count);
+}
+
+tsr_status tsr_net_logits_of(tsr_net *net, const tsr_microbatch *mb, float *logits,
+                             int64_t *count)
+{
+    TRY(check_tokens(net, mb->tokens, NULL));
     tsr_net_select_slot(net, 0);
-    TRY(forward_stack(net, &mb, 0, false, false));
+    TRY(forward_stack(net, mb, 0, false, false));
     int u = tsr_net_unit_head(net);
     const tsr_module_node *head = &net->nodes[net->units[u].root];
     net->exec.unit_saved = unit_block(net, &net->units[u]);

@@ -191,7 +191,8 @@ static tsr_status parallel_gpt_build(const tsr_config *cfg, tsr_spec_arena *aren
         .max_positions = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings
                                                           : cfg->seq_length,
         .init_std = std,
-        .dropout = cfg->hidden_dropout};
+        .dropout = cfg->hidden_dropout,
+        .reset_positions = cfg->reset_position_ids};
     tsr_norm_config norm = {cfg->normalization, (float)cfg->norm_epsilon};
     tsr_attention_config attention = {
         .heads = cfg->num_attention_heads,
@@ -202,7 +203,8 @@ static tsr_status parallel_gpt_build(const tsr_config *cfg, tsr_spec_arena *aren
         .rotary_base = (float)cfg->rotary_base,
         .dropout = cfg->attention_dropout,
         .init_std = std,
-        .out_init_std = out_std};
+        .out_init_std = out_std,
+        .reset_positions = cfg->reset_position_ids};
     tsr_mlp_config mlp = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std};
     gated_parallel_config gate = {cfg->hidden_dropout, 1, 1.0f};
     tsr_lm_head_config head = {!cfg->untie_embeddings_and_output_weights, std};

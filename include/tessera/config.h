@@ -123,6 +123,7 @@ typedef struct tsr_config {
     int sparse_stride;
     bool prefix_lm;            /* bidirectional over the prefix the data defines */
     bool reset_attention_mask; /* documents end at the end-of-document token */
+    bool reset_position_ids;   /* positions restart after the end-of-document token */
     int eod_token;             /* that token for file datasets; -1: none given */
     int num_experts; /* 0: dense */
     int moe_router_topk;

@@ -84,6 +84,16 @@ void tsr_position_add_forward(float *out, const float *wpe, int64_t b, int64_t t
                               int64_t t_offset);
 void tsr_position_add_backward(float *dwpe, const float *dout, int64_t b, int64_t t, int64_t c,
                                int64_t t_offset);
+/* The same with positions restarting at each document (--reset-position-ids):
+ * row (b, t) gets wpe[t_offset + t - doc_start[b * seq + t_offset + t]], where
+ * doc_start (B, seq) holds for each position of the whole sequence the first
+ * position of its document (tsr_attn_mask's); doc_start NULL: as above. */
+void tsr_position_add_forward_docs(float *out, const float *wpe, const int32_t *doc_start,
+                                   int64_t b, int64_t t, int64_t c, int64_t t_offset,
+                                   int64_t seq);
+void tsr_position_add_backward_docs(float *dwpe, const float *dout, const int32_t *doc_start,
+                                    int64_t b, int64_t t, int64_t c, int64_t t_offset,
+                                    int64_t seq);
 
 /* ---- rotary position embedding (rotate-half convention, as LLaMA/Megatron) -----
  * x (B, T, H, D), D even; pairs (i, i + D/2) rotated by angle
@@ -93,6 +103,13 @@ void tsr_rope_forward(float *out, const float *x, int64_t b, int64_t t, int64_t 
                       int64_t t_offset, float base);
 void tsr_rope_backward(float *dx, const float *dout, int64_t b, int64_t t, int64_t h, int64_t d,
                        int64_t t_offset, float base);
+/* The same with positions restarting at each document: row (b, t) is at
+ * t_offset + t - doc_start[b * t + t], doc_start (B, T) as for
+ * tsr_position_add_forward_docs (NULL: no restart). */
+void tsr_rope_forward_docs(float *out, const float *x, const int32_t *doc_start, int64_t b,
+                           int64_t t, int64_t h, int64_t d, int64_t t_offset, float base);
+void tsr_rope_backward_docs(float *dx, const float *dout, const int32_t *doc_start, int64_t b,
+                            int64_t t, int64_t h, int64_t d, int64_t t_offset, float base);
 
 /* ---- fused QKV projection output -> separate q, k, v ------------------------------
  * qkv (N, G * (R + 2) * D): per token, for each query group g, R query heads

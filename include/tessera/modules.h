@@ -38,6 +38,8 @@ typedef struct tsr_embedding_config {
     int64_t max_positions;
     float init_std;
     double dropout;          /* hidden dropout after the sum (site 0 of layer -1) */
+    bool reset_positions;    /* positions restart at each document (the micro batch's
+                              * doc_start; --reset-position-ids) */
 } tsr_embedding_config;
 
 extern const tsr_module_kind tsr_module_norm;
@@ -59,6 +61,7 @@ typedef struct tsr_attention_config {
      * ignored; documents and prefixes come with the micro batch, in
      * tsr_step_io). Zero: causal. */
     tsr_attn_mask mask;
+    bool reset_positions; /* rotary positions restart at each document (doc_start) */
 } tsr_attention_config;
 
 extern const tsr_module_kind tsr_module_mlp;

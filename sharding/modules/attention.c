@@ -153,8 +153,9 @@ static tsr_status attention_forward(const tsr_module_run *run, const float *in, 
     tsr_linear_forward(buf[QKV], x, w[QKV_W], w[QKV_B], s.nt, s.c, s.qkv_local);
     tsr_qkv_split_forward(buf[Q], buf[K], buf[V], buf[QKV], s.nt, s.gl, s.hl / s.gl, s.d);
     if (cfg->rotary) {
-        tsr_rope_forward(buf[Q], buf[Q], s.b, s.t, s.hl, s.d, 0, cfg->rotary_base);
-        tsr_rope_forward(buf[K], buf[K], s.b, s.t, s.gl, s.d, 0, cfg->rotary_base);
+        const int32_t *docs = cfg->reset_positions ? run->io->doc_start : NULL;
+        tsr_rope_forward_docs(buf[Q], buf[Q], docs, s.b, s.t, s.hl, s.d, 0, cfg->rotary_base);
+        tsr_rope_forward_docs(buf[K], buf[K], docs, s.b, s.t, s.gl, s.d, 0, cfg->rotary_base);
     }
     tsr_dropout dr;
     tsr_attn_mask mask = mask_of(run);
@@ -196,8 +197,11 @@ static tsr_status attention_backward(const tsr_module_run *run, const float *in,
     if (cfg->rotary) {
         zero(buf[D_Q_PRE], s.nt * s.hd);
         zero(buf[D_K_PRE], s.nt * s.gd);
-        tsr_rope_backward(buf[D_Q_PRE], buf[D_Q], s.b, s.t, s.hl, s.d, 0, cfg->rotary_base);
-        tsr_rope_backward(buf[D_K_PRE], buf[D_K], s.b, s.t, s.gl, s.d, 0, cfg->rotary_base);
+        const int32_t *docs = cfg->reset_positions ? run->io->doc_start : NULL;
+        tsr_rope_backward_docs(buf[D_Q_PRE], buf[D_Q], docs, s.b, s.t, s.hl, s.d, 0,
+                               cfg->rotary_base);
+        tsr_rope_backward_docs(buf[D_K_PRE], buf[D_K], docs, s.b, s.t, s.gl, s.d, 0,
+                               cfg->rotary_base);
         dq = buf[D_Q_PRE];
         dk = buf[D_K_PRE];
     }

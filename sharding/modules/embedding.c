@@ -49,6 +49,13 @@ static int64_t seq_offset(const tsr_module_info *info)
     return info->sequence_parallel ? (int64_t)info->tp_rank * info->local_seq : 0;
 }
 
+/* Where each position's document starts, when positions restart (NULL: not). */
+static const int32_t *doc_starts(const tsr_module_run *run)
+{
+    const tsr_embedding_config *cfg = run->info->config;
+    return cfg->reset_positions ? run->io->doc_start : NULL;
+}
+
 /* tokens (B, T) -> out (B, T_local, C) */
 static tsr_status embedding_forward(const tsr_module_run *run, const float *in, float *out)
 {
@@ -63,8 +70,8 @@ static tsr_status embedding_forward(const tsr_module_run *run, const float *in, 
     if (st != TSR_OK)
         return st;
     if (run->params[POSITION] != NULL)
-        tsr_position_add_forward(out, run->params[POSITION], info->micro_batch, info->local_seq,
-                                 c, seq_offset(info));
+        tsr_position_add_forward_docs(out, run->params[POSITION], doc_starts(run), info->micro_batch,
+                                      info->local_seq, c, seq_offset(info), info->seq);
     if (run->train && cfg->dropout > 0.0) {
         tsr_dropout dr;
         tsr_module_dropout(run, SITE_EMBEDDING, cfg->dropout, true, &dr);
@@ -93,8 +100,8 @@ static tsr_status embedding_backward(const tsr_module_run *run, const float *in,
         d = run->buffers[DROP_GRAD];
     }
     if (run->grads[POSITION] != NULL)
-        tsr_position_add_backward(run->grads[POSITION], d, info->micro_batch, info->local_seq, c,
-                                  seq_offset(info));
+        tsr_position_add_backward_docs(run->grads[POSITION], d, doc_starts(run), info->micro_batch,
+                                       info->local_seq, c, seq_offset(info), info->seq);
     /* the lookup read every token: its gradient needs them all */
     tsr_status st = tsr_row_output_backward(run, d, run->buffers[FULL], c, &d);
     if (st != TSR_OK)

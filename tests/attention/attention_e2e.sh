@@ -3,8 +3,11 @@
 #   two models at seq 256 (four 64-token tiles per side, so that the masks
 #   skip and cut tiles): (a) GPT-2 style, one layer each of dense, window
 #   80, fixed and strided block-sparse with 32-token blocks (finer than a
-#   tile); (b) LLaMA style (rope, grouped queries), window 40 and fixed
-#   64/128 layers alternating, with --prefix-lm and --reset-attention-mask
+#   tile), documents with learned positions restarting in each
+#   (--reset-attention-mask --reset-position-ids); (b) LLaMA style (rope,
+#   grouped queries), window 40 and fixed
+#   64/128 layers alternating, with --prefix-lm, --reset-attention-mask
+#   and --reset-position-ids
 #   on 58-token addition problems (documents and prefixes cross tiles).
 #   Each: 20-step loss curves of TP 2 with SP, PP 2, DP 2 with the
 #   distributed optimizer, TP 2 x PP 2 and PP 2 x DP 2 equal to the 1-rank
@@ -26,12 +29,12 @@ base=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 256
       --data-path synthetic:addition:18 --log-interval 1 --log-level warn --seed 5
       --hidden-dropout 0.1 --attention-dropout 0.1 --train-iters 20)
 model_a=(--attention-pattern dense,window,fixed,strided --window-size 80 --sparse-block 32
-         --sparse-stride 96)
+         --sparse-stride 96 --reset-attention-mask --reset-position-ids)
 model_b=(--attention-pattern '(window,fixed)*2' --window-size 40 --sparse-block 64
-         --sparse-stride 128 --prefix-lm --reset-attention-mask
+         --sparse-stride 128 --prefix-lm --reset-attention-mask --reset-position-ids
          --normalization RMSNorm --position-embedding-type rope --swiglu --ffn-hidden-size 96
          --disable-bias-linear --untie-embeddings-and-output-weights --num-query-groups 2)
-dense_b=(--prefix-lm --reset-attention-mask --normalization RMSNorm --position-embedding-type rope
+dense_b=(--prefix-lm --reset-attention-mask --reset-position-ids --normalization RMSNorm --position-embedding-type rope
          --swiglu --ffn-hidden-size 96 --disable-bias-linear --untie-embeddings-and-output-weights
          --num-query-groups 2)
 

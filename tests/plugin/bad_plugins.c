@@ -59,7 +59,7 @@ static const tsr_module_kind odd_linear = {
 static tsr_status bad_split_build(const tsr_config *cfg, tsr_spec_arena *arena,
                                   tsr_model_spec *out)
 {
-    tsr_embedding_config embedding = {true, cfg->seq_length, 0.02f, 0.0};
+    tsr_embedding_config embedding = {true, cfg->seq_length, 0.02f, 0.0, false};
     tsr_norm_config norm = {TSR_NORM_LAYERNORM, 1e-5f};
     tsr_lm_head_config head = {true, 0.02f};
     const tsr_spec *layer = tsr_spec_new(arena, &odd_linear, "odd_linear", NULL, 0);

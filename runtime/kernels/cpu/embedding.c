@@ -80,3 +80,53 @@ void tsr_position_add_backward(float *dwpe, const float *dout, int64_t b, int64_
         }
     }
 }
+
+static int64_t doc_position(const int32_t *doc_start, int64_t r, int64_t t, int64_t t_offset,
+                            int64_t seq)
+{
+    int64_t s = r / t, pos = t_offset + r % t;
+    return pos - doc_start[s * seq + pos];
+}
+
+void tsr_position_add_forward_docs(float *out, const float *wpe, const int32_t *doc_start,
+                                   int64_t b, int64_t t, int64_t c, int64_t t_offset, int64_t seq)
+{
+    if (doc_start == NULL) {
+        tsr_position_add_forward(out, wpe, b, t, c, t_offset);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (b * t * c >= TSR_PARALLEL_MIN)
+    for (int64_t r = 0; r < b * t; r++) {
+        const float *p = wpe + doc_position(doc_start, r, t, t_offset, seq) * c;
+        float *y = out + r * c;
+#pragma omp simd
+        for (int64_t j = 0; j < c; j++)
+            y[j] += p[j];
+    }
+}
+
+/* Rows of different documents share positions, so the threads split the
+ * channels (each sums its columns over all rows, in row order) rather
+ * than the positions. */
+void tsr_position_add_backward_docs(float *dwpe, const float *dout, const int32_t *doc_start,
+                                    int64_t b, int64_t t, int64_t c, int64_t t_offset, int64_t seq)
+{
+    if (doc_start == NULL) {
+        tsr_position_add_backward(dwpe, dout, b, t, c, t_offset);
+        return;
+    }
+    if (dwpe == NULL)
+        return;
+    enum { COLS = 64 };
+#pragma omp parallel for schedule(static) if (b * t * c >= TSR_PARALLEL_MIN)
+    for (int64_t j0 = 0; j0 < c; j0 += COLS) {
+        int64_t m = c - j0 < COLS ? c - j0 : COLS;
+        for (int64_t r = 0; r < b * t; r++) {
+            float *d = dwpe + doc_position(doc_start, r, t, t_offset, seq) * c + j0;
+            const float *g = dout + r * c + j0;
+#pragma omp simd
+            for (int64_t j = 0; j < m; j++)
+                d[j] += g[j];
+        }
+    }
+}

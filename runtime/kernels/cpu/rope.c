@@ -30,13 +30,13 @@ static void rope_angles(float *cs, float *sn, int64_t pos, int64_t i0, int64_t m
 
 /* sign = +1 rotates by +angle (forward), -1 by -angle (backward); acc adds
  * into y instead of overwriting it. */
-static void rope_apply(float *y, const float *x, int64_t b, int64_t t, int64_t h, int64_t d,
-                       int64_t t_offset, float base, float sign, int acc)
+static void rope_apply(float *y, const float *x, const int32_t *doc_start, int64_t b, int64_t t,
+                       int64_t h, int64_t d, int64_t t_offset, float base, float sign, int acc)
 {
     int64_t half = d / 2;
 #pragma omp parallel for schedule(static) if (b * t * h * d >= TSR_PARALLEL_MIN)
     for (int64_t r = 0; r < b * t; r++) {
-        int64_t pos = t_offset + r % t;
+        int64_t pos = t_offset + r % t - (doc_start != NULL ? doc_start[r] : 0);
         float cs[ANGLE_CHUNK], sn[ANGLE_CHUNK];
         for (int64_t i0 = 0; i0 < half; i0 += ANGLE_CHUNK) {
             int64_t m = half - i0 < ANGLE_CHUNK ? half - i0 : ANGLE_CHUNK;
@@ -64,7 +64,7 @@ static void rope_apply(float *y, const float *x, int64_t b, int64_t t, int64_t h
 void tsr_rope_forward(float *out, const float *x, int64_t b, int64_t t, int64_t h, int64_t d,
                       int64_t t_offset, float base)
 {
-    rope_apply(out, x, b, t, h, d, t_offset, base, 1.0f, 0);
+    rope_apply(out, x, NULL, b, t, h, d, t_offset, base, 1.0f, 0);
 }
 
 void tsr_rope_backward(float *dx, const float *dout, int64_t b, int64_t t, int64_t h, int64_t d,
@@ -72,5 +72,19 @@ void tsr_rope_backward(float *dx, const float *dout, int64_t b, int64_t t, int64
 {
     if (dx == NULL)
         return;
-    rope_apply(dx, dout, b, t, h, d, t_offset, base, -1.0f, 1);
+    rope_apply(dx, dout, NULL, b, t, h, d, t_offset, base, -1.0f, 1);
+}
+
+void tsr_rope_forward_docs(float *out, const float *x, const int32_t *doc_start, int64_t b,
+                           int64_t t, int64_t h, int64_t d, int64_t t_offset, float base)
+{
+    rope_apply(out, x, doc_start, b, t, h, d, t_offset, base, 1.0f, 0);
+}
+
+void tsr_rope_backward_docs(float *dx, const float *dout, const int32_t *doc_start, int64_t b,
+                            int64_t t, int64_t h, int64_t d, int64_t t_offset, float base)
+{
+    if (dx == NULL)
+        return;
+    rope_apply(dx, dout, doc_start, b, t, h, d, t_offset, base, -1.0f, 1);
 }
