@@ -12,7 +12,9 @@
  * and int32 above. Runs as one process; no MPI. On any error the partial
  * outputs are removed and the exit code is 2 for bad input, 1 otherwise.
  * --input may be a pipe (it is read once, front to back); the directory of
- * --output-prefix must exist (it is not created).
+ * --output-prefix must exist (it is not created). With --sft the input is
+ * instruction data, one conversation per line, written with its loss mask
+ * (preprocess_sft.h).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -28,6 +30,7 @@
 #include "data/tokenizer.h"
 #include "data/tokenizer_json.h"
 #include "flags.h"
+#include "preprocess_sft.h"
 #include "rank_env.h"
 
 enum { MAX_KEYS = 16 };
@@ -40,9 +43,13 @@ typedef struct preprocess_args {
     const char *merge_file;
     const char *json_keys;
     bool append_eod;
+    bool sft;
+    const char *prompt_key, *response_key;
+    int chat_template;
 } preprocess_args;
 
 static const char *const tokenizer_choices[] = {"byte", "gpt2", "GPT2BPETokenizer", NULL};
+static const char *const template_choices[] = {"none", "chatml", NULL};
 
 #define OFF(f) offsetof(preprocess_args, f)
 static const tsr_flag preprocess_flags[] = {
@@ -61,6 +68,16 @@ static const tsr_flag preprocess_flags[] = {
      "keys of the .jsonl objects to tokenize, one output pair each (default: text)"},
     {"--append-eod", TSR_FLAG_BOOL, OFF(append_eod), 0, 0, NULL, NULL,
      "end every non-empty document with the end-of-document id"},
+    {"--sft", TSR_FLAG_BOOL, OFF(sft), 0, 0, NULL, NULL,
+     "instruction data: one conversation per .jsonl line into P_sft_document.bin/.idx and "
+     "its loss mask P_sft_document_lossmask.bin/.idx (the loss trains on responses only)"},
+    {"--prompt-key", TSR_FLAG_STRING, OFF(prompt_key), 0, 0, NULL, "K",
+     "--sft: the key of the prompt (default prompt)"},
+    {"--response-key", TSR_FLAG_STRING, OFF(response_key), 0, 0, NULL, "K",
+     "--sft: the key of the response (default response)"},
+    {"--chat-template", TSR_FLAG_CHOICE, OFF(chat_template), 0, 0, template_choices, "NAME",
+     "--sft: read \"messages\" lists of {role, content} rendered as chatml "
+     "(<|im_start|>role\\ncontent<|im_end|>), assistant turns trained on"},
 };
 #undef OFF
 
@@ -295,6 +312,69 @@ static void print_help(void)
     tsr_flags_print_help(&preprocess_table, &defaults, stdout);
 }
 
+static tsr_status check_sft_args(const preprocess_args *a)
+{
+    if (!a->sft && (a->prompt_key != NULL || a->response_key != NULL || a->chat_template != 0))
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--prompt-key, --response-key and --chat-template belong to --sft");
+    if (!a->sft)
+        return TSR_OK;
+    if (!has_suffix(a->input, ".jsonl") && !has_suffix(a->input, ".json"))
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--sft reads JSON lines (.jsonl), one conversation per line; %s "
+                             "is not .jsonl",
+                             a->input);
+    if (a->json_keys != NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--sft names its keys with --prompt-key and --response-key (or "
+                             "reads \"messages\" with --chat-template), not --json-keys");
+    if (a->chat_template != 0 && (a->prompt_key != NULL || a->response_key != NULL))
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--chat-template reads \"messages\" lists; --prompt-key and "
+                             "--response-key are for prompt/response pairs");
+    return TSR_OK;
+}
+
+static int run_sft(const preprocess_args *args, tsr_tokenizer *tok)
+{
+    char prefix[4096], path[4200];
+    snprintf(prefix, sizeof prefix, "%s_sft_document", args->output_prefix);
+    tsr_status st = TSR_OK;
+    static const char *const outputs[] = {".bin", ".idx", "_lossmask.bin", "_lossmask.idx"};
+    for (int i = 0; st == TSR_OK && i < 4; i++) {
+        snprintf(path, sizeof path, "%s%s", prefix, outputs[i]);
+        st = tsr_file_check_output(path, "output");
+    }
+    if (st == TSR_OK && args->append_eod && tsr_tokenizer_eod(tok) < 0)
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--append-eod: the tokenizer has no end-of-document token");
+    tsr_sft_job job = {args->input,
+                       prefix,
+                       args->prompt_key != NULL ? args->prompt_key : "prompt",
+                       args->response_key != NULL ? args->response_key : "response",
+                       (tsr_chat_template)args->chat_template,
+                       args->append_eod,
+                       tok,
+                       0,
+                       0,
+                       0};
+    if (st == TSR_OK)
+        st = tsr_preprocess_sft(&job);
+    if (st != TSR_OK) {
+        fprintf(stderr, "tessera preprocess: error: %s\n", tsr_last_error());
+        return tsr_status_exit_code(st);
+    }
+    printf("wrote %s.bin/.idx and %s_lossmask.bin/.idx: %lld conversations, %lld tokens, %lld "
+           "(%.1f%%) trained on\n",
+           prefix, prefix, (long long)job.conversations, (long long)job.tokens,
+           (long long)job.trained_tokens,
+           job.tokens > 0 ? 100.0 * (double)job.trained_tokens / (double)job.tokens : 0.0);
+    printf("train with: --data-path %s --vocab-size %lld (the loss mask beside it is read "
+           "with it)\n",
+           prefix, (long long)tsr_tokenizer_vocab_size(tok));
+    return 0;
+}
+
 int tsr_cmd_preprocess(int argc, char **argv)
 {
     int rank = tsr_rank_info_from_env().rank;
@@ -313,6 +393,16 @@ int tsr_cmd_preprocess(int argc, char **argv)
                            "--help')");
     if (st == TSR_OK)
         st = tsr_file_check_stream(args.input, "--input");
+    if (st == TSR_OK)
+        st = check_sft_args(&args);
+    if (st == TSR_OK && args.sft) {
+        st = open_tokenizer(&jb);
+        int rc = st == TSR_OK ? run_sft(&args, jb.tok) : -1;
+        if (rc < 0)
+            fprintf(stderr, "tessera preprocess: error: %s\n", tsr_last_error());
+        tsr_tokenizer_destroy(jb.tok);
+        return rc < 0 ? tsr_status_exit_code(st) : rc;
+    }
     if (st == TSR_OK) {
         jb.jsonl = has_suffix(args.input, ".jsonl") || has_suffix(args.input, ".json");
         if (!jb.jsonl && args.json_keys != NULL)

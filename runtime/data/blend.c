@@ -18,6 +18,7 @@
 #include "gpt_samples.h"
 #include "hdf5_tokens.h"
 #include "indexed.h"
+#include "loss_mask.h"
 #include "tessera/log.h"
 #include "tessera/rng.h"
 
@@ -205,6 +206,7 @@ typedef struct file_state {
     tsr_gpt_samples *samples[3][TSR_BLEND_MAX_PATHS]; /* NULL: split holds no sample */
     char *why_empty[3];                               /* message for a NULL split */
     tsr_blend *blend[3];
+    float *weights; /* seq_length + 1: a sample's loss mask, by token */
 } file_state;
 
 typedef struct file_dataset {
@@ -225,6 +227,7 @@ static void state_free(file_state *s)
     for (int i = 0; i < s->path.count; i++)
         tsr_token_source_destroy(s->sources[i]);
     tsr_data_path_free(&s->path);
+    free(s->weights);
     free(s);
 }
 
@@ -243,9 +246,10 @@ static tsr_status file_sample(const tsr_dataset *ds, tsr_split split, int64_t in
     if (samples == NULL)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "%s",
                              s->why_empty[split] ? s->why_empty[split] : "empty split");
-    st = tsr_gpt_samples_get(samples, local, tokens);
+    /* target i is token i + 1: its weight says whether the loss counts it */
+    st = tsr_gpt_samples_get_weighted(samples, local, tokens, s->weights);
     for (int i = 0; st == TSR_OK && i < ds->seq_length; i++)
-        mask[i] = 1.0f;
+        mask[i] = s->weights[i + 1];
     return st;
 }
 
@@ -264,6 +268,8 @@ static tsr_status open_source(const char *path, int64_t vocab, tsr_token_source 
         return tsr_hdf5_tokens_open(path, vocab, out);
     tsr_indexed *idx = NULL;
     tsr_status st = tsr_indexed_open(path, vocab, &idx);
+    if (st == TSR_OK && tsr_loss_mask_present(path))
+        return tsr_loss_mask_attach(path, idx, out);
     *out = st == TSR_OK ? tsr_indexed_source(idx) : NULL;
     return st;
 }
@@ -322,7 +328,9 @@ tsr_status tsr_file_dataset_open(const tsr_config *cfg, tsr_dataset **out)
         free(f);
         return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate the dataset");
     }
-    st = tsr_data_path_parse(cfg->data_path, &s->path);
+    s->weights = malloc(((size_t)cfg->seq_length + 1) * sizeof *s->weights);
+    st = s->weights != NULL ? tsr_data_path_parse(cfg->data_path, &s->path)
+                            : tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "cannot allocate the dataset");
     for (int i = 0; st == TSR_OK && i < s->path.count; i++)
         st = open_source(s->path.paths[i], cfg->vocab_size, &s->sources[i]);
     for (int split = 0; st == TSR_OK && split < 3; split++)

@@ -214,6 +214,12 @@ static int64_t find_doc(const tsr_gpt_samples *s, int64_t p)
 
 tsr_status tsr_gpt_samples_get(tsr_gpt_samples *s, int64_t index, int32_t *tokens)
 {
+    return tsr_gpt_samples_get_weighted(s, index, tokens, NULL);
+}
+
+tsr_status tsr_gpt_samples_get_weighted(tsr_gpt_samples *s, int64_t index, int32_t *tokens,
+                                        float *weights)
+{
     if (index < 0)
         return tsr_error_set(TSR_ERR_INTERNAL, "sample index %lld is negative",
                              (long long)index);
@@ -230,8 +236,13 @@ tsr_status tsr_gpt_samples_get(tsr_gpt_samples *s, int64_t index, int32_t *token
         if (avail <= 0)
             continue; /* an empty document */
         int64_t take = avail < need - done ? avail : need - done;
-        tsr_status st = s->src->ops->read(s->src, shuffled_doc(s, epoch, k), offset, take,
-                                          tokens + done);
+        int64_t doc = shuffled_doc(s, epoch, k);
+        tsr_status st = s->src->ops->read(s->src, doc, offset, take, tokens + done);
+        if (st == TSR_OK && weights != NULL && s->src->ops->read_loss_mask != NULL)
+            st = s->src->ops->read_loss_mask(s->src, doc, offset, take, weights + done);
+        else if (weights != NULL)
+            for (int64_t i = 0; i < take; i++)
+                weights[done + i] = 1.0f;
         if (st != TSR_OK)
             return st;
         done += take;

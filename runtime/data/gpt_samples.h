@@ -38,6 +38,10 @@ typedef struct tsr_token_source_ops {
     tsr_status (*read)(const tsr_token_source *src, int64_t doc, int64_t offset, int64_t count,
                        int32_t *out);
     void (*destroy)(tsr_token_source *src);
+    /* out[0..count) = the loss weight of those tokens as targets (1: the
+     * token is predicted in the loss, 0: not); NULL: every token counts */
+    tsr_status (*read_loss_mask)(const tsr_token_source *src, int64_t doc, int64_t offset,
+                                 int64_t count, float *out);
 } tsr_token_source_ops;
 
 struct tsr_token_source {
@@ -77,6 +81,10 @@ int64_t tsr_gpt_samples_tokens(const tsr_gpt_samples *s); /* per epoch */
 /* tokens[0..seq_length] of sample `index` (>= 0). Not thread-safe: it may
  * rebuild the packer's epoch table. */
 tsr_status tsr_gpt_samples_get(tsr_gpt_samples *s, int64_t index, int32_t *tokens);
+/* The same with weights[0..seq_length] the source's loss mask of those
+ * tokens (weights NULL, or a source without one: as tsr_gpt_samples_get). */
+tsr_status tsr_gpt_samples_get_weighted(tsr_gpt_samples *s, int64_t index, int32_t *tokens,
+                                        float *weights);
 
 /* A keyed pseudo-random bijection of [0, n): the shuffle of documents and
  * samples. Exposed for tests. */

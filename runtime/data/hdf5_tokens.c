@@ -109,7 +109,7 @@ static tsr_status read_tokens(const tsr_token_source *src, int64_t doc, int64_t 
     return TSR_OK;
 }
 
-static const tsr_token_source_ops ops = {doc_length, read_tokens, destroy};
+static const tsr_token_source_ops ops = {doc_length, read_tokens, destroy, NULL};
 
 /* A dataset stored through a filter (compression) this libhdf5 lacks
  * opens, then fails on every read with a message that names no filter;

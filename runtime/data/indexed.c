@@ -375,7 +375,8 @@ static void source_destroy(tsr_token_source *src)
     tsr_indexed_close((tsr_indexed *)(void *)src);
 }
 
-static const tsr_token_source_ops source_ops = {source_length, source_read, source_destroy};
+static const tsr_token_source_ops source_ops = {source_length, source_read, source_destroy,
+                                                NULL};
 
 tsr_token_source *tsr_indexed_source(tsr_indexed *idx)
 {

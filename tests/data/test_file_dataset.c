@@ -295,6 +295,68 @@ static void test_hostile_hdf5_files(void)
     remove(path);
 }
 
+/* A loss-mask sidecar for file A: token i of each document is trained on
+ * when i is odd, i.e. exactly the tokens >= 40 (see write_corpus); `bad`
+ * writes another sidecar: one document a token short, or a value of 2. */
+static void write_mask(const char *prefix, int bad)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s_lossmask", prefix);
+    tsr_indexed_writer *w = NULL;
+    CU_ASSERT_EQUAL_FATAL(tsr_indexed_writer_open(path, TSR_INDEXED_UINT8, &w), TSR_OK);
+    for (int d = 0; d < DOCS; d++) {
+        int32_t bits[32];
+        int n = doc_length(d) - (bad == 1 && d == 7);
+        for (int i = 0; i < n; i++)
+            bits[i] = bad == 2 && d == 3 && i == 1 ? 2 : i % 2;
+        CU_ASSERT_EQUAL(tsr_indexed_writer_add(w, bits, n), TSR_OK);
+        CU_ASSERT_EQUAL(tsr_indexed_writer_end_document(w), TSR_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(tsr_indexed_writer_finish(w), TSR_OK);
+}
+
+static void remove_mask(const char *prefix)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s_lossmask.bin", prefix);
+    CU_ASSERT_EQUAL(remove(path), 0);
+    snprintf(path, sizeof path, "%s_lossmask.idx", prefix);
+    CU_ASSERT_EQUAL(remove(path), 0);
+}
+
+/* Wherever packing and shuffling put a token, its mask comes along:
+ * target i counts exactly when it is a trained token. */
+static void test_loss_mask_sidecar(void)
+{
+    write_mask(prefix_a, 0);
+    tsr_config cfg;
+    config(&cfg, prefix_a);
+    tsr_dataset *ds = NULL;
+    CU_ASSERT_EQUAL_FATAL(tsr_dataset_open(&cfg, &ds), TSR_OK);
+    int32_t tokens[4 * SEQ + 1], targets[4 * SEQ];
+    float mask[4 * SEQ];
+    int wrong = 0, trained = 0;
+    for (int64_t first = 0; first < 40; first += 4) {
+        CU_ASSERT_EQUAL_FATAL(tsr_dataset_batch(ds, TSR_SPLIT_TRAIN, first, 4, tokens, targets,
+                                                mask),
+                              TSR_OK);
+        for (int i = 0; i < 4 * SEQ; i++) {
+            wrong += mask[i] != (targets[i] >= 40 ? 1.0f : 0.0f);
+            trained += mask[i] == 1.0f;
+        }
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT(trained > 40 * SEQ / 4 && trained < 40 * SEQ * 3 / 4); /* both kinds occur */
+    tsr_dataset_close(ds);
+    for (int bad = 1; bad <= 2; bad++) {
+        write_mask(prefix_a, bad);
+        CU_ASSERT_EQUAL(tsr_dataset_open(&cfg, &ds), TSR_ERR_FORMAT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), "a_text_document_lossmask"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), bad == 1 ? "sequence 7 has" : "token"));
+    }
+    remove_mask(prefix_a);
+}
+
 static void test_cleanup(void)
 {
     static const char *const names[] = {"a_text_document.bin", "a_text_document.idx",
@@ -320,6 +382,7 @@ int main(void)
         TSR_TEST(test_configuration_errors),
         TSR_TEST(test_empty_test_split_fails_only_when_read),
         TSR_TEST(test_hostile_hdf5_files),
+        TSR_TEST(test_loss_mask_sidecar),
         TSR_TEST(test_cleanup),
     };
     static const tsr_test_suite suites[] = {TSR_SUITE("file datasets", cases)};

@@ -105,7 +105,7 @@ static void mem_destroy(tsr_token_source *src)
     (void)src;
 }
 
-static const tsr_token_source_ops mem_ops = {mem_length, mem_read, mem_destroy};
+static const tsr_token_source_ops mem_ops = {mem_length, mem_read, mem_destroy, NULL};
 
 /* lengths include empty documents and ones longer than a sample */
 static const int64_t doc_lengths[] = {5, 0, 12, 1, 7, 30, 0, 3, 9, 2, 16, 4};

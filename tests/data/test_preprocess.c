@@ -134,6 +134,67 @@ static void test_jsonl_with_gpt2_and_two_keys(void)
     remove_pair("j_title_document");
 }
 
+static void expect_bits(tsr_indexed *mask, int64_t seq, int zeros, int ones)
+{
+    int32_t want[64];
+    for (int i = 0; i < zeros + ones; i++)
+        want[i] = i >= zeros;
+    expect_sequence(mask, seq, want, zeros + ones);
+}
+
+/* --sft: prompt tokens 0 in the loss mask, response (and end of document) 1;
+ * chatml: only the assistant's content and end marker are 1. */
+static void test_sft_prompt_response_and_chatml(void)
+{
+    write_file("sft.jsonl", "{\"prompt\": \"2+3=\", \"response\": \"5\"}\n\n"
+                            "{\"q\": 1, \"prompt\": \"hi \", \"response\": \"there!\"}\n");
+    CU_ASSERT_EQUAL_FATAL(run("sft.jsonl", "s", "--sft", "--tokenizer-type", "byte",
+                              "--append-eod", NULL),
+                          0);
+    tsr_indexed *tok = open_output("s_sft_document", 257);
+    tsr_indexed *mask = open_output("s_sft_document_lossmask", 2);
+    CU_ASSERT_EQUAL(tsr_indexed_sequences(tok), 2);
+    static const int32_t t0[] = {'2', '+', '3', '=', '5', 256};
+    expect_sequence(tok, 0, t0, 6);
+    expect_bits(mask, 0, 4, 2);
+    expect_bits(mask, 1, 3, 7);
+    tsr_indexed_close(tok);
+    tsr_indexed_close(mask);
+
+    write_file("chat.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, "
+                             "{\"role\": \"assistant\", \"content\": \"bc\"}]}\n");
+    CU_ASSERT_EQUAL_FATAL(run("chat.jsonl", "c", "--sft", "--chat-template", "chatml",
+                              "--tokenizer-type", "byte", NULL),
+                          0);
+    mask = open_output("c_sft_document_lossmask", 2);
+    /* "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\n": 12+4+1+1+11+12+9+1 */
+    expect_bits(mask, 0, 51, 2 + 11);
+    tsr_indexed_close(mask);
+
+    /* bad input: exit 2, nothing left */
+    write_file("nokey.jsonl", "{\"prompt\": \"x\", \"answer\": \"y\"}\n");
+    CU_ASSERT_EQUAL(run("nokey.jsonl", "n", "--sft", "--tokenizer-type", "byte", NULL), 2);
+    CU_ASSERT_FALSE(exists("n_sft_document.bin"));
+    CU_ASSERT_FALSE(exists("n_sft_document_lossmask.idx"));
+    CU_ASSERT_EQUAL(run("nokey.jsonl", "n", "--sft", "--response-key", "answer", NULL), 0);
+    CU_ASSERT_EQUAL(run("sft.jsonl", "x", "--sft", "--chat-template", "chatml", NULL), 2);
+    CU_ASSERT_EQUAL(run("in.txt", "x", "--sft", NULL), 2);
+    CU_ASSERT_EQUAL(run("sft.jsonl", "x", "--prompt-key", "prompt", NULL), 2);
+    CU_ASSERT_EQUAL(run("sft.jsonl", "x", "--sft", "--json-keys", "text", NULL), 2);
+    CU_ASSERT_FALSE(exists("x_sft_document.bin"));
+    static const char *const names[] = {"s_sft_document", "s_sft_document_lossmask",
+                                        "c_sft_document", "c_sft_document_lossmask",
+                                        "n_sft_document", "n_sft_document_lossmask"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        remove_pair(names[i]);
+    static const char *const inputs[] = {"sft.jsonl", "chat.jsonl", "nokey.jsonl"};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        char path[700];
+        path_in_dir(path, sizeof path, inputs[i]);
+        CU_ASSERT_EQUAL(remove(path), 0);
+    }
+}
+
 static void test_bad_input_exits_2_and_leaves_nothing(void)
 {
     write_file("bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": 5}\n");
@@ -178,6 +239,7 @@ int main(void)
     static const tsr_test_case cases[] = {
         TSR_TEST(test_text_lines_with_byte_tokenizer),
         TSR_TEST(test_jsonl_with_gpt2_and_two_keys),
+        TSR_TEST(test_sft_prompt_response_and_chatml),
         TSR_TEST(test_bad_input_exits_2_and_leaves_nothing),
     };
     static const tsr_test_suite suites[] = {TSR_SUITE("preprocess", cases)};

@@ -7,6 +7,8 @@
 #   3. the weighted form "W1 P1 W2 P2" trains
 #   4. bad files and flags end with exit 2 and a message saying what is
 #      wrong, also under mpirun (printed once)
+#   5. `preprocess --sft` data trains on its responses only: the loss mask
+#      beside the tokens is read with them
 # Prints one line per check and "N passed, M failed".
 set -u
 tessera=$1
@@ -108,6 +110,28 @@ expect_fail "empty valid split with --eval-interval: exit 2" "split 'valid'" \
   "$tessera" train "${common[@]/90,10,0/100,0,0}" --train-iters 6 --eval-interval 1
 expect_fail "malformed --data-path: exit 2" "WEIGHT PREFIX" \
   "$tessera" train "${common[@]/$work\/c_text_document/0.5 a 0.5}" --train-iters 6
+
+# 5. instruction data: random prompts, a constant response. With the loss
+# mask of --sft only the response is trained on and soon predicted; the
+# same tokens without their mask leave the random prompts in the loss.
+awk 'BEGIN { srand(9); for (i = 0; i < 400; i++) { p = "";
+  for (j = 0; j < 12; j++) p = p sprintf("%c", 97 + int(rand() * 26));
+  printf "{\"prompt\": \"%s\", \"response\": \"=ok\"}\n", p } }' >"$work/sft.jsonl"
+"$tessera" preprocess --sft --input "$work/sft.jsonl" --output-prefix "$work/i" \
+  --tokenizer-type byte --append-eod >"$work/sft.out" 2>&1
+grep -q "400 conversations, 6400 tokens, 1600 (25.0%) trained on" "$work/sft.out"
+check "preprocess --sft: 400 conversations, a quarter of the tokens trained on" $?
+sft=(--data-path "$work/i_sft_document" --vocab-size 257 --num-layers 2 --hidden-size 64
+     --num-attention-heads 4 --seq-length 32 --micro-batch-size 4 --global-batch-size 8
+     --lr 3e-3 --train-iters 40 --log-interval 1 --seed 3)
+"$tessera" train "${sft[@]}" --metrics-file "$work/sft.jsonl.log" >/dev/null 2>&1
+masked=$(losses "$work/sft.jsonl.log" | tail -1)
+mkdir -p "$work/nomask" && cp "$work/i_sft_document.bin" "$work/i_sft_document.idx" "$work/nomask/"
+"$tessera" train "${sft[@]/$work\/i_sft_document/$work/nomask/i_sft_document}" \
+  --metrics-file "$work/nomask.log" >/dev/null 2>&1
+unmasked=$(losses "$work/nomask.log" | tail -1)
+awk -v a="$masked" -v b="$unmasked" 'BEGIN { exit !(a > 0 && a < 0.3 * b) }'
+check "training on the loss mask learns the response: final loss $masked vs $unmasked without the mask" $?
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
