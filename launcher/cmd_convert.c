@@ -9,7 +9,12 @@
  *       --pretrained-checkpoint CKPT_DIR and the model flags printed;
  *   tessera convert --load CKPT_DIR [--ckpt-step N] --save HF_DIR
  *       a tessera checkpoint -> model.safetensors (F32) + config.json that
- *       transformers loads as GPT2LMHeadModel / LlamaForCausalLM.
+ *       transformers loads as GPT2LMHeadModel / LlamaForCausalLM;
+ *   tessera convert --merge-lora --load LORA_CKPT [--ckpt-step N] --save CKPT
+ *       a LoRA run's checkpoint -> a weights-only tessera checkpoint of the
+ *       same iteration with every adapter folded into its weight
+ *       (W + alpha/r B A), no adapters left: a plain model again, for
+ *       training, evaluation or export.
  *
  * The direction follows what --load holds. The model is built as one rank
  * builds it for training (the GPT spec, sharding/), so the tensors
@@ -40,6 +45,7 @@ typedef struct convert_args {
     const char *load;
     const char *save;
     int64_t ckpt_step;
+    bool merge_lora;
 } convert_args;
 
 #define OFF(f) offsetof(convert_args, f)
@@ -51,6 +57,9 @@ static const tsr_flag convert_flags[] = {
      "where to write the other format (created; must not hold one already)"},
     {"--ckpt-step", TSR_FLAG_INT64, OFF(ckpt_step), -1, 9007199254740992.0, NULL, "N",
      "of a tessera checkpoint: convert iteration N instead of the latest"},
+    {"--merge-lora", TSR_FLAG_BOOL, OFF(merge_lora), 0, 0, NULL, NULL,
+     "of a LoRA run's checkpoint: write a tessera checkpoint with the adapters folded into "
+     "the weights"},
 };
 #undef OFF
 
@@ -232,6 +241,12 @@ static tsr_status export_hf(const convert_args *a)
     tsr_config_defaults(&cfg);
     if (st == TSR_OK)
         st = tsr_checkpoint_read_model(path, &cfg);
+    if (st == TSR_OK && cfg.lora_rank > 0)
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "%s holds LoRA adapters (rank %d): fold them into the weights first "
+                           "(tessera convert --merge-lora --load %s --save MERGED), then export "
+                           "MERGED",
+                           path, cfg.lora_rank, a->load);
     tsr_hf_family family;
     if (st == TSR_OK)
         st = tsr_hf_family_of(&cfg, &family);
@@ -268,13 +283,86 @@ static tsr_status export_hf(const convert_args *a)
     return st;
 }
 
+/* The model's tensors but the adapters: what a merged checkpoint holds. */
+static size_t base_tensors(const built *b, tsr_tensor_desc *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->model.tensor_count; i++)
+        if (!b->model.tensors[i].adapter)
+            out[n++] = b->model.tensors[i];
+    return n;
+}
+
+static tsr_status merge_lora(const convert_args *a)
+{
+    int64_t iteration = 0;
+    tsr_status st = tsr_checkpoint_resolve("--load", a->load, a->ckpt_step, &iteration);
+    char path[4096];
+    tsr_checkpoint_path(a->load, iteration, path, sizeof path);
+    tsr_config cfg;
+    tsr_config_defaults(&cfg);
+    if (st == TSR_OK)
+        st = tsr_checkpoint_read_model(path, &cfg);
+    if (st == TSR_OK && cfg.lora_rank <= 0)
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--merge-lora: %s holds no LoRA adapters (it is a plain model); "
+                           "convert it without --merge-lora",
+                           path);
+    if (st == TSR_OK && tsr_checkpoint_exists(a->save))
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--save %s already holds a tessera checkpoint; give an empty or new "
+                           "directory",
+                           a->save);
+    if (cfg.max_position_embeddings > 0 && cfg.seq_length > cfg.max_position_embeddings)
+        cfg.seq_length = cfg.max_position_embeddings;
+    cfg.ckpt_step = iteration;
+    built b = {0};
+    if (st == TSR_OK)
+        st = build(&cfg, &b);
+    tsr_checkpoint_state state = {0};
+    tsr_checkpoint_content content = weights_of(&b);
+    if (st == TSR_OK)
+        st = tsr_checkpoint_load("--load", a->load, &cfg, &state, &content, MPI_COMM_SELF);
+    tsr_tensor_desc *kept = st == TSR_OK ? calloc(b.model.tensor_count + 1, sizeof *kept) : NULL;
+    if (st == TSR_OK && kept == NULL)
+        st = tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory");
+    int64_t merged = 0;
+    if (st == TSR_OK) {
+        merged = tsr_net_merge_adapters(b.net);
+        content.tensors = kept;
+        content.tensor_count = base_tensors(&b, kept);
+        st = make_dir(a->save);
+    }
+    tsr_config plain = cfg;
+    plain.lora_rank = 0;
+    plain.lora_alpha = plain.lora_dropout = 0.0;
+    plain.lora_target = NULL;
+    if (st == TSR_OK)
+        st = tsr_checkpoint_save(a->save, &plain, &state, &content, MPI_COMM_SELF);
+    if (st == TSR_OK) {
+        int64_t adapters = 0, base = 0;
+        tsr_net_trainable_count(b.net, &adapters, &base);
+        tsr_checkpoint_path(a->save, iteration, path, sizeof path);
+        printf("wrote %s: iteration %lld of %s with its %lld LoRA adapters (rank %d, scale %g) "
+               "folded into the weights; weights only, a plain model (%.3f M parameters)\n",
+               path, (long long)iteration, a->load, (long long)merged, cfg.lora_rank,
+               tsr_config_lora_scale(&cfg), (double)base / 1e6);
+    }
+    free(kept);
+    built_free(&b);
+    return st;
+}
+
 static void print_help(void)
 {
-    convert_args defaults = {NULL, NULL, -1};
+    convert_args defaults = {NULL, NULL, -1, false};
     puts("usage: tessera convert --load HF_DIR --save CKPT_DIR\n"
-         "       tessera convert --load CKPT_DIR [--ckpt-step N] --save HF_DIR\n\n"
+         "       tessera convert --load CKPT_DIR [--ckpt-step N] --save HF_DIR\n"
+         "       tessera convert --merge-lora --load LORA_CKPT_DIR [--ckpt-step N] --save "
+         "CKPT_DIR\n\n"
          "converts between a Hugging Face GPT-2 or LLaMA-family model (config.json +\n"
-         "safetensors) and a tessera checkpoint; the direction follows what --load holds\n\n"
+         "safetensors) and a tessera checkpoint; the direction follows what --load holds.\n"
+         "--merge-lora folds a LoRA run's adapters into its weights (a tessera checkpoint)\n\n"
          "flags:");
     tsr_flags_print_help(&convert_table, &defaults, stdout);
 }
@@ -287,7 +375,7 @@ int tsr_cmd_convert(int argc, char **argv)
             print_help();
         return 0;
     }
-    convert_args args = {NULL, NULL, -1};
+    convert_args args = {NULL, NULL, -1, false};
     tsr_status st = tsr_flags_parse(&convert_table, &args, argc, argv, NULL);
     if (st == TSR_OK && (args.load == NULL || args.save == NULL))
         st = tsr_error_set(TSR_ERR_INVALID_ARG,
@@ -301,13 +389,18 @@ int tsr_cmd_convert(int argc, char **argv)
                            "--load %s holds neither a Hugging Face model (config.json) nor a "
                            "tessera checkpoint (latest_checkpointed_iteration.txt)",
                            args.load);
+    if (st == TSR_OK && from_hf && args.merge_lora)
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--merge-lora folds the adapters of a tessera LoRA checkpoint; "
+                           "--load %s is a Hugging Face model",
+                           args.load);
     if (st != TSR_OK)
         return tsr_report_error_once(info.rank, "convert", st);
     if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
         fprintf(stderr, "tessera convert: error: MPI_Init failed\n");
         return 1;
     }
-    st = from_hf ? import_hf(&args) : export_hf(&args);
+    st = from_hf ? import_hf(&args) : args.merge_lora ? merge_lora(&args) : export_hf(&args);
     MPI_Finalize();
     if (st != TSR_OK) {
         fprintf(stderr, "tessera convert: error: %s\n", tsr_last_error());

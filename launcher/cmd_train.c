@@ -177,6 +177,18 @@ static void log_model(const tsr_config *cfg, const tsr_net *net)
                  tsr_config_num_query_groups(cfg), tsr_config_ffn_hidden_size(cfg),
                  (long long)dims->vocab, (long long)dims->padded_vocab, (long long)dims->seq,
                  (double)tsr_net_global_param_count(net) / 1e6);
+    if (cfg->lora_rank > 0) {
+        int64_t trainable = 0, frozen = 0;
+        tsr_net_trainable_count(net, &trainable, &frozen);
+        tsr_log_once(TSR_LOG_INFO,
+                     "LoRA rank %d, alpha %g (scale %g), dropout %g on %s: %.4f M adapter "
+                     "parameters trained (%.3f%% of the model), %.3f M frozen",
+                     cfg->lora_rank, tsr_config_lora_scale(cfg) * cfg->lora_rank,
+                     tsr_config_lora_scale(cfg), cfg->lora_dropout,
+                     cfg->lora_target != NULL ? cfg->lora_target : "qkv,proj,fc1,fc2",
+                     (double)trainable / 1e6, 100.0 * (double)trainable / (double)(trainable + frozen),
+                     (double)frozen / 1e6);
+    }
     log_attention(cfg);
 }
 

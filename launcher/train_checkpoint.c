@@ -23,7 +23,7 @@ tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
     train_run *run = ctx;
     tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
                                   tr->adam_step,           tr->nan_iterations_total,
-                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION, false};
+                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION, false, false};
     tsr_checkpoint_content content = checkpoint_content(tr);
     if (run->async != NULL) {
         double held = 0.0;

@@ -124,6 +124,15 @@ static const tsr_flag train_flags[] = {
      "experts per MoE layer (mixture of experts)"},
     {"--moe-router-topk", TSR_FLAG_INT, OFF(moe_router_topk), 1, 65536, NULL, "K",
      "experts each token is routed to"},
+    {"--lora-rank", TSR_FLAG_INT, OFF(lora_rank), 1, 65536, NULL, "R",
+     "train rank-R adapters (LoRA) on the linears of --lora-target, every other parameter "
+     "frozen; needs a base (--pretrained-checkpoint or --load)"},
+    {"--lora-alpha", TSR_FLAG_DOUBLE, OFF(lora_alpha), 1e-6, 1e6, NULL, "A",
+     "adapter scale A / R (default A = R: scale 1)"},
+    {"--lora-dropout", TSR_FLAG_DOUBLE, OFF(lora_dropout), 0.0, 1.0, NULL, "P",
+     "dropout on each adapter's input"},
+    {"--lora-target", TSR_FLAG_STRING, OFF(lora_target), 0, 0, NULL, "LIST",
+     "linears to adapt: a comma-separated subset of qkv,proj,fc1,fc2 (default all four)"},
 
     /* training */
     {"--micro-batch-size", TSR_FLAG_INT, OFF(micro_batch_size), 1, 1048576, NULL, "N",
@@ -171,6 +180,9 @@ static const tsr_flag train_flags[] = {
      "iterations between evaluations, also run after the last iteration (0: no evaluation)"},
     {"--eval-iters", TSR_FLAG_INT64, OFF(eval_iters), 1, BIG64, NULL, "N",
      "batches per evaluation"},
+    {"--skip-train", TSR_FLAG_BOOL, OFF(skip_train), 0, 0, NULL, NULL,
+     "no training: evaluate the model (from --load or --pretrained-checkpoint) on "
+     "--eval-iters validation batches and exit, saving nothing"},
 
     /* checkpoints */
     {"--save", TSR_FLAG_STRING, OFF(save), 0, 0, NULL, "DIR", "checkpoint directory to write"},

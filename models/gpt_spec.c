@@ -37,6 +37,10 @@ static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
     float out_std = std / sqrtf(2.0f * (float)cfg->num_layers);
     bool bias = !cfg->disable_bias_linear;
     tsr_norm_config nc = {cfg->normalization, (float)cfg->norm_epsilon};
+    tsr_lora_config lora = {cfg->lora_rank, (float)tsr_config_lora_scale(cfg), cfg->lora_dropout,
+                            0};
+    if (tsr_config_lora_targets(cfg, &lora.targets) != TSR_OK)
+        return NULL;
     tsr_attention_config ac = {cfg->num_attention_heads,
                                tsr_config_num_query_groups(cfg),
                                cfg->hidden_size / cfg->num_attention_heads,
@@ -47,8 +51,9 @@ static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
                                std,
                                out_std,
                                *mask,
-                               cfg->reset_position_ids};
-    tsr_mlp_config mc = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std};
+                               cfg->reset_position_ids,
+                               lora};
+    tsr_mlp_config mc = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std, lora};
     tsr_spec *attention = residual(arena, cfg, 1, NEW(tsr_module_norm, "input_layernorm", nc),
                                    NEW(tsr_module_attention, "self_attention", ac));
     tsr_spec *mlp = residual(arena, cfg, 2, NEW(tsr_module_norm, "pre_mlp_layernorm", nc),

@@ -330,6 +330,8 @@ static tsr_status validate_training(const tsr_config *cfg, int world_size)
     if (cfg->no_load_optim && !loads)
         return INVALID("--no-load-optim is set but there is nothing to load; give --load DIR "
                        "or --pretrained-checkpoint DIR");
+    if (cfg->skip_train && cfg->save != NULL)
+        return INVALID("--skip-train evaluates and saves nothing; drop --save %s", cfg->save);
     if (cfg->async_save && cfg->save == NULL)
         return INVALID("--async-save is set but --save is not; give --save DIR");
     if (cfg->save_failure == TSR_SAVE_FAILURE_CONTINUE && cfg->save == NULL)
@@ -357,5 +359,7 @@ tsr_status tsr_config_validate(const tsr_config *cfg, int world_size)
         st = validate_pipeline(cfg);
     if (st == TSR_OK)
         st = validate_training(cfg, world_size);
+    if (st == TSR_OK)
+        st = tsr_config_validate_lora(cfg);
     return st;
 }

@@ -66,6 +66,11 @@ typedef struct tsr_net_param {
                          * the frozen array */
     tsr_param_init init;
     float init_value;
+    /* TSR_PARAM_ADAPTER: the entry of the weight it adapts, its half, and
+     * the scale of up @ down */
+    size_t adapts;
+    tsr_adapter_role adapter_role;
+    float adapter_scale;
 } tsr_net_param;
 
 /* Sizes for tensor-parallel rank tp_rank without pipeline parallelism. */
@@ -104,6 +109,28 @@ tsr_status tsr_net_logits(tsr_net *net, const int32_t *tokens, float *logits, in
  * its targets and mask are not read. */
 tsr_status tsr_net_logits_of(tsr_net *net, const tsr_microbatch *mb, float *logits,
                              int64_t *count);
+
+/* Generation (net_decode.c): whether this rank's model can run one token
+ * per sample at a time (every module declares decodes; one pipeline stage,
+ * no sequence parallelism), with a message naming what cannot. */
+tsr_status tsr_net_decode_check(const tsr_net *net);
+/* One generation step: tokens (B) of every sample at `position` (0 ..
+ * seq-1, taken in order from 0: the key/value cache of the earlier
+ * positions is in the modules' saved buffers of slot 0) -> this rank's
+ * slice of the logits of the real vocabulary (B, *count) from vocab_start,
+ * as tsr_net_logits gives. */
+tsr_status tsr_net_decode_step(tsr_net *net, const int32_t *tokens, int64_t position,
+                               float *logits, int64_t *count);
+
+/* Folds every low-rank adapter into the weight it adapts (W += scale x
+ * up @ down on this rank's blocks, which hold matching pieces in any
+ * layout) and zeroes the up halves, so the model computes the same
+ * function with the adapters contributing nothing. Returns how many
+ * weights changed. */
+int64_t tsr_net_merge_adapters(tsr_net *net);
+/* Trainable and frozen parameters of the whole model (every stage, every
+ * shard), for the log line of an adapter run. */
+void tsr_net_trainable_count(const tsr_net *net, int64_t *trainable, int64_t *frozen);
 
 /* Each pipeline rank's share of its steps spent waiting in exchanges,
  * gathered into fractions[pp]; collective over the pipeline group. */

@@ -127,7 +127,10 @@ static tsr_status add_entry(tsr_net *net, const tsr_net_unit *unit, const char *
     e->init = p->init;
     e->init_value = p->init_value;
     e->local = unit->local;
-    e->frozen = (p->flags & TSR_PARAM_FROZEN) != 0;
+    /* a run that trains adapters only (--lora-rank) freezes everything else */
+    bool adapters_only = net->cfg.lora_rank > 0;
+    e->frozen = (p->flags & TSR_PARAM_FROZEN) != 0 ||
+                (adapters_only && (p->flags & TSR_PARAM_ADAPTER) == 0);
     st = local_shape(net, name, p, &e->local_rows, &e->local_cols);
     if (st != TSR_OK)
         return st;
@@ -202,6 +205,21 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
                                  "module %s (%s): parameter %s is an expert parameter; this "
                                  "build has no expert parallelism yet",
                                  name, kind->name, p->suffix);
+        if (p->flags & TSR_PARAM_ADAPTER) {
+            const tsr_param_decl *base = p->adapts >= 0 && p->adapts < decl->param_count
+                                             ? &decl->params[p->adapts]
+                                             : NULL;
+            bool fits = base != NULL && base->enabled && !(base->flags & TSR_PARAM_ADAPTER) &&
+                        (p->adapter_role == TSR_ADAPTER_DOWN ? p->cols == base->cols
+                         : p->adapter_role == TSR_ADAPTER_UP ? p->rows == base->rows
+                                                             : false);
+            if (!fits)
+                return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                     "module %s (%s): adapter %s names no enabled weight of "
+                                     "the module with its %s (tsr_decl_adapter)",
+                                     name, kind->name, p->suffix,
+                                     p->adapter_role == TSR_ADAPTER_UP ? "rows" : "columns");
+        }
     }
     for (int i = 0; i < decl->buffer_count; i++) {
         const tsr_buffer_decl *b = &decl->buffers[i];
@@ -284,6 +302,16 @@ static tsr_status declare_node(tsr_net *net, const tsr_spec *spec, int unit, con
         if (u->role == UNIT_EMBEDDING && p->split == TSR_PARAM_SPLIT_VOCAB &&
             net->embedding_entry == TSR_NET_NO_PARAM)
             net->embedding_entry = node->param_entry[i];
+    }
+    /* adapters point at the entry of the weight they adapt */
+    for (int i = 0; i < decl.param_count; i++) {
+        const tsr_param_decl *p = &decl.params[i];
+        if (p->enabled && (p->flags & TSR_PARAM_ADAPTER)) {
+            tsr_net_param *e = &net->table[node->param_entry[i]];
+            e->adapts = node->param_entry[p->adapts];
+            e->adapter_role = p->adapter_role;
+            e->adapter_scale = p->adapter_scale;
+        }
     }
     *index = n;
     return TSR_OK;
@@ -404,6 +432,14 @@ static tsr_status declare_units(tsr_net *net)
     return declare_node(net, spec->head, fi + 1, "", &info, &u->root);
 }
 
+static bool has_adapters(const tsr_net *net)
+{
+    for (size_t i = 0; i < net->param_count_entries; i++)
+        if (net->table[i].flags & TSR_PARAM_ADAPTER)
+            return true;
+    return false;
+}
+
 tsr_status tsr_net_build(const tsr_model_spec *spec, const tsr_config *cfg,
                          const tsr_net_dims *dims, tsr_net **out)
 {
@@ -415,6 +451,11 @@ tsr_status tsr_net_build(const tsr_model_spec *spec, const tsr_config *cfg,
     net->d = *dims;
     net->spec = spec;
     tsr_status st = declare_units(net);
+    if (st == TSR_OK && cfg->lora_rank > 0 && !has_adapters(net))
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "--lora-rank %d: model %s declares no adapters (its modules take no "
+                           "tsr_lora_config), so every parameter would be frozen",
+                           cfg->lora_rank, cfg->model_name != NULL ? cfg->model_name : "gpt");
     if (st == TSR_OK)
         st = tsr_net_derive_tables(net);
     if (st == TSR_OK)

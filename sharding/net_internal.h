@@ -121,6 +121,9 @@ struct tsr_net {
     int32_t *mb_doc_start, *mb_prefix_lo, *mb_prefix_hi; /* NULL unless the flags need them */
     int slot; /* being computed */
     struct tsr_module_exec exec;
+    /* generation (net_decode.c): rows of the step (one token per sample)
+     * and its position; 0 rows: not decoding */
+    int64_t decode_rows, decode_position;
 };
 
 /* Rows of a buffer kind for this rank. */

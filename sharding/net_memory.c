@@ -23,6 +23,8 @@ static size_t aligned(size_t floats)
 
 int64_t tsr_net_rows(const tsr_net *net, tsr_buffer_rows rows)
 {
+    if (net->decode_rows > 0 && rows != TSR_ROWS_FIXED)
+        return net->decode_rows; /* generation: one token per sample */
     switch (rows) {
     case TSR_ROWS_TOKENS:
         return net->d.micro_batch * net->d.seq;

@@ -151,18 +151,32 @@ tsr_status tsr_module_tp_scatter_rows_at(tsr_call_site site, const tsr_module_ru
     return tsr_tp_allreduce_sum(site, &net->tp, local, n_tok(net) * cols);
 }
 
-void tsr_module_dropout(const tsr_module_run *run, int site, double p, bool local_rows,
-                        tsr_dropout *out)
+static void dropout_of(const tsr_module_run *run, const char *purpose, uint64_t site, double p,
+                       bool local_rows, tsr_dropout *out)
 {
     const tsr_net *net = run->exec->net;
     memset(out, 0, sizeof *out);
     out->p = (float)p;
-    uint64_t key = tsr_rng_key((uint64_t)net->cfg.seed, "dropout");
-    key = tsr_rng_key_mix(key, (uint64_t)(run->info->layer * 4 + site));
+    uint64_t key = tsr_rng_key((uint64_t)net->cfg.seed, purpose);
+    key = tsr_rng_key_mix(key, site);
     out->key = tsr_rng_key_mix(key, (uint64_t)run->io->iteration);
     out->sample_offset = run->io->first_sample;
     out->t_global = net->d.seq;
     out->t_offset = local_rows && net->d.sp ? (int64_t)net->d.tp_rank * net->d.l_seq : 0;
+}
+
+void tsr_module_dropout(const tsr_module_run *run, int site, double p, bool local_rows,
+                        tsr_dropout *out)
+{
+    dropout_of(run, "dropout", (uint64_t)(run->info->layer * 4 + site), p, local_rows, out);
+}
+
+void tsr_module_dropout_keyed(const tsr_module_run *run, const char *purpose, int site, double p,
+                              bool local_rows, tsr_dropout *out)
+{
+    /* the layer and the site in separate mixes: any site, no collision */
+    uint64_t key = tsr_rng_key_mix((uint64_t)(run->info->layer + 1), (uint64_t)site);
+    dropout_of(run, purpose, key, p, local_rows, out);
 }
 
 /* ------------------------------------------------------------- chunks */
@@ -213,7 +227,7 @@ static void set_io(tsr_net *net, const tsr_microbatch *mb, bool train)
     net->exec.io = (tsr_step_io){mb->tokens,    mb->targets,      net->row_weight,
                                  net->row_loss, net->row_correct, mb->first_sample,
                                  mb->iteration, mb->doc_start,    mb->prefix_lo,
-                                 mb->prefix_hi};
+                                 mb->prefix_hi, net->decode_rows > 0 ? net->decode_position : -1};
 }
 
 /* embedding, the chunk's layers, and (head chunk) the final norm, then the

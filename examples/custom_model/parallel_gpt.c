@@ -205,7 +205,11 @@ static tsr_status parallel_gpt_build(const tsr_config *cfg, tsr_spec_arena *aren
         .init_std = std,
         .out_init_std = out_std,
         .reset_positions = cfg->reset_position_ids};
-    tsr_mlp_config mlp = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std};
+    tsr_mlp_config mlp = {.ffn = tsr_config_ffn_hidden_size(cfg),
+                          .swiglu = cfg->swiglu,
+                          .bias = bias,
+                          .init_std = std,
+                          .out_init_std = out_std};
     gated_parallel_config gate = {cfg->hidden_dropout, 1, 1.0f};
     tsr_lm_head_config head = {!cfg->untie_embeddings_and_output_weights, std};
 

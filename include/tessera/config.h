@@ -127,6 +127,12 @@ typedef struct tsr_config {
     int eod_token;             /* that token for file datasets; -1: none given */
     int num_experts; /* 0: dense */
     int moe_router_topk;
+    /* LoRA (Hu et al. 2021): low-rank adapters on the parallel linears,
+     * every other parameter frozen (docs/fine-tuning.md); rank 0: none */
+    int lora_rank;
+    double lora_alpha;       /* scale alpha / rank; 0: alpha = rank */
+    double lora_dropout;     /* on each adapted linear's input, adapter path only */
+    const char *lora_target; /* "qkv,proj,fc1,fc2" or a subset; NULL: all four */
 
     /* training */
     int micro_batch_size;
@@ -154,6 +160,7 @@ typedef struct tsr_config {
     const char *split;
     int64_t eval_interval; /* 0: no evaluation */
     int64_t eval_iters;
+    bool skip_train; /* evaluate the (loaded) model once and exit: no training, no save */
 
     /* checkpoints */
     const char *save;
@@ -208,6 +215,21 @@ int tsr_config_padded_vocab_size(const tsr_config *cfg, int vocab_size);
 struct tsr_attn_mask;
 tsr_status tsr_config_layer_attention(const tsr_config *cfg, int64_t layer,
                                       struct tsr_attn_mask *out);
+
+/* The linears LoRA adapts (tsr_config_lora_targets). */
+enum {
+    TSR_LORA_QKV = 1u << 0,  /* attention's linear_qkv (column-parallel) */
+    TSR_LORA_PROJ = 1u << 1, /* attention's linear_proj (row-parallel) */
+    TSR_LORA_FC1 = 1u << 2,  /* the MLP's linear_fc1 (column-parallel) */
+    TSR_LORA_FC2 = 1u << 3   /* the MLP's linear_fc2 (row-parallel) */
+};
+/* --lora-target as TSR_LORA_* bits (all four when not given); 0 without
+ * --lora-rank. TSR_ERR_INVALID_ARG naming the word it does not know. */
+tsr_status tsr_config_lora_targets(const tsr_config *cfg, unsigned *targets);
+/* alpha / rank (0 without LoRA). */
+double tsr_config_lora_scale(const tsr_config *cfg);
+/* The LoRA flags' combinations (part of tsr_config_validate). */
+tsr_status tsr_config_validate_lora(const tsr_config *cfg);
 
 /* Checks every constraint that can be known from the config and the world
  * size alone. On failure returns TSR_ERR_INVALID_ARG with a message naming

@@ -39,6 +39,9 @@ void tsr_linear_forward(float *out, const float *inp, const float *weight, const
 void tsr_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int64_t n, int64_t in_features,
                          int64_t out_features);
+/* out += inp @ weight^T (a second product into the same output: LoRA) */
+void tsr_linear_forward_add(float *out, const float *inp, const float *weight, int64_t n,
+                            int64_t in_features, int64_t out_features);
 
 /* ---- LayerNorm -------------------------------------------------------------
  * inp (N, C), weight (C), bias (C), out (N, C), mean (N), rstd (N) saved */
@@ -133,9 +136,12 @@ typedef struct tsr_dropout {
     int64_t t_global;        /* sequence length of the whole sample */
     int64_t head_offset;     /* attention: global index of local head 0 */
     int64_t heads_global;    /* attention: heads of the whole model */
+    int64_t c_offset;        /* global column of local column 0 (an input split by columns) */
+    int64_t c_global;        /* columns of the whole activation; 0: C, not split */
 } tsr_dropout;
 
-/* x (B, T, C): out = x * mask / (1 - p); C is never split */
+/* x (B, T, C): out = x * mask / (1 - p); C is this rank's columns c_offset.. of
+ * c_global (0: all of them) */
 void tsr_dropout_forward(float *out, const float *x, int64_t b, int64_t t, int64_t c,
                          const tsr_dropout *dropout);
 void tsr_dropout_backward(float *dx, const float *dout, int64_t b, int64_t t, int64_t c,
@@ -187,6 +193,21 @@ tsr_status tsr_attention_mask_check(const tsr_attn_mask *mask, int64_t t);
  * head) under the mask's pattern (its per-query arrays taken as absent):
  * the attention cost, T*T for none skipped. mask NULL: causal. */
 double tsr_attention_computed_elements(const tsr_attn_mask *mask, int64_t t);
+
+/* Whether query i sees key j under the mask's pattern alone (causal part;
+ * its per-query arrays are not read). mask NULL: causal. */
+int tsr_attn_pattern_sees(const tsr_attn_mask *mask, int64_t i, int64_t j);
+
+/* ---- attention of one new token per sample over a key/value cache (generation) ----
+ * q (B, Hq, D): the queries at position pos; k_cache, v_cache (B, T, Hkv, D)
+ * hold keys and values of positions 0..pos (rows past pos are not read);
+ * out (B, Hq, D). Query head h reads key/value head h / (Hq/Hkv); scale
+ * 1/sqrt(D); keys by the mask's pattern (tsr_attn_pattern_sees; its
+ * per-query arrays are not read). The cost is O(pos) per head: nothing
+ * before pos is computed again. scratch: B * Hq * T floats (the scores). */
+void tsr_attention_decode(float *out, const float *q, const float *k_cache, const float *v_cache,
+                          int64_t b, int64_t t, int64_t pos, int64_t hq, int64_t hkv, int64_t d,
+                          const tsr_attn_mask *mask, float *scratch);
 
 /* ---- self-attention, flash-style -----------------------------------------------------
  * q (B, T, Hq, D), k and v (B, T, Hkv, D) with Hq a multiple of Hkv (grouped

@@ -57,7 +57,7 @@ extern "C" {
 #endif
 
 #define TSR_MODULE_MAX_PARAMS 16
-#define TSR_MODULE_MAX_BUFFERS 24
+#define TSR_MODULE_MAX_BUFFERS 32
 #define TSR_MODULE_MAX_CHILDREN 8
 
 /* How a parameter is cut across the tensor-parallel group. */
@@ -89,8 +89,19 @@ enum {
      * with this flag to use the model's embedding table (tied output layer);
      * on another pipeline stage the builder gives it a copy whose gradient
      * is summed with the original's over the embedding group */
-    TSR_PARAM_TIED_EMBEDDING = 1u << 4
+    TSR_PARAM_TIED_EMBEDDING = 1u << 4,
+    /* a low-rank adapter of another parameter of the module (LoRA;
+     * tsr_decl_adapter): when the run trains adapters only (--lora-rank),
+     * every parameter without this flag is frozen */
+    TSR_PARAM_ADAPTER = 1u << 5
 };
+
+/* Which half of a low-rank adapter W + scale * up @ down a parameter is. */
+typedef enum tsr_adapter_role {
+    TSR_ADAPTER_NONE = 0,
+    TSR_ADAPTER_DOWN, /* (rank, in): LoRA's A */
+    TSR_ADAPTER_UP    /* (out, rank): LoRA's B */
+} tsr_adapter_role;
 
 typedef struct tsr_param_decl {
     bool enabled;
@@ -100,6 +111,11 @@ typedef struct tsr_param_decl {
     tsr_param_init init;
     float init_value;      /* std for TSR_INIT_NORMAL, the constant otherwise */
     unsigned flags;
+    /* TSR_PARAM_ADAPTER: the slot of the weight it adapts, its role and
+     * the scale of up @ down (what merging adds to that weight) */
+    int adapts;
+    tsr_adapter_role adapter_role;
+    float adapter_scale;
 } tsr_param_decl;
 
 typedef enum tsr_buffer_rows {
@@ -133,12 +149,24 @@ typedef struct tsr_module_decl {
     /* backward may be called with din == dout: the buffer holds dout on
      * entry and the input gradient (not added to anything) on return */
     bool in_place_grad;
+    /* forward handles io->decode_position >= 0 (one token per sample; rows
+     * are B): what `tessera generate` needs of every module. Row-wise
+     * modules get it for free; one that mixes positions keeps what it
+     * needs of earlier ones in its saved buffers */
+    bool decodes;
 } tsr_module_decl;
 
 /* Adds parameter slot decl->param_count (returns its index). */
 int tsr_decl_param(tsr_module_decl *decl, bool enabled, const char *suffix, int64_t rows,
                    int64_t cols, tsr_param_split split, tsr_param_init init, float init_value,
                    unsigned flags);
+/* Marks parameter slot `slot` as the `role` half of a low-rank adapter of
+ * the weight in slot `base`: base + scale * up @ down is the weight the
+ * module computes with (TSR_PARAM_ADAPTER; tessera convert --merge-lora
+ * folds it in). The up half has the base's rows and split, the down half
+ * its columns and split; each half's other dimension is the rank. */
+void tsr_decl_adapter(tsr_module_decl *decl, int slot, int base, tsr_adapter_role role,
+                      float scale);
 /* Adds buffer slot decl->buffer_count (returns its index). */
 int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
                     int64_t cols, tsr_buffer_life life);
@@ -180,6 +208,11 @@ typedef struct tsr_step_io {
     int64_t iteration;      /* keys dropout */
     /* attention across documents and prefixes (tsr_attn_mask); (B, T) or NULL */
     const int32_t *doc_start, *prefix_lo, *prefix_hi;
+    /* generation (tessera generate): >= 0 when this forward is one token per
+     * sample at this position (tokens (B), rows B; the module's saved
+     * buffers of earlier positions are still there: a key/value cache);
+     * -1 for a whole sequence */
+    int64_t decode_position;
 } tsr_step_io;
 
 struct tsr_module_node;
@@ -248,6 +281,11 @@ tsr_status tsr_module_tp_scatter_rows_at(tsr_call_site site, const tsr_module_ru
 struct tsr_dropout;
 void tsr_module_dropout(const tsr_module_run *run, int site, double p, bool local_rows,
                         struct tsr_dropout *out);
+/* The same with keys of their own: `purpose` (a string naming the use,
+ * "lora", say) and site (any value) in this instance's layer, so that a
+ * module's extra dropouts draw masks unrelated to the layer's four. */
+void tsr_module_dropout_keyed(const tsr_module_run *run, const char *purpose, int site, double p,
+                              bool local_rows, struct tsr_dropout *out);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,16 @@
 extern "C" {
 #endif
 
+/* Low-rank adapters of a module's linears (LoRA): W + scale * B A, W
+ * frozen by the run (--lora-rank). Part of the attention and MLP configs;
+ * rank 0 adapts nothing. */
+typedef struct tsr_lora_config {
+    int64_t rank;
+    float scale;      /* alpha / rank */
+    double dropout;   /* on the adapter's input */
+    unsigned targets; /* TSR_LORA_* bits (tessera/config.h) */
+} tsr_lora_config;
+
 extern const tsr_module_kind tsr_module_embedding;
 typedef struct tsr_embedding_config {
     bool learned_positions;  /* add embedding.position_embeddings (max_positions rows) */
@@ -62,6 +72,7 @@ typedef struct tsr_attention_config {
      * tsr_step_io). Zero: causal. */
     tsr_attn_mask mask;
     bool reset_positions; /* rotary positions restart at each document (doc_start) */
+    tsr_lora_config lora; /* adapters of linear_qkv (QKV) and linear_proj (PROJ) */
 } tsr_attention_config;
 
 extern const tsr_module_kind tsr_module_mlp;
@@ -71,6 +82,7 @@ typedef struct tsr_mlp_config {
     bool bias;
     float init_std;       /* linear_fc1 */
     float out_init_std;   /* linear_fc2 */
+    tsr_lora_config lora; /* adapters of linear_fc1 (FC1) and linear_fc2 (FC2) */
 } tsr_mlp_config;
 
 extern const tsr_module_kind tsr_module_residual;

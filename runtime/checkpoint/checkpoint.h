@@ -42,6 +42,8 @@ typedef struct tsr_checkpoint_state {
     int64_t seed;
     int64_t format_version; /* of the file loaded; saving writes the current one */
     bool weights_only;      /* of the file loaded: it holds no optimizer state */
+    bool adapters;          /* of the file loaded: it holds LoRA adapters; without them
+                             * a LoRA run's adapters keep their initial values */
 } tsr_checkpoint_state;
 
 /* What a checkpoint holds: the model's tensor table and three flat arrays

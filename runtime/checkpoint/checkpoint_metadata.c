@@ -100,6 +100,25 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
     attr_i64(file, "tensor_model_parallel_size", cfg->tensor_model_parallel_size);
     attr_i64(file, "pipeline_model_parallel_size", cfg->pipeline_model_parallel_size);
     attr_str(file, "data_path", cfg->data_path);
+    if (cfg->lora_rank > 0) {
+        /* an adapter run: what it adapts, and which weights it started from */
+        unsigned targets = 0;
+        char words[32] = "";
+        tsr_config_lora_targets(cfg, &targets);
+        const char *names[] = {"qkv", "proj", "fc1", "fc2"};
+        for (int i = 0; i < 4; i++)
+            if (targets & (1u << i))
+                snprintf(words + strlen(words), sizeof words - strlen(words), "%s%s",
+                         words[0] ? "," : "", names[i]);
+        attr_i64(file, "lora_rank", cfg->lora_rank);
+        attr_f64(file, "lora_alpha", tsr_config_lora_scale(cfg) * cfg->lora_rank);
+        attr_f64(file, "lora_dropout", cfg->lora_dropout);
+        attr_str(file, "lora_target", words);
+        const char *base = cfg->pretrained_checkpoint != NULL ? cfg->pretrained_checkpoint
+                           : cfg->load != NULL                ? cfg->load
+                                                              : "";
+        attr_str(file, "lora_base", base);
+    }
 }
 
 typedef enum { ATTR_READ, ATTR_ABSENT, ATTR_DAMAGED } attr_result;
@@ -227,6 +246,22 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                                  path, shape[i].name, (long long)saved,
                                  (long long)shape[i].value);
     }
+    int64_t lora_rank = 0;
+    if ((r = read_i64(file, "lora_rank", &lora_rank)) == ATTR_DAMAGED)
+        return attr_error(r, path, "lora_rank");
+    state->adapters = lora_rank > 0;
+    if (lora_rank > 0 && cfg->lora_rank == 0)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "checkpoint %s holds LoRA adapters of rank %lld on a frozen base; "
+                             "give --lora-rank %lld (with its --lora-alpha and --lora-target) "
+                             "to use them, or fold them into the weights with tessera convert "
+                             "--merge-lora",
+                             path, (long long)lora_rank, (long long)lora_rank);
+    if (lora_rank > 0 && lora_rank != cfg->lora_rank)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "checkpoint %s holds LoRA adapters of rank %lld but this run has "
+                             "--lora-rank %d; give --lora-rank %lld",
+                             path, (long long)lora_rank, cfg->lora_rank, (long long)lora_rank);
     warn_numerics(file, path, cfg);
     return TSR_OK;
 }

@@ -100,6 +100,29 @@ static tsr_status read_into(hid_t file, const char *path, tsr_config *cfg)
     cfg->max_position_embeddings = positions > 0 && positions <= (1 << 24) ? (int)positions : 0;
     cfg->model = TSR_PRESET_NONE;
     cfg->model_name = "gpt";
+    /* an adapter run's checkpoint: the adapters it holds */
+    int64_t rank = 0;
+    static char targets[32];
+    if (read_attr(file, "lora_rank", H5T_NATIVE_INT64, &rank) == 0 && rank > 0) {
+        double alpha = 0.0, dropout = 0.0;
+        hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, sizeof targets);
+        bool ok = rank <= (1 << 16) &&
+                  read_attr(file, "lora_alpha", H5T_NATIVE_DOUBLE, &alpha) == 0 && alpha > 0.0 &&
+                  read_attr(file, "lora_dropout", H5T_NATIVE_DOUBLE, &dropout) == 0 &&
+                  read_attr(file, "lora_target", type, targets) == 0;
+        H5Tclose(type);
+        targets[sizeof targets - 1] = '\0';
+        if (!ok)
+            return tsr_error_set(TSR_ERR_FORMAT,
+                                 "checkpoint %s has lora_rank %lld but no readable lora_alpha, "
+                                 "lora_dropout and lora_target (damaged?)",
+                                 path, (long long)rank);
+        cfg->lora_rank = (int)rank;
+        cfg->lora_alpha = alpha;
+        cfg->lora_dropout = dropout;
+        cfg->lora_target = targets;
+    }
     return TSR_OK;
 }
 

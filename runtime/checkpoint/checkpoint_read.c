@@ -158,9 +158,11 @@ static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
     return st;
 }
 
+/* adapters: the file holds adapters (a LoRA run's); a base model has
+ * none, and the adapters of the run loading it keep their initial values */
 static tsr_status read_tensors(hid_t file, const char *group_name,
                                const tsr_checkpoint_content *c, float *base,
-                               const tsr_param_shard *shard, const char *path)
+                               const tsr_param_shard *shard, const char *path, bool adapters)
 {
     hid_t group = H5Gopen2(file, group_name, H5P_DEFAULT);
     if (group < 0)
@@ -171,6 +173,8 @@ static tsr_status read_tensors(hid_t file, const char *group_name,
     tsr_status st = TSR_OK;
     for (size_t i = 0; i < c->tensor_count && st == TSR_OK; i++) {
         const tsr_tensor_desc *t = &c->tensors[i];
+        if (t->adapter && !adapters)
+            continue;
         if (t->frozen && !moments)
             st = read_block(group, t, c->frozen, NULL, path, group_name);
         else if (!t->frozen)
@@ -178,6 +182,14 @@ static tsr_status read_tensors(hid_t file, const char *group_name,
     }
     H5Gclose(group);
     return st;
+}
+
+static bool content_has_adapters(const tsr_checkpoint_content *c)
+{
+    for (size_t i = 0; i < c->tensor_count; i++)
+        if (c->tensors[i].adapter)
+            return true;
+    return false;
 }
 
 /* *damaged: the file's tensor data failed its checksums. */
@@ -215,11 +227,19 @@ static tsr_status read_file(const char *path, const tsr_config *cfg, tsr_checkpo
                            "--no-load-optim",
                            path);
     if (st == TSR_OK)
-        st = read_tensors(file, "model", content, content->params, NULL, path);
+        st = read_tensors(file, "model", content, content->params, NULL, path, state->adapters);
+    if (st == TSR_OK && moments && !state->adapters && content_has_adapters(content))
+        st = tsr_error_set(TSR_ERR_FORMAT,
+                           "checkpoint %s holds no LoRA adapters, so it has no optimizer state "
+                           "for them: start the adapter run from it with --finetune, or "
+                           "--pretrained-checkpoint DIR, or add --no-load-optim",
+                           path);
     if (st == TSR_OK && moments)
-        st = read_tensors(file, "optimizer/exp_avg", content, content->adam_m, owned, path);
+        st = read_tensors(file, "optimizer/exp_avg", content, content->adam_m, owned, path,
+                          state->adapters);
     if (st == TSR_OK && moments)
-        st = read_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, owned, path);
+        st = read_tensors(file, "optimizer/exp_avg_sq", content, content->adam_v, owned, path,
+                          state->adapters);
     H5Fclose(file);
     return st;
 }

@@ -39,9 +39,10 @@ struct tsr_dataset {
     int seq_length;
     bool has_answers; /* evaluation reports answer accuracy (synthetic tasks) */
     uint64_t seed;
-    int digits;       /* synthetic:addition */
+    int digits;       /* synthetic:addition and :subtraction */
     int32_t eod;      /* the token that ends a document; -1: none known */
     bool reads_hdf5;  /* samples are read through libhdf5 while training */
+    bool subtract;    /* synthetic:subtraction */
 };
 
 /* Opens the dataset named by cfg->data_path ("synthetic:addition[:DIGITS]",

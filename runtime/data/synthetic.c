@@ -12,6 +12,13 @@
  * Under --prefix-lm each question "a+b=" is a prefix; under
  * --reset-attention-mask each problem is a document (the newline ends it).
  *
+ * synthetic:subtraction[:D] is the same with "a-b=c", a >= b (the operands
+ * drawn as for addition, then ordered), the difference written the same
+ * way (D+1 digits, least significant first: the borrow flows in reading
+ * order as the carry does). Its '-' is token 14, so both tasks share one
+ * layout; a model trained on addition with --vocab-size 15 has a row for
+ * it and can be fine-tuned to subtraction.
+ *
  * synthetic:random draws uniform tokens, every target counted: a workload
  * for benchmarks with a known best loss of log(vocab).
  */
@@ -21,7 +28,15 @@
 #include "dataset.h"
 #include "tessera/rng.h"
 
-enum { TOK_PLUS = 10, TOK_EQUALS = 11, TOK_NEWLINE = 12, TOK_PAD = 13, ADDITION_VOCAB = 14 };
+enum {
+    TOK_PLUS = 10,
+    TOK_EQUALS = 11,
+    TOK_NEWLINE = 12,
+    TOK_PAD = 13,
+    ADDITION_VOCAB = 14,
+    TOK_MINUS = 14,
+    SUBTRACTION_VOCAB = 15
+};
 
 char tsr_addition_token_char(int32_t token)
 {
@@ -34,6 +49,8 @@ char tsr_addition_token_char(int32_t token)
         return '=';
     case TOK_NEWLINE:
         return '|';
+    case TOK_MINUS:
+        return '-';
     default:
         return '.';
     }
@@ -76,10 +93,15 @@ static tsr_status addition_sample(const tsr_dataset *ds, tsr_split split, int64_
         tsr_rng_philox(key, 2, problem, r);
         int64_t a = (int64_t)((((uint64_t)r[0] << 32) | r[1]) % (uint64_t)range);
         int64_t b = (int64_t)((((uint64_t)r[2] << 32) | r[3]) % (uint64_t)range);
-        int64_t c = a + b;
+        if (ds->subtract && a < b) {
+            int64_t t = a;
+            a = b;
+            b = t;
+        }
+        int64_t c = ds->subtract ? a - b : a + b;
         int32_t *s = tokens + p * problem_len;
         put_digits(s, a, d);
-        s[d] = TOK_PLUS;
+        s[d] = ds->subtract ? TOK_MINUS : TOK_PLUS;
         put_digits(s + d + 1, b, d);
         s[2 * d + 1] = TOK_EQUALS;
         for (int k = 0; k <= d; k++) { /* least significant digit first */
@@ -143,30 +165,35 @@ tsr_status tsr_dataset_open_synthetic(const tsr_config *cfg, tsr_dataset **out)
     tsr_dataset ds = {0};
     ds.seq_length = cfg->seq_length;
     ds.seed = (uint64_t)cfg->seed;
-    if (strncmp(path, "synthetic:addition", 18) == 0 &&
-        (path[18] == '\0' || path[18] == ':')) {
+    size_t task_len = strncmp(path, "synthetic:addition", 18) == 0      ? 18
+                      : strncmp(path, "synthetic:subtraction", 21) == 0 ? 21
+                                                                         : 0;
+    if (task_len > 0 && (path[task_len] == '\0' || path[task_len] == ':')) {
         ds.ops = &addition_ops;
-        ds.name = "synthetic:addition";
-        ds.vocab_size = ADDITION_VOCAB;
+        ds.subtract = task_len == 21;
+        ds.name = ds.subtract ? "synthetic:subtraction" : "synthetic:addition";
+        ds.vocab_size = ds.subtract ? SUBTRACTION_VOCAB : ADDITION_VOCAB;
         ds.has_answers = true;
         ds.digits = 3;
         ds.eod = TOK_NEWLINE; /* every problem is a document */
-        if (path[18] == ':') {
+        if (path[task_len] == ':') {
             char *end = NULL;
-            long digits = strtol(path + 19, &end, 10);
-            if (end == path + 19 || *end != '\0' || digits < 1 || digits > 18)
+            long digits = strtol(path + task_len + 1, &end, 10);
+            if (end == path + task_len + 1 || *end != '\0' || digits < 1 || digits > 18)
                 return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                     "--data-path %s: the digit count after "
-                                     "'synthetic:addition:' must be a whole number from 1 to 18",
-                                     path);
+                                     "--data-path %s: the digit count after '%s:' must be a "
+                                     "whole number from 1 to 18",
+                                     path, ds.name);
             ds.digits = (int)digits;
         }
         int problem_len = 3 * ds.digits + 4;
         if (cfg->seq_length + 1 < problem_len)
             return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                 "--seq-length %d is too short for %d-digit additions, which "
+                                 "--seq-length %d is too short for %d-digit %s, which "
                                  "need %d tokens each; use --seq-length %d or more",
-                                 cfg->seq_length, ds.digits, problem_len, problem_len - 1);
+                                 cfg->seq_length, ds.digits,
+                                 ds.subtract ? "subtractions" : "additions", problem_len,
+                                 problem_len - 1);
     } else if (strcmp(path, "synthetic:random") == 0) {
         ds.ops = &random_ops;
         ds.name = "synthetic:random";
@@ -175,7 +202,8 @@ tsr_status tsr_dataset_open_synthetic(const tsr_config *cfg, tsr_dataset **out)
     } else if (strncmp(path, "synthetic:", 10) == 0) {
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "--data-path %s: unknown synthetic dataset; use "
-                             "synthetic:addition[:DIGITS] or synthetic:random",
+                             "synthetic:addition[:DIGITS], synthetic:subtraction[:DIGITS] or "
+                             "synthetic:random",
                              path);
     } else {
         return tsr_error_set(TSR_ERR_INVALID_ARG,

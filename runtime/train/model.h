@@ -34,6 +34,7 @@ typedef struct tsr_tensor_desc {
                                    * (frozen: of the model's frozen array) */
     bool writer;                  /* this rank writes its block (one replica per block) */
     bool frozen;                  /* never trained: no gradient, no optimizer state */
+    bool adapter;                 /* a low-rank adapter (LoRA) of another tensor */
 } tsr_tensor_desc;
 
 /* One micro batch: B samples of T tokens, their targets and loss mask. */

@@ -46,10 +46,11 @@ static double range_sumsq(const tsr_model *model, size_t r0, size_t r1)
                    ? tsr_sum_squares(model->grads + lo, (int64_t)(hi - lo))
                    : 0.0;
     double sum = 0.0;
+    /* frozen tensors have no gradient; their offsets are into the frozen array */
     for (size_t i = 0; i < model->tensor_count; i++) {
         const tsr_tensor_desc *t = &model->tensors[i];
         size_t size = (size_t)(t->row_count * t->col_count);
-        if (t->writer && size > 0 && intersect(r0, r1, t->offset, t->offset + size, &lo, &hi))
+        if (t->writer && !t->frozen && size > 0 && intersect(r0, r1, t->offset, t->offset + size, &lo, &hi))
             sum += tsr_sum_squares(model->grads + lo, (int64_t)(hi - lo));
     }
     return sum;

@@ -419,6 +419,10 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
     uint64_t start_ns = tsr_time_ns();
     if (cfg->exit_signal_handler && tsr_exit_signal_install() != 0)
         return tsr_error_set(TSR_ERR_INTERNAL, "cannot install the --exit-signal-handler");
+    if (cfg->skip_train) {
+        tsr_status st = tsr_trainer_evaluate(tr, metrics);
+        return st != TSR_OK ? st : CALL_HOOK(tr, finish_param_sync);
+    }
     /* --train-iters 0 --save DIR writes the initial state (iteration 0:
      * the initialised weights, zero moments, no sample consumed), so that
      * the initial weights can be had as a file; a --load of it trains

@@ -13,15 +13,17 @@
  */
 #include <string.h>
 
+#include "lora.h"
 #include "parallel_linear.h"
 #include "tessera/kernels.h"
 #include "tessera/modules.h"
 
-enum { QKV_W, QKV_B, PROJ_W, PROJ_B };
+enum { QKV_W, QKV_B, PROJ_W, PROJ_B, QKV_LORA_A, QKV_LORA_B, PROJ_LORA_A, PROJ_LORA_B };
 enum {
     IN_FULL, Q, K, V, ATT, LSE,                        /* saved */
     QKV, OUT_FULL, D_ATT, D_Q, D_K, D_V, D_Q_PRE, D_K_PRE, D_QKV, D_IN_FULL, D_IN_LOCAL,
-    ATTN_SCRATCH                                       /* scratch */
+    ATTN_SCRATCH,                                      /* scratch */
+    QKV_XA, QKV_XD, QKV_DXA, PROJ_XA, PROJ_XD, PROJ_DXA /* adapters (lora.h) */
 };
 
 enum { SITE_PROBS = 3 };
@@ -63,6 +65,10 @@ static tsr_status attention_declare(const tsr_module_info *info, tsr_module_decl
                    TSR_INIT_NORMAL, cfg->out_init_std, TSR_PARAM_DECAY);
     tsr_decl_param(decl, cfg->bias, "linear_proj.bias", c, 1, TSR_PARAM_SPLIT_NONE,
                    TSR_INIT_CONSTANT, 0.0f, 0);
+    tsr_lora_declare_params(decl, &cfg->lora, TSR_LORA_LINEAR_QKV, "linear_qkv", QKV_W, qkv_out,
+                            c, TSR_PARAM_SPLIT_ROWS);
+    tsr_lora_declare_params(decl, &cfg->lora, TSR_LORA_LINEAR_PROJ, "linear_proj", PROJ_W, c,
+                            cfg->heads * d, TSR_PARAM_SPLIT_NONE);
     tsr_buffer_life S = TSR_BUFFER_SAVED, X = TSR_BUFFER_SCRATCH;
     tsr_buffer_rows R = TSR_ROWS_TOKENS;
     tsr_decl_buffer(decl, sp, "in_full", R, c, S);
@@ -84,9 +90,12 @@ static tsr_status attention_declare(const tsr_module_info *info, tsr_module_decl
     tsr_decl_buffer(decl, sp, "d_in_local", TSR_ROWS_LOCAL, c, X);
     tsr_decl_buffer(decl, true, "attention_tiles", TSR_ROWS_FIXED,
                     (int64_t)tsr_attention_scratch_floats(info->seq, d), X);
+    tsr_lora_declare_buffers(decl, &cfg->lora, TSR_LORA_LINEAR_QKV, c);
+    tsr_lora_declare_buffers(decl, &cfg->lora, TSR_LORA_LINEAR_PROJ, hd);
     decl->out_rows = TSR_ROWS_LOCAL;
     decl->out_cols = c;
     decl->keeps_input = !sp;
+    decl->decodes = !sp; /* attention_decode: k and v of earlier steps stay in K, V */
     return TSR_OK;
 }
 
@@ -111,6 +120,20 @@ static sizes sizes_of(const tsr_module_run *run)
     s.gd = s.gl * s.d;
     s.qkv_local = (s.hl + 2 * s.gl) * s.d;
     return s;
+}
+
+static tsr_lora_site qkv_adapter(const tsr_module_run *run, const sizes *s)
+{
+    const tsr_attention_config *cfg = run->info->config;
+    return (tsr_lora_site){&cfg->lora, TSR_LORA_LINEAR_QKV, QKV_LORA_A, QKV_LORA_B, QKV_XA,
+                           QKV_XD,     QKV_DXA,             s->c,       s->qkv_local};
+}
+
+static tsr_lora_site proj_adapter(const tsr_module_run *run, const sizes *s)
+{
+    const tsr_attention_config *cfg = run->info->config;
+    return (tsr_lora_site){&cfg->lora, TSR_LORA_LINEAR_PROJ, PROJ_LORA_A, PROJ_LORA_B, PROJ_XA,
+                           PROJ_XD,    PROJ_DXA,             s->hd,       s->c};
 }
 
 static void zero(float *x, int64_t n)
@@ -140,8 +163,50 @@ static tsr_attn_mask mask_of(const tsr_module_run *run)
     return mask;
 }
 
+/* Generation: one token per sample at position p = io->decode_position.
+ * The saved K and V (B, T, groups) are the key/value cache: row (s, p) gets
+ * this step's, and the query attends to rows 0..p of its sample. Rows are B
+ * (tsr_module_rows); the scratch of the whole-sequence forward holds the
+ * step's q, k, v, output and scores. */
+static tsr_status attention_decode(const tsr_module_run *run, const float *in, float *out)
+{
+    const tsr_attention_config *cfg = run->info->config;
+    float *const *buf = run->buffers;
+    float *const *w = run->params;
+    sizes s = sizes_of(run);
+    int64_t p = run->io->decode_position, rows = tsr_module_rows(run, TSR_ROWS_TOKENS);
+    if (p >= s.t || rows != s.b)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "generation step at position %lld of a %lld-token cache", (long long)p,
+                             (long long)s.t);
+    tsr_linear_forward(buf[QKV], in, w[QKV_W], w[QKV_B], s.b, s.c, s.qkv_local);
+    tsr_lora_site qkv = qkv_adapter(run, &s), proj = proj_adapter(run, &s);
+    tsr_status st = tsr_lora_forward(run, &qkv, in, buf[QKV]);
+    if (st != TSR_OK)
+        return st;
+    float *q = buf[D_Q], *k = buf[D_K], *v = buf[D_V];
+    tsr_qkv_split_forward(q, k, v, buf[QKV], s.b, s.gl, s.hl / s.gl, s.d);
+    if (cfg->rotary) {
+        tsr_rope_forward(q, q, s.b, 1, s.hl, s.d, p, cfg->rotary_base);
+        tsr_rope_forward(k, k, s.b, 1, s.gl, s.d, p, cfg->rotary_base);
+    }
+    for (int64_t b = 0; b < s.b; b++) {
+        memcpy(buf[K] + (b * s.t + p) * s.gd, k + b * s.gd, (size_t)s.gd * sizeof(float));
+        memcpy(buf[V] + (b * s.t + p) * s.gd, v + b * s.gd, (size_t)s.gd * sizeof(float));
+    }
+    tsr_attention_decode(buf[D_ATT], q, buf[K], buf[V], s.b, s.t, p, s.hl, s.gl, s.d, &cfg->mask,
+                         buf[D_QKV]);
+    tsr_linear_forward(out, buf[D_ATT], w[PROJ_W], tsr_row_parallel_bias(run, w[PROJ_B]), s.b,
+                       s.hd, s.c);
+    if ((st = tsr_lora_forward(run, &proj, buf[D_ATT], out)) != TSR_OK)
+        return st;
+    return tsr_row_output_forward(run, out, out, s.c);
+}
+
 static tsr_status attention_forward(const tsr_module_run *run, const float *in, float *out)
 {
+    if (run->io->decode_position >= 0)
+        return attention_decode(run, in, out);
     const tsr_attention_config *cfg = run->info->config;
     float *const *buf = run->buffers;
     float *const *w = run->params;
@@ -151,6 +216,9 @@ static tsr_status attention_forward(const tsr_module_run *run, const float *in, 
     if (st != TSR_OK)
         return st;
     tsr_linear_forward(buf[QKV], x, w[QKV_W], w[QKV_B], s.nt, s.c, s.qkv_local);
+    tsr_lora_site qkv = qkv_adapter(run, &s), proj = proj_adapter(run, &s);
+    if ((st = tsr_lora_forward(run, &qkv, x, buf[QKV])) != TSR_OK)
+        return st;
     tsr_qkv_split_forward(buf[Q], buf[K], buf[V], buf[QKV], s.nt, s.gl, s.hl / s.gl, s.d);
     if (cfg->rotary) {
         const int32_t *docs = cfg->reset_positions ? run->io->doc_start : NULL;
@@ -166,6 +234,8 @@ static tsr_status attention_forward(const tsr_module_run *run, const float *in, 
     float *target = tsr_row_output_target(run, out, buf[OUT_FULL]);
     tsr_linear_forward(target, buf[ATT], w[PROJ_W], tsr_row_parallel_bias(run, w[PROJ_B]), s.nt,
                        s.hd, s.c);
+    if ((st = tsr_lora_forward(run, &proj, buf[ATT], target)) != TSR_OK)
+        return st;
     return tsr_row_output_forward(run, out, target, s.c);
 }
 
@@ -185,6 +255,9 @@ static tsr_status attention_backward(const tsr_module_run *run, const float *in,
     zero(buf[D_ATT], s.nt * s.hd);
     tsr_linear_backward(buf[D_ATT], g[PROJ_W], g[PROJ_B], d_full, buf[ATT], w[PROJ_W], s.nt,
                         s.hd, s.c);
+    tsr_lora_site qkv = qkv_adapter(run, &s), proj = proj_adapter(run, &s);
+    if ((st = tsr_lora_backward(run, &proj, buf[ATT], d_full, buf[D_ATT])) != TSR_OK)
+        return st;
     zero(buf[D_Q], s.nt * s.hd);
     zero(buf[D_K], s.nt * s.gd);
     zero(buf[D_V], s.nt * s.gd);
@@ -211,6 +284,8 @@ static tsr_status attention_backward(const tsr_module_run *run, const float *in,
     float *d_in = tsr_column_input_grad_target(run, din, buf[D_IN_FULL], s.c);
     tsr_linear_backward(d_in, g[QKV_W], g[QKV_B], buf[D_QKV], x, w[QKV_W], s.nt, s.c,
                         s.qkv_local);
+    if ((st = tsr_lora_backward(run, &qkv, x, buf[D_QKV], d_in)) != TSR_OK)
+        return st;
     return tsr_column_input_backward(run, din, buf[D_IN_FULL], buf[D_IN_LOCAL], s.c);
 }
 

@@ -69,6 +69,7 @@ static tsr_status sequence_declare(const tsr_module_info *info, tsr_module_decl 
     for (int i = 0; i < k; i++)
         in_place = in_place && info->children[i].in_place_grad;
     decl->in_place_grad = in_place;
+    decl->decodes = true; /* as its children (the builder asks each) */
     return TSR_OK;
 }
 
@@ -136,6 +137,7 @@ static tsr_status residual_declare(const tsr_module_info *info, tsr_module_decl 
                     "dout_copy", info->in_rows, info->in_cols, TSR_BUFFER_SCRATCH);
     decl->keeps_input = info->children[0].keeps_input;
     decl->in_place_grad = true;
+    decl->decodes = true; /* as its children (the builder asks each) */
     return TSR_OK;
 }
 

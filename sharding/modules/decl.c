@@ -36,6 +36,20 @@ int tsr_decl_param(tsr_module_decl *decl, bool enabled, const char *suffix, int6
     return i;
 }
 
+void tsr_decl_adapter(tsr_module_decl *decl, int slot, int base, tsr_adapter_role role,
+                      float scale)
+{
+    /* a bad slot is left unmarked: the builder refuses an adapter without
+     * a base (check_decl) */
+    if (slot < 0 || slot >= decl->param_count || slot >= TSR_MODULE_MAX_PARAMS)
+        return;
+    tsr_param_decl *p = &decl->params[slot];
+    p->flags |= TSR_PARAM_ADAPTER;
+    p->adapts = base;
+    p->adapter_role = role;
+    p->adapter_scale = scale;
+}
+
 int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
                     int64_t cols, tsr_buffer_life life)
 {

@@ -41,6 +41,7 @@ static tsr_status embedding_declare(const tsr_module_info *info, tsr_module_decl
                     TSR_BUFFER_SCRATCH);
     decl->out_rows = TSR_ROWS_LOCAL;
     decl->out_cols = c;
+    decl->decodes = true; /* a step's rows are at the step's position */
     return TSR_OK;
 }
 
@@ -69,7 +70,10 @@ static tsr_status embedding_forward(const tsr_module_run *run, const float *in, 
     tsr_status st = tsr_row_output_forward(run, out, full, c);
     if (st != TSR_OK)
         return st;
-    if (run->params[POSITION] != NULL)
+    if (run->params[POSITION] != NULL && run->io->decode_position >= 0)
+        /* generation: every row is its sample's token at the step's position */
+        tsr_position_add_forward(out, run->params[POSITION], nt, 1, c, run->io->decode_position);
+    else if (run->params[POSITION] != NULL)
         tsr_position_add_forward_docs(out, run->params[POSITION], doc_starts(run), info->micro_batch,
                                       info->local_seq, c, seq_offset(info), info->seq);
     if (run->train && cfg->dropout > 0.0) {

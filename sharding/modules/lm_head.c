@@ -56,6 +56,7 @@ static tsr_status head_declare(const tsr_module_info *info, tsr_module_decl *dec
     decl->out_rows = TSR_ROWS_FIXED;
     decl->out_cols = 1;
     decl->keeps_input = !sp;
+    decl->decodes = true; /* row-wise */
     return TSR_OK;
 }
 

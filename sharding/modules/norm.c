@@ -30,6 +30,7 @@ static tsr_status norm_declare(const tsr_module_info *info, tsr_module_decl *dec
     tsr_decl_buffer(decl, ln, "mean", info->in_rows, 1, TSR_BUFFER_SAVED);
     tsr_decl_buffer(decl, true, "rstd", info->in_rows, 1, TSR_BUFFER_SAVED);
     decl->keeps_input = true;
+    decl->decodes = true; /* row-wise */
     return TSR_OK;
 }
 

@@ -27,9 +27,9 @@
  * (4, 3) of a 20 x 9 matrix (a tensor-parallel shard, say). Gaps between
  * them belong to no tensor. */
 static const tsr_tensor_desc tensors[3] = {
-    {"a", 13, 7, 0, 13, 0, 7, 0, true, false},
-    {"b", 50, 1, 0, 50, 0, 1, 96, true, false},
-    {"c", 20, 9, 4, 12, 3, 5, 160, true, false},
+    {"a", 13, 7, 0, 13, 0, 7, 0, true, false, false},
+    {"b", 50, 1, 0, 50, 0, 1, 96, true, false, false},
+    {"c", 20, 9, 4, 12, 3, 5, 160, true, false, false},
 };
 
 static bool in_tensor(size_t e)
@@ -187,7 +187,7 @@ static void save_and_reload(bool sharded, int64_t bucket)
     fill(&shard, params, m, v);
     tsr_config cfg;
     tsr_config_defaults(&cfg);
-    tsr_checkpoint_state state = {7, 70, 7, 0, 1234, TSR_CHECKPOINT_FORMAT_VERSION, false};
+    tsr_checkpoint_state state = {7, 70, 7, 0, 1234, TSR_CHECKPOINT_FORMAT_VERSION, false, false};
     tsr_checkpoint_content c = {tensors, 3, params, m, v, shard, NULL};
     CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_save(dir, &cfg, &state, &c, MPI_COMM_WORLD), TSR_OK);
 

@@ -78,13 +78,18 @@ static void write_config(hid_t file, const tsr_config *cfg, const tsr_net_dims *
     write_attr_double(group, "adam_beta2", cfg->adam_beta2);
     write_attr_double(group, "adam_eps", cfg->adam_eps);
     write_attr_double(group, "clip_grad", cfg->clip_grad);
+    unsigned targets = 0;
+    tsr_config_lora_targets(cfg, &targets);
+    write_attr_double(group, "lora_rank", cfg->lora_rank);
+    write_attr_double(group, "lora_scale", tsr_config_lora_scale(cfg));
+    write_attr_double(group, "lora_targets", targets); /* TSR_LORA_* bits */
     H5Gclose(group);
 }
 
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s gpt2|llama OUT.h5\n", argv[0]);
+        fprintf(stderr, "usage: %s gpt2|llama|gpt2_lora|llama_lora OUT.h5\n", argv[0]);
         return 2;
     }
     tsr_config cfg;
@@ -117,7 +122,7 @@ int main(int argc, char **argv)
     const tsr_net_param *table = tsr_net_params(gpt, &count);
     for (size_t i = 0; i < count; i++) {
         hsize_t shape[2] = {(hsize_t)table[i].rows, (hsize_t)table[i].cols};
-        write_floats(weights, table[i].name, tsr_net_param_data(gpt) + table[i].offset,
+        write_floats(weights, table[i].name, tsr_net_param_values(gpt, &table[i]),
                      table[i].cols == 1 ? 1 : 2, shape);
     }
     H5Gclose(weights);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the PyTorch reference fixtures for tessera's single-rank model.
 
-For each preset (gpt2, llama) it runs tessera's dump tool to get the initial
+For each preset (gpt2, llama, gpt2_lora, llama_lora) it runs tessera's dump tool to get the initial
 weights, the config and the micro batches of every step (HDF5), rebuilds the
 same model in PyTorch (float64), and writes tests/reference/fixtures/<preset>.h5
 holding the inputs plus what tessera must reproduce:
@@ -11,9 +11,14 @@ holding the inputs plus what tessera must reproduce:
   grad_norm   global gradient norm of step 1
   losses      the loss of each of the 10 AdamW steps (warmup + cosine, weight
               decay, clipping), as tessera logs it
+The LoRA presets train only the adapters (y = x W^T + b + scale x A^T B^T
+on the adapted linears, everything else frozen): their B matrices, zero
+at tessera's initialisation, are replaced by random ones written into the
+fixture's weights (the test loads them), so every adapter gradient is
+non-zero at step 1; grads/ holds the adapters' only.
 
 Usage (from the repository root, after building):
-  /usr/bin/python3 tests/reference/make_fixtures.py build/tests/reference/dump_reference_inputs
+  /usr/bin/python3 tests/reference/make_fixtures.py build/tests/reference/dump_reference_inputs [PRESET...]
 Needs Debian's python3-torch and python3-h5py; CI never runs it.
 """
 import math
@@ -39,7 +44,8 @@ class Reference:
 
     def __init__(self, cfg, weights):
         self.c = cfg
-        self.p = {k: torch.tensor(v, requires_grad=True) for k, v in weights.items()}
+        self.trained = [k for k in weights if cfg.get("lora_rank", 0) == 0 or ".lora_" in k]
+        self.p = {k: torch.tensor(v, requires_grad=k in self.trained) for k, v in weights.items()}
 
     def norm(self, x, prefix):
         w = self.p[prefix + ".weight"]
@@ -51,7 +57,11 @@ class Reference:
 
     def linear(self, x, prefix):
         b = self.p.get(prefix + ".bias")
-        return torch.nn.functional.linear(x, self.p[prefix + ".weight"], b)
+        y = torch.nn.functional.linear(x, self.p[prefix + ".weight"], b)
+        a = self.p.get(prefix + ".lora_A.weight")
+        if a is not None:
+            y = y + self.c["lora_scale"] * (x @ a.T) @ self.p[prefix + ".lora_B.weight"].T
+        return y
 
     def rope(self, x, t):
         # x (B, T, H, D); rotate-half pairs (i, i + D/2)
@@ -116,8 +126,8 @@ def lr_at(c, it):
 
 def step_grads(model, batches, step):
     tokens, targets, mask = batches
-    for p in model.p.values():
-        p.grad = None
+    for k in model.trained:
+        model.p[k].grad = None
     per_step = tokens.shape[1]
     total = 0.0
     for m in range(per_step):
@@ -137,27 +147,33 @@ def make(preset, dump_tool, out_dir):
             weights = {k: np.array(v, dtype=np.float64) for k, v in f["weights"].items()}
             batches = (np.array(f["tokens"]), np.array(f["targets"]), np.array(f["mask"]))
             raw_weights = {k: np.array(v) for k, v in f["weights"].items()}
+    rng = np.random.default_rng(7)
+    for k in sorted(raw_weights):
+        if k.endswith(".lora_B.weight"):
+            raw_weights[k] = (0.05 * rng.standard_normal(raw_weights[k].shape)).astype(np.float32)
+            weights[k] = raw_weights[k].astype(np.float64)
     model = Reference(c, weights)
     tokens, targets, mask = batches
 
     loss0, logits0 = model.loss(torch.tensor(tokens[0, 0]).long(), torch.tensor(targets[0, 0]).long(),
                                 torch.tensor(mask[0, 0]))
     step_grads(model, batches, 0)
-    grads = {k: p.grad.detach().numpy().copy() for k, p in model.p.items()}
+    grads = {k: model.p[k].grad.detach().numpy().copy() for k in model.trained}
     grad_norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
 
-    decay = {k: (k.endswith(".weight") and "layernorm" not in k) for k in model.p}
-    no_decay = [p for k, p in model.p.items() if not decay[k]]
-    with_decay = [p for k, p in model.p.items() if decay[k]]
+    decay = {k: (k.endswith(".weight") and "layernorm" not in k) for k in model.trained}
+    no_decay = [model.p[k] for k in model.trained if not decay[k]]
+    with_decay = [model.p[k] for k in model.trained if decay[k]]
     opt = torch.optim.AdamW([{"params": with_decay, "weight_decay": c["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=c["lr"], betas=(c["adam_beta1"], c["adam_beta2"]), eps=c["adam_eps"])
     losses = []
     for step in range(int(c["train_iters"])):
         losses.append(step_grads(model, batches, step))
-        norm = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in model.p.values()))
+        trained = [model.p[k] for k in model.trained]
+        norm = math.sqrt(sum(float((p.grad * p.grad).sum()) for p in trained))
         if norm > c["clip_grad"]:
-            for p in model.p.values():
+            for p in trained:
                 p.grad.mul_(c["clip_grad"] / (norm + 1e-6))
         for group in opt.param_groups:
             group["lr"] = lr_at(c, step + 1)
@@ -185,8 +201,8 @@ def make(preset, dump_tool, out_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
     os.makedirs(os.path.join(HERE, "fixtures"), exist_ok=True)
-    for preset in ("gpt2", "llama"):
+    for preset in sys.argv[2:] or ("gpt2", "llama", "gpt2_lora", "llama_lora"):
         make(preset, sys.argv[1], os.path.join(HERE, "fixtures"))

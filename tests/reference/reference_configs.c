@@ -34,6 +34,20 @@ tsr_status tsr_reference_config(const char *preset, tsr_config *cfg)
         tsr_reference_llama_style(cfg, 2);
         return TSR_OK;
     }
+    /* adapters on a frozen base: three of GPT-2's linears (with biases),
+     * all four of LLaMA's (the SwiGLU gate/up halves, grouped queries) */
+    if (strcmp(preset, "gpt2_lora") == 0) {
+        cfg->lora_rank = 4;
+        cfg->lora_alpha = 8.0;
+        cfg->lora_target = "qkv,proj,fc1";
+        return TSR_OK;
+    }
+    if (strcmp(preset, "llama_lora") == 0) {
+        tsr_reference_llama_style(cfg, 2);
+        cfg->lora_rank = 4;
+        cfg->lora_alpha = 16.0;
+        return TSR_OK;
+    }
     return tsr_error_set(TSR_ERR_INVALID_ARG, "unknown reference preset '%s'", preset);
 }
 

@@ -12,7 +12,9 @@
 #define TSR_REFERENCE_STEPS 10
 
 /* preset: "gpt2" (LayerNorm, learned positions, GELU, biases, tied output)
- * or "llama" (RMSNorm, rope, SwiGLU, no biases, untied, grouped queries).
+ * or "llama" (RMSNorm, rope, SwiGLU, no biases, untied, grouped queries);
+ * "gpt2_lora" and "llama_lora": the same with rank-4 LoRA adapters (the
+ * base frozen; see reference_configs.c for the linears adapted).
  * Returns TSR_ERR_INVALID_ARG for other names. */
 tsr_status tsr_reference_config(const char *preset, tsr_config *cfg);
 

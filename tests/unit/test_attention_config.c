@@ -143,7 +143,7 @@ static tsr_status first_five(const tsr_dataset *ds, tsr_split split, int64_t ind
 static void test_prefix_targets_leave_the_loss(void)
 {
     const tsr_dataset_ops ops = {all_sample, NULL, first_five};
-    tsr_dataset ds = {&ops, "test", 8, 12, false, 0, 0, 7, false};
+    tsr_dataset ds = {&ops, "test", 8, 12, false, 0, 0, 7, false, false};
     int32_t tokens[13], targets[12], doc[12], lo[12], hi[12];
     float mask[12];
     CU_ASSERT_EQUAL_FATAL(tsr_dataset_batch(&ds, TSR_SPLIT_TRAIN, 4, 1, tokens, targets, mask),

@@ -58,6 +58,18 @@ static int blocks_see(const tsr_attn_mask *m, int64_t qi, int64_t kj)
     return qi - kj < l || (qi - kj) % l == 0;
 }
 
+int tsr_attn_pattern_sees(const tsr_attn_mask *mask, int64_t i, int64_t j)
+{
+    const tsr_attn_mask *m = mask != NULL ? mask : &causal_mask;
+    if (j > i || j < 0)
+        return 0;
+    if (m->pattern == TSR_ATTN_WINDOW)
+        return i - j < m->window;
+    if (is_sparse(m))
+        return blocks_see(m, i / m->block, j / m->block);
+    return 1;
+}
+
 void tsr_attn_qblock_summarise(tsr_attn_qblock *qb, const tsr_attn_sample *s, int64_t block)
 {
     int64_t q0 = block * TSR_ATTN_BLK, q1 = tsr_min64(q0 + TSR_ATTN_BLK, s->t);

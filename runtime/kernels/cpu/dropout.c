@@ -3,7 +3,8 @@
  *
  * Element (b, t, j) of a (B, T, C) activation is dropped when
  * tsr_rng_uniform(key, index) < p, index = ((sample_offset + b) * t_global
- * + t_offset + t) * C + j. Any layout (data, sequence or context parallel)
+ * + t_offset + t) * C + c_offset + j (C: c_global when the columns are
+ * split, as the input of a row-parallel linear is). Any layout (data, sequence or context parallel)
  * therefore draws the same mask for the same global element, and backward
  * recomputes the mask instead of storing it. Kept elements are scaled by
  * 1 / (1 - p). Called by the residual (hidden) dropout of each block; the
@@ -24,10 +25,13 @@ static void dropout_apply(float *y, const float *x, int64_t b, int64_t t, int64_
         return;
     }
     float p = dp->p, scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    int64_t width = dp->c_global > 0 ? dp->c_global : c;
 #pragma omp parallel for schedule(static) if (b * t * c >= 1024)
     for (int64_t r = 0; r < b * t; r++) {
         int64_t s = r / t, pos = r % t;
-        uint64_t base = (uint64_t)(((dp->sample_offset + s) * dp->t_global + dp->t_offset + pos) * c);
+        uint64_t base = (uint64_t)(((dp->sample_offset + s) * dp->t_global + dp->t_offset + pos) *
+                                       width +
+                                   dp->c_offset);
         const float *xr = x + r * c;
         float *yr = y + r * c;
         for (int64_t j = 0; j < c; j++) {

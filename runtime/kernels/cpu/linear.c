@@ -32,6 +32,16 @@ void tsr_linear_forward(float *out, const float *inp, const float *weight, const
                 (blasint)in_features, beta, out, (blasint)out_features);
 }
 
+void tsr_linear_forward_add(float *out, const float *inp, const float *weight, int64_t n,
+                            int64_t in_features, int64_t out_features)
+{
+    if (n <= 0 || out_features <= 0 || in_features <= 0)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)n, (blasint)out_features,
+                (blasint)in_features, 1.0f, inp, (blasint)in_features, weight,
+                (blasint)in_features, 1.0f, out, (blasint)out_features);
+}
+
 /* dbias[j] += sum_i dout[i, j] */
 static void column_sum_accumulate(float *dbias, const float *dout, int64_t n, int64_t oc)
 {

@@ -1,0 +1,48 @@
+/*
+ * net_decode.c - generation: the model run one token per sample at a
+ * time, each module's saved buffers keeping what later positions need
+ * (attention's keys and values: the cache), so a step costs the same
+ * GEMMs whatever the length already processed.
+ */
+#include <string.h>
+
+#include "net_internal.h"
+
+tsr_status tsr_net_decode_check(const tsr_net *net)
+{
+    if (net->d.pp > 1)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "generation runs the whole model on each tensor-parallel rank: "
+                             "start it without --pipeline-model-parallel-size");
+    if (net->d.sp)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "generation steps one token per sample; drop --sequence-parallel");
+    if (net->d.slots < 1)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "the model has no activation slot to decode in");
+    for (int i = 0; i < net->node_count; i++) {
+        const tsr_module_node *node = &net->nodes[i];
+        if (!node->decl.decodes)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "module %s (%s) cannot run one token at a time (its "
+                                 "declaration does not set decodes), so this model cannot "
+                                 "generate",
+                                 node->spec->name != NULL ? node->spec->name : "(unnamed)",
+                                 node->spec->kind->name);
+    }
+    return TSR_OK;
+}
+
+tsr_status tsr_net_decode_step(tsr_net *net, const int32_t *tokens, int64_t position, float *logits,
+                               int64_t *count)
+{
+    if (position < 0 || position >= net->d.seq)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "generation position %lld is outside the model's %lld positions",
+                             (long long)position, (long long)net->d.seq);
+    net->decode_rows = net->d.micro_batch;
+    net->decode_position = position;
+    tsr_status st = tsr_net_logits(net, tokens, logits, count);
+    net->decode_rows = 0;
+    net->decode_position = 0;
+    return st;
+}
