@@ -200,6 +200,7 @@ static tsr_status import_hf(const convert_args *a)
                            "directory",
                            a->save);
     cfg.seq_length = cfg.max_position_embeddings;
+    cfg.data_path = "huggingface"; /* the checkpoint's data_path: no synthetic task */
     tsr_hf_files files = {0};
     if (st == TSR_OK)
         st = tsr_hf_files_open(a->load, &files);

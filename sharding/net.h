@@ -122,6 +122,12 @@ tsr_status tsr_net_decode_check(const tsr_net *net);
 tsr_status tsr_net_decode_step(tsr_net *net, const int32_t *tokens, int64_t position,
                                float *logits, int64_t *count);
 
+/* The same with the logits of the whole real vocabulary (B, vocab) in
+ * `full` on every tensor-parallel rank; slice: (B, local vocab) scratch.
+ * Collective over the tensor-parallel group. */
+tsr_status tsr_net_decode_logits(tsr_net *net, const int32_t *tokens, int64_t position,
+                                 float *slice, float *full);
+
 /* Folds every low-rank adapter into the weight it adapts (W += scale x
  * up @ down on this rank's blocks, which hold matching pieces in any
  * layout) and zeroes the up halves, so the model computes the same

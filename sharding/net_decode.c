@@ -32,6 +32,19 @@ tsr_status tsr_net_decode_check(const tsr_net *net)
     return TSR_OK;
 }
 
+tsr_status tsr_net_decode_logits(tsr_net *net, const int32_t *tokens, int64_t position,
+                                 float *slice, float *full)
+{
+    int64_t count = 0, b = net->d.micro_batch, v = net->d.vocab;
+    TRY(tsr_net_decode_step(net, tokens, position, slice, &count));
+    memset(full, 0, (size_t)(b * v) * sizeof *full);
+    for (int64_t s = 0; s < b; s++)
+        memcpy(full + s * v + net->d.vocab_start, slice + s * count, (size_t)count * sizeof *full);
+    if (net->d.tp > 1) /* each id is one rank's: the sum is the gather */
+        TRY(tsr_tp_allreduce_sum(TSR_HERE, &net->tp, full, b * v));
+    return TSR_OK;
+}
+
 tsr_status tsr_net_decode_step(tsr_net *net, const int32_t *tokens, int64_t position, float *logits,
                                int64_t *count)
 {

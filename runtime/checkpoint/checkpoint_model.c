@@ -100,6 +100,18 @@ static tsr_status read_into(hid_t file, const char *path, tsr_config *cfg)
     cfg->max_position_embeddings = positions > 0 && positions <= (1 << 24) ? (int)positions : 0;
     cfg->model = TSR_PRESET_NONE;
     cfg->model_name = "gpt";
+    int64_t seed = 0; /* of its data order: held-out problems are the run's */
+    if (read_attr(file, "seed", H5T_NATIVE_INT64, &seed) == 0 && seed >= 0)
+        cfg->seed = seed;
+    /* the dataset it trained on (informative: a tokenizer's hint) */
+    static char data_path[1024];
+    hid_t text = H5Tcopy(H5T_C_S1);
+    H5Tset_size(text, sizeof data_path);
+    if (read_attr(file, "data_path", text, data_path) == 0) {
+        data_path[sizeof data_path - 1] = '\0';
+        cfg->data_path = data_path;
+    }
+    H5Tclose(text);
     /* an adapter run's checkpoint: the adapters it holds */
     int64_t rank = 0;
     static char targets[32];

@@ -75,5 +75,8 @@ tsr_status tsr_dataset_check_attention(const tsr_dataset *ds, const tsr_config *
 
 /* Token text for display: the addition task's characters. */
 char tsr_addition_token_char(int32_t token);
+/* The inverse, for prompts: the token of '0'-'9', '+', '-', '=' and the
+ * newline ('|' or '\n'); -1 for any other character. */
+int32_t tsr_arithmetic_token(char c);
 
 #endif /* TSR_RUNTIME_DATASET_H */

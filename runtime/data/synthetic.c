@@ -56,6 +56,25 @@ char tsr_addition_token_char(int32_t token)
     }
 }
 
+int32_t tsr_arithmetic_token(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    switch (c) {
+    case '+':
+        return TOK_PLUS;
+    case '-':
+        return TOK_MINUS;
+    case '=':
+        return TOK_EQUALS;
+    case '|':
+    case '\n':
+        return TOK_NEWLINE;
+    default:
+        return -1;
+    }
+}
+
 static const char *const split_names[] = {"train", "valid", "test"};
 
 static int64_t pow10i(int d)

@@ -57,6 +57,11 @@ int32_t tsr_tokenizer_eod(const tsr_tokenizer *t);
 tsr_status tsr_tokenizer_encode(tsr_tokenizer *t, const char *text, size_t len,
                                 tsr_token_buffer *out);
 
+/* The text of ids[0..n) (tokenizer_decode.c): *text is a NUL-terminated
+ * heap string of *len bytes, freed by the caller. The end-of-document id
+ * and ids outside the vocabulary add nothing. */
+tsr_status tsr_tokenizer_decode(const tsr_tokenizer *t, const int32_t *ids, int64_t n,
+                                char **text, size_t *len);
 /* End of the GPT-2 pre-tokenisation piece that starts at pos < len. */
 size_t tsr_pretokenize_next(const char *text, size_t len, size_t pos);
 

@@ -144,6 +144,32 @@ static void test_bpe_on_hand_made_files(void)
     tsr_tokenizer_destroy(t);
 }
 
+/* ids back to text: the inverse of encoding, the end of document silent */
+static void test_decode_inverts_encode(void)
+{
+    tsr_tokenizer *t = fixture_tokenizer();
+    const char *text = "hello world! it's hello,low lol";
+    tsr_token_buffer b = {0};
+    CU_ASSERT_EQUAL_FATAL(tsr_tokenizer_encode(t, text, strlen(text), &b), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_token_buffer_push(&b, tsr_tokenizer_eod(t)), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_token_buffer_push(&b, 9999), TSR_OK); /* outside: nothing */
+    char *back = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(tsr_tokenizer_decode(t, b.ids, b.count, &back, &len), TSR_OK);
+    CU_ASSERT_STRING_EQUAL(back, text);
+    CU_ASSERT_EQUAL(len, strlen(text));
+    free(back);
+    tsr_token_buffer_free(&b);
+    tsr_tokenizer_destroy(t);
+    CU_ASSERT_EQUAL_FATAL(tsr_tokenizer_byte(&t), TSR_OK);
+    const int32_t bytes[] = {'a', 0xc3, 0xa9, 256, '\n'};
+    CU_ASSERT_EQUAL_FATAL(tsr_tokenizer_decode(t, bytes, 5, &back, &len), TSR_OK);
+    CU_ASSERT_EQUAL(len, 4);
+    CU_ASSERT_EQUAL(memcmp(back, "a\xc3\xa9\n", 4), 0);
+    free(back);
+    tsr_tokenizer_destroy(t);
+}
+
 static void test_bpe_long_piece_is_fast_and_exact(void)
 {
     /* 200001 'l': pairs merge into ll ... ll l (one left over) */
@@ -263,6 +289,7 @@ int main(void)
         TSR_TEST(test_gpt2_byte_map),
         TSR_TEST(test_pretokenize_follows_gpt2_pattern),
         TSR_TEST(test_bpe_on_hand_made_files),
+        TSR_TEST(test_decode_inverts_encode),
         TSR_TEST(test_bpe_long_piece_is_fast_and_exact),
         TSR_TEST(test_hostile_tokenizer_files),
         TSR_TEST(test_json_reader),
