@@ -232,16 +232,22 @@ static tsr_status import_hf(const convert_args *a)
     return st;
 }
 
+/* The model of the checkpoint --load (--ckpt-step) names, from its file. */
+static tsr_status read_checkpoint_model(const convert_args *a, int64_t *iteration, char *path,
+                                        size_t len, tsr_config *cfg)
+{
+    tsr_status st = tsr_checkpoint_resolve("--load", a->load, a->ckpt_step, iteration);
+    tsr_checkpoint_path(a->load, *iteration, path, len);
+    tsr_config_defaults(cfg);
+    return st == TSR_OK ? tsr_checkpoint_read_model(path, cfg) : st;
+}
+
 static tsr_status export_hf(const convert_args *a)
 {
     int64_t iteration = 0;
-    tsr_status st = tsr_checkpoint_resolve("--load", a->load, a->ckpt_step, &iteration);
     char path[4096];
-    tsr_checkpoint_path(a->load, iteration, path, sizeof path);
     tsr_config cfg;
-    tsr_config_defaults(&cfg);
-    if (st == TSR_OK)
-        st = tsr_checkpoint_read_model(path, &cfg);
+    tsr_status st = read_checkpoint_model(a, &iteration, path, sizeof path, &cfg);
     if (st == TSR_OK && cfg.lora_rank > 0)
         st = tsr_error_set(TSR_ERR_INVALID_ARG,
                            "%s holds LoRA adapters (rank %d): fold them into the weights first "
@@ -297,13 +303,9 @@ static size_t base_tensors(const built *b, tsr_tensor_desc *out)
 static tsr_status merge_lora(const convert_args *a)
 {
     int64_t iteration = 0;
-    tsr_status st = tsr_checkpoint_resolve("--load", a->load, a->ckpt_step, &iteration);
     char path[4096];
-    tsr_checkpoint_path(a->load, iteration, path, sizeof path);
     tsr_config cfg;
-    tsr_config_defaults(&cfg);
-    if (st == TSR_OK)
-        st = tsr_checkpoint_read_model(path, &cfg);
+    tsr_status st = read_checkpoint_model(a, &iteration, path, sizeof path, &cfg);
     if (st == TSR_OK && cfg.lora_rank <= 0)
         st = tsr_error_set(TSR_ERR_INVALID_ARG,
                            "--merge-lora: %s holds no LoRA adapters (it is a plain model); "
