@@ -147,6 +147,12 @@ static tsr_status prepare(const generate_args *a, int world_size, plan *p)
     tsr_config_defaults(&p->cfg);
     TRY(tsr_checkpoint_read_model(path, &p->cfg));
     tsr_config *cfg = &p->cfg;
+    if (cfg->prefix_lm)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "%s was trained with --prefix-lm, attending both ways over each "
+                             "prompt; generation here attends causally, one token at a time, "
+                             "and would not compute that model",
+                             path);
     cfg->ckpt_step = iteration;
     cfg->load = a->load;
     cfg->tensor_model_parallel_size = a->tp;
@@ -163,6 +169,14 @@ static tsr_status prepare(const generate_args *a, int world_size, plan *p)
     for (int64_t i = 0; i < p->prompts.count; i++)
         longest = p->prompts.items[i].len > longest ? p->prompts.items[i].len : longest;
     p->context = longest + a->max_new;
+    /* the attention pattern's sizes must fit the context (its checks) */
+    if (cfg->window_size > p->context)
+        p->context = cfg->window_size;
+    if (cfg->sparse_attention != TSR_SPARSE_NONE && cfg->sparse_block > 0) {
+        int64_t unit = cfg->sparse_stride > cfg->sparse_block ? cfg->sparse_stride
+                                                              : cfg->sparse_block;
+        p->context = (p->context + unit - 1) / unit * unit;
+    }
     if (cfg->max_position_embeddings > 0 && p->context > cfg->max_position_embeddings)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "the longest prompt (%lld tokens) and --max-new-tokens %lld need "
@@ -171,6 +185,12 @@ static tsr_status prepare(const generate_args *a, int world_size, plan *p)
                              cfg->max_position_embeddings);
     p->batch = a->batch < p->prompts.count ? a->batch : p->prompts.count;
     p->eos = a->eos == -2 ? p->text.eod : a->eos;
+    if (a->eos == -2 && p->eos >= cfg->vocab_size)
+        p->eos = -1; /* the tokenizer's end id has no row in this model: never drawn */
+    if (p->eos >= cfg->vocab_size)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--eos-token %lld is outside the model's vocabulary of %d",
+                             (long long)p->eos, cfg->vocab_size);
     cfg->seq_length = (int)p->context;
     cfg->micro_batch_size = (int)p->batch;
     cfg->global_batch_size = (int)p->batch;
@@ -310,6 +330,17 @@ static tsr_status print_batch(const plan *p, int64_t first, int64_t count, const
     return TSR_OK;
 }
 
+/* Every rank learns whether any failed, so that none goes on into a
+ * collective the others have left (rank 0's printing can fail alone). */
+static tsr_status agree(tsr_status st)
+{
+    int failed = st != TSR_OK, any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (any && st == TSR_OK)
+        return tsr_error_set(TSR_ERR_COMM, "another rank failed");
+    return st;
+}
+
 static tsr_status run(const plan *p, const generate_args *a, tsr_grid *grid, int rank)
 {
     model m;
@@ -329,6 +360,7 @@ static tsr_status run(const plan *p, const generate_args *a, tsr_grid *grid, int
             !b.order)
             st = tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory for the batch");
     }
+    st = agree(st);
     if (st == TSR_OK && rank == 0)
         fprintf(stderr,
                 "tessera generate: %lld prompt(s) in batches of %lld, context %lld, %s, up to "
@@ -345,6 +377,7 @@ static tsr_status run(const plan *p, const generate_args *a, tsr_grid *grid, int
             made += b.made[s];
         if (st == TSR_OK && rank == 0)
             st = print_batch(p, first, count, &b, &right);
+        st = agree(st);
     }
     double seconds = (double)(tsr_time_ns() - t0) * 1e-9;
     if (st == TSR_OK && a->held_out > 0 && rank == 0)

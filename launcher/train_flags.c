@@ -23,6 +23,7 @@ static const char *const log_level_choices[] = {"debug", "info", "warn", "error"
 static const char *const bind_choices[] = {"core", "numa", "none", NULL};
 static const char *const backend_choices[] = {"auto", "mpi", "nccl", NULL};
 static const char *const sparse_choices[] = {"none", "fixed", "strided", NULL};
+static const char *const balancing_choices[] = {"aux_loss", "seq_aux_loss", "none", NULL};
 static const char *const save_failure_choices[] = {"exit", "continue", NULL};
 
 static const tsr_flag train_flags[] = {
@@ -124,6 +125,22 @@ static const tsr_flag train_flags[] = {
      "experts per MoE layer (mixture of experts)"},
     {"--moe-router-topk", TSR_FLAG_INT, OFF(moe_router_topk), 1, 65536, NULL, "K",
      "experts each token is routed to"},
+    {"--moe-ffn-hidden-size", TSR_FLAG_INT, OFF(moe_ffn_hidden_size), 1, BIG, NULL, "N",
+     "each expert's MLP width (default --ffn-hidden-size)"},
+    {"--moe-layer-freq", TSR_FLAG_STRING, OFF(moe_layer_freq), 0, 0, NULL, "N|LIST",
+     "every N-th layer is MoE (from layer 0), or one 0/1 per layer: [1,0,1,0] (default 1)"},
+    {"--moe-shared-expert-intermediate-size", TSR_FLAG_INT,
+     OFF(moe_shared_expert_intermediate_size), 1, BIG, NULL, "N",
+     "a shared expert of width N that every token passes through"},
+    {"--moe-router-pre-softmax", TSR_FLAG_BOOL, OFF(moe_router_pre_softmax), 0, 0, NULL, NULL,
+     "top-k over the softmax of all experts (default: softmax over the top-k logits)"},
+    {"--moe-router-load-balancing-type", TSR_FLAG_CHOICE, OFF(moe_router_load_balancing_type),
+     0, 0, balancing_choices, "KIND",
+     "aux_loss (over the micro batch), seq_aux_loss (per sequence) or none"},
+    {"--moe-aux-loss-coeff", TSR_FLAG_DOUBLE, OFF(moe_aux_loss_coeff), 0.0, 1e3, NULL, "C",
+     "weight of the load-balancing loss (0: none)"},
+    {"--moe-z-loss-coeff", TSR_FLAG_DOUBLE, OFF(moe_z_loss_coeff), 0.0, 1e3, NULL, "C",
+     "weight of the router z-loss, mean of logsumexp(logits)^2 (0: none)"},
     {"--lora-rank", TSR_FLAG_INT, OFF(lora_rank), 1, 65536, NULL, "R",
      "train rank-R adapters (LoRA) on the linears of --lora-target, every other parameter "
      "frozen; needs a base (--pretrained-checkpoint or --load)"},

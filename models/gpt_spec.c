@@ -31,7 +31,7 @@ static tsr_spec *residual(tsr_spec_arena *arena, const tsr_config *cfg, int site
 }
 
 static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
-                                  const tsr_attn_mask *mask)
+                                  const tsr_attn_mask *mask, bool moe)
 {
     float std = (float)cfg->init_method_std;
     float out_std = std / sqrtf(2.0f * (float)cfg->num_layers);
@@ -56,8 +56,19 @@ static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
     tsr_mlp_config mc = {tsr_config_ffn_hidden_size(cfg), cfg->swiglu, bias, std, out_std, lora};
     tsr_spec *attention = residual(arena, cfg, 1, NEW(tsr_module_norm, "input_layernorm", nc),
                                    NEW(tsr_module_attention, "self_attention", ac));
+    tsr_moe_config ec = {cfg->num_experts,
+                         cfg->moe_router_topk,
+                         tsr_config_moe_ffn_hidden_size(cfg),
+                         cfg->moe_shared_expert_intermediate_size,
+                         cfg->swiglu,
+                         cfg->moe_router_pre_softmax,
+                         cfg->moe_router_load_balancing_type,
+                         (float)cfg->moe_aux_loss_coeff,
+                         (float)cfg->moe_z_loss_coeff,
+                         std,
+                         out_std};
     tsr_spec *mlp = residual(arena, cfg, 2, NEW(tsr_module_norm, "pre_mlp_layernorm", nc),
-                             NEW(tsr_module_mlp, "mlp", mc));
+                             moe ? NEW(tsr_module_moe, "mlp", ec) : NEW(tsr_module_mlp, "mlp", mc));
     tsr_spec *layer = tsr_spec_new(arena, &tsr_module_sequence, NULL, NULL, 0);
     if (attention == NULL || mlp == NULL || layer == NULL ||
         tsr_spec_add_child(layer, attention) != TSR_OK || tsr_spec_add_child(layer, mlp) != TSR_OK)
@@ -84,21 +95,25 @@ tsr_status tsr_gpt_build_spec(const tsr_config *cfg, tsr_spec_arena *arena, tsr_
     if (out->embedding == NULL || out->final_norm == NULL || out->head == NULL ||
         out->layers == NULL)
         return TSR_ERR_OUT_OF_MEMORY;
-    /* layers of one attention pattern share a declaration */
+    /* consecutive layers of one attention pattern and MLP kind share a
+     * declaration */
     tsr_attn_mask previous;
+    bool previous_moe = false;
     for (int64_t l = 0; l < cfg->num_layers; l++) {
         tsr_attn_mask mask;
         tsr_status st = tsr_config_layer_attention(cfg, l, &mask);
         if (st != TSR_OK)
             return st;
-        if (l > 0 && memcmp(&mask, &previous, sizeof mask) == 0) {
+        bool moe = tsr_config_layer_is_moe(cfg, l);
+        if (l > 0 && memcmp(&mask, &previous, sizeof mask) == 0 && moe == previous_moe) {
             out->layers[l] = out->layers[l - 1];
             continue;
         }
-        out->layers[l] = layer_spec(arena, cfg, &mask);
+        out->layers[l] = layer_spec(arena, cfg, &mask, moe);
         if (out->layers[l] == NULL)
             return TSR_ERR_OUT_OF_MEMORY;
         previous = mask;
+        previous_moe = moe;
     }
     return TSR_OK;
 }
@@ -115,7 +130,17 @@ double tsr_gpt_flops_per_sample(const tsr_config *cfg, int64_t padded_vocab)
     double gated = cfg->swiglu ? 1.5 : 1.0;
     double projections = 1.0 + (double)tsr_config_num_query_groups(cfg) /
                                    (double)cfg->num_attention_heads;
-    double mlp = (double)tsr_config_ffn_hidden_size(cfg) / h * gated;
+    double dense_mlp = (double)tsr_config_ffn_hidden_size(cfg) / h * gated;
+    /* an MoE layer: k experts and the shared one per token, and the router
+     * (E outputs, a third of one MLP's two GEMMs per output column) */
+    double moe_mlp = ((double)cfg->moe_router_topk * tsr_config_moe_ffn_hidden_size(cfg) +
+                      (double)cfg->moe_shared_expert_intermediate_size) /
+                         h * gated +
+                     (double)cfg->num_experts / (2.0 * h);
+    double mlp = 0.0;
+    for (int64_t l = 0; l < cfg->num_layers; l++)
+        mlp += tsr_config_layer_is_moe(cfg, l) ? moe_mlp : dense_mlp;
+    mlp /= L;
     double logits = (double)padded_vocab / (2.0 * L * h);
     double scores = 0.0;
     for (int64_t l = 0; l < cfg->num_layers; l++) {

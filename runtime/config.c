@@ -361,5 +361,7 @@ tsr_status tsr_config_validate(const tsr_config *cfg, int world_size)
         st = validate_training(cfg, world_size);
     if (st == TSR_OK)
         st = tsr_config_validate_lora(cfg);
+    if (st == TSR_OK)
+        st = tsr_config_validate_moe(cfg);
     return st;
 }

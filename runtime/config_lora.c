@@ -47,6 +47,16 @@ tsr_status tsr_config_lora_targets(const tsr_config *cfg, unsigned *targets)
     return TSR_OK;
 }
 
+void tsr_config_lora_target_text(unsigned targets, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof target_words / sizeof target_words[0]; i++)
+        if ((targets & target_words[i].bit) && used < len)
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used > 0 ? "," : "",
+                                     target_words[i].word);
+}
+
 double tsr_config_lora_scale(const tsr_config *cfg)
 {
     if (cfg->lora_rank <= 0)

@@ -128,6 +128,10 @@ tsr_status tsr_net_decode_step(tsr_net *net, const int32_t *tokens, int64_t posi
 tsr_status tsr_net_decode_logits(tsr_net *net, const int32_t *tokens, int64_t position,
                                  float *slice, float *full);
 
+/* The modules' own loss terms (MoE load balancing, z-loss) added in the
+ * training forwards on this rank since the last call, and zeroes them. */
+double tsr_net_take_aux_loss(tsr_net *net);
+
 /* Folds every low-rank adapter into the weight it adapts (W += scale x
  * up @ down on this rank's blocks, which hold matching pieces in any
  * layout) and zeroes the up halves, so the model computes the same

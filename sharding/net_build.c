@@ -209,14 +209,34 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
             const tsr_param_decl *base = p->adapts >= 0 && p->adapts < decl->param_count
                                              ? &decl->params[p->adapts]
                                              : NULL;
+            /* the halves meet the base's blocks in every layout (what
+             * merging relies on): up takes a column-parallel base's row
+             * split, down a row-parallel base's column split */
+            bool row_split = base != NULL && (base->split == TSR_PARAM_SPLIT_ROWS ||
+                                              base->split == TSR_PARAM_SPLIT_GATE_UP);
+            bool col_split = base != NULL && base->split == TSR_PARAM_SPLIT_COLS;
             bool fits = base != NULL && base->enabled && !(base->flags & TSR_PARAM_ADAPTER) &&
-                        (p->adapter_role == TSR_ADAPTER_DOWN ? p->cols == base->cols
-                         : p->adapter_role == TSR_ADAPTER_UP ? p->rows == base->rows
-                                                             : false);
+                        (p->adapter_role == TSR_ADAPTER_DOWN
+                             ? p->cols == base->cols &&
+                                   p->split == (col_split ? TSR_PARAM_SPLIT_COLS
+                                                          : TSR_PARAM_SPLIT_NONE)
+                         : p->adapter_role == TSR_ADAPTER_UP
+                             ? p->rows == base->rows &&
+                                   p->split == (row_split ? base->split : TSR_PARAM_SPLIT_NONE)
+                             : false);
+            for (int j = 0; fits && j < decl->param_count; j++) {
+                const tsr_param_decl *q = &decl->params[j]; /* the other half: the same rank */
+                if (j != i && q->enabled && (q->flags & TSR_PARAM_ADAPTER) &&
+                    q->adapts == p->adapts && q->adapter_role != p->adapter_role)
+                    fits = p->adapter_role == TSR_ADAPTER_UP ? p->cols == q->rows
+                                                             : p->rows == q->cols;
+            }
             if (!fits)
                 return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                     "module %s (%s): adapter %s names no enabled weight of "
-                                     "the module with its %s (tsr_decl_adapter)",
+                                     "module %s (%s): adapter %s does not fit the weight it "
+                                     "adapts (tsr_decl_adapter): an enabled weight of the "
+                                     "module, with its %s and their split, and the other "
+                                     "half's rank",
                                      name, kind->name, p->suffix,
                                      p->adapter_role == TSR_ADAPTER_UP ? "rows" : "columns");
         }

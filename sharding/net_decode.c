@@ -17,6 +17,11 @@ tsr_status tsr_net_decode_check(const tsr_net *net)
     if (net->d.sp)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "generation steps one token per sample; drop --sequence-parallel");
+    if (net->cfg.recompute_granularity == TSR_RECOMPUTE_FULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "generation keeps each layer's keys and values in its saved "
+                             "buffers, which full recomputation shares between layers: drop "
+                             "--recompute-granularity full");
     if (net->d.slots < 1)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "the model has no activation slot to decode in");
     for (int i = 0; i < net->node_count; i++) {

@@ -124,6 +124,8 @@ struct tsr_net {
     /* generation (net_decode.c): rows of the step (one token per sample)
      * and its position; 0 rows: not decoding */
     int64_t decode_rows, decode_position;
+    float loss_scale;  /* of the micro batch being computed (set_loss_weights) */
+    double aux_loss;   /* modules' own loss terms since tsr_net_take_aux_loss */
 };
 
 /* Rows of a buffer kind for this rank. */

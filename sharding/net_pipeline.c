@@ -105,6 +105,7 @@ tsr_status tsr_net_pipeline_iteration(tsr_net *g, const tsr_microbatch_source *s
                              "pipeline schedule built for %d micro batches, asked for %d",
                              g->d.microbatches, count);
     TRY(load_microbatches(g, src, count));
+    g->loss_scale = loss_scale; /* every stage's own loss terms take it */
     const tsr_microbatch *mbs = g->mbs;
     double local = 0.0;
     uint64_t t0 = tsr_time_ns();

@@ -227,7 +227,8 @@ static void set_io(tsr_net *net, const tsr_microbatch *mb, bool train)
     net->exec.io = (tsr_step_io){mb->tokens,    mb->targets,      net->row_weight,
                                  net->row_loss, net->row_correct, mb->first_sample,
                                  mb->iteration, mb->doc_start,    mb->prefix_lo,
-                                 mb->prefix_hi, net->decode_rows > 0 ? net->decode_position : -1};
+                                 mb->prefix_hi, net->decode_rows > 0 ? net->decode_position : -1,
+                                 net->loss_scale, train ? &net->aux_loss : NULL};
 }
 
 /* embedding, the chunk's layers, and (head chunk) the final norm, then the
@@ -305,8 +306,10 @@ static tsr_status backward_stack(tsr_net *net, const tsr_microbatch *mb, int chu
         int first = 0, count = 0;
         if (tsr_net_recomputed(net, j, n, &first, &count) && j == first + count - 1) {
             /* forward of the group again, from its saved input: the same
-             * kernels, inputs and dropout keys give the same activations */
+             * kernels, inputs and dropout keys give the same activations
+             * (and the same loss terms, counted once already) */
             net->exec.train = true;
+            net->exec.io.aux_loss = NULL;
             for (int k = first; k < first + count; k++) {
                 int64_t lk = d->chunk_first_layer[chunk] + k;
                 TRY(unit_forward(net, tsr_net_unit_layer(net, lk),
@@ -380,8 +383,23 @@ void tsr_net_set_loss_weights(tsr_net *net, const tsr_microbatch *mb, float loss
     for (int64_t r = 0; r < n; r++)
         tokens += mb->mask[r];
     float per_token = tokens > 0.0 ? loss_scale / (float)tokens : 0.0f;
+    net->loss_scale = loss_scale;
     for (int64_t r = 0; r < n; r++)
         net->row_weight[r] = mb->mask[r] * per_token;
+}
+
+double tsr_net_take_aux_loss(tsr_net *net)
+{
+    double v = net->aux_loss;
+    net->aux_loss = 0.0;
+    return v;
+}
+
+static double net_take_aux_loss(void *self)
+{
+    tsr_net *net = self;
+    double v = tsr_net_take_aux_loss(net);
+    return net->d.tp_rank == 0 ? v : 0.0; /* one per tensor-parallel group */
 }
 
 void tsr_net_eval_counts(const tsr_net *net, const tsr_microbatch *mb, tsr_eval_counts *out)
@@ -488,6 +506,7 @@ tsr_model tsr_net_as_model(tsr_net *net)
     m.train_microbatch = net_train_microbatch;
     m.eval_microbatch = net_eval_microbatch;
     m.finish_grads = net_finish_grads;
+    m.take_aux_loss = net->cfg.num_experts > 0 ? net_take_aux_loss : NULL;
     m.train_iteration = net->d.pp > 1 ? net_train_iteration : NULL;
     return m;
 }

@@ -66,6 +66,13 @@ typedef enum tsr_sparse_attention {
     TSR_SPARSE_STRIDED
 } tsr_sparse_attention;
 
+/* --moe-router-load-balancing-type */
+typedef enum tsr_moe_balancing {
+    TSR_MOE_AUX_LOSS = 0, /* Switch/GShard over the micro batch: E * sum_i f_i P_i */
+    TSR_MOE_SEQ_AUX_LOSS, /* the same per sequence, averaged over the sequences */
+    TSR_MOE_NO_BALANCING
+} tsr_moe_balancing;
+
 /* What a failed checkpoint save does to the run (--save-failure). */
 typedef enum tsr_save_failure {
     TSR_SAVE_FAILURE_EXIT = 0,
@@ -127,6 +134,13 @@ typedef struct tsr_config {
     int eod_token;             /* that token for file datasets; -1: none given */
     int num_experts; /* 0: dense */
     int moe_router_topk;
+    int moe_ffn_hidden_size;          /* each expert's width; 0: --ffn-hidden-size */
+    const char *moe_layer_freq;       /* "N" (every N-th layer) or "[1,0,1,0]"; NULL: 1 */
+    int moe_shared_expert_intermediate_size; /* a shared expert of this width; 0: none */
+    bool moe_router_pre_softmax;      /* top-k of the softmax over all experts */
+    tsr_moe_balancing moe_router_load_balancing_type;
+    double moe_aux_loss_coeff;
+    double moe_z_loss_coeff;
     /* LoRA (Hu et al. 2021): low-rank adapters on the parallel linears,
      * every other parameter frozen (docs/fine-tuning.md); rank 0: none */
     int lora_rank;
@@ -216,6 +230,14 @@ struct tsr_attn_mask;
 tsr_status tsr_config_layer_attention(const tsr_config *cfg, int64_t layer,
                                       struct tsr_attn_mask *out);
 
+/* Whether layer `layer` is a mixture-of-experts layer (--num-experts with
+ * --moe-layer-freq); false for every layer of a dense model. */
+bool tsr_config_layer_is_moe(const tsr_config *cfg, int64_t layer);
+/* The MoE flags' combinations (part of tsr_config_validate). */
+tsr_status tsr_config_validate_moe(const tsr_config *cfg);
+/* Each expert's width (--moe-ffn-hidden-size, else the dense MLP's). */
+int tsr_config_moe_ffn_hidden_size(const tsr_config *cfg);
+
 /* The linears LoRA adapts (tsr_config_lora_targets). */
 enum {
     TSR_LORA_QKV = 1u << 0,  /* attention's linear_qkv (column-parallel) */
@@ -226,6 +248,8 @@ enum {
 /* --lora-target as TSR_LORA_* bits (all four when not given); 0 without
  * --lora-rank. TSR_ERR_INVALID_ARG naming the word it does not know. */
 tsr_status tsr_config_lora_targets(const tsr_config *cfg, unsigned *targets);
+/* The bits as --lora-target spells them, in the order qkv,proj,fc1,fc2. */
+void tsr_config_lora_target_text(unsigned targets, char *buf, size_t len);
 /* alpha / rank (0 without LoRA). */
 double tsr_config_lora_scale(const tsr_config *cfg);
 /* The LoRA flags' combinations (part of tsr_config_validate). */

@@ -213,6 +213,14 @@ typedef struct tsr_step_io {
      * buffers of earlier positions are still there: a key/value cache);
      * -1 for a whole sequence */
     int64_t decode_position;
+    /* the weight of this micro batch's loss in the iteration's (1 / micro
+     * batches): a module's own loss terms (MoE balancing) take it in
+     * backward, as the head's rows do through row_weight */
+    float loss_scale;
+    /* a module adds the value of its own loss terms of the micro batch
+     * here in a training forward (NULL when it must not: evaluation,
+     * recomputation) */
+    double *aux_loss;
 } tsr_step_io;
 
 struct tsr_module_node;

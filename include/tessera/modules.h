@@ -85,6 +85,27 @@ typedef struct tsr_mlp_config {
     tsr_lora_config lora; /* adapters of linear_fc1 (FC1) and linear_fc2 (FC2) */
 } tsr_mlp_config;
 
+/* A mixture-of-experts MLP (moe.c): a router picks each token's top-k of
+ * E experts (each a GELU or SwiGLU MLP of width ffn), their outputs are
+ * summed with the router's weights, plus an optional shared expert every
+ * token passes through; the router's load-balancing and z-losses are the
+ * module's own loss terms. This build runs every expert on every rank
+ * (no expert or tensor parallelism for MoE layers yet). */
+extern const tsr_module_kind tsr_module_moe;
+typedef struct tsr_moe_config {
+    int64_t experts, topk;
+    int64_t ffn;           /* each expert's width (of each of gate and up under SwiGLU) */
+    int64_t shared_ffn;    /* the shared expert's width; 0: none */
+    bool swiglu;
+    bool pre_softmax;      /* top-k of softmax(logits), weights not renormalised; else
+                            * softmax over the top-k logits */
+    tsr_moe_balancing balancing;
+    float aux_coeff;       /* E * sum_i f_i P_i, from the probabilities before any dropping */
+    float z_coeff;         /* mean over tokens of logsumexp(logits)^2 */
+    float init_std;        /* router, fc1 */
+    float out_init_std;    /* fc2 */
+} tsr_moe_config;
+
 extern const tsr_module_kind tsr_module_residual;
 typedef struct tsr_residual_config {
     double dropout; /* on the children's output before the add */

@@ -125,7 +125,8 @@ void tsr_checkpoint_set_watch(const tsr_checkpoint_watch *watch);
  * (shape, architecture, epsilon, rotary base) into cfg's model fields,
  * with the real vocabulary (the embedding's rows) as cfg->vocab_size and
  * the learned positions' rows (0 without) as max_position_embeddings, the
- * --data-path and --seed it trained with, its LoRA adapters (lora_*) if any; for
+ * --data-path, --seed and attention flags it trained with, its LoRA
+ * adapters (lora_*) if any; for
  * programs that act on a checkpoint without model flags (tessera
  * convert). TSR_ERR_FORMAT when the file is not a readable checkpoint. */
 tsr_status tsr_checkpoint_read_model(const char *path, tsr_config *cfg);

@@ -100,16 +100,21 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
     attr_i64(file, "tensor_model_parallel_size", cfg->tensor_model_parallel_size);
     attr_i64(file, "pipeline_model_parallel_size", cfg->pipeline_model_parallel_size);
     attr_str(file, "data_path", cfg->data_path);
+    /* the attention it trained with (informative for training, which
+     * takes it from the flags; what generation takes) */
+    if (cfg->attention_pattern != NULL)
+        attr_str(file, "attention_pattern", cfg->attention_pattern);
+    attr_i64(file, "window_size", cfg->window_size);
+    attr_i64(file, "sparse_attention", cfg->sparse_attention);
+    attr_i64(file, "sparse_block", cfg->sparse_block);
+    attr_i64(file, "sparse_stride", cfg->sparse_stride);
+    attr_i64(file, "prefix_lm", cfg->prefix_lm);
     if (cfg->lora_rank > 0) {
         /* an adapter run: what it adapts, and which weights it started from */
         unsigned targets = 0;
         char words[32] = "";
         tsr_config_lora_targets(cfg, &targets);
-        const char *names[] = {"qkv", "proj", "fc1", "fc2"};
-        for (int i = 0; i < 4; i++)
-            if (targets & (1u << i))
-                snprintf(words + strlen(words), sizeof words - strlen(words), "%s%s",
-                         words[0] ? "," : "", names[i]);
+        tsr_config_lora_target_text(targets, words, sizeof words);
         attr_i64(file, "lora_rank", cfg->lora_rank);
         attr_f64(file, "lora_alpha", tsr_config_lora_scale(cfg) * cfg->lora_rank);
         attr_f64(file, "lora_dropout", cfg->lora_dropout);
@@ -182,6 +187,47 @@ static void warn_numerics(hid_t file, const char *path, const tsr_config *cfg)
                          "%.9g to compute the function it learned",
                          path, f[i].name, saved, f[i].value, f[i].flag, saved);
     }
+}
+
+/* The adapters of a LoRA checkpoint must be the run's: the same linears
+ * (others would be dropped or left at their initialisation) and alpha
+ * (another would rescale what they learned). */
+static tsr_status check_lora(hid_t file, const char *path, const tsr_config *cfg)
+{
+    double alpha = 0.0, want = tsr_config_lora_scale(cfg) * cfg->lora_rank;
+    if (H5Aexists(file, "lora_alpha") > 0) {
+        hid_t attr = H5Aopen(file, "lora_alpha", H5P_DEFAULT);
+        if (attr >= 0) {
+            H5Aread(attr, H5T_NATIVE_DOUBLE, &alpha);
+            H5Aclose(attr);
+        }
+    }
+    if (alpha != want)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "checkpoint %s holds LoRA adapters trained with --lora-alpha %g; "
+                             "this run has %g: give --lora-alpha %g",
+                             path, alpha, want, alpha);
+    char saved[32] = "", mine[32] = "";
+    unsigned bits = 0;
+    tsr_config_lora_targets(cfg, &bits);
+    tsr_config_lora_target_text(bits, mine, sizeof mine);
+    if (H5Aexists(file, "lora_target") > 0) {
+        hid_t attr = H5Aopen(file, "lora_target", H5P_DEFAULT);
+        hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, sizeof saved);
+        if (attr >= 0)
+            H5Aread(attr, type, saved);
+        H5Tclose(type);
+        if (attr >= 0)
+            H5Aclose(attr);
+        saved[sizeof saved - 1] = '\0';
+    }
+    if (strcmp(saved, mine) != 0)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "checkpoint %s holds LoRA adapters on %s; this run adapts %s: give "
+                             "--lora-target %s",
+                             path, saved, mine, saved);
+    return TSR_OK;
 }
 
 tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_config *cfg,
@@ -262,6 +308,8 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                              "checkpoint %s holds LoRA adapters of rank %lld but this run has "
                              "--lora-rank %d; give --lora-rank %lld",
                              path, (long long)lora_rank, cfg->lora_rank, (long long)lora_rank);
+    if (lora_rank > 0)
+        return check_lora(file, path, cfg);
     warn_numerics(file, path, cfg);
     return TSR_OK;
 }

@@ -112,6 +112,33 @@ static tsr_status read_into(hid_t file, const char *path, tsr_config *cfg)
         cfg->data_path = data_path;
     }
     H5Tclose(text);
+    /* the attention it trained with (absent in older files: causal) */
+    static char pattern[256];
+    hid_t ptype = H5Tcopy(H5T_C_S1);
+    H5Tset_size(ptype, sizeof pattern);
+    if (read_attr(file, "attention_pattern", ptype, pattern) == 0) {
+        pattern[sizeof pattern - 1] = '\0';
+        cfg->attention_pattern = pattern;
+    }
+    H5Tclose(ptype);
+    struct {
+        const char *name;
+        int *value;
+    } attention[] = {{"window_size", &cfg->window_size},
+                     {"sparse_block", &cfg->sparse_block},
+                     {"sparse_stride", &cfg->sparse_stride}};
+    for (size_t i = 0; i < sizeof attention / sizeof attention[0]; i++) {
+        int64_t v = 0;
+        if (read_attr(file, attention[i].name, H5T_NATIVE_INT64, &v) == 0 && v >= 0 &&
+            v <= (1 << 24))
+            *attention[i].value = (int)v;
+    }
+    int64_t sparse = 0, prefix = 0;
+    if (read_attr(file, "sparse_attention", H5T_NATIVE_INT64, &sparse) == 0 && sparse >= 0 &&
+        sparse <= TSR_SPARSE_STRIDED)
+        cfg->sparse_attention = (tsr_sparse_attention)sparse;
+    if (read_attr(file, "prefix_lm", H5T_NATIVE_INT64, &prefix) == 0)
+        cfg->prefix_lm = prefix == 1;
     /* an adapter run's checkpoint: the adapters it holds */
     int64_t rank = 0;
     static char targets[32];

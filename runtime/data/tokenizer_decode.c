@@ -56,6 +56,10 @@ tsr_status tsr_tokenizer_decode(const tsr_tokenizer *t, const int32_t *ids, int6
                 char b = (char)ids[i];
                 st = append(text, len, &cap, &b, 1);
             }
+        if (st != TSR_OK) {
+            free(*text);
+            *text = NULL;
+        }
         return st;
     }
     /* id -> vocabulary slot, and symbol -> byte */
@@ -84,5 +88,10 @@ tsr_status tsr_tokenizer_decode(const tsr_tokenizer *t, const int32_t *ids, int6
         }
     }
     free(by_id);
+    if (st != TSR_OK) {
+        free(*text);
+        *text = NULL;
+        *len = 0;
+    }
     return st;
 }

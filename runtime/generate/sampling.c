@@ -36,6 +36,8 @@ int32_t tsr_sample_token(const float *logits, int64_t v, const tsr_sampling *s, 
     if (s->greedy || s->top_k == 1 || !(s->temperature > 0.0))
         return argmax(logits, v);
     float max = logits[argmax(logits, v)];
+    if (!isfinite(max)) /* +inf wins outright; all -inf or NaN: nothing to weigh */
+        return argmax(logits, v);
     for (int64_t i = 0; i < v; i++) {
         probs[i] = isfinite(logits[i])
                        ? (float)exp(((double)logits[i] - (double)max) / s->temperature)
@@ -56,6 +58,8 @@ int32_t tsr_sample_token(const float *logits, int64_t v, const tsr_sampling *s, 
         keep = n > 0 ? n : 1;
         mass = cum > 0.0 ? cum : probs[order[0]];
     }
+    if (!(mass > 0.0))
+        return order[0];
     uint64_t key = tsr_rng_key_mix(s->key, (uint64_t)sample);
     double u = (double)tsr_rng_uniform(key, (uint64_t)position) * mass, cum = 0.0;
     for (int64_t i = 0; i < keep; i++) {

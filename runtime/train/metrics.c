@@ -35,6 +35,9 @@ void tsr_metrics_format_line(const tsr_train_metrics *m, char *buf, size_t len)
              m->ms_per_iteration, m->learning_rate, m->global_batch_size, m->lm_loss,
              m->loss_scale, m->grad_norm, (long long)m->skipped_iterations,
              (long long)m->nan_iterations, m->tokens_per_second, m->tflops_per_second);
+    size_t used = strlen(buf);
+    if (m->moe_aux_loss >= 0.0 && used < len)
+        snprintf(buf + used, len - used, " load balancing loss: %.6E |", m->moe_aux_loss);
 }
 
 static void json_number(FILE *f, const char *key, double v, int last)
@@ -60,6 +63,8 @@ void tsr_metrics_write_json(FILE *f, const tsr_train_metrics *m)
     json_number(f, "grad_norm", m->grad_norm, 0);
     fprintf(f, "\"skipped_iterations\": %lld, \"nan_iterations\": %lld, ",
             (long long)m->skipped_iterations, (long long)m->nan_iterations);
+    if (m->moe_aux_loss >= 0.0)
+        json_number(f, "moe_aux_loss", m->moe_aux_loss, 0);
     json_number(f, "tokens_per_second", m->tokens_per_second, 0);
     json_number(f, "tflops_per_second", m->tflops_per_second, 1);
     fputs("}\n", f);

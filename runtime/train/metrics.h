@@ -18,6 +18,7 @@ typedef struct tsr_train_metrics {
     double lm_loss, loss_scale, grad_norm;
     int64_t skipped_iterations, nan_iterations;
     double tokens_per_second, tflops_per_second;
+    double moe_aux_loss; /* MoE layers' own loss terms per micro batch; < 0: none */
 } tsr_train_metrics;
 
 typedef struct tsr_eval_metrics {

@@ -92,6 +92,10 @@ typedef struct tsr_model {
     tsr_status (*train_microbatch)(void *self, const tsr_microbatch *mb, float loss_scale,
                                    double *loss);
     tsr_status (*eval_microbatch)(void *self, const tsr_microbatch *mb, tsr_eval_counts *out);
+    /* the modules' own loss terms (MoE load balancing, z-loss) of this
+     * rank's training micro batches since the last call, counted once per
+     * tensor-parallel group; NULL: the model has none */
+    double (*take_aux_loss)(void *self);
     /* completes the iteration's gradients after the last micro batch and
      * before data-parallel reduction (NULL: nothing to do); e.g. sums the
      * sequence-parallel partial gradients of replicated parameters */

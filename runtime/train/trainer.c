@@ -322,7 +322,7 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
 
 typedef struct interval_stats {
     int iterations, counted;
-    double loss_sum, seconds;
+    double loss_sum, seconds, aux_sum;
     int64_t skipped, nans;
     double last_norm;
 } interval_stats;
@@ -346,6 +346,9 @@ static void report(tsr_trainer *tr, interval_stats *s, double lr, int global_bat
     m.tokens_per_second = per_iter > 0 ? (double)global_batch * cfg->seq_length / per_iter : 0;
     m.tflops_per_second =
         per_iter > 0 ? tr->flops_per_sample * global_batch / per_iter / 1e12 : 0.0;
+    m.moe_aux_loss = tr->model.take_aux_loss != NULL && s->iterations > 0
+                         ? s->aux_sum / s->iterations
+                         : -1.0;
     char line[1024];
     tsr_metrics_format_line(&m, line, sizeof line);
     tsr_log_once(TSR_LOG_INFO, "%s", line);
@@ -439,6 +442,14 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
         tsr_status st = accumulate_gradients(tr, global_batch, &loss);
         if (st != TSR_OK)
             return st;
+        if (tr->model.take_aux_loss != NULL) {
+            /* every stage's and replica's micro batches, per micro batch */
+            double aux = tr->model.take_aux_loss(tr->model.self);
+            if (tr->hooks.sum_world != NULL &&
+                (st = tr->hooks.sum_world(tr->hooks.ctx, &aux, 1)) != TSR_OK)
+                return st;
+            stats.aux_sum += aux / ((double)global_batch / cfg->micro_batch_size);
+        }
         double norm = 0.0;
         st = gradient_norm(tr, &norm);
         if (st != TSR_OK)

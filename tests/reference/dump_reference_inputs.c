@@ -83,6 +83,12 @@ static void write_config(hid_t file, const tsr_config *cfg, const tsr_net_dims *
     write_attr_double(group, "lora_rank", cfg->lora_rank);
     write_attr_double(group, "lora_scale", tsr_config_lora_scale(cfg));
     write_attr_double(group, "lora_targets", targets); /* TSR_LORA_* bits */
+    write_attr_double(group, "moe_experts", cfg->num_experts);
+    write_attr_double(group, "moe_topk", cfg->moe_router_topk);
+    write_attr_double(group, "moe_ffn", tsr_config_moe_ffn_hidden_size(cfg));
+    write_attr_double(group, "moe_pre_softmax", cfg->moe_router_pre_softmax);
+    write_attr_double(group, "moe_aux_coeff", cfg->moe_aux_loss_coeff);
+    write_attr_double(group, "moe_z_coeff", cfg->moe_z_loss_coeff);
     H5Gclose(group);
 }
 

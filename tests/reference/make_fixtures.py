@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the PyTorch reference fixtures for tessera's single-rank model.
 
-For each preset (gpt2, llama, gpt2_lora, llama_lora) it runs tessera's dump tool to get the initial
+For each preset (gpt2, llama, gpt2_lora, llama_lora, moe) it runs tessera's dump tool to get the initial
 weights, the config and the micro batches of every step (HDF5), rebuilds the
 same model in PyTorch (float64), and writes tests/reference/fixtures/<preset>.h5
 holding the inputs plus what tessera must reproduce:
@@ -16,6 +16,9 @@ on the adapted linears, everything else frozen): their B matrices, zero
 at tessera's initialisation, are replaced by random ones written into the
 fixture's weights (the test loads them), so every adapter gradient is
 non-zero at step 1; grads/ holds the adapters' only.
+The moe preset's gradients and AdamW steps are those of the lm loss plus
+its MoE layers' load-balancing and z-losses (self.aux); `loss` and
+`losses` are the lm loss, as tessera logs it.
 
 Usage (from the repository root, after building):
   /usr/bin/python3 tests/reference/make_fixtures.py build/tests/reference/dump_reference_inputs [PRESET...]
@@ -74,8 +77,49 @@ class Reference:
         rot = torch.cat([-x2, x1], -1)
         return x * cos + rot * sin
 
+    def act(self, f):
+        if self.c["swiglu"]:
+            gate, up = f.chunk(2, -1)
+            return torch.nn.functional.silu(gate) * up
+        return torch.nn.functional.gelu(f, approximate="tanh")
+
+    def moe(self, h, pre):
+        """Router top-k over E experts (softmax over the chosen logits, or
+        top-k of the softmax), a shared expert, and the balancing (E sum_i
+        P_i f_i) and z-losses, as tessera's moe.c defines them."""
+        c = self.c
+        shape = h.shape
+        x = h.reshape(-1, shape[-1])
+        n, C = x.shape
+        E, k, F = int(c["moe_experts"]), int(c["moe_topk"]), int(c["moe_ffn"])
+        F1 = 2 * F if c["swiglu"] else F
+        logits = x @ self.p[pre + "router.weight"].T
+        probs = logits.softmax(-1)
+        if c["moe_pre_softmax"]:
+            w, idx = probs.topk(k, -1)
+        else:
+            s, idx = logits.topk(k, -1)
+            w = s.softmax(-1)
+        w1 = self.p[pre + "experts.linear_fc1.weight"].view(E, F1, C)
+        w2 = self.p[pre + "experts.linear_fc2.weight"].view(E, C, F)
+        out = torch.zeros_like(x)
+        for e in range(E):
+            rows, cols = (idx == e).nonzero(as_tuple=True)
+            if len(rows) == 0:
+                continue
+            y = self.act(x[rows] @ w1[e].T) @ w2[e].T
+            out = out.index_add(0, rows, w[rows, cols, None] * y)
+        if pre + "shared_experts.linear_fc1.weight" in self.p:
+            out = out + self.act(x @ self.p[pre + "shared_experts.linear_fc1.weight"].T) @ \
+                self.p[pre + "shared_experts.linear_fc2.weight"].T
+        counts = torch.bincount(idx.flatten(), minlength=E).to(probs.dtype)
+        aux = c["moe_aux_coeff"] * E * (probs.mean(0) * counts / (n * k)).sum()
+        z = c["moe_z_coeff"] * (torch.logsumexp(logits, -1) ** 2).mean()
+        return out.view(shape), aux + z
+
     def logits(self, tokens):
         c = self.c
+        self.aux = torch.zeros((), dtype=torch.float64)
         B, T = tokens.shape
         C, H, G = int(c["hidden_size"]), int(c["num_attention_heads"]), int(c["num_query_groups"])
         D, R = C // H, H // G
@@ -98,18 +142,20 @@ class Reference:
             a = torch.einsum("bhij,bjhd->bihd", s.softmax(-1), v).reshape(B, T, C)
             x = x + self.linear(a, pre + "self_attention.linear_proj")
             h = self.norm(x, pre + "pre_mlp_layernorm")
-            f = self.linear(h, pre + "mlp.linear_fc1")
-            if c["swiglu"]:
-                gate, up = f.chunk(2, -1)
-                f = torch.nn.functional.silu(gate) * up
+            if pre + "mlp.router.weight" in self.p:
+                y, aux = self.moe(h, pre + "mlp.")
+                x = x + y
+                self.aux = self.aux + aux
             else:
-                f = torch.nn.functional.gelu(f, approximate="tanh")
-            x = x + self.linear(f, pre + "mlp.linear_fc2")
+                x = x + self.linear(self.act(self.linear(h, pre + "mlp.linear_fc1")),
+                                    pre + "mlp.linear_fc2")
         x = self.norm(x, "decoder.final_layernorm")
         w = self.p["output_layer.weight" if c["untied"] else "embedding.word_embeddings.weight"]
         return (x @ w[: int(c["vocab_size"])].T).reshape(B * T, -1)
 
     def loss(self, tokens, targets, mask):
+        """The lm loss (what tessera logs) and the logits; self.aux holds the
+        MoE layers' own loss terms, which the gradient counts too."""
         lg = self.logits(tokens)
         per = torch.nn.functional.cross_entropy(lg, targets.reshape(-1), reduction="none")
         m = mask.reshape(-1)
@@ -133,7 +179,7 @@ def step_grads(model, batches, step):
     for m in range(per_step):
         loss, _ = model.loss(torch.tensor(tokens[step, m]).long(), torch.tensor(targets[step, m]).long(),
                              torch.tensor(mask[step, m]))
-        (loss / per_step).backward()
+        ((loss + model.aux) / per_step).backward()
         total += loss.item()
     return total / per_step
 
@@ -204,5 +250,5 @@ if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     os.makedirs(os.path.join(HERE, "fixtures"), exist_ok=True)
-    for preset in sys.argv[2:] or ("gpt2", "llama", "gpt2_lora", "llama_lora"):
+    for preset in sys.argv[2:] or ("gpt2", "llama", "gpt2_lora", "llama_lora", "moe"):
         make(preset, sys.argv[1], os.path.join(HERE, "fixtures"))

@@ -42,6 +42,20 @@ tsr_status tsr_reference_config(const char *preset, tsr_config *cfg)
         cfg->lora_target = "qkv,proj,fc1";
         return TSR_OK;
     }
+    /* mixture of experts: 8 experts, top-2, a shared expert, the
+     * load-balancing and z-losses, on layers 0 and 2 of 3 (grouped queries) */
+    if (strcmp(preset, "moe") == 0) {
+        tsr_reference_llama_style(cfg, 2);
+        cfg->num_layers = 3;
+        cfg->num_experts = 8;
+        cfg->moe_router_topk = 2;
+        cfg->moe_ffn_hidden_size = 48;
+        cfg->moe_shared_expert_intermediate_size = 32;
+        cfg->moe_layer_freq = "[1,0,1]";
+        cfg->moe_aux_loss_coeff = 0.1;
+        cfg->moe_z_loss_coeff = 0.01;
+        return TSR_OK;
+    }
     if (strcmp(preset, "llama_lora") == 0) {
         tsr_reference_llama_style(cfg, 2);
         cfg->lora_rank = 4;

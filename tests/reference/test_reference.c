@@ -269,11 +269,18 @@ static void test_llama_lora_matches_pytorch(void)
     check_preset("llama_lora");
 }
 
+/* MoE: 8 experts, top-2, a shared expert, load-balancing and z-losses */
+static void test_moe_matches_pytorch(void)
+{
+    check_preset("moe");
+}
+
 static const tsr_test_case cases[] = {
     TSR_TEST(test_gpt2_matches_pytorch),
     TSR_TEST(test_llama_matches_pytorch),
     TSR_TEST(test_gpt2_lora_matches_pytorch),
     TSR_TEST(test_llama_lora_matches_pytorch),
+    TSR_TEST(test_moe_matches_pytorch),
 };
 
 int main(void)

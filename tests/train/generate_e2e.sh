@@ -88,6 +88,11 @@ refused "gpt2 without its files" "needs --vocab-file" \
 refused "more positions than the model has" "need 1006 positions; the model has 32" \
   "$tessera" generate --load "$work/gpt" --prompt 12+34= --max-new-tokens 1000
 refused "--top-p 0" "--top-p" "$tessera" generate --load "$work/gpt" --prompt 1 --top-p 0
+refused "an end token outside the vocabulary" "--eos-token 99 is outside the model's vocabulary" \
+  "$tessera" generate --load "$work/gpt" --prompt 1+2= --eos-token 99 --max-new-tokens 4
+"$tessera" train "${gpt[@]}" --train-iters 2 --prefix-lm --save "$work/prefix" >/dev/null 2>&1
+refused "a prefix-LM model" "was trained with --prefix-lm" \
+  "$tessera" generate --load "$work/prefix" --prompt 1+2=
 refused "2 ranks without --tensor-model-parallel-size 2" "start exactly 1 rank" \
   "$mpiexec" -np 2 --oversubscribe "$tessera" generate --load "$work/gpt" --prompt 1+2=
 refused "no checkpoint" "no checkpoint there" \

@@ -110,6 +110,10 @@ refused "a LoRA checkpoint loaded without --lora-rank" "holds LoRA adapters of r
   "$tessera" train "${llama[@]}" --train-iters 14 --load "$work/lora1"
 refused "a LoRA checkpoint exported without merging" "fold them into the weights first" \
   "$tessera" convert --load "$work/lora1" --save "$work/hf"
+refused "resuming with another --lora-alpha" "trained with --lora-alpha 8" \
+  "$tessera" train "${llama[@]}" "${lora[@]}" --lora-alpha 16 --train-iters 14 --load "$work/lora1"
+refused "resuming with other --lora-target" "holds LoRA adapters on qkv,proj,fc1,fc2" \
+  "$tessera" train "${llama[@]}" "${lora[@]}" --lora-target qkv --train-iters 14 --load "$work/lora1"
 refused "--merge-lora of a plain model" "holds no LoRA adapters" \
   "$tessera" convert --merge-lora --load "$work/base" --save "$work/m2"
 refused "--lora-rank with no base" "there is no base" \

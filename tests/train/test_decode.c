@@ -5,7 +5,8 @@
  * the causal forward over the whole sequence gives there, within 1e-5
  * relative L2: a GPT-2-style model (learned positions, biases, tied head)
  * and a LLaMA-style one (rotary, grouped queries, SwiGLU, untied) with
- * random LoRA adapters on all four linears, and a window layer.
+ * random LoRA adapters on all four linears, and a window layer; and a
+ * model with mixture-of-experts layers (the router's choices per token).
  */
 #include <math.h>
 #include <stdio.h>
@@ -119,8 +120,20 @@ static void test_llama_style_lora_window(void)
     check_model(&cfg, "llama-style, LoRA, a window-7 layer");
 }
 
+static void test_moe_layers(void)
+{
+    tsr_config cfg;
+    base_config(&cfg);
+    cfg.num_experts = 4;
+    cfg.moe_router_topk = 2;
+    cfg.moe_shared_expert_intermediate_size = 32;
+    cfg.moe_layer_freq = "[1,0,1]";
+    check_model(&cfg, "MoE layers 0 and 2 (4 experts, top-2, shared)");
+}
+
 static const tsr_test_case cases[] = {
     TSR_TEST(test_gpt2_style),
+    TSR_TEST(test_moe_layers),
     TSR_TEST(test_llama_style_lora_window),
 };
 

@@ -168,9 +168,13 @@ static void test_dataset_errors(void)
 
 static void test_metrics_line_and_json(void)
 {
-    tsr_train_metrics m = {10, 100, 80, 12.5, 1e-3, 8, 2.5, 1.0, 0.75, 0, 1, 5000.0, 0.25};
+    tsr_train_metrics m = {10, 100, 80, 12.5, 1e-3, 8, 2.5, 1.0, 0.75, 0, 1, 5000.0, 0.25, 0.125};
     char line[1024];
     tsr_metrics_format_line(&m, line, sizeof line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "load balancing loss: 1.250000E-01"));
+    m.moe_aux_loss = -1.0; /* a dense model: not printed */
+    tsr_metrics_format_line(&m, line, sizeof line);
+    CU_ASSERT_PTR_NULL(strstr(line, "load balancing"));
     CU_ASSERT_PTR_NOT_NULL(strstr(line, "iteration       10/     100"));
     CU_ASSERT_PTR_NOT_NULL(strstr(line, "lm loss: 2.500000E+00"));
     CU_ASSERT_PTR_NOT_NULL(strstr(line, "number of nan iterations:   1"));

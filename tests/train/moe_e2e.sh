@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# moe_e2e.sh TESSERA MPIEXEC - mixture-of-experts layers (every expert on
+# every rank in this build) in the layouts they run in:
+#   a LLaMA-style model (grouped queries) with 8 experts, top-2, a shared
+#   expert, load-balancing and z-losses on layers 0 and 2 of 4, dropout on:
+#   20-step loss curves of DP 2, DP 2 with the distributed optimizer, PP 2
+#   (an MoE layer on each stage), PP 2 x DP 2 and full recomputation equal
+#   the 1-rank curve within 1e-5 relative, and so does the logged
+#   load-balancing loss (which the layout must not change, PP included);
+#   --moe-router-pre-softmax and
+#   seq_aux_loss change the curve (they are in force); a checkpoint saved
+#   at DP 2 resumes on 1 rank as the run that never moved (1e-6); TP is
+#   refused with one message, exit 2.
+# Prints one line per check and "N passed, M failed".
+set -u
+tessera=$1
+mpiexec=$2
+source "$(dirname "$0")/../harness/e2e.sh"
+aux() { grep '"type": "train"' "$1" | sed 's/.*"moe_aux_loss": \([^,]*\),.*/\1/'; }
+aux_within() { # a b: every step's balancing loss within 1e-5 relative
+  paste <(aux "$1") <(aux "$2") | awk '
+    NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > 1e-5) bad = 1 }
+    END { printf "  worst relative balancing-loss difference %.3g\n", w; exit bad || NR != 20 }'
+}
+
+model=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --group-query-attention
+       --num-query-groups 2 --normalization RMSNorm --position-embedding-type rope --swiglu
+       --ffn-hidden-size 96 --disable-bias-linear --untie-embeddings-and-output-weights
+       --seq-length 32 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 --lr-warmup-iters 3
+       --data-path synthetic:addition:2 --log-interval 1 --log-level warn --seed 13
+       --hidden-dropout 0.1 --attention-dropout 0.1 --train-iters 20
+       --num-experts 8 --moe-router-topk 2 --moe-ffn-hidden-size 48
+       --moe-shared-expert-intermediate-size 32 --moe-layer-freq '[1,0,1,0]'
+       --moe-aux-loss-coeff 0.05 --moe-z-loss-coeff 0.005)
+
+"$tessera" train "${model[@]}" --metrics-file "$work/one.jsonl" >/dev/null 2>&1
+check "MoE model: 1-rank run" $?
+layouts=("2 --data-parallel-size-unused"
+         "2 --use-distributed-optimizer"
+         "2 --pipeline-model-parallel-size 2"
+         "4 --pipeline-model-parallel-size 2 --use-distributed-optimizer"
+         "1 --recompute-granularity full --recompute-method uniform --recompute-num-layers 2")
+for layout in "${layouts[@]}"; do
+  read -r np flags <<<"$layout"
+  flags=${flags/--data-parallel-size-unused/}
+  # shellcheck disable=SC2086
+  "$mpiexec" -np "$np" --oversubscribe "$tessera" train "${model[@]}" $flags \
+    --metrics-file "$work/run.jsonl" >/dev/null 2>&1
+  within "$work/one.jsonl" "$work/run.jsonl" 1e-5 20 && aux_within "$work/one.jsonl" "$work/run.jsonl"
+  check "MoE, $np ranks ${flags:-(data parallel)}: 20 losses and balancing losses equal 1 rank within 1e-5" $?
+done
+
+for variant in --moe-router-pre-softmax "--moe-router-load-balancing-type seq_aux_loss"; do
+  # shellcheck disable=SC2086
+  "$tessera" train "${model[@]}" $variant --metrics-file "$work/v.jsonl" >/dev/null 2>&1
+  ! within "$work/one.jsonl" "$work/v.jsonl" 1e-5 20 >/dev/null
+  check "MoE: $variant changes the loss curve" $?
+done
+
+"$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --exit-interval 10 \
+  --save "$work/ck" >/dev/null 2>&1
+"$tessera" train "${model[@]}" --load "$work/ck" --metrics-file "$work/resumed.jsonl" >/dev/null 2>&1
+paste <(losses "$work/one.jsonl" | tail -n 10) <(losses "$work/resumed.jsonl") | awk '
+  NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > 1e-6) bad = 1 } END { exit bad || NR != 10 }'
+check "MoE: saved at DP 2 after 10 steps, resumed on 1 rank: the last 10 losses (1e-6)" $?
+h5ls "$work/ck/iter_0000010.h5/model" | grep -q "layers.0.mlp.experts.linear_fc1.weight" &&
+  ! h5ls "$work/ck/iter_0000010.h5/model" | grep -q "layers.1.mlp.experts"
+check "the checkpoint holds experts on layers 0 and 2, a dense MLP on 1 and 3" $?
+
+"$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --tensor-model-parallel-size 2 \
+  >"$work/tp.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c 'run every expert on every rank' "$work/tp.out")" -eq 1 ]
+check "MoE under TP: refused (exit $rc), one message" $?
+finish
