@@ -24,6 +24,7 @@ static const char *const bind_choices[] = {"core", "numa", "none", NULL};
 static const char *const backend_choices[] = {"auto", "mpi", "nccl", NULL};
 static const char *const sparse_choices[] = {"none", "fixed", "strided", NULL};
 static const char *const balancing_choices[] = {"aux_loss", "seq_aux_loss", "none", NULL};
+static const char *const drop_choices[] = {"probs", "position", NULL};
 static const char *const save_failure_choices[] = {"exit", "continue", NULL};
 
 static const tsr_flag train_flags[] = {
@@ -141,6 +142,13 @@ static const tsr_flag train_flags[] = {
      "weight of the load-balancing loss (0: none)"},
     {"--moe-z-loss-coeff", TSR_FLAG_DOUBLE, OFF(moe_z_loss_coeff), 0.0, 1e3, NULL, "C",
      "weight of the router z-loss, mean of logsumexp(logits)^2 (0: none)"},
+    {"--moe-expert-capacity-factor", TSR_FLAG_DOUBLE, OFF(moe_expert_capacity_factor), 1e-6, 1e6,
+     NULL, "F",
+     "each expert takes at most ceil(F x tokens x k / experts) assignments of a micro batch, "
+     "the rest dropped (default: no dropping)"},
+    {"--moe-token-drop-policy", TSR_FLAG_CHOICE, OFF(moe_token_drop_policy), 0, 0, drop_choices,
+     "KIND", "which assignments an expert over capacity keeps: probs (the most probable) or "
+     "position (the first in token order)"},
     {"--lora-rank", TSR_FLAG_INT, OFF(lora_rank), 1, 65536, NULL, "R",
      "train rank-R adapters (LoRA) on the linears of --lora-target, every other parameter "
      "frozen; needs a base (--pretrained-checkpoint or --load)"},

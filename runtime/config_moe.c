@@ -76,7 +76,8 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
     bool given = cfg->moe_ffn_hidden_size > 0 || cfg->moe_layer_freq != NULL ||
                  cfg->moe_shared_expert_intermediate_size > 0 || cfg->moe_router_pre_softmax ||
                  cfg->moe_aux_loss_coeff > 0.0 || cfg->moe_z_loss_coeff > 0.0 ||
-                 cfg->moe_router_load_balancing_type != TSR_MOE_AUX_LOSS;
+                 cfg->moe_router_load_balancing_type != TSR_MOE_AUX_LOSS ||
+                 cfg->moe_expert_capacity_factor > 0.0 || cfg->moe_token_drop_policy != 0;
     if (cfg->num_experts <= 0) {
         if (given)
             return INVALID("MoE flags (--moe-*) are set but --num-experts is not; give "
@@ -94,6 +95,9 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
     if (!any)
         return INVALID("--moe-layer-freq %s makes no layer MoE; mark at least one",
                        cfg->moe_layer_freq);
+    if (cfg->moe_token_drop_policy != 0 && !(cfg->moe_expert_capacity_factor > 0.0))
+        return INVALID("--moe-token-drop-policy only applies with --moe-expert-capacity-factor; "
+                       "give a capacity factor or drop the policy");
     if (cfg->moe_aux_loss_coeff > 0.0 &&
         cfg->moe_router_load_balancing_type == TSR_MOE_NO_BALANCING)
         return INVALID("--moe-aux-loss-coeff %g is set but --moe-router-load-balancing-type is "

@@ -141,6 +141,9 @@ typedef struct tsr_config {
     tsr_moe_balancing moe_router_load_balancing_type;
     double moe_aux_loss_coeff;
     double moe_z_loss_coeff;
+    double moe_expert_capacity_factor; /* > 0: each expert takes at most
+                                        * ceil(factor * tokens * k / E) per micro batch */
+    int moe_token_drop_policy;         /* 0 probs (keep the most probable), 1 position */
     /* LoRA (Hu et al. 2021): low-rank adapters on the parallel linears,
      * every other parameter frozen (docs/fine-tuning.md); rank 0: none */
     int lora_rank;

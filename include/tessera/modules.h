@@ -102,6 +102,9 @@ typedef struct tsr_moe_config {
     tsr_moe_balancing balancing;
     float aux_coeff;       /* E * sum_i f_i P_i, from the probabilities before any dropping */
     float z_coeff;         /* mean over tokens of logsumexp(logits)^2 */
+    double capacity;       /* > 0: capacity factor (ceil(factor n k / E) per expert) */
+    bool drop_by_position; /* over capacity keep the first in token order, else the most
+                            * probable */
     float init_std;        /* router, fc1 */
     float out_init_std;    /* fc2 */
 } tsr_moe_config;

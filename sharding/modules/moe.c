@@ -11,8 +11,16 @@
  * is where assignment (t, j) landed. Combine: out[t] = sum_j w[t, j]
  * y[slot[t, j]] (+ the shared expert's output).
  *
+ * Capacity (capacity > 0): each expert takes at most ceil(capacity * n *
+ * k / E) of the micro batch's n tokens' assignments, counted over the
+ * whole micro batch (the same tokens in every layout, so the same drops);
+ * over it, the most probable assignments are kept (ties to the earlier
+ * token), or with drop_by_position the first in token order. A dropped
+ * assignment adds nothing to its token's output; the token keeps its
+ * other choices and the residual. Generation steps drop nothing.
+ *
  * Loss terms of the module, from the router's probabilities and
- * assignments (nothing is dropped in this build): aux_loss = coeff * E *
+ * assignments before any dropping: aux_loss = coeff * E *
  * sum_i P_i f_i with P_i the mean of p[., i] and f_i the share of the n*k
  * assignments that chose i (Switch / GShard, as Megatron's
  * switch_load_balancing_loss_func); seq_aux_loss the same per sequence,
@@ -22,6 +30,7 @@
  * head's; f is a count and passes none.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tessera/kernels.h"
@@ -197,19 +206,73 @@ static void route(const tsr_moe_config *cfg, const dims *d, float *const *buf)
     }
 }
 
-/* Counting sort of the assignments by expert: counts, and slot[t, j]. */
+static const float *sort_idx, *sort_w; /* qsort has no context argument */
+
+/* by expert, then by weight (descending), then in token order */
+static int by_expert_weight(const void *pa, const void *pb)
+{
+    int64_t a = (int64_t) * (const float *)pa, b = (int64_t) * (const float *)pb;
+    if (sort_idx[a] != sort_idx[b])
+        return sort_idx[a] < sort_idx[b] ? -1 : 1;
+    if (sort_w[a] != sort_w[b])
+        return sort_w[a] > sort_w[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+/* Marks the assignments over their expert's capacity as dropped (slot
+ * -1; the others 0 for now). */
+static void drop_over_capacity(const tsr_moe_config *cfg, const dims *d, float *const *buf,
+                               bool decoding)
+{
+    int64_t na = d->n * d->k;
+    for (int64_t a = 0; a < na; a++)
+        buf[SLOT][a] = 0.0f;
+    if (!(cfg->capacity > 0.0) || decoding)
+        return;
+    int64_t cap = (int64_t)ceil(cfg->capacity * (double)na / (double)d->e);
+    cap = cap < 1 ? 1 : cap;
+    float *seen = buf[CURSOR];
+    memset(seen, 0, (size_t)d->e * sizeof *seen);
+    if (cfg->drop_by_position) {
+        for (int64_t a = 0; a < na; a++) {
+            int64_t i = (int64_t)buf[TOP_IDX][a];
+            if (seen[i] >= (float)cap)
+                buf[SLOT][a] = -1.0f;
+            seen[i] += 1.0f;
+        }
+        return;
+    }
+    float *order = buf[D_W]; /* free in forward */
+    for (int64_t a = 0; a < na; a++)
+        order[a] = (float)a;
+    sort_idx = buf[TOP_IDX];
+    sort_w = buf[TOP_W];
+    qsort(order, (size_t)na, sizeof *order, by_expert_weight);
+    for (int64_t r = 0; r < na; r++) {
+        int64_t a = (int64_t)order[r], i = (int64_t)buf[TOP_IDX][a];
+        if (seen[i] >= (float)cap)
+            buf[SLOT][a] = -1.0f;
+        seen[i] += 1.0f;
+    }
+}
+
+/* Counting sort of the kept assignments by expert: counts, and slot[t, j]
+ * (-1 stays for the dropped). */
 static void dispatch(const dims *d, float *const *buf, const float *x)
 {
     float *counts = buf[COUNTS], *cursor = buf[CURSOR];
     memset(counts, 0, (size_t)d->e * sizeof *counts);
     for (int64_t a = 0; a < d->n * d->k; a++)
-        counts[(int64_t)buf[TOP_IDX][a]] += 1.0f;
+        if (buf[SLOT][a] >= 0.0f)
+            counts[(int64_t)buf[TOP_IDX][a]] += 1.0f;
     float start = 0.0f;
     for (int64_t i = 0; i < d->e; i++) {
         cursor[i] = start;
         start += counts[i];
     }
     for (int64_t a = 0; a < d->n * d->k; a++) {
+        if (buf[SLOT][a] < 0.0f)
+            continue;
         int64_t i = (int64_t)buf[TOP_IDX][a], s = (int64_t)cursor[i];
         cursor[i] += 1.0f;
         buf[SLOT][a] = (float)s;
@@ -297,10 +360,13 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
     tsr_linear_forward(buf[LOGITS], in, w[ROUTER], NULL, d.n, d.c, d.e);
     softmax_rows(buf[PROBS], buf[LOGITS], d.n, d.e);
     route(cfg, &d, buf);
+    drop_over_capacity(cfg, &d, buf, run->io->decode_position >= 0);
     dispatch(&d, buf, in);
     expert_forward(cfg, &d, buf, w);
     shared_forward(cfg, &d, buf, w, in, out);
     for (int64_t a = 0; a < d.n * d.k; a++) {
+        if (buf[SLOT][a] < 0.0f)
+            continue; /* dropped */
         float wt = buf[TOP_W][a];
         const float *y = buf[Y] + (int64_t)buf[SLOT][a] * d.c;
         float *o = out + (a / d.k) * d.c;
@@ -432,6 +498,10 @@ static tsr_status moe_backward(const tsr_module_run *run, const float *in, const
     for (int64_t a = 0; a < d.n * d.k; a++) {
         const float *dy = dout + (a / d.k) * d.c;
         int64_t s = (int64_t)buf[SLOT][a];
+        if (s < 0) { /* dropped: its weight reached nothing */
+            buf[D_W][a] = 0.0f;
+            continue;
+        }
         const float *y = buf[Y] + s * d.c;
         float *dys = buf[D_Y] + s * d.c, wt = buf[TOP_W][a];
         double dot = 0.0;
@@ -443,6 +513,8 @@ static tsr_status moe_backward(const tsr_module_run *run, const float *in, const
     }
     expert_backward(cfg, &d, buf, w, g);
     for (int64_t a = 0; a < d.n * d.k; a++) {
+        if (buf[SLOT][a] < 0.0f)
+            continue;
         const float *dx = buf[D_XPERM] + (int64_t)buf[SLOT][a] * d.c;
         float *di = din + (a / d.k) * d.c;
         for (int64_t j = 0; j < d.c; j++)

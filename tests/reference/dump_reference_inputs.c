@@ -89,6 +89,8 @@ static void write_config(hid_t file, const tsr_config *cfg, const tsr_net_dims *
     write_attr_double(group, "moe_pre_softmax", cfg->moe_router_pre_softmax);
     write_attr_double(group, "moe_aux_coeff", cfg->moe_aux_loss_coeff);
     write_attr_double(group, "moe_z_coeff", cfg->moe_z_loss_coeff);
+    write_attr_double(group, "moe_capacity", cfg->moe_expert_capacity_factor);
+    write_attr_double(group, "moe_drop_position", cfg->moe_token_drop_policy == 1);
     H5Gclose(group);
 }
 

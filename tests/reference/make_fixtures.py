@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the PyTorch reference fixtures for tessera's single-rank model.
 
-For each preset (gpt2, llama, gpt2_lora, llama_lora, moe) it runs tessera's dump tool to get the initial
+For each preset (gpt2, llama, gpt2_lora, llama_lora, moe, moe_capacity) it runs tessera's dump tool to get the initial
 weights, the config and the micro batches of every step (HDF5), rebuilds the
 same model in PyTorch (float64), and writes tests/reference/fixtures/<preset>.h5
 holding the inputs plus what tessera must reproduce:
@@ -100,6 +100,23 @@ class Reference:
         else:
             s, idx = logits.topk(k, -1)
             w = s.softmax(-1)
+        if c.get("moe_capacity", 0.0) > 0.0:
+            # each expert keeps its ceil(factor n k / E) most probable (or
+            # first) assignments; the balancing loss below sees them all
+            cap = max(1, math.ceil(c["moe_capacity"] * n * k / E))
+            keep = torch.zeros(n, k, dtype=torch.bool)
+            wd = w.detach()
+            for e in range(E):
+                rows, cols = (idx == e).nonzero(as_tuple=True)
+                a = (rows * k + cols).tolist()
+                if c.get("moe_drop_position", 0.0):
+                    chosen = sorted(a)[:cap]
+                else:
+                    chosen = sorted(a, key=lambda q: (-float(wd[q // k, q % k]), q))[:cap]
+                for q in chosen:
+                    keep[q // k, q % k] = True
+            self.dropped += int((~keep).sum())
+            w = w * keep
         w1 = self.p[pre + "experts.linear_fc1.weight"].view(E, F1, C)
         w2 = self.p[pre + "experts.linear_fc2.weight"].view(E, C, F)
         out = torch.zeros_like(x)
@@ -120,6 +137,7 @@ class Reference:
     def logits(self, tokens):
         c = self.c
         self.aux = torch.zeros((), dtype=torch.float64)
+        self.dropped = 0
         B, T = tokens.shape
         C, H, G = int(c["hidden_size"]), int(c["num_attention_heads"]), int(c["num_query_groups"])
         D, R = C // H, H // G
@@ -243,12 +261,14 @@ def make(preset, dump_tool, out_dir):
             gg.create_dataset(k, data=v.astype(np.float64))
         f.create_dataset("losses", data=np.array(losses, dtype=np.float64))
         f.attrs["generator"] = "tests/reference/make_fixtures.py, torch " + torch.__version__
-    print(f"{preset}: loss {loss0.item():.6f}, grad norm {grad_norm:.6f}, losses {losses[0]:.4f} -> {losses[-1]:.4f}")
+    print(f"{preset}: loss {loss0.item():.6f}, grad norm {grad_norm:.6f}, losses {losses[0]:.4f} -> {losses[-1]:.4f}"
+          + (f", {model.dropped} assignments dropped in the last micro batch" if model.dropped else ""))
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     os.makedirs(os.path.join(HERE, "fixtures"), exist_ok=True)
-    for preset in sys.argv[2:] or ("gpt2", "llama", "gpt2_lora", "llama_lora", "moe"):
+    for preset in sys.argv[2:] or ("gpt2", "llama", "gpt2_lora", "llama_lora", "moe",
+                                   "moe_capacity"):
         make(preset, sys.argv[1], os.path.join(HERE, "fixtures"))

@@ -44,8 +44,12 @@ tsr_status tsr_reference_config(const char *preset, tsr_config *cfg)
     }
     /* mixture of experts: 8 experts, top-2, a shared expert, the
      * load-balancing and z-losses, on layers 0 and 2 of 3 (grouped queries) */
-    if (strcmp(preset, "moe") == 0) {
+    bool capacity = strcmp(preset, "moe_capacity") == 0;
+    if (strcmp(preset, "moe") == 0 || capacity) {
         tsr_reference_llama_style(cfg, 2);
+        /* moe_capacity: the same with capacity factor 1.0, so that the
+         * experts over it drop their least probable assignments */
+        cfg->moe_expert_capacity_factor = capacity ? 1.0 : 0.0;
         cfg->num_layers = 3;
         cfg->num_experts = 8;
         cfg->moe_router_topk = 2;

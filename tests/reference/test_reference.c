@@ -275,12 +275,19 @@ static void test_moe_matches_pytorch(void)
     check_preset("moe");
 }
 
+/* the same with capacity factor 1.0: assignments dropped */
+static void test_moe_capacity_matches_pytorch(void)
+{
+    check_preset("moe_capacity");
+}
+
 static const tsr_test_case cases[] = {
     TSR_TEST(test_gpt2_matches_pytorch),
     TSR_TEST(test_llama_matches_pytorch),
     TSR_TEST(test_gpt2_lora_matches_pytorch),
     TSR_TEST(test_llama_lora_matches_pytorch),
     TSR_TEST(test_moe_matches_pytorch),
+    TSR_TEST(test_moe_capacity_matches_pytorch),
 };
 
 int main(void)

@@ -8,7 +8,10 @@
 #   the 1-rank curve within 1e-5 relative, and so does the logged
 #   load-balancing loss (which the layout must not change, PP included);
 #   --moe-router-pre-softmax and
-#   seq_aux_loss change the curve (they are in force); a checkpoint saved
+#   seq_aux_loss change the curve (they are in force); with capacity
+#   factor 1.0 (assignments dropped) DP 2 and PP 2 x DP 2 equal 1 rank
+#   within 1e-5, and dropping by probability or by position each change
+#   the curve; a checkpoint saved
 #   at DP 2 resumes on 1 rank as the run that never moved (1e-6); TP is
 #   refused with one message, exit 2.
 # Prints one line per check and "N passed, M failed".
@@ -56,6 +59,23 @@ for variant in --moe-router-pre-softmax "--moe-router-load-balancing-type seq_au
   ! within "$work/one.jsonl" "$work/v.jsonl" 1e-5 20 >/dev/null
   check "MoE: $variant changes the loss curve" $?
 done
+
+cap=(--moe-expert-capacity-factor 1.0)
+"$tessera" train "${model[@]}" "${cap[@]}" --metrics-file "$work/cap1.jsonl" >/dev/null 2>&1
+! within "$work/one.jsonl" "$work/cap1.jsonl" 1e-5 20 >/dev/null
+check "MoE: capacity factor 1.0 drops assignments (the curve changes)" $?
+for layout in "2 " "4 --pipeline-model-parallel-size 2"; do
+  read -r np flags <<<"$layout"
+  # shellcheck disable=SC2086
+  "$mpiexec" -np "$np" --oversubscribe "$tessera" train "${model[@]}" "${cap[@]}" $flags \
+    --metrics-file "$work/capn.jsonl" >/dev/null 2>&1
+  within "$work/cap1.jsonl" "$work/capn.jsonl" 1e-5 20
+  check "MoE with dropping, $np ranks ${flags:-(data parallel)}: 20 losses equal 1 rank within 1e-5" $?
+done
+"$tessera" train "${model[@]}" "${cap[@]}" --moe-token-drop-policy position \
+  --metrics-file "$work/cappos.jsonl" >/dev/null 2>&1
+! within "$work/cap1.jsonl" "$work/cappos.jsonl" 1e-5 20 >/dev/null
+check "MoE: dropping by position keeps other assignments than by probability" $?
 
 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --exit-interval 10 \
   --save "$work/ck" >/dev/null 2>&1
