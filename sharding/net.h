@@ -71,6 +71,7 @@ typedef struct tsr_net_param {
     size_t adapts;
     tsr_adapter_role adapter_role;
     float adapter_scale;
+    int64_t experts; /* tsr_decl_experts */
 } tsr_net_param;
 
 /* Sizes for tensor-parallel rank tp_rank without pipeline parallelism. */

@@ -126,6 +126,7 @@ static tsr_status add_entry(tsr_net *net, const tsr_net_unit *unit, const char *
     e->flags = p->flags;
     e->init = p->init;
     e->init_value = p->init_value;
+    e->experts = p->experts;
     e->local = unit->local;
     /* a run that trains adapters only (--lora-rank) freezes everything else */
     bool adapters_only = net->cfg.lora_rank > 0;
@@ -205,6 +206,12 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
                                  "module %s (%s): parameter %s is an expert parameter; this "
                                  "build has no expert parallelism yet",
                                  name, kind->name, p->suffix);
+        if (p->experts > 1 && (p->rows % p->experts != 0 || p->split != TSR_PARAM_SPLIT_NONE))
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "module %s (%s): parameter %s stacks %lld experts but has %lld "
+                                 "rows, or a tensor-parallel split (tsr_decl_experts)",
+                                 name, kind->name, p->suffix, (long long)p->experts,
+                                 (long long)p->rows);
         if (p->flags & TSR_PARAM_ADAPTER) {
             const tsr_param_decl *base = p->adapts >= 0 && p->adapts < decl->param_count
                                              ? &decl->params[p->adapts]

@@ -42,15 +42,16 @@ static void describe(tsr_net *net, const tsr_net_param *p)
         /* another stage's: described all the same (with as many blocks as
          * its holder), so every rank walks the same list of names, which
          * checkpoints create collectively */
-        *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false, false, false};
+        *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, 0, 0, 0, 0, false, false, false, 0};
         t->frozen = p->frozen;
         t->adapter = (p->flags & TSR_PARAM_ADAPTER) != 0;
+        t->experts = p->experts;
         net->tensor_count++;
         if (p->split == TSR_PARAM_SPLIT_GATE_UP)
             net->tensors[net->tensor_count++] = *t;
         return;
     }
-    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false, false};
+    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false, false, 0};
     switch (p->split) {
     case TSR_PARAM_SPLIT_NONE:
     case TSR_PARAM_SPLIT_EXPERTS:
@@ -88,6 +89,7 @@ static void describe(tsr_net *net, const tsr_net_param *p)
     for (tsr_tensor_desc *h = t; h <= &net->tensors[net->tensor_count]; h++) {
         h->frozen = p->frozen;
         h->adapter = (p->flags & TSR_PARAM_ADAPTER) != 0;
+        h->experts = p->experts;
     }
     net->tensor_count++;
 }

@@ -116,6 +116,7 @@ typedef struct tsr_param_decl {
     int adapts;
     tsr_adapter_role adapter_role;
     float adapter_scale;
+    int64_t experts; /* > 1: rows stack that many experts' blocks (tsr_decl_experts) */
 } tsr_param_decl;
 
 typedef enum tsr_buffer_rows {
@@ -167,6 +168,10 @@ int tsr_decl_param(tsr_module_decl *decl, bool enabled, const char *suffix, int6
  * its columns and split; each half's other dimension is the rank. */
 void tsr_decl_adapter(tsr_module_decl *decl, int slot, int base, tsr_adapter_role role,
                       float scale);
+/* Marks parameter slot `slot` as `experts` experts' weights stacked by
+ * rows (each rows / experts of them): checkpoints store it at
+ * (experts, rows / experts, cols), the shape Megatron's experts have. */
+void tsr_decl_experts(tsr_module_decl *decl, int slot, int64_t experts);
 /* Adds buffer slot decl->buffer_count (returns its index). */
 int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
                     int64_t cols, tsr_buffer_life life);

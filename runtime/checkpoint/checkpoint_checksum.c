@@ -118,24 +118,28 @@ static int dataset_crc(hid_t file, const char *name, float *slab, uint32_t *crc)
         return -1;
     hid_t space = H5Dget_space(set);
     int rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
-    hsize_t dims[2] = {0, 1};
-    int err = rank < 1 || rank > 2 || H5Sget_simple_extent_dims(space, dims, NULL) < 0;
-    hsize_t cols = rank == 2 ? dims[1] : 1;
+    /* as (blocks, rows, cols): a matrix is one block, experts' stacked
+     * weights (experts, rows, cols) one per expert; the bytes in order */
+    hsize_t dims[3] = {0, 1, 1};
+    int err = rank < 1 || rank > 3 || H5Sget_simple_extent_dims(space, dims, NULL) < 0;
+    hsize_t blocks = rank == 3 ? dims[0] : 1, rows = rank == 3 ? dims[1] : dims[0];
+    hsize_t cols = rank == 3 ? dims[2] : rank == 2 ? dims[1] : 1;
     hsize_t rows_per_slab = cols >= SLAB_FLOATS ? 1 : SLAB_FLOATS / cols;
     uint32_t c = 0;
-    for (hsize_t r = 0; !err && r < dims[0]; r += rows_per_slab) {
-        hsize_t count[2] = {dims[0] - r < rows_per_slab ? dims[0] - r : rows_per_slab, cols};
-        hsize_t start[2] = {r, 0};
-        hsize_t elements = count[0] * cols;
-        hid_t mem = H5Screate_simple(1, &elements, NULL);
-        err = mem < 0 ||
-              H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-              H5Dread(set, H5T_IEEE_F32LE, mem, space, H5P_DEFAULT, slab) < 0;
-        if (mem >= 0)
-            H5Sclose(mem);
-        if (!err)
-            c = tsr_crc32c(c, slab, (size_t)elements * sizeof(float));
-    }
+    for (hsize_t e = 0; !err && e < blocks; e++)
+        for (hsize_t r = 0; !err && r < rows; r += rows_per_slab) {
+            hsize_t n = rows - r < rows_per_slab ? rows - r : rows_per_slab;
+            hsize_t start[3] = {e, r, 0}, count[3] = {1, n, cols};
+            hsize_t *st = rank == 3 ? start : start + 1, *ct = rank == 3 ? count : count + 1;
+            hsize_t elements = n * cols;
+            hid_t mem = H5Screate_simple(1, &elements, NULL);
+            err = mem < 0 || H5Sselect_hyperslab(space, H5S_SELECT_SET, st, NULL, ct, NULL) < 0 ||
+                  H5Dread(set, H5T_IEEE_F32LE, mem, space, H5P_DEFAULT, slab) < 0;
+            if (mem >= 0)
+                H5Sclose(mem);
+            if (!err)
+                c = tsr_crc32c(c, slab, (size_t)elements * sizeof(float));
+        }
     if (space >= 0)
         H5Sclose(space);
     H5Dclose(set);
@@ -152,10 +156,11 @@ static float *slab_alloc(hid_t file, const dataset_list *l)
         if (set < 0)
             continue;
         hid_t space = H5Dget_space(set);
-        hsize_t dims[2] = {0, 1};
-        if (space >= 0 && H5Sget_simple_extent_ndims(space) == 2 &&
-            H5Sget_simple_extent_dims(space, dims, NULL) >= 0 && dims[1] > floats)
-            floats = dims[1];
+        hsize_t dims[3] = {0, 1, 1};
+        int rank = space < 0 ? 0 : H5Sget_simple_extent_ndims(space);
+        if ((rank == 2 || rank == 3) && H5Sget_simple_extent_dims(space, dims, NULL) >= 0 &&
+            dims[rank - 1] > floats)
+            floats = dims[rank - 1]; /* one row */
         if (space >= 0)
             H5Sclose(space);
         H5Dclose(set);

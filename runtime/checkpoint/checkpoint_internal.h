@@ -37,6 +37,9 @@ typedef struct tsr_checkpoint_box {
 int tsr_checkpoint_range_boxes(const tsr_tensor_desc *t, int64_t a, int64_t b,
                                tsr_checkpoint_box boxes[3]);
 
+/* The dataset's dimensions of t (rows x cols; vectors 1-D; experts'
+ * stacked weights (experts, rows / experts, cols)); returns the rank. */
+int tsr_checkpoint_global_dims(const tsr_tensor_desc *t, hsize_t dims[3]);
 /* Selects elements [a, b) of t's block in `space` (the dataset's file
  * space: rank 1 for vectors, 2 for matrices) as the union of those boxes,
  * and makes *memspace a 1-D space of b - a floats to go with it. */

@@ -133,18 +133,24 @@ static tsr_status read_block(hid_t group, const tsr_tensor_desc *t, float *base,
                              group_name, t->name);
     hid_t space = H5Dget_space(set);
     int rank = H5Sget_simple_extent_ndims(space);
-    hsize_t dims[2] = {0, 1};
-    H5Sget_simple_extent_dims(space, dims, NULL);
-    int want_rank = t->cols == 1 ? 1 : 2;
+    hsize_t dims[3] = {0, 1, 1}, want[3] = {0, 1, 1};
+    if (rank >= 1 && rank <= 3)
+        H5Sget_simple_extent_dims(space, dims, NULL);
+    int want_rank = tsr_checkpoint_global_dims(t, want);
     tsr_status st = TSR_OK;
-    if (rank != want_rank || dims[0] != (hsize_t)t->rows ||
-        (rank == 2 && dims[1] != (hsize_t)t->cols)) {
+    if (rank != want_rank || dims[0] != want[0] || dims[1] != want[1] || dims[2] != want[2]) {
+        char have[96], need[96];
+        snprintf(have, sizeof have, "%llu", (unsigned long long)dims[0]);
+        for (int i = 1; i < rank && i < 3; i++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "x%llu",
+                     (unsigned long long)dims[i]);
+        snprintf(need, sizeof need, "%llu", (unsigned long long)want[0]);
+        for (int i = 1; i < want_rank; i++)
+            snprintf(need + strlen(need), sizeof need - strlen(need), "x%llu",
+                     (unsigned long long)want[i]);
         st = tsr_error_set(TSR_ERR_FORMAT,
-                           "checkpoint %s: tensor %s/%s has shape %llux%llu but this model "
-                           "needs %lldx%lld",
-                           path, group_name, t->name, (unsigned long long)dims[0],
-                           (unsigned long long)(rank == 2 ? dims[1] : 1), (long long)t->rows,
-                           (long long)t->cols);
+                           "checkpoint %s: tensor %s/%s has shape %s but this model needs %s",
+                           path, group_name, t->name, have, need);
     } else {
         tsr_checkpoint_transfer r = {set, space, NULL, base, 0};
         if (tsr_checkpoint_for_pieces(t, shard, shard != NULL, tsr_checkpoint_transfer_piece,

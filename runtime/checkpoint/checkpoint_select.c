@@ -39,18 +39,55 @@ int tsr_checkpoint_range_boxes(const tsr_tensor_desc *t, int64_t a, int64_t b,
     return n;
 }
 
+int tsr_checkpoint_global_dims(const tsr_tensor_desc *t, hsize_t dims[3])
+{
+    if (t->experts > 1) {
+        dims[0] = (hsize_t)t->experts;
+        dims[1] = (hsize_t)(t->rows / t->experts);
+        dims[2] = (hsize_t)t->cols;
+        return 3;
+    }
+    dims[0] = (hsize_t)t->rows;
+    dims[1] = (hsize_t)t->cols;
+    return t->cols == 1 ? 1 : 2;
+}
+
+/* A box of global rows and columns into the selection: one hyperslab, or
+ * under experts stored (experts, rows, cols) one per expert it crosses
+ * (in row-major order still: expert by expert). */
+static herr_t select_box(hid_t space, const tsr_tensor_desc *t, const tsr_checkpoint_box *box,
+                         bool first)
+{
+    if (t->experts <= 1) {
+        hsize_t start[2] = {(hsize_t)box->row, (hsize_t)box->col};
+        hsize_t count[2] = {(hsize_t)box->rows, (hsize_t)box->cols};
+        return H5Sselect_hyperslab(space, first ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL,
+                                   count, NULL);
+    }
+    int64_t per = t->rows / t->experts;
+    herr_t err = 0;
+    for (int64_t r = box->row; r < box->row + box->rows && err >= 0;) {
+        int64_t e = r / per, within = r % per;
+        int64_t n = per - within < box->row + box->rows - r ? per - within
+                                                           : box->row + box->rows - r;
+        hsize_t start[3] = {(hsize_t)e, (hsize_t)within, (hsize_t)box->col};
+        hsize_t count[3] = {1, (hsize_t)n, (hsize_t)box->cols};
+        err = H5Sselect_hyperslab(space, first ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL,
+                                  count, NULL);
+        first = false;
+        r += n;
+    }
+    return err;
+}
+
 herr_t tsr_checkpoint_select_range(hid_t space, const tsr_tensor_desc *t, int64_t a, int64_t b,
                                    hid_t *memspace)
 {
     tsr_checkpoint_box boxes[3];
     int n = tsr_checkpoint_range_boxes(t, a, b, boxes);
     herr_t err = 0;
-    for (int i = 0; i < n && err >= 0; i++) {
-        hsize_t start[2] = {(hsize_t)boxes[i].row, (hsize_t)boxes[i].col};
-        hsize_t count[2] = {(hsize_t)boxes[i].rows, (hsize_t)boxes[i].cols};
-        err = H5Sselect_hyperslab(space, i == 0 ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL,
-                                  count, NULL);
-    }
+    for (int i = 0; i < n && err >= 0; i++)
+        err = select_box(space, t, &boxes[i], i == 0);
     hsize_t elements = (hsize_t)(b - a);
     *memspace = H5Screate_simple(1, &elements, NULL);
     return err < 0 || *memspace < 0 ? -1 : 0;

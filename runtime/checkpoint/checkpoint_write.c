@@ -36,8 +36,8 @@ static tsr_status write_block(hid_t group, const tsr_tensor_desc *t,
                               const tsr_checkpoint_content *c, const float *base, bool packed,
                               const char *path, bool write_data)
 {
-    hsize_t global[2] = {(hsize_t)t->rows, (hsize_t)t->cols};
-    int rank = t->cols == 1 ? 1 : 2;
+    hsize_t global[3];
+    int rank = tsr_checkpoint_global_dims(t, global);
     hid_t space = H5Screate_simple(rank, global, NULL);
     /* a tensor held as two blocks (SwiGLU's gate and up rows under tensor
      * parallelism) is described twice: the second block opens the dataset */

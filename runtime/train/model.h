@@ -35,6 +35,8 @@ typedef struct tsr_tensor_desc {
     bool writer;                  /* this rank writes its block (one replica per block) */
     bool frozen;                  /* never trained: no gradient, no optimizer state */
     bool adapter;                 /* a low-rank adapter (LoRA) of another tensor */
+    int64_t experts;              /* > 1: rows are that many experts' blocks, stored as
+                                   * (experts, rows / experts, cols) */
 } tsr_tensor_desc;
 
 /* One micro batch: B samples of T tokens, their targets and loss mask. */

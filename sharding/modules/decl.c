@@ -50,6 +50,12 @@ void tsr_decl_adapter(tsr_module_decl *decl, int slot, int base, tsr_adapter_rol
     p->adapter_scale = scale;
 }
 
+void tsr_decl_experts(tsr_module_decl *decl, int slot, int64_t experts)
+{
+    if (slot >= 0 && slot < decl->param_count && slot < TSR_MODULE_MAX_PARAMS)
+        decl->params[slot].experts = experts;
+}
+
 int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
                     int64_t cols, tsr_buffer_life life)
 {

@@ -115,10 +115,16 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
                    cfg->init_std, TSR_PARAM_DECAY);
     /* expert i's rows are [i * f1, (i + 1) * f1) (under SwiGLU its gate
      * then its up rows) and [i * c, (i + 1) * c) */
-    tsr_decl_param(decl, true, "experts.linear_fc1.weight", e * f1, c, TSR_PARAM_SPLIT_NONE,
-                   TSR_INIT_NORMAL, cfg->init_std, TSR_PARAM_DECAY);
-    tsr_decl_param(decl, true, "experts.linear_fc2.weight", e * c, f, TSR_PARAM_SPLIT_NONE,
-                   TSR_INIT_NORMAL, cfg->out_init_std, TSR_PARAM_DECAY);
+    tsr_decl_experts(decl,
+                     tsr_decl_param(decl, true, "experts.linear_fc1.weight", e * f1, c,
+                                    TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->init_std,
+                                    TSR_PARAM_DECAY),
+                     e);
+    tsr_decl_experts(decl,
+                     tsr_decl_param(decl, true, "experts.linear_fc2.weight", e * c, f,
+                                    TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->out_init_std,
+                                    TSR_PARAM_DECAY),
+                     e);
     tsr_decl_param(decl, shared, "shared_experts.linear_fc1.weight", shared ? fs1 : 1, c,
                    TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->init_std, TSR_PARAM_DECAY);
     tsr_decl_param(decl, shared, "shared_experts.linear_fc2.weight", c, shared ? fs : 1,

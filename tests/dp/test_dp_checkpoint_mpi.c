@@ -27,9 +27,9 @@
  * (4, 3) of a 20 x 9 matrix (a tensor-parallel shard, say). Gaps between
  * them belong to no tensor. */
 static const tsr_tensor_desc tensors[3] = {
-    {"a", 13, 7, 0, 13, 0, 7, 0, true, false, false},
-    {"b", 50, 1, 0, 50, 0, 1, 96, true, false, false},
-    {"c", 20, 9, 4, 12, 3, 5, 160, true, false, false},
+    {"a", 13, 7, 0, 13, 0, 7, 0, true, false, false, 0},
+    {"b", 50, 1, 0, 50, 0, 1, 96, true, false, false, 0},
+    {"c", 20, 9, 4, 12, 3, 5, 160, true, false, false, 0},
 };
 
 static bool in_tensor(size_t e)

@@ -48,9 +48,9 @@ static void fake_init(fake *f, size_t padded)
     f->grads = calloc(padded, sizeof(float));
     f->spans[0] = (tsr_param_span){0, 600, true};
     f->spans[1] = (tsr_param_span){600, 400, false};
-    f->tensors[0] = (tsr_tensor_desc){"w", 40, 10, 0, 40, 0, 10, 0, true, false, false};
-    f->tensors[1] = (tsr_tensor_desc){"v", 200, 1, 0, 200, 0, 1, 400, true, false, false};
-    f->tensors[2] = (tsr_tensor_desc){"u", 36, 10, 0, 36, 0, 10, 640, true, false, false};
+    f->tensors[0] = (tsr_tensor_desc){"w", 40, 10, 0, 40, 0, 10, 0, true, false, false, 0};
+    f->tensors[1] = (tsr_tensor_desc){"v", 200, 1, 0, 200, 0, 1, 400, true, false, false, 0};
+    f->tensors[2] = (tsr_tensor_desc){"u", 36, 10, 0, 36, 0, 10, 640, true, false, false, 0};
     f->model = (tsr_model){.self = f,
                            .params = f->params,
                            .grads = f->grads,

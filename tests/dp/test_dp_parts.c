@@ -240,9 +240,9 @@ static void toy_init(toy *t)
     t->spans[1] = (tsr_param_span){70, 90, false};
     t->spans[2] = (tsr_param_span){160, 100, true};
     t->spans[3] = (tsr_param_span){260, 40, false};
-    t->tensors[0] = (tsr_tensor_desc){"a", 10, 7, 0, 10, 0, 7, 0, true, false, false};     /* [0, 70) */
-    t->tensors[1] = (tsr_tensor_desc){"b", 90, 1, 0, 90, 0, 1, 80, false, false, false};   /* [80, 170) */
-    t->tensors[2] = (tsr_tensor_desc){"c", 20, 9, 0, 12, 3, 5, 200, true, false, false};   /* [200, 260) */
+    t->tensors[0] = (tsr_tensor_desc){"a", 10, 7, 0, 10, 0, 7, 0, true, false, false, 0};     /* [0, 70) */
+    t->tensors[1] = (tsr_tensor_desc){"b", 90, 1, 0, 90, 0, 1, 80, false, false, false, 0};   /* [80, 170) */
+    t->tensors[2] = (tsr_tensor_desc){"c", 20, 9, 0, 12, 3, 5, 200, true, false, false, 0};   /* [200, 260) */
     t->model = (tsr_model){.self = t,
                            .params = t->params,
                            .grads = t->grads,
@@ -337,7 +337,7 @@ static void test_sharded_adamw_equals_whole_buffer(void)
 static void test_flat_ranges_become_at_most_three_boxes(void)
 {
     /* a 4 x 5 block at (2, 10) of a larger matrix */
-    tsr_tensor_desc t = {"w", 10, 30, 2, 4, 10, 5, 0, true, false, false};
+    tsr_tensor_desc t = {"w", 10, 30, 2, 4, 10, 5, 0, true, false, false, 0};
     tsr_checkpoint_box b[3];
     /* elements 3..16: row 0 cols 3-4, rows 1-2 whole, row 3 cols 0-1 */
     CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_range_boxes(&t, 3, 17, b), 3);
@@ -359,7 +359,7 @@ static void test_flat_ranges_become_at_most_three_boxes(void)
     CU_ASSERT_TRUE(b[0].row == 3 && b[0].col == 14 && b[0].cols == 1);
     CU_ASSERT_TRUE(b[1].row == 4 && b[1].col == 10 && b[1].cols == 1);
     /* a vector: always one run of rows */
-    tsr_tensor_desc vec = {"b", 64, 1, 32, 32, 0, 1, 0, true, false, false};
+    tsr_tensor_desc vec = {"b", 64, 1, 32, 32, 0, 1, 0, true, false, false, 0};
     CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_range_boxes(&vec, 5, 30, b), 1);
     CU_ASSERT_TRUE(b[0].row == 37 && b[0].rows == 25 && b[0].col == 0 && b[0].cols == 1);
 }

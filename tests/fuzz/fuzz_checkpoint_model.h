@@ -20,9 +20,9 @@
 enum { FUZZ_CKPT_FLOATS = 48, FUZZ_CKPT_TENSORS = 3 };
 
 static const tsr_tensor_desc fuzz_ckpt_tensors[FUZZ_CKPT_TENSORS] = {
-    {"word_embeddings", 8, 4, 0, 8, 0, 4, 0, true, false, false},
-    {"final_layernorm_bias", 4, 1, 0, 4, 0, 1, 32, true, false, false},
-    {"dense_weight", 4, 6, 0, 4, 2, 3, 36, true, false, false},
+    {"word_embeddings", 8, 4, 0, 8, 0, 4, 0, true, false, false, 0},
+    {"final_layernorm_bias", 4, 1, 0, 4, 0, 1, 32, true, false, false, 0},
+    {"dense_weight", 4, 6, 0, 4, 2, 3, 36, true, false, false, 0},
 };
 
 /* Owned ranges of the data-parallel share used by the second, sharded

@@ -86,6 +86,17 @@ check "MoE: saved at DP 2 after 10 steps, resumed on 1 rank: the last 10 losses 
 h5ls "$work/ck/iter_0000010.h5/model" | grep -q "layers.0.mlp.experts.linear_fc1.weight" &&
   ! h5ls "$work/ck/iter_0000010.h5/model" | grep -q "layers.1.mlp.experts"
 check "the checkpoint holds experts on layers 0 and 2, a dense MLP on 1 and 3" $?
+h5ls "$work/ck/iter_0000010.h5/model/decoder.layers.2.mlp.experts.linear_fc1.weight" |
+  grep -q "{8, 96, 64}" &&
+  h5ls "$work/ck/iter_0000010.h5/optimizer/exp_avg/decoder.layers.2.mlp.experts.linear_fc2.weight" |
+  grep -q "{8, 64, 48}"
+check "experts are stored at (experts, rows, cols): fc1 {8, 96, 64}, fc2 moments {8, 64, 48}" $?
+"$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --exit-interval 10 \
+  --use-distributed-optimizer --save "$work/ckd" >/dev/null 2>&1
+"$tessera" train "${model[@]}" --load "$work/ckd" --metrics-file "$work/resumed2.jsonl" >/dev/null 2>&1
+paste <(losses "$work/one.jsonl" | tail -n 10) <(losses "$work/resumed2.jsonl") | awk '
+  NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > 1e-6) bad = 1 } END { exit bad || NR != 10 }'
+check "MoE: saved sharded (DP 2, distributed optimizer), resumed on 1 rank (1e-6)" $?
 
 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --tensor-model-parallel-size 2 \
   >"$work/tp.out" 2>&1
