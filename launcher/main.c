@@ -22,6 +22,7 @@ static const subcommand subcommands[] = {
     {"topo", tsr_cmd_topo, "print the machine topology and the rank binding it implies"},
     {"preprocess", tsr_cmd_preprocess, "tokenize text into Megatron .bin/.idx training data"},
     {"convert", tsr_cmd_convert, "convert Hugging Face GPT-2/LLaMA weights to and from checkpoints"},
+    {"plan", tsr_cmd_plan, "every layout of N devices for a model, with each device's memory"},
     {"generate", tsr_cmd_generate, "continue prompts with a checkpoint's model (greedy or sampled, KV cache)"},
     {"slurm", tsr_cmd_slurm, "write an sbatch script that trains on a Slurm cluster"},
     {"version", tsr_cmd_version, "print the version and the libraries this build uses"},

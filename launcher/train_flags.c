@@ -296,6 +296,12 @@ static tsr_status find_preset(int argc, char **argv, tsr_model_preset *preset)
 
 tsr_status tsr_train_config_from_args(tsr_config *cfg, int argc, char **argv, int world_size)
 {
+    tsr_status st = tsr_train_config_parse(cfg, argc, argv);
+    return st != TSR_OK ? st : tsr_config_validate(cfg, world_size);
+}
+
+tsr_status tsr_train_config_parse(tsr_config *cfg, int argc, char **argv)
+{
     tsr_config_defaults(cfg);
     tsr_status st = find_preset(argc, argv, &cfg->model);
     if (st != TSR_OK)
@@ -310,5 +316,5 @@ tsr_status tsr_train_config_from_args(tsr_config *cfg, int argc, char **argv, in
                              "unexpected '--' in 'tessera train' arguments; remove it");
     if (cfg->num_query_groups > 0 && cfg->num_query_groups != cfg->num_attention_heads)
         cfg->group_query_attention = true;
-    return tsr_config_validate(cfg, world_size);
+    return TSR_OK;
 }

@@ -1,0 +1,280 @@
+/*
+ * cmd_plan.c - `tessera plan`: every layout of N devices for a model, with
+ * the memory each device needs.
+ *
+ *   tessera plan --gpus N [--device-memory GIB] [--threads-per-device T]
+ *                [train's model and batch flags]
+ *
+ * Layouts: TP x PP x DP = N for every TP dividing N and PP dividing N/TP,
+ * with sequence parallelism (TP > 1), the distributed optimizer (DP > 1)
+ * and full recomputation each on and off; those `tessera train` would
+ * refuse (tsr_config_validate, the builder's own checks: heads or the MLP
+ * not dividing by TP, layers by PP, the batch by DP) are left out and
+ * counted. Memory is not estimated: for every pipeline stage the model is
+ * declared as that stage's rank declares it (tsr_net_build) and planned
+ * (tsr_net_plan, tsr_trainer_plan_sharded) exactly as training plans
+ * before it allocates, so the numbers are what `tessera train` allocates
+ * for that layout (fp32, this build); the largest stage is the device's
+ * requirement. The attention kernels' scratch grows with the threads of a
+ * rank: it is sized for --threads-per-device (default this process's
+ * OpenMP threads). Iteration time is not modelled yet.
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "commands.h"
+#include "data/dataset.h"
+#include "model_select.h"
+#include "rank_env.h"
+#include "sharding/net.h"
+#include "train/trainer.h"
+#include "train_flags.h"
+#include "train_supported.h"
+
+typedef struct layout {
+    int tp, pp, dp;
+    bool sp, dist, recompute;
+    size_t bytes[TSR_MEM_CATEGORY_COUNT]; /* of the largest stage */
+    size_t total, stage0_total;
+    int largest_stage;
+} layout;
+
+static int by_memory(const void *a, const void *b)
+{
+    const layout *x = a, *y = b;
+    if (x->total != y->total)
+        return x->total < y->total ? -1 : 1;
+    if (x->tp != y->tp)
+        return x->tp - y->tp;
+    return x->pp - y->pp;
+}
+
+static int microbatches(const tsr_config *cfg, int world)
+{
+    int dp = tsr_config_data_parallel_size(cfg, world);
+    return tsr_config_global_batch_size(cfg, world) / (cfg->micro_batch_size * dp);
+}
+
+/* Declares and plans every stage of the layout in cfg; false (with the
+ * builder's message) when the model does not take the layout. */
+static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec, int64_t vocab,
+                              int world, layout *out)
+{
+    out->total = 0;
+    for (int p = 0; p < cfg->pipeline_model_parallel_size; p++) {
+        tsr_net_dims dims = tsr_net_dims_from_config(cfg, vocab, 0);
+        tsr_status st = tsr_net_dims_set_pipeline(&dims, cfg, p, microbatches(cfg, world));
+        tsr_net *net = NULL;
+        if (st == TSR_OK)
+            st = tsr_net_build(spec, cfg, &dims, &net);
+        if (st != TSR_OK)
+            return st;
+        tsr_memory_plan plan = {0};
+        tsr_net_plan(net, &plan);
+        tsr_trainer_plan_sharded(cfg, tsr_net_as_model(net).param_count,
+                                 tsr_config_data_parallel_size(cfg, world), &plan);
+        tsr_net_destroy(net);
+        size_t total = tsr_plan_total_bytes(&plan);
+        if (p == 0)
+            out->stage0_total = total;
+        if (total > out->total) {
+            out->total = total;
+            out->largest_stage = p;
+            memcpy(out->bytes, plan.bytes, sizeof out->bytes);
+        }
+    }
+    return TSR_OK;
+}
+
+typedef struct plan_args {
+    int gpus, threads;
+    double device_gib;
+} plan_args;
+
+/* --gpus and --device-memory out of argv (the rest are train's flags). */
+static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
+{
+    int kept = 0;
+    for (int i = 0; i < *argc; i++) {
+        bool gpus = strcmp(argv[i], "--gpus") == 0, mem = strcmp(argv[i], "--device-memory") == 0;
+        bool threads = strcmp(argv[i], "--threads-per-device") == 0;
+        if (!gpus && !mem && !threads) {
+            argv[kept++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= *argc)
+            return tsr_error_set(TSR_ERR_INVALID_ARG, "%s needs a value", argv[i]);
+        char *end = NULL;
+        double v = strtod(argv[i + 1], &end);
+        bool whole = gpus || threads;
+        if (end == argv[i + 1] || *end != '\0' || !(v > 0.0) || (whole && v != (int)v) || v > 1e7)
+            return tsr_error_set(TSR_ERR_INVALID_ARG, "%s %s: give a positive %s", argv[i],
+                                 argv[i + 1],
+                                 gpus      ? "whole number of devices"
+                                 : threads ? "whole number of threads"
+                                           : "number of GiB");
+        if (gpus)
+            a->gpus = (int)v;
+        else if (threads)
+            a->threads = (int)v;
+        else
+            a->device_gib = v;
+        i++;
+    }
+    *argc = kept;
+    if (a->gpus <= 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "give --gpus N, the devices to lay the model out on (see 'tessera "
+                             "plan --help')");
+    return TSR_OK;
+}
+
+static void print_help(void)
+{
+    puts("usage: tessera plan --gpus N [--device-memory GIB] [--threads-per-device T] [model "
+         "and batch flags of 'tessera train']\n\n"
+         "lists every layout (TP x PP x DP = N; sequence parallel, distributed optimizer,\n"
+         "full recomputation) the model takes, with the memory each device allocates in\n"
+         "it (the largest pipeline stage), smallest first; --device-memory marks which fit\n"
+         "and refuses when none does; kernel scratch is sized for --threads-per-device\n"
+         "(default: this process's OpenMP threads)");
+}
+
+static tsr_status run_plan(const tsr_config *base, const plan_args *a)
+{
+    if (a->threads > 0)
+        omp_set_num_threads(a->threads);
+    tsr_dataset *ds = NULL;
+    tsr_status st = tsr_dataset_open(base, &ds);
+    if (st != TSR_OK)
+        return st;
+    int64_t vocab = base->vocab_size > 0 ? base->vocab_size : ds->vocab_size;
+    tsr_dataset_close(ds);
+    const tsr_model_entry *entry = NULL;
+    tsr_spec_arena *arena = NULL;
+    tsr_model_spec spec;
+    if ((st = tsr_model_select(base, &entry)) != TSR_OK ||
+        (st = tsr_spec_arena_create(&arena)) != TSR_OK ||
+        (st = entry->build(base, arena, &spec)) != TSR_OK) {
+        tsr_spec_arena_destroy(arena);
+        return st;
+    }
+    layout *found = calloc((size_t)a->gpus * 64 + 64, sizeof *found);
+    int count = 0, refused = 0;
+    char first_reason[512] = "";
+    for (int tp = 1; tp <= a->gpus && found != NULL; tp++) {
+        if (a->gpus % tp != 0)
+            continue;
+        for (int pp = 1; pp <= a->gpus / tp; pp++) {
+            if ((a->gpus / tp) % pp != 0)
+                continue;
+            for (int v = 0; v < 8; v++) {
+                layout l;
+                memset(&l, 0, sizeof l);
+                l.tp = tp;
+                l.pp = pp;
+                l.dp = a->gpus / (tp * pp);
+                l.sp = v & 1;
+                l.dist = (v >> 1) & 1;
+                l.recompute = (v >> 2) & 1;
+                if ((l.sp && tp == 1) || (l.dist && l.dp == 1))
+                    continue;
+                tsr_config cfg = *base;
+                cfg.tensor_model_parallel_size = tp;
+                cfg.pipeline_model_parallel_size = pp;
+                cfg.sequence_parallel = l.sp;
+                cfg.use_distributed_optimizer = l.dist;
+                cfg.recompute_granularity = l.recompute ? TSR_RECOMPUTE_FULL : TSR_RECOMPUTE_NONE;
+                cfg.recompute_method = TSR_RECOMPUTE_UNIFORM;
+                cfg.recompute_num_layers = 1;
+                tsr_status why = tsr_config_validate(&cfg, a->gpus);
+                if (why == TSR_OK)
+                    why = tsr_train_check_supported(&cfg, a->gpus);
+                if (why == TSR_OK)
+                    why = plan_layout(&cfg, &spec, vocab, a->gpus, &l);
+                if (why != TSR_OK) {
+                    if (refused++ == 0)
+                        snprintf(first_reason, sizeof first_reason, "TP %d x PP %d: %s", tp, pp,
+                                 tsr_last_error());
+                    continue;
+                }
+                found[count++] = l;
+            }
+        }
+    }
+    tsr_spec_arena_destroy(arena);
+    if (found == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory");
+    if (count == 0) {
+        free(found);
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "no layout of %d devices takes this model (%d tried; the first "
+                             "refusal: %s)",
+                             a->gpus, refused, first_reason);
+    }
+    qsort(found, (size_t)count, sizeof *found, by_memory);
+    double gib = 1024.0 * 1024.0 * 1024.0, mib = 1024.0 * 1024.0;
+    /* GiB, or MiB for a model whose every layout is under one GiB */
+    double unit = found[count - 1].total >= gib ? gib : mib;
+    int fits = 0;
+    printf("%d layouts of %d devices (%d refused by the model or the flags); memory per device "
+           "in %s, as tessera train allocates it (fp32, %d thread(s) per device), of the "
+           "largest pipeline stage:\n",
+           count, a->gpus, refused, unit == gib ? "GiB" : "MiB", omp_get_max_threads());
+    printf("%4s %4s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %14s%s\n", "TP", "PP", "DP",
+           "SP", "DOPT", "RC", "params", "grads", "optimizer", "activations", "scratch", "total",
+           "stage", "stage 0 (MiB)", a->device_gib > 0.0 ? "  fits" : "");
+    for (int i = 0; i < count; i++) {
+        const layout *l = &found[i];
+        bool ok = a->device_gib <= 0.0 || (double)l->total <= a->device_gib * gib;
+        fits += ok;
+        printf("%4d %4d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f %10.3f %6d %14.2f%s\n",
+               l->tp, l->pp, l->dp, l->sp ? "on" : "-", l->dist ? "on" : "-",
+               l->recompute ? "full" : "-", (double)l->bytes[TSR_MEM_PARAMS] / unit,
+               (double)l->bytes[TSR_MEM_GRADS] / unit, (double)l->bytes[TSR_MEM_OPTIMIZER] / unit,
+               (double)l->bytes[TSR_MEM_ACTIVATIONS] / unit,
+               (double)l->bytes[TSR_MEM_SCRATCH] / unit, (double)l->total / unit, l->largest_stage,
+               (double)l->stage0_total / mib, a->device_gib > 0.0 ? (ok ? "  yes" : "  no") : "");
+    }
+    size_t smallest = found[0].total;
+    free(found);
+    if (fits == 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "no layout fits --device-memory %g GiB: the smallest needs %.3f GiB "
+                             "per device; add devices, shorten the micro batch or sequence, or "
+                             "shrink the model",
+                             a->device_gib, (double)smallest / gib);
+    return TSR_OK;
+}
+
+int tsr_cmd_plan(int argc, char **argv)
+{
+    tsr_rank_info info = tsr_rank_info_from_env();
+    if (tsr_args_want_help(argc, argv)) {
+        if (info.rank == 0)
+            print_help();
+        return 0;
+    }
+    plan_args a = {0, 0, 0.0};
+    char **args = malloc((size_t)(argc + 1) * sizeof *args);
+    if (args == NULL)
+        return 1;
+    memcpy(args, argv, (size_t)argc * sizeof *args);
+    int n = argc;
+    tsr_config cfg;
+    tsr_status st = take_own_flags(&n, args, &a);
+    if (st == TSR_OK)
+        st = tsr_train_config_parse(&cfg, n, args);
+    if (st == TSR_OK && info.world_size > 1)
+        st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                           "tessera plan runs as one process; start it without mpirun/srun");
+    if (st == TSR_OK)
+        st = run_plan(&cfg, &a);
+    free(args);
+    if (st != TSR_OK)
+        return tsr_report_error_once(info.rank, "plan", st);
+    return 0;
+}
