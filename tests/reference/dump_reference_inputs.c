@@ -91,6 +91,8 @@ static void write_config(hid_t file, const tsr_config *cfg, const tsr_net_dims *
     write_attr_double(group, "moe_z_coeff", cfg->moe_z_loss_coeff);
     write_attr_double(group, "moe_capacity", cfg->moe_expert_capacity_factor);
     write_attr_double(group, "moe_drop_position", cfg->moe_token_drop_policy == 1);
+    write_attr_double(group, "moe_seq_aux",
+                      cfg->moe_router_load_balancing_type == TSR_MOE_SEQ_AUX_LOSS);
     H5Gclose(group);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the PyTorch reference fixtures for tessera's single-rank model.
 
-For each preset (gpt2, llama, gpt2_lora, llama_lora, moe, moe_capacity) it runs tessera's dump tool to get the initial
+For each preset (gpt2, llama, gpt2_lora, llama_lora, moe, moe_capacity,
+moe_variants) it runs tessera's dump tool to get the initial
 weights, the config and the micro batches of every step (HDF5), rebuilds the
 same model in PyTorch (float64), and writes tests/reference/fixtures/<preset>.h5
 holding the inputs plus what tessera must reproduce:
@@ -129,8 +130,18 @@ class Reference:
         if pre + "shared_experts.linear_fc1.weight" in self.p:
             out = out + self.act(x @ self.p[pre + "shared_experts.linear_fc1.weight"].T) @ \
                 self.p[pre + "shared_experts.linear_fc2.weight"].T
-        counts = torch.bincount(idx.flatten(), minlength=E).to(probs.dtype)
-        aux = c["moe_aux_coeff"] * E * (probs.mean(0) * counts / (n * k)).sum()
+        if c.get("moe_seq_aux", 0.0):
+            # per sequence (rows b T .. b T + T - 1), averaged over the B sequences
+            B = shape[0]
+            ps, ids = probs.view(B, -1, E), idx.view(B, -1, k)
+            aux = 0.0
+            for b in range(B):
+                cb = torch.bincount(ids[b].flatten(), minlength=E).to(probs.dtype)
+                aux = aux + (ps[b].mean(0) * cb / (ps.shape[1] * k)).sum()
+            aux = c["moe_aux_coeff"] * E * aux / B
+        else:
+            counts = torch.bincount(idx.flatten(), minlength=E).to(probs.dtype)
+            aux = c["moe_aux_coeff"] * E * (probs.mean(0) * counts / (n * k)).sum()
         z = c["moe_z_coeff"] * (torch.logsumexp(logits, -1) ** 2).mean()
         return out.view(shape), aux + z
 
@@ -270,5 +281,5 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     os.makedirs(os.path.join(HERE, "fixtures"), exist_ok=True)
     for preset in sys.argv[2:] or ("gpt2", "llama", "gpt2_lora", "llama_lora", "moe",
-                                   "moe_capacity"):
+                                   "moe_capacity", "moe_variants"):
         make(preset, sys.argv[1], os.path.join(HERE, "fixtures"))

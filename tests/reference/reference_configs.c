@@ -45,11 +45,17 @@ tsr_status tsr_reference_config(const char *preset, tsr_config *cfg)
     /* mixture of experts: 8 experts, top-2, a shared expert, the
      * load-balancing and z-losses, on layers 0 and 2 of 3 (grouped queries) */
     bool capacity = strcmp(preset, "moe_capacity") == 0;
-    if (strcmp(preset, "moe") == 0 || capacity) {
+    bool variants = strcmp(preset, "moe_variants") == 0;
+    if (strcmp(preset, "moe") == 0 || capacity || variants) {
         tsr_reference_llama_style(cfg, 2);
         /* moe_capacity: the same with capacity factor 1.0, so that the
-         * experts over it drop their least probable assignments */
-        cfg->moe_expert_capacity_factor = capacity ? 1.0 : 0.0;
+         * experts over it drop their least probable assignments;
+         * moe_variants: top-k of the softmax, the balancing loss per
+         * sequence, dropping by position */
+        cfg->moe_expert_capacity_factor = capacity || variants ? 1.0 : 0.0;
+        cfg->moe_router_pre_softmax = variants;
+        cfg->moe_router_load_balancing_type = variants ? TSR_MOE_SEQ_AUX_LOSS : TSR_MOE_AUX_LOSS;
+        cfg->moe_token_drop_policy = variants ? 1 : 0;
         cfg->num_layers = 3;
         cfg->num_experts = 8;
         cfg->moe_router_topk = 2;

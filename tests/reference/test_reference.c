@@ -281,6 +281,12 @@ static void test_moe_capacity_matches_pytorch(void)
     check_preset("moe_capacity");
 }
 
+/* top-k of the softmax, the balancing loss per sequence, drops by position */
+static void test_moe_variants_match_pytorch(void)
+{
+    check_preset("moe_variants");
+}
+
 static const tsr_test_case cases[] = {
     TSR_TEST(test_gpt2_matches_pytorch),
     TSR_TEST(test_llama_matches_pytorch),
@@ -288,6 +294,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_llama_lora_matches_pytorch),
     TSR_TEST(test_moe_matches_pytorch),
     TSR_TEST(test_moe_capacity_matches_pytorch),
+    TSR_TEST(test_moe_variants_match_pytorch),
 };
 
 int main(void)
