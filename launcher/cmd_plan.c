@@ -17,7 +17,10 @@
  * for that layout (fp32, this build); the largest stage is the device's
  * requirement. The attention kernels' scratch grows with the threads of a
  * rank: it is sized for --threads-per-device (default this process's
- * OpenMP threads). Iteration time is not modelled yet.
+ * OpenMP threads). The pipeline bubble is the idle share of the step when
+ * the schedule training would run (1F1B here) is simulated with a
+ * backward twice as long as a forward (tsr_pp_sim_schedule); the rest of
+ * the iteration time is not modelled yet.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -30,6 +33,7 @@
 #include "model_select.h"
 #include "rank_env.h"
 #include "sharding/net.h"
+#include "sharding/pipeline_sim.h"
 #include "train/trainer.h"
 #include "train_flags.h"
 #include "train_supported.h"
@@ -40,6 +44,7 @@ typedef struct layout {
     size_t bytes[TSR_MEM_CATEGORY_COUNT]; /* of the largest stage */
     size_t total, stage0_total;
     int largest_stage;
+    double bubble; /* idle share of the step, from the schedule's simulation */
 } layout;
 
 static int by_memory(const void *a, const void *b)
@@ -72,6 +77,24 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
             st = tsr_net_build(spec, cfg, &dims, &net);
         if (st != TSR_OK)
             return st;
+        if (p == 0 && dims.pp > 1) {
+            /* the schedule training runs, simulated with a backward twice a
+             * forward: the share of the step the slowest rank idles */
+            tsr_pp_schedule_spec spec = {dims.chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
+                                                         : TSR_PP_SCHEDULE_1F1B,
+                                         dims.pp, 0, dims.microbatches, dims.chunks};
+            tsr_pp_sim_options options = {1, 2, TSR_PP_SEND_RENDEZVOUS};
+            tsr_pp_sim_rank_stats stats[1024];
+            int64_t makespan = 0;
+            out->bubble = -1.0;
+            if (dims.pp <= 1024 &&
+                tsr_pp_sim_schedule(&spec, &options, stats, &makespan) == TSR_OK && makespan > 0) {
+                out->bubble = 0.0;
+                for (int r = 0; r < dims.pp; r++)
+                    if ((double)stats[r].idle / (double)makespan > out->bubble)
+                        out->bubble = (double)stats[r].idle / (double)makespan;
+            }
+        }
         tsr_memory_plan plan = {0};
         tsr_net_plan(net, &plan);
         tsr_trainer_plan_sharded(cfg, tsr_net_as_model(net).param_count,
@@ -224,20 +247,25 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
            "in %s, as tessera train allocates it (fp32, %d thread(s) per device), of the "
            "largest pipeline stage:\n",
            count, a->gpus, refused, unit == gib ? "GiB" : "MiB", omp_get_max_threads());
-    printf("%4s %4s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %14s%s\n", "TP", "PP", "DP",
-           "SP", "DOPT", "RC", "params", "grads", "optimizer", "activations", "scratch", "total",
-           "stage", "stage 0 (MiB)", a->device_gib > 0.0 ? "  fits" : "");
+    printf("%4s %4s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %7s %14s%s\n", "TP", "PP",
+           "DP", "SP", "DOPT", "RC", "params", "grads", "optimizer", "activations", "scratch",
+           "total", "stage", "bubble", "stage 0 (MiB)", a->device_gib > 0.0 ? "  fits" : "");
     for (int i = 0; i < count; i++) {
         const layout *l = &found[i];
         bool ok = a->device_gib <= 0.0 || (double)l->total <= a->device_gib * gib;
         fits += ok;
-        printf("%4d %4d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f %10.3f %6d %14.2f%s\n",
+        char bubble[16] = "-";
+        if (l->pp > 1 && l->bubble >= 0.0)
+            snprintf(bubble, sizeof bubble, "%.1f%%", 100.0 * l->bubble);
+        printf("%4d %4d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f %10.3f %6d %7s "
+               "%14.2f%s\n",
                l->tp, l->pp, l->dp, l->sp ? "on" : "-", l->dist ? "on" : "-",
                l->recompute ? "full" : "-", (double)l->bytes[TSR_MEM_PARAMS] / unit,
                (double)l->bytes[TSR_MEM_GRADS] / unit, (double)l->bytes[TSR_MEM_OPTIMIZER] / unit,
                (double)l->bytes[TSR_MEM_ACTIVATIONS] / unit,
                (double)l->bytes[TSR_MEM_SCRATCH] / unit, (double)l->total / unit, l->largest_stage,
-               (double)l->stage0_total / mib, a->device_gib > 0.0 ? (ok ? "  yes" : "  no") : "");
+               bubble, (double)l->stage0_total / mib,
+               a->device_gib > 0.0 ? (ok ? "  yes" : "  no") : "");
     }
     size_t smallest = found[0].total;
     free(found);

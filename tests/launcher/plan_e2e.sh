@@ -5,7 +5,9 @@
 #   optimizer and full recomputation); for three of them the memory it
 #   gives for stage 0 is, to the printed 0.01 MiB, the memory plan rank 0
 #   of a real 4-rank `tessera train` of that layout logs (both with one
-#   thread per rank); no layout fitting --device-memory, and --gpus no
+#   thread per rank); the pipeline bubble it prints, from simulating the
+#   schedule training runs, is 1F1B's (p-1)/(m+p-1): 20.0% for PP 2 and
+#   42.9% for PP 4 with 4 micro batches; no layout fitting --device-memory, and --gpus no
 #   layout takes, exit 2 with one message, as does a plan under mpirun.
 # Prints one line per check and "N passed, M failed".
 set -u
@@ -38,6 +40,12 @@ for c in "${cases[@]}"; do
   [ -n "$planned" ] && [ "$planned" = "$logged" ]
   check "TP $tp x PP $pp x DP $dp (SP $sp, DOPT $dopt, RC $rc): planned = the run's memory plan" $?
 done
+
+awk '$1 == 2 && $2 == 2 && $3 == 1 { if ($14 != "20.0%") bad = 1; n++ }
+     $1 == 1 && $2 == 4 { if ($14 != "42.9%") bad = 1; n++ }
+     $2 == 1 && $14 != "-" { bad = 1 }
+     END { exit bad || n == 0 }' "$work/plan.out"
+check "bubbles: PP 2 20.0%, PP 4 42.9% (1F1B, 4 micro batches), none without a pipeline" $?
 
 refused() { # NAME TEXT COMMAND...: exit 2 and the text, once
   local name=$1 text=$2
