@@ -286,7 +286,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         st = tsr_metrics_open(cfg->metrics_file, resumes(cfg), &metrics);
     if (st == TSR_OK) {
         log_model(cfg, net);
-        train_run run = {cfg, grid, tsr_net_as_model(net), NULL};
+        train_run run = {cfg, grid, tsr_net_as_model(net), NULL, ""};
         tsr_trainer_hooks hooks = {0};
         tsr_trainer trainer;
         st = tsr_dp_create(cfg, grid, &run.model, &dp);

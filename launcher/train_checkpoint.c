@@ -4,6 +4,7 @@
  */
 #include "train_checkpoint.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "collectives/comm.h"
@@ -23,7 +24,9 @@ tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
     train_run *run = ctx;
     tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
                                   tr->adam_step,           tr->nan_iterations_total,
-                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION, false, false};
+                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION, false, false,
+                                  ""};
+    snprintf(state.lora_base, sizeof state.lora_base, "%s", run->lora_base);
     tsr_checkpoint_content content = checkpoint_content(tr);
     if (run->async != NULL) {
         double held = 0.0;
@@ -73,6 +76,9 @@ tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
                                         tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
     if (st != TSR_OK)
         return st;
+    /* the base a LoRA run adapts: the one its checkpoint names, or the
+     * weights it starts from */
+    snprintf(run->lora_base, sizeof run->lora_base, "%s", state.adapters ? state.lora_base : dir);
     if (fresh_moments) {
         memset(tr->adam_m, 0, tr->state_count * sizeof *tr->adam_m);
         memset(tr->adam_v, 0, tr->state_count * sizeof *tr->adam_v);

@@ -16,6 +16,7 @@ typedef struct train_run {
     tsr_grid *grid;
     tsr_model model;
     tsr_checkpoint_async *async; /* --async-save; NULL: saves block */
+    char lora_base[512];         /* a LoRA run's base, kept from its load for its saves */
 } train_run;
 
 /* The trainer's save hook (ctx: the train_run). */

@@ -44,6 +44,10 @@ typedef struct tsr_checkpoint_state {
     bool weights_only;      /* of the file loaded: it holds no optimizer state */
     bool adapters;          /* of the file loaded: it holds LoRA adapters; without them
                              * a LoRA run's adapters keep their initial values */
+    /* a LoRA run's base: saving writes it as lora_base (empty: the run's
+     * --pretrained-checkpoint, else --load); loading a LoRA checkpoint
+     * reads its lora_base here */
+    char lora_base[512];
 } tsr_checkpoint_state;
 
 /* What a checkpoint holds: the model's tensor table and three flat arrays

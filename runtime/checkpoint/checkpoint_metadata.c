@@ -119,9 +119,10 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
         attr_f64(file, "lora_alpha", tsr_config_lora_scale(cfg) * cfg->lora_rank);
         attr_f64(file, "lora_dropout", cfg->lora_dropout);
         attr_str(file, "lora_target", words);
-        const char *base = cfg->pretrained_checkpoint != NULL ? cfg->pretrained_checkpoint
-                           : cfg->load != NULL                ? cfg->load
-                                                              : "";
+        const char *base = state->lora_base[0] != '\0'           ? state->lora_base
+                           : cfg->pretrained_checkpoint != NULL ? cfg->pretrained_checkpoint
+                           : cfg->load != NULL                  ? cfg->load
+                                                                : "";
         attr_str(file, "lora_base", base);
     }
 }
@@ -296,6 +297,18 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
     if ((r = read_i64(file, "lora_rank", &lora_rank)) == ATTR_DAMAGED)
         return attr_error(r, path, "lora_rank");
     state->adapters = lora_rank > 0;
+    state->lora_base[0] = '\0';
+    if (lora_rank > 0 && H5Aexists(file, "lora_base") > 0) {
+        hid_t attr = H5Aopen(file, "lora_base", H5P_DEFAULT);
+        hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, sizeof state->lora_base);
+        if (attr >= 0 && H5Aread(attr, type, state->lora_base) < 0)
+            state->lora_base[0] = '\0';
+        state->lora_base[sizeof state->lora_base - 1] = '\0';
+        H5Tclose(type);
+        if (attr >= 0)
+            H5Aclose(attr);
+    }
     if (lora_rank > 0 && cfg->lora_rank == 0)
         return tsr_error_set(TSR_ERR_FORMAT,
                              "checkpoint %s holds LoRA adapters of rank %lld on a frozen base; "

@@ -71,6 +71,10 @@ paste <(losses "$work/one.jsonl" | tail -n 6) <(losses "$work/resumed.jsonl") | 
   NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > 1e-6) bad = 1 } END { exit bad || NR != 6 }'
 check "llama LoRA: resuming at iteration 6 continues the uninterrupted run (1e-6)" $?
 
+"$tessera" train "${llama[@]}" "${lora[@]}" --load "$work/half" --save "$work/half" >/dev/null 2>&1
+h5dump -a lora_base "$work/half/iter_0000012.h5" 2>/dev/null | grep -q "\"$work/base\""
+check "resumed with --load alone, the checkpoint still names the base it adapts" $?
+
 ckpt=$work/lora1/iter_0000012.h5
 h5dump -a lora_base "$ckpt" 2>/dev/null | grep -q "$work/base"
 check "the checkpoint names its base (lora_base)" $?
