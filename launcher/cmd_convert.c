@@ -242,6 +242,22 @@ static tsr_status read_checkpoint_model(const convert_args *a, int64_t *iteratio
     return st == TSR_OK ? tsr_checkpoint_read_model(path, cfg) : st;
 }
 
+/* The checkpoint's model built and its weights loaded into b (cfg from
+ * read_checkpoint_model; st: the status so far, returned if not OK). */
+static tsr_status load_checkpoint_model(const convert_args *a, int64_t iteration, tsr_status st,
+                                        tsr_config *cfg, built *b, tsr_checkpoint_state *state)
+{
+    if (cfg->max_position_embeddings > 0 && cfg->seq_length > cfg->max_position_embeddings)
+        cfg->seq_length = cfg->max_position_embeddings;
+    cfg->ckpt_step = iteration;
+    if (st == TSR_OK)
+        st = build(cfg, b);
+    tsr_checkpoint_content content = weights_of(b);
+    if (st == TSR_OK)
+        st = tsr_checkpoint_load("--load", a->load, cfg, state, &content, MPI_COMM_SELF);
+    return st;
+}
+
 static tsr_status export_hf(const convert_args *a)
 {
     int64_t iteration = 0;
@@ -262,16 +278,9 @@ static tsr_status export_hf(const convert_args *a)
                            "--save %s already holds a Hugging Face model; give an empty or new "
                            "directory",
                            a->save);
-    if (cfg.max_position_embeddings > 0 && cfg.seq_length > cfg.max_position_embeddings)
-        cfg.seq_length = cfg.max_position_embeddings;
-    cfg.ckpt_step = iteration;
     built b = {0};
-    if (st == TSR_OK)
-        st = build(&cfg, &b);
     tsr_checkpoint_state state;
-    tsr_checkpoint_content content = weights_of(&b);
-    if (st == TSR_OK)
-        st = tsr_checkpoint_load("--load", a->load, &cfg, &state, &content, MPI_COMM_SELF);
+    st = load_checkpoint_model(a, iteration, st, &cfg, &b, &state);
     if (st == TSR_OK)
         st = make_dir(a->save);
     char out[4096];
@@ -316,16 +325,10 @@ static tsr_status merge_lora(const convert_args *a)
                            "--save %s already holds a tessera checkpoint; give an empty or new "
                            "directory",
                            a->save);
-    if (cfg.max_position_embeddings > 0 && cfg.seq_length > cfg.max_position_embeddings)
-        cfg.seq_length = cfg.max_position_embeddings;
-    cfg.ckpt_step = iteration;
     built b = {0};
-    if (st == TSR_OK)
-        st = build(&cfg, &b);
     tsr_checkpoint_state state = {0};
+    st = load_checkpoint_model(a, iteration, st, &cfg, &b, &state);
     tsr_checkpoint_content content = weights_of(&b);
-    if (st == TSR_OK)
-        st = tsr_checkpoint_load("--load", a->load, &cfg, &state, &content, MPI_COMM_SELF);
     tsr_tensor_desc *kept = st == TSR_OK ? calloc(b.model.tensor_count + 1, sizeof *kept) : NULL;
     if (st == TSR_OK && kept == NULL)
         st = tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory");

@@ -22,6 +22,9 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
 tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_config *cfg,
                                         tsr_checkpoint_state *state);
 
+/* String attribute `name` of obj into buf (NUL-terminated, cut to len - 1
+ * bytes): 0 when read, -1 when absent or unreadable (buf is then ""). */
+int tsr_checkpoint_read_string(hid_t obj, const char *name, char *buf, size_t len);
 /* Whether the open file says it holds weights only (no optimizer/). */
 bool tsr_checkpoint_file_weights_only(hid_t file);
 

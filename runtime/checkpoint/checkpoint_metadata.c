@@ -42,6 +42,24 @@ static void attr_str(hid_t obj, const char *name, const char *v)
     H5Tclose(type);
 }
 
+int tsr_checkpoint_read_string(hid_t obj, const char *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (H5Aexists(obj, name) <= 0)
+        return -1;
+    hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, len);
+    herr_t err = attr < 0 ? -1 : H5Aread(attr, type, buf);
+    H5Tclose(type);
+    if (attr >= 0)
+        H5Aclose(attr);
+    if (err < 0)
+        buf[0] = '\0';
+    buf[len - 1] = '\0';
+    return err < 0 ? -1 : 0;
+}
+
 /* The attributes that must agree between the file and the loading run. */
 typedef struct shape_attr {
     const char *name;
@@ -212,17 +230,7 @@ static tsr_status check_lora(hid_t file, const char *path, const tsr_config *cfg
     unsigned bits = 0;
     tsr_config_lora_targets(cfg, &bits);
     tsr_config_lora_target_text(bits, mine, sizeof mine);
-    if (H5Aexists(file, "lora_target") > 0) {
-        hid_t attr = H5Aopen(file, "lora_target", H5P_DEFAULT);
-        hid_t type = H5Tcopy(H5T_C_S1);
-        H5Tset_size(type, sizeof saved);
-        if (attr >= 0)
-            H5Aread(attr, type, saved);
-        H5Tclose(type);
-        if (attr >= 0)
-            H5Aclose(attr);
-        saved[sizeof saved - 1] = '\0';
-    }
+    tsr_checkpoint_read_string(file, "lora_target", saved, sizeof saved);
     if (strcmp(saved, mine) != 0)
         return tsr_error_set(TSR_ERR_FORMAT,
                              "checkpoint %s holds LoRA adapters on %s; this run adapts %s: give "
@@ -298,17 +306,8 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
         return attr_error(r, path, "lora_rank");
     state->adapters = lora_rank > 0;
     state->lora_base[0] = '\0';
-    if (lora_rank > 0 && H5Aexists(file, "lora_base") > 0) {
-        hid_t attr = H5Aopen(file, "lora_base", H5P_DEFAULT);
-        hid_t type = H5Tcopy(H5T_C_S1);
-        H5Tset_size(type, sizeof state->lora_base);
-        if (attr >= 0 && H5Aread(attr, type, state->lora_base) < 0)
-            state->lora_base[0] = '\0';
-        state->lora_base[sizeof state->lora_base - 1] = '\0';
-        H5Tclose(type);
-        if (attr >= 0)
-            H5Aclose(attr);
-    }
+    if (lora_rank > 0)
+        tsr_checkpoint_read_string(file, "lora_base", state->lora_base, sizeof state->lora_base);
     if (lora_rank > 0 && cfg->lora_rank == 0)
         return tsr_error_set(TSR_ERR_FORMAT,
                              "checkpoint %s holds LoRA adapters of rank %lld on a frozen base; "

@@ -105,22 +105,12 @@ static tsr_status read_into(hid_t file, const char *path, tsr_config *cfg)
         cfg->seed = seed;
     /* the dataset it trained on (informative: a tokenizer's hint) */
     static char data_path[1024];
-    hid_t text = H5Tcopy(H5T_C_S1);
-    H5Tset_size(text, sizeof data_path);
-    if (read_attr(file, "data_path", text, data_path) == 0) {
-        data_path[sizeof data_path - 1] = '\0';
+    if (tsr_checkpoint_read_string(file, "data_path", data_path, sizeof data_path) == 0)
         cfg->data_path = data_path;
-    }
-    H5Tclose(text);
     /* the attention it trained with (absent in older files: causal) */
     static char pattern[256];
-    hid_t ptype = H5Tcopy(H5T_C_S1);
-    H5Tset_size(ptype, sizeof pattern);
-    if (read_attr(file, "attention_pattern", ptype, pattern) == 0) {
-        pattern[sizeof pattern - 1] = '\0';
+    if (tsr_checkpoint_read_string(file, "attention_pattern", pattern, sizeof pattern) == 0)
         cfg->attention_pattern = pattern;
-    }
-    H5Tclose(ptype);
     struct {
         const char *name;
         int *value;
@@ -144,14 +134,10 @@ static tsr_status read_into(hid_t file, const char *path, tsr_config *cfg)
     static char targets[32];
     if (read_attr(file, "lora_rank", H5T_NATIVE_INT64, &rank) == 0 && rank > 0) {
         double alpha = 0.0, dropout = 0.0;
-        hid_t type = H5Tcopy(H5T_C_S1);
-        H5Tset_size(type, sizeof targets);
         bool ok = rank <= (1 << 16) &&
                   read_attr(file, "lora_alpha", H5T_NATIVE_DOUBLE, &alpha) == 0 && alpha > 0.0 &&
                   read_attr(file, "lora_dropout", H5T_NATIVE_DOUBLE, &dropout) == 0 &&
-                  read_attr(file, "lora_target", type, targets) == 0;
-        H5Tclose(type);
-        targets[sizeof targets - 1] = '\0';
+                  tsr_checkpoint_read_string(file, "lora_target", targets, sizeof targets) == 0;
         if (!ok)
             return tsr_error_set(TSR_ERR_FORMAT,
                                  "checkpoint %s has lora_rank %lld but no readable lora_alpha, "

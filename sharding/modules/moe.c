@@ -153,7 +153,6 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, shared, "shared_d_act", R, shared ? fs : 1, X);
     tsr_decl_buffer(decl, shared, "shared_d_h", R, shared ? fs1 : 1, X);
     tsr_decl_buffer(decl, true, "cursor", TSR_ROWS_FIXED, e, X);
-    (void)n;
     decl->out_rows = TSR_ROWS_LOCAL;
     decl->out_cols = c;
     decl->keeps_input = true;

@@ -11,6 +11,17 @@ check() {
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "PASS $1"; else failed=$((failed + 1)); echo "FAIL $1"; fi
 }
 
+# refused NAME TEXT COMMAND...: COMMAND exits 2 and its output holds TEXT
+# exactly once (bad input: one message, not one per rank)
+refused() {
+  local name=$1 text=$2
+  shift 2
+  "$@" >"$work/refused.out" 2>&1
+  local rc=$?
+  [ $rc -eq 2 ] && [ "$(grep -c -- "$text" "$work/refused.out")" -eq 1 ]
+  check "refused: $name (exit $rc)" $?
+}
+
 # finish: the closing line; exit status 1 if any check failed
 finish() {
   echo "$passed passed, $failed failed"

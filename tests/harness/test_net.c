@@ -23,6 +23,14 @@ tsr_status tsr_test_net_build(tsr_test_net *t, const tsr_config *cfg, int64_t vo
     return st;
 }
 
+tsr_status tsr_test_net_carve(tsr_test_net *t, tsr_memory_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    tsr_net_plan(t->net, plan);
+    tsr_status st = tsr_plan_allocate(plan);
+    return st == TSR_OK ? tsr_net_carve(t->net, NULL, plan) : st;
+}
+
 void tsr_test_net_free(tsr_test_net *t)
 {
     tsr_net_destroy(t->net);

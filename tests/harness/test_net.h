@@ -18,5 +18,8 @@ typedef struct tsr_test_net {
 tsr_status tsr_test_net_build(tsr_test_net *t, const tsr_config *cfg, int64_t vocab,
                               tsr_grid *grid, int microbatches);
 void tsr_test_net_free(tsr_test_net *t);
+/* Plans, allocates and carves a one-rank model built above (release the
+ * plan with tsr_plan_release). */
+tsr_status tsr_test_net_carve(tsr_test_net *t, tsr_memory_plan *plan);
 
 #endif /* TSR_TESTS_TEST_NET_H */

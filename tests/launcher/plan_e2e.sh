@@ -47,14 +47,6 @@ awk '$1 == 2 && $2 == 2 && $3 == 1 { if ($14 != "20.0%") bad = 1; n++ }
      END { exit bad || n == 0 }' "$work/plan.out"
 check "bubbles: PP 2 20.0%, PP 4 42.9% (1F1B, 4 micro batches), none without a pipeline" $?
 
-refused() { # NAME TEXT COMMAND...: exit 2 and the text, once
-  local name=$1 text=$2
-  shift 2
-  "$@" >"$work/refused.out" 2>&1
-  local rc=$?
-  [ $rc -eq 2 ] && [ "$(grep -c -- "$text" "$work/refused.out")" -eq 1 ]
-  check "refused: $name (exit $rc)" $?
-}
 refused "no layout fits the device memory" "no layout fits --device-memory 1e-06 GiB" \
   "$tessera" plan --gpus 4 "${model[@]}" --device-memory 0.000001
 refused "devices no layout takes" "no layout of 3 devices takes this model" \

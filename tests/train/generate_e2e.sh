@@ -67,14 +67,6 @@ check "a LoRA checkpoint generates" $?
 grep -q "of 40 held-out" "$work/lora.out" && ! cmp -s "$work/lora.out" "$work/llama-1.out"
 check "its answers differ from the base's (the adapters are in force)" $?
 
-refused() { # NAME TEXT COMMAND...: exit 2 and the text, once
-  local name=$1 text=$2
-  shift 2
-  "$@" >"$work/refused.out" 2>&1
-  local rc=$?
-  [ $rc -eq 2 ] && [ "$(grep -c -- "$text" "$work/refused.out")" -eq 1 ]
-  check "refused: $name (exit $rc)" $?
-}
 refused "no prompt" "give --load DIR and one of" "$tessera" generate --load "$work/gpt"
 refused "two prompt sources" "give --load DIR and one of" \
   "$tessera" generate --load "$work/gpt" --prompt 1+2= --held-out 3

@@ -102,14 +102,6 @@ c=$(field "$work/eval_base.jsonl" valid lm_loss)
 [ -n "$c" ] && [ "$c" != "$a" ]
 check "the adapters changed the model (base $c)" $?
 
-refused() { # NAME EXPECTED-TEXT COMMAND...: exit 2 and the text, once
-  local name=$1 text=$2
-  shift 2
-  "$@" >"$work/refused.out" 2>&1
-  local rc=$?
-  [ $rc -eq 2 ] && [ "$(grep -c "$text" "$work/refused.out")" -eq 1 ]
-  check "refused: $name (exit $rc)" $?
-}
 refused "a LoRA checkpoint loaded without --lora-rank" "holds LoRA adapters of rank 4" \
   "$tessera" train "${llama[@]}" --train-iters 14 --load "$work/lora1"
 refused "a LoRA checkpoint exported without merging" "fold them into the weights first" \

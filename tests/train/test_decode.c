@@ -27,10 +27,8 @@ static void check_model(tsr_config *cfg, const char *what)
     tsr_test_net t;
     CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&t, cfg, ds->vocab_size, NULL, 0), TSR_OK);
     CU_ASSERT_EQUAL_FATAL(tsr_net_decode_check(t.net), TSR_OK);
-    tsr_memory_plan plan = {0};
-    tsr_net_plan(t.net, &plan);
-    CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&plan), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_net_carve(t.net, NULL, &plan), TSR_OK);
+    tsr_memory_plan plan;
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_carve(&t, &plan), TSR_OK);
     size_t count = 0;
     const tsr_net_param *table = tsr_net_params(t.net, &count);
     uint64_t key = tsr_rng_key(9, "test_decode");

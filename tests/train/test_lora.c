@@ -90,10 +90,8 @@ static void test_merge_keeps_the_function(void)
     CU_ASSERT_EQUAL_FATAL(tsr_dataset_open(&cfg, &ds), TSR_OK);
     tsr_test_net t;
     CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&t, &cfg, ds->vocab_size, NULL, 0), TSR_OK);
-    tsr_memory_plan plan = {0};
-    tsr_net_plan(t.net, &plan);
-    CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&plan), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_net_carve(t.net, NULL, &plan), TSR_OK);
+    tsr_memory_plan plan;
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_carve(&t, &plan), TSR_OK);
     /* random up halves (zero at initialisation: the adapters would do nothing) */
     size_t count = 0, adapters = 0;
     const tsr_net_param *table = tsr_net_params(t.net, &count);
@@ -128,10 +126,8 @@ static void test_merge_keeps_the_function(void)
     plain.lora_rank = 0;
     plain.lora_alpha = 0.0;
     CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&b, &plain, ds->vocab_size, NULL, 0), TSR_OK);
-    tsr_memory_plan plan_b = {0};
-    tsr_net_plan(b.net, &plan_b);
-    CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&plan_b), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_net_carve(b.net, NULL, &plan_b), TSR_OK);
+    tsr_memory_plan plan_b;
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_carve(&b, &plan_b), TSR_OK);
     CU_ASSERT_EQUAL_FATAL(tsr_net_logits(b.net, tokens, base, &width), TSR_OK);
     CU_ASSERT_TRUE(rel_l2(base, adapted, (size_t)(rows * vocab)) > 1e-3);
     tsr_plan_release(&plan_b);
