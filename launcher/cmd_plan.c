@@ -71,6 +71,8 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
     out->total = 0;
     for (int p = 0; p < cfg->pipeline_model_parallel_size; p++) {
         tsr_net_dims dims = tsr_net_dims_from_config(cfg, vocab, 0);
+        int dp = tsr_config_data_parallel_size(cfg, world);
+        tsr_net_dims_set_experts(&dims, 0, dp);
         tsr_status st = tsr_net_dims_set_pipeline(&dims, cfg, p, microbatches(cfg, world));
         tsr_net *net = NULL;
         if (st == TSR_OK)
@@ -97,8 +99,9 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
         }
         tsr_memory_plan plan = {0};
         tsr_net_plan(net, &plan);
-        tsr_trainer_plan_sharded(cfg, tsr_net_as_model(net).param_count,
-                                 tsr_config_data_parallel_size(cfg, world), &plan);
+        tsr_model model = tsr_net_as_model(net);
+        tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp,
+                                         dp / dims.ep, &plan);
         tsr_net_destroy(net);
         size_t total = tsr_plan_total_bytes(&plan);
         if (p == 0)

@@ -56,7 +56,7 @@ static void print_help(void)
 static void report_communication(tsr_grid *grid, FILE *metrics)
 {
     static const tsr_group_kind groups[] = {TSR_GROUP_TP, TSR_GROUP_DP, TSR_GROUP_PP,
-                                            TSR_GROUP_CP, TSR_GROUP_EP};
+                                            TSR_GROUP_CP, TSR_GROUP_EP, TSR_GROUP_EXPERT_DP};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         tsr_comm *comm = tsr_grid_comm(grid, groups[i]);
         if (comm == NULL || tsr_comm_size(comm) < 2)
@@ -166,6 +166,24 @@ static void log_attention(const tsr_config *cfg)
                  cfg->prefix_lm ? "on" : "off");
 }
 
+static void log_experts(const tsr_config *cfg, const tsr_net_dims *dims)
+{
+    int moe_layers = 0, el = cfg->num_experts / dims->ep, k = cfg->moe_router_topk;
+    for (int64_t l = 0; l < dims->layers; l++)
+        moe_layers += tsr_config_layer_is_moe(cfg, l);
+    char capacity[64] = "dropless";
+    if (cfg->moe_expert_capacity_factor > 0.0)
+        snprintf(capacity, sizeof capacity, "capacity factor %g", cfg->moe_expert_capacity_factor);
+    tsr_log_once(TSR_LOG_INFO,
+                 "MoE: %d of %lld layers, %d experts of width %d, top-%d, shared expert %d, %s; "
+                 "expert parallel %d (%d experts per rank, expert-data-parallel %d), all-to-all "
+                 "dispatch planned for up to %d rows per token received",
+                 moe_layers, (long long)dims->layers, cfg->num_experts,
+                 tsr_config_moe_ffn_hidden_size(cfg), k,
+                 cfg->moe_shared_expert_intermediate_size, capacity, dims->ep, el,
+                 dims->dp / dims->ep, dims->ep * (k < el ? k : el));
+}
+
 static void log_model(const tsr_config *cfg, const tsr_net *net)
 {
     const tsr_net_dims *dims = tsr_net_get_dims(net);
@@ -189,6 +207,8 @@ static void log_model(const tsr_config *cfg, const tsr_net *net)
                      (double)trainable / 1e6, 100.0 * (double)trainable / (double)(trainable + frozen),
                      (double)frozen / 1e6);
     }
+    if (cfg->num_experts > 0)
+        log_experts(cfg, dims);
     log_attention(cfg);
 }
 
@@ -225,6 +245,8 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
     if (st == TSR_OK)
         st = m->entry->build(cfg, m->arena, &m->spec);
     tsr_net_dims dims = tsr_net_dims_from_config(cfg, vocab_of(cfg, dataset), 0);
+    int dp = tsr_config_data_parallel_size(cfg, world_size);
+    tsr_net_dims_set_experts(&dims, 0, dp);
     if (st == TSR_OK)
         st = tsr_net_dims_set_pipeline(&dims, cfg, 0, microbatches_per_iteration(cfg, world_size));
     tsr_net *net = NULL;
@@ -233,8 +255,9 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
     if (st == TSR_OK) { /* rank 0's plan: the first stage holds the embedding */
         tsr_memory_plan plan = {0};
         tsr_net_plan(net, &plan);
-        tsr_trainer_plan_sharded(cfg, tsr_net_as_model(net).param_count,
-                                 tsr_config_data_parallel_size(cfg, world_size), &plan);
+        tsr_model model = tsr_net_as_model(net);
+        tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp,
+                                         dp / dims.ep, &plan);
         st = tsr_train_check_memory(tsr_plan_total_bytes(&plan), ranks_on_node);
         if (st != TSR_OK) {
             tsr_net_destroy(net);
@@ -266,6 +289,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
     tsr_net_dims dims =
         tsr_net_dims_from_config(cfg, vocab_of(cfg, dataset), tsr_grid_tp_rank(grid));
     int microbatches = microbatches_per_iteration(cfg, tsr_comm_size(tsr_grid_world(grid)));
+    tsr_net_dims_set_experts(&dims, tsr_grid_ep_rank(grid), tsr_grid_dp_size(grid));
     tsr_status st = tsr_net_dims_set_pipeline(&dims, cfg, tsr_grid_pp_rank(grid), microbatches);
     tsr_net *net = NULL;
     if (st == TSR_OK)
@@ -274,8 +298,9 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         return st;
     tsr_memory_plan plan = {0};
     tsr_net_plan(net, &plan);
-    tsr_trainer_plan_sharded(cfg, tsr_net_as_model(net).param_count, tsr_grid_dp_size(grid),
-                             &plan);
+    tsr_trainer_plan_sharded_experts(cfg, tsr_net_as_model(net).param_count,
+                                     tsr_net_as_model(net).expert_count, tsr_grid_dp_size(grid),
+                                     tsr_grid_expert_dp_size(grid), &plan);
     tsr_plan_log(&plan);
     st = tsr_plan_allocate(&plan);
     tsr_dp *dp = NULL;

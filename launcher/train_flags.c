@@ -25,6 +25,7 @@ static const char *const backend_choices[] = {"auto", "mpi", "nccl", NULL};
 static const char *const sparse_choices[] = {"none", "fixed", "strided", NULL};
 static const char *const balancing_choices[] = {"aux_loss", "seq_aux_loss", "none", NULL};
 static const char *const drop_choices[] = {"probs", "position", NULL};
+static const char *const dispatcher_choices[] = {"alltoall", "allgather", NULL};
 static const char *const save_failure_choices[] = {"exit", "continue", NULL};
 
 static const tsr_flag train_flags[] = {
@@ -149,6 +150,13 @@ static const tsr_flag train_flags[] = {
     {"--moe-token-drop-policy", TSR_FLAG_CHOICE, OFF(moe_token_drop_policy), 0, 0, drop_choices,
      "KIND", "which assignments an expert over capacity keeps: probs (the most probable) or "
      "position (the first in token order)"},
+    {"--expert-tensor-parallel-size", TSR_FLAG_INT, OFF(expert_tensor_parallel_size), 1, 1024,
+     NULL, "N",
+     "tensor parallelism of the experts: 1 (each tensor-parallel rank runs its experts whole "
+     "on its sequence-parallel share of the tokens; the only size built)"},
+    {"--moe-token-dispatcher-type", TSR_FLAG_CHOICE, OFF(moe_token_dispatcher_type), 0, 0,
+     dispatcher_choices, "KIND",
+     "how tokens reach their experts' ranks: alltoall (the one built) or allgather"},
     {"--lora-rank", TSR_FLAG_INT, OFF(lora_rank), 1, 65536, NULL, "R",
      "train rank-R adapters (LoRA) on the linears of --lora-target, every other parameter "
      "frozen; needs a base (--pretrained-checkpoint or --load)"},

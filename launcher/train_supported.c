@@ -8,18 +8,11 @@
 
 tsr_status tsr_train_check_supported(const tsr_config *cfg, int world)
 {
-    if (cfg->context_parallel_size > 1 || cfg->expert_model_parallel_size > 1)
+    if (cfg->context_parallel_size > 1)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "this build trains with tensor, sequence, pipeline and data "
-                             "parallelism; context and expert parallelism are not available "
-                             "yet: drop --context-parallel-size and "
-                             "--expert-model-parallel-size");
-    if (cfg->num_experts > 0 && cfg->tensor_model_parallel_size > 1)
-        return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "MoE layers (--num-experts) run every expert on every rank in "
-                             "this build: use data and pipeline parallelism, not "
-                             "--tensor-model-parallel-size %d",
-                             cfg->tensor_model_parallel_size);
+                             "this build trains with tensor, sequence, pipeline, expert and "
+                             "data parallelism; context parallelism is not available yet: "
+                             "drop --context-parallel-size");
     if (cfg->num_layers_per_virtual_pipeline_stage > 0) {
         int dp = tsr_config_data_parallel_size(cfg, world);
         int m = tsr_config_global_batch_size(cfg, world) / (cfg->micro_batch_size * dp);

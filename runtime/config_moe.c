@@ -77,11 +77,13 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
                  cfg->moe_shared_expert_intermediate_size > 0 || cfg->moe_router_pre_softmax ||
                  cfg->moe_aux_loss_coeff > 0.0 || cfg->moe_z_loss_coeff > 0.0 ||
                  cfg->moe_router_load_balancing_type != TSR_MOE_AUX_LOSS ||
-                 cfg->moe_expert_capacity_factor > 0.0 || cfg->moe_token_drop_policy != 0;
+                 cfg->moe_expert_capacity_factor > 0.0 || cfg->moe_token_drop_policy != 0 ||
+                 cfg->expert_tensor_parallel_size > 0 || cfg->moe_token_dispatcher_type != 0;
     if (cfg->num_experts <= 0) {
         if (given)
-            return INVALID("MoE flags (--moe-*) are set but --num-experts is not; give "
-                           "--num-experts E for mixture-of-experts layers");
+            return INVALID("MoE flags (--moe-*, --expert-tensor-parallel-size) are set but "
+                           "--num-experts is not; give --num-experts E for mixture-of-experts "
+                           "layers");
         return TSR_OK;
     }
     const char *list = NULL;
@@ -95,6 +97,19 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
     if (!any)
         return INVALID("--moe-layer-freq %s makes no layer MoE; mark at least one",
                        cfg->moe_layer_freq);
+    if (cfg->expert_tensor_parallel_size > 1)
+        return INVALID("--expert-tensor-parallel-size %d: experts split by tensor parallelism are "
+                       "not built; use 1 (each tensor-parallel rank runs its experts whole on "
+                       "its sequence-parallel share of the tokens)",
+                       cfg->expert_tensor_parallel_size);
+    if (cfg->moe_token_dispatcher_type != 0)
+        return INVALID("--moe-token-dispatcher-type allgather is not built; use alltoall (the "
+                       "default: tokens go to their experts' ranks by all-to-all)");
+    if (cfg->tensor_model_parallel_size > 1 && !cfg->sequence_parallel)
+        return INVALID("MoE layers under --tensor-model-parallel-size %d need "
+                       "--sequence-parallel (as Megatron-LM requires): each tensor-parallel "
+                       "rank routes its share of the tokens",
+                       cfg->tensor_model_parallel_size);
     if (cfg->moe_token_drop_policy != 0 && !(cfg->moe_expert_capacity_factor > 0.0))
         return INVALID("--moe-token-drop-policy only applies with --moe-expert-capacity-factor; "
                        "give a capacity factor or drop the policy");

@@ -18,13 +18,23 @@ const tsr_grad_bucket *tsr_dp_bucket(const tsr_dp *dp, size_t k)
     return &dp->layout.buckets[dp->layout.bucket_count - 1 - k];
 }
 
+tsr_comm *tsr_dp_bucket_comm(const tsr_dp *dp, const tsr_grad_bucket *bucket)
+{
+    if (tsr_bucket_group_size(&dp->layout, bucket) <= 1)
+        return NULL;
+    return bucket->expert ? dp->expert_comm : dp->comm;
+}
+
 static tsr_status start_bucket(tsr_dp *dp, size_t k)
 {
+    const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
+    tsr_comm *comm = tsr_dp_bucket_comm(dp, b);
+    if (comm == NULL) /* experts no other rank holds */
+        return TSR_OK;
     if (dp->sharded)
         return tsr_dist_opt_reduce_bucket(dp, k);
-    const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
     float *x = dp->grads + b->offset;
-    return tsr_comm_allreduce(x, x, b->count, TSR_COMM_FP32, TSR_COMM_SUM, dp->comm,
+    return tsr_comm_allreduce(x, x, b->count, TSR_COMM_FP32, TSR_COMM_SUM, comm,
                               &dp->grad_reqs[k]);
 }
 
@@ -112,12 +122,17 @@ tsr_status tsr_dp_create(const tsr_config *cfg, tsr_grid *grid, const tsr_model 
     dp->comm = tsr_grid_comm(grid, TSR_GROUP_DP);
     dp->world = tsr_grid_world(grid);
     int size = tsr_grid_dp_size(grid), rank = tsr_grid_dp_rank(grid);
+    bool experts = model->expert_count > 0;
+    dp->expert_comm = experts ? tsr_grid_comm(grid, TSR_GROUP_EXPERT_DP) : dp->comm;
     dp->sharded = cfg->use_distributed_optimizer && size > 1;
     dp->overlap_param_gather = cfg->overlap_param_gather;
     dp->params = model->params;
     dp->grads = model->grads;
-    tsr_status st = tsr_bucket_layout_compute(model->param_count, size, rank,
-                                              cfg->ddp_bucket_size, dp->sharded, &dp->layout);
+    tsr_status st = tsr_bucket_layout_compute_experts(
+        model->param_count, model->expert_count, size, rank,
+        experts ? tsr_grid_expert_dp_size(grid) : size,
+        experts ? tsr_grid_expert_dp_rank(grid) : rank, cfg->ddp_bucket_size, dp->sharded,
+        &dp->layout);
     size_t n = dp->layout.bucket_count;
     if (st == TSR_OK && n > 0) {
         dp->grad_reqs = calloc(n, sizeof *dp->grad_reqs);
@@ -162,6 +177,7 @@ void tsr_dp_fill_hooks(tsr_dp *dp, tsr_trainer_hooks *hooks)
     hooks->ctx = dp;
     hooks->dp_rank = dp->layout.dp_rank;
     hooks->dp_size = size;
+    hooks->expert_dp_size = dp->layout.expert_dp_size;
     hooks->sum_world = tsr_comm_size(dp->world) > 1 ? sum_world : NULL;
     if (size <= 1)
         return;

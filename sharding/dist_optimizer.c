@@ -22,10 +22,11 @@
 tsr_status tsr_dist_opt_reduce_bucket(tsr_dp *dp, size_t k)
 {
     const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
-    size_t slice = b->count / (size_t)dp->layout.dp_size;
+    size_t slice = b->count / (size_t)tsr_bucket_group_size(&dp->layout, b);
+    size_t rank = (size_t)tsr_bucket_group_rank(&dp->layout, b);
     float *x = dp->grads + b->offset;
-    return tsr_comm_reduce_scatter(x, x + (size_t)dp->layout.dp_rank * slice, slice,
-                                   TSR_COMM_FP32, TSR_COMM_SUM, dp->comm, &dp->grad_reqs[k]);
+    return tsr_comm_reduce_scatter(x, x + rank * slice, slice, TSR_COMM_FP32, TSR_COMM_SUM,
+                                   tsr_dp_bucket_comm(dp, b), &dp->grad_reqs[k]);
 }
 
 tsr_status tsr_dist_opt_finish_param_sync(void *ctx)
@@ -40,10 +41,14 @@ tsr_status tsr_dist_opt_start_param_sync(void *ctx)
     tsr_status st = TSR_OK;
     for (size_t k = 0; k < dp->layout.bucket_count && st == TSR_OK; k++) {
         const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
-        size_t slice = b->count / (size_t)dp->layout.dp_size;
+        tsr_comm *comm = tsr_dp_bucket_comm(dp, b);
+        if (comm == NULL)
+            continue; /* this rank updated the whole bucket */
+        size_t slice = b->count / (size_t)tsr_bucket_group_size(&dp->layout, b);
+        size_t rank = (size_t)tsr_bucket_group_rank(&dp->layout, b);
         float *x = dp->params + b->offset;
-        st = tsr_comm_allgather(x + (size_t)dp->layout.dp_rank * slice, x, slice, TSR_COMM_FP32,
-                                dp->comm, &dp->param_reqs[k]);
+        st = tsr_comm_allgather(x + rank * slice, x, slice, TSR_COMM_FP32, comm,
+                                &dp->param_reqs[k]);
     }
     if (st != TSR_OK || !dp->overlap_param_gather) {
         tsr_status wait = tsr_dist_opt_finish_param_sync(dp);

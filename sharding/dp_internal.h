@@ -17,6 +17,7 @@
 struct tsr_dp {
     tsr_grid *grid;
     tsr_comm *comm;  /* the data-parallel group */
+    tsr_comm *expert_comm; /* the expert-data-parallel group (expert buckets) */
     tsr_comm *world; /* for the gradient norm */
     bool sharded;    /* distributed optimizer */
     bool overlap_param_gather;
@@ -31,6 +32,9 @@ struct tsr_dp {
 
 /* The k-th bucket to reduce. */
 const tsr_grad_bucket *tsr_dp_bucket(const tsr_dp *dp, size_t k);
+/* The communicator that reduces a bucket; NULL when its group is this
+ * rank alone (nothing to exchange). */
+tsr_comm *tsr_dp_bucket_comm(const tsr_dp *dp, const tsr_grad_bucket *bucket);
 
 /* dist_optimizer.c */
 tsr_status tsr_dist_opt_reduce_bucket(tsr_dp *dp, size_t k);

@@ -36,12 +36,15 @@
 
 typedef struct tsr_grad_bucket {
     size_t offset, count; /* [offset, offset + count) of the padded buffer */
+    bool expert;          /* in the expert region: over the expert-data-parallel group */
 } tsr_grad_bucket;
 
 typedef struct tsr_bucket_layout {
     size_t param_count;  /* the model's */
     size_t padded_count; /* what the reductions cover */
     int dp_size, dp_rank;
+    size_t expert_count; /* the expert region [0, expert_count) (expert parallelism) */
+    int expert_dp_size, expert_dp_rank; /* its group */
     bool even;           /* equal slices (distributed optimizer) */
     size_t bucket_count;
     tsr_grad_bucket *buckets; /* memory order */
@@ -55,11 +58,22 @@ typedef struct tsr_bucket_layout {
  * more than TSR_MAX_GRAD_BUCKETS. */
 tsr_status tsr_bucket_layout_compute(size_t param_count, int dp_size, int dp_rank,
                                      int64_t bucket_size, bool even, tsr_bucket_layout *out);
+/* The same with an expert region [0, expert_count) (a multiple of
+ * dp_size x TSR_SHARD_ALIGN_FLOATS) whose buckets are cut apart from the
+ * dense ones and sliced over the expert-data-parallel group (edp_size
+ * ranks, this one edp_rank); they are the last to reduce. */
+tsr_status tsr_bucket_layout_compute_experts(size_t param_count, size_t expert_count, int dp_size,
+                                             int dp_rank, int edp_size, int edp_rank,
+                                             int64_t bucket_size, bool even,
+                                             tsr_bucket_layout *out);
 void tsr_bucket_layout_free(tsr_bucket_layout *layout);
 
 /* Rank r's slice [*lo, *hi) of a bucket. */
 void tsr_bucket_slice(const tsr_grad_bucket *bucket, int dp_size, int rank, size_t *lo,
                       size_t *hi);
+/* The size of / this rank's rank in the group that reduces a bucket. */
+int tsr_bucket_group_size(const tsr_bucket_layout *layout, const tsr_grad_bucket *bucket);
+int tsr_bucket_group_rank(const tsr_bucket_layout *layout, const tsr_grad_bucket *bucket);
 
 /* How many buckets, in reduction order, are complete once every gradient
  * at flat index >= from is: those that start at or after from. */

@@ -42,6 +42,8 @@ typedef struct tsr_net_dims {
     int64_t padded_vocab; /* rows of the embedding (Megatron padding) */
     int64_t seq, micro_batch;
     int tp, tp_rank;
+    int ep, ep_rank; /* expert parallelism: experts split over ep */
+    int dp;          /* data-parallel size (aligns the expert region) */
     bool sp;
     int64_t l_vocab, vocab_start, l_seq;
     int pp, pp_rank, chunks;
@@ -76,6 +78,9 @@ typedef struct tsr_net_param {
 
 /* Sizes for tensor-parallel rank tp_rank without pipeline parallelism. */
 tsr_net_dims tsr_net_dims_from_config(const tsr_config *cfg, int64_t vocab_size, int tp_rank);
+/* This rank's place in the expert-parallel group and the data-parallel
+ * size (ep from the config; both 1 / rank 0 before this is called). */
+void tsr_net_dims_set_experts(tsr_net_dims *dims, int ep_rank, int dp_size);
 /* Cuts the layers for pipeline rank pp_rank (Megatron's split, virtual
  * stages) and sizes the slots for `microbatches` per iteration. */
 tsr_status tsr_net_dims_set_pipeline(tsr_net_dims *dims, const tsr_config *cfg, int pp_rank,
@@ -91,6 +96,10 @@ void tsr_net_plan(const tsr_net *net, tsr_memory_plan *plan);
 /* grid: NULL for one rank (dims.tp and dims.pp must be 1). */
 tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan);
 
+/* The model the trainer runs. Under expert parallelism (ep > 1) the
+ * experts this rank holds lie first in params/grads, in a region of
+ * model.expert_count floats (a multiple of dp x TSR_SHARD_ALIGN_FLOATS):
+ * reduced over the expert-data-parallel group, the rest over dp. */
 tsr_model tsr_net_as_model(tsr_net *net);
 
 const tsr_net_dims *tsr_net_get_dims(const tsr_net *net);

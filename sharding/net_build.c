@@ -97,10 +97,13 @@ static tsr_status local_shape(const tsr_net *net, const char *name, const tsr_pa
         *cols = p->cols / tp;
         return TSR_OK;
     case TSR_PARAM_SPLIT_EXPERTS:
-        return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "parameter %s is split by experts; this build has no expert "
-                             "parallelism yet",
-                             name);
+        if (p->experts < 1 || p->experts % net->d.ep != 0)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "parameter %s stacks %lld experts, not divisible by "
+                                 "--expert-model-parallel-size %d",
+                                 name, (long long)p->experts, net->d.ep);
+        *rows = p->rows / net->d.ep;
+        return TSR_OK;
     case TSR_PARAM_SPLIT_COUNT:
         break;
     }
@@ -201,15 +204,14 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
                                  "module %s (%s): parameter %s is both frozen and tied to the "
                                  "embedding; freeze the embedding's table instead",
                                  name, kind->name, p->suffix);
-        if (p->flags & TSR_PARAM_EXPERT)
-            return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                 "module %s (%s): parameter %s is an expert parameter; this "
-                                 "build has no expert parallelism yet",
-                                 name, kind->name, p->suffix);
-        if (p->experts > 1 && (p->rows % p->experts != 0 || p->split != TSR_PARAM_SPLIT_NONE))
+        bool expert_split = p->split == TSR_PARAM_SPLIT_EXPERTS;
+        if ((p->experts > 1 || expert_split) &&
+            (p->experts < 1 || p->rows % p->experts != 0 ||
+             !(expert_split || p->split == TSR_PARAM_SPLIT_NONE)))
             return tsr_error_set(TSR_ERR_INVALID_ARG,
                                  "module %s (%s): parameter %s stacks %lld experts but has %lld "
-                                 "rows, or a tensor-parallel split (tsr_decl_experts)",
+                                 "rows, or a tensor-parallel split (tsr_decl_experts; split by "
+                                 "experts or not at all)",
                                  name, kind->name, p->suffix, (long long)p->experts,
                                  (long long)p->rows);
         if (p->flags & TSR_PARAM_ADAPTER) {
@@ -360,6 +362,8 @@ static tsr_module_info base_info(const tsr_net *net, int64_t layer)
     info.in_cols = d->hidden;
     info.tp_size = d->tp;
     info.tp_rank = d->tp_rank;
+    info.ep_size = d->ep;
+    info.ep_rank = d->ep_rank;
     info.sequence_parallel = d->sp;
     info.vocab = d->vocab;
     info.padded_vocab = d->padded_vocab;
@@ -504,6 +508,7 @@ void tsr_net_destroy(tsr_net *net)
     free(net->table);
     free(net->spans);
     free(net->tensors);
+    free(net->ep_counts);
     free(net);
 }
 

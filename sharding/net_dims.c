@@ -22,6 +22,8 @@ tsr_net_dims tsr_net_dims_from_config(const tsr_config *cfg, int64_t vocab_size,
     d.micro_batch = cfg->micro_batch_size;
     d.tp = cfg->tensor_model_parallel_size;
     d.tp_rank = tp_rank;
+    d.ep = cfg->expert_model_parallel_size > 1 ? cfg->expert_model_parallel_size : 1;
+    d.dp = 1;
     d.sp = cfg->sequence_parallel && d.tp > 1;
     d.l_vocab = d.padded_vocab / d.tp;
     d.vocab_start = (int64_t)tp_rank * d.l_vocab;
@@ -34,6 +36,12 @@ tsr_net_dims tsr_net_dims_from_config(const tsr_config *cfg, int64_t vocab_size,
     d.slots = 1;
     d.microbatches = 1;
     return d;
+}
+
+void tsr_net_dims_set_experts(tsr_net_dims *d, int ep_rank, int dp_size)
+{
+    d->ep_rank = ep_rank;
+    d->dp = dp_size > 1 ? dp_size : 1;
 }
 
 tsr_pp_schedule_spec tsr_net_schedule_spec(const tsr_net_dims *d, int pp_rank)

@@ -89,6 +89,7 @@ struct tsr_net {
     tsr_net_param *table;   /* heap */
     size_t param_count_entries, table_capacity;
     size_t numel;           /* trainable floats (params and grads) */
+    size_t expert_numel;    /* of them, the expert region first (ep > 1; else 0) */
     size_t frozen_numel;    /* frozen floats (no gradient, no optimizer state) */
     tsr_param_span *spans;  /* heap */
     size_t span_count;
@@ -126,6 +127,7 @@ struct tsr_net {
     int64_t decode_rows, decode_position;
     float loss_scale;  /* of the micro batch being computed (set_loss_weights) */
     double aux_loss;   /* modules' own loss terms since tsr_net_take_aux_loss */
+    size_t *ep_counts; /* 4 x ep: alltoallv counts and displacements (ep > 1) */
 };
 
 /* Rows of a buffer kind for this rank. */

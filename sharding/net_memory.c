@@ -10,6 +10,7 @@
  * head keeps it. Scratch: one region as deep as the deepest unit tree,
  * and the step's own buffers (the stream gradient, loss rows).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "net_internal.h"
@@ -266,6 +267,8 @@ static void init_params(tsr_net *net)
                 row0 = blk * (p->rows / 2) + (int64_t)tp_rank * block_rows;
             if (p->split == TSR_PARAM_SPLIT_COLS)
                 col0 = (int64_t)tp_rank * p->local_cols;
+            if (p->split == TSR_PARAM_SPLIT_EXPERTS)
+                row0 = (int64_t)net->d.ep_rank * p->local_rows;
             for (int64_t r = 0; r < block_rows; r++) {
                 float *row = data + (blk * block_rows + r) * p->local_cols;
                 uint64_t first = (uint64_t)((row0 + r) * p->cols + col0);
@@ -282,13 +285,21 @@ static void init_params(tsr_net *net)
 tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan)
 {
     const tsr_net_dims *d = &net->d;
-    if ((d->tp > 1 || d->pp > 1) &&
-        (grid == NULL || tsr_grid_tp_size(grid) != d->tp || tsr_grid_pp_size(grid) != d->pp))
-        return tsr_error_set(TSR_ERR_INTERNAL, "a tensor- or pipeline-parallel model needs the "
-                                               "grid of its groups");
+    if ((d->tp > 1 || d->pp > 1 || d->ep > 1) &&
+        (grid == NULL || tsr_grid_tp_size(grid) != d->tp || tsr_grid_pp_size(grid) != d->pp ||
+         tsr_grid_ep_size(grid) != d->ep || tsr_grid_ep_rank(grid) != d->ep_rank))
+        return tsr_error_set(TSR_ERR_INTERNAL, "a tensor-, pipeline- or expert-parallel model "
+                                               "needs the grid of its groups");
     net->tp.grid = grid;
     net->tp.size = d->tp;
     net->tp.rank = d->tp_rank;
+    if (d->ep > 1 && net->ep_counts == NULL) {
+        net->ep_counts = calloc(4 * (size_t)d->ep, sizeof *net->ep_counts);
+        if (net->ep_counts == NULL)
+            return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory for %d expert-parallel "
+                                                        "peers",
+                                 d->ep);
+    }
     tsr_status st = memory_walk(net, plan, true);
     if (st != TSR_OK)
         return st;
@@ -302,11 +313,16 @@ tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan)
             node->grads[k] = held && !p->frozen ? net->grads + p->offset : NULL;
         }
     }
-    /* the data-parallel replicas hold the same frozen tensors: one writes */
+    /* the data-parallel replicas hold the same frozen tensors: one writes
+     * (of experts split over ep, one per expert-data-parallel group) */
     int dp_rank = grid != NULL ? tsr_grid_dp_rank(grid) : 0;
-    for (size_t i = 0; i < net->tensor_count; i++)
-        if (net->tensors[i].frozen && dp_rank != 0)
+    int edp_rank = grid != NULL && d->ep > 1 ? tsr_grid_expert_dp_rank(grid) : dp_rank;
+    for (size_t i = 0; i < net->tensor_count; i++) {
+        const tsr_tensor_desc *t = &net->tensors[i];
+        bool split = t->experts > 1 && d->ep > 1 && t->row_count < t->rows;
+        if (t->frozen && (split ? edp_rank : dp_rank) != 0)
             net->tensors[i].writer = false;
+    }
     init_params(net);
     if (net->action_count > 0) {
         tsr_pp_schedule_spec spec = tsr_net_schedule_spec(d, d->pp_rank);

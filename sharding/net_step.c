@@ -497,6 +497,7 @@ tsr_model tsr_net_as_model(tsr_net *net)
     m.params = net->params;
     m.grads = net->grads;
     m.param_count = net->numel;
+    m.expert_count = net->expert_numel;
     m.spans = net->spans;
     m.span_count = net->span_count;
     m.tensors = net->tensors;

@@ -7,22 +7,39 @@
 #include <stdlib.h>
 
 #include "net_internal.h"
+#include "train/optimizer.h"
 
 /* ------------------------------------------------------- derived tables */
 
+/* Under expert parallelism a parameter of the expert region: summed over
+ * the expert-data-parallel group, so it lies apart from the dense ones. */
+static bool in_expert_region(const tsr_net *net, const tsr_net_param *p)
+{
+    return net->d.ep > 1 && p->split == TSR_PARAM_SPLIT_EXPERTS && !p->frozen;
+}
+
 /* Trainable parameters in table order in one array, frozen ones in
- * another. */
+ * another; under expert parallelism the trainable experts come first, in
+ * a region padded to dp x TSR_SHARD_ALIGN_FLOATS floats, so that both
+ * regions cut into the distributed optimizer's equal slices. */
 static void assign_offsets(tsr_net *net)
 {
     size_t offset = 0, frozen = 0;
-    for (size_t i = 0; i < net->param_count_entries; i++) {
-        tsr_net_param *p = &net->table[i];
-        if (!p->local)
-            continue;
-        size_t *next = p->frozen ? &frozen : &offset;
-        p->offset = *next;
-        /* 16-float alignment keeps every parameter on its own cache lines */
-        *next += ((size_t)(p->local_rows * p->local_cols) + 15) / 16 * 16;
+    for (int pass = net->d.ep > 1 ? 0 : 1; pass < 2; pass++) {
+        for (size_t i = 0; i < net->param_count_entries; i++) {
+            tsr_net_param *p = &net->table[i];
+            if (!p->local || in_expert_region(net, p) != (pass == 0))
+                continue;
+            size_t *next = p->frozen ? &frozen : &offset;
+            p->offset = *next;
+            /* 16-float alignment keeps every parameter on its own cache lines */
+            *next += ((size_t)(p->local_rows * p->local_cols) + 15) / 16 * 16;
+        }
+        if (pass == 0) {
+            size_t unit = (size_t)net->d.dp * TSR_SHARD_ALIGN_FLOATS;
+            offset = (offset + unit - 1) / unit * unit;
+            net->expert_numel = offset;
+        }
     }
     net->numel = offset;
     net->frozen_numel = frozen;
@@ -54,9 +71,13 @@ static void describe(tsr_net *net, const tsr_net_param *p)
     *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false, false, 0};
     switch (p->split) {
     case TSR_PARAM_SPLIT_NONE:
-    case TSR_PARAM_SPLIT_EXPERTS:
     case TSR_PARAM_SPLIT_COUNT:
         t->row_count = rows;
+        t->writer = d->tp_rank == 0;
+        break;
+    case TSR_PARAM_SPLIT_EXPERTS: /* this rank's experts, whole */
+        t->row_start = (int64_t)d->ep_rank * p->local_rows;
+        t->row_count = p->local_rows;
         t->writer = d->tp_rank == 0;
         break;
     case TSR_PARAM_SPLIT_ROWS:
@@ -94,20 +115,26 @@ static void describe(tsr_net *net, const tsr_net_param *p)
     net->tensor_count++;
 }
 
-/* Neighbouring parameters with the same decay flag share a span. */
-static void build_spans(tsr_net *net)
+/* Neighbouring parameters (in memory order) with the same decay flag
+ * share a span, which runs up to the next one (over the padding). */
+static void build_spans(tsr_net *net, size_t *order)
 {
-    size_t count = 0;
+    size_t n = 0;
     for (size_t i = 0; i < net->param_count_entries; i++) {
         const tsr_net_param *p = &net->table[i];
         if (!p->local || p->frozen)
             continue;
-        size_t end = net->numel; /* up to the next local trainable parameter */
-        for (size_t j = i + 1; j < net->param_count_entries; j++)
-            if (net->table[j].local && !net->table[j].frozen) {
-                end = net->table[j].offset;
-                break;
-            }
+        size_t at = n++; /* insertion by offset: table order but for the expert region */
+        while (at > 0 && net->table[order[at - 1]].offset > p->offset) {
+            order[at] = order[at - 1];
+            at--;
+        }
+        order[at] = i;
+    }
+    size_t count = 0;
+    for (size_t k = 0; k < n; k++) {
+        const tsr_net_param *p = &net->table[order[k]];
+        size_t end = k + 1 < n ? net->table[order[k + 1]].offset : net->numel;
         bool decay = (p->flags & TSR_PARAM_DECAY) != 0;
         if (count > 0 && net->spans[count - 1].decay == decay) {
             net->spans[count - 1].count = end - net->spans[count - 1].offset;
@@ -125,9 +152,13 @@ tsr_status tsr_net_derive_tables(tsr_net *net)
     assign_offsets(net);
     net->spans = calloc(n + 1, sizeof *net->spans);
     net->tensors = calloc(2 * n + 1, sizeof *net->tensors);
-    if (net->spans == NULL || net->tensors == NULL)
+    size_t *order = calloc(n + 1, sizeof *order);
+    if (net->spans == NULL || net->tensors == NULL || order == NULL) {
+        free(order);
         return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory declaring the model");
-    build_spans(net);
+    }
+    build_spans(net, order);
+    free(order);
     for (size_t i = 0; i < n; i++)
         describe(net, &net->table[i]);
     for (int u = 0; u < net->unit_count; u++)
@@ -137,8 +168,10 @@ tsr_status tsr_net_derive_tables(tsr_net *net)
         tsr_net_unit *u = &net->units[node->unit];
         for (int k = 0; k < node->decl.param_count; k++) {
             size_t e = node->param_entry[k];
+            /* the expert region lies below every dense parameter: it is
+             * reduced once backward is over */
             if (e != TSR_NET_NO_PARAM && net->table[e].local && !net->table[e].frozen &&
-                e != net->embedding_entry &&
+                e != net->embedding_entry && !in_expert_region(net, &net->table[e]) &&
                 net->table[e].offset < u->first_param)
                 u->first_param = net->table[e].offset;
         }

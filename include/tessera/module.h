@@ -67,7 +67,10 @@ typedef enum tsr_param_split {
     TSR_PARAM_SPLIT_COLS,     /* input features (row-parallel weight) */
     TSR_PARAM_SPLIT_GATE_UP,  /* rows in two halves (SwiGLU gate | up), each split */
     TSR_PARAM_SPLIT_VOCAB,    /* vocabulary rows: padded (Megatron), split, stored unpadded */
-    TSR_PARAM_SPLIT_EXPERTS,  /* leading expert dimension over the expert group */
+    /* stacked experts' blocks (tsr_decl_experts) split over the
+     * expert-parallel group: rank r holds experts [r E/ep, (r+1) E/ep),
+     * gradients summed over the expert-data-parallel group, not dp */
+    TSR_PARAM_SPLIT_EXPERTS,
     TSR_PARAM_SPLIT_COUNT
 } tsr_param_split;
 
@@ -84,7 +87,6 @@ enum {
      * sequence parallelism: the gradient is summed over tp once per
      * iteration (norm weights, learned positions) */
     TSR_PARAM_SP_PARTIAL = 1u << 2,
-    TSR_PARAM_EXPERT = 1u << 3, /* reduced over expert-data-parallel ranks, not dp */
     /* the embedding's vocabulary table, shared: a head declares its weight
      * with this flag to use the model's embedding table (tied output layer);
      * on another pipeline stage the builder gives it a copy whose gradient
@@ -195,6 +197,7 @@ typedef struct tsr_module_info {
     int64_t in_cols;           /* width of this instance's input */
     tsr_buffer_rows in_rows;
     int tp_size, tp_rank;
+    int ep_size, ep_rank;      /* expert parallelism (TSR_PARAM_SPLIT_EXPERTS) */
     bool sequence_parallel;
     int64_t vocab, padded_vocab; /* of the dataset; rows of the embedding table */
     int64_t local_vocab, vocab_start; /* this rank's vocabulary rows */
@@ -285,6 +288,19 @@ tsr_status tsr_module_tp_gather_rows_at(tsr_call_site site, const tsr_module_run
 tsr_status tsr_module_tp_scatter_rows_at(tsr_call_site site, const tsr_module_run *run,
                                          float *local, const float *full, int64_t cols);
 #define tsr_module_tp_scatter_rows(...) tsr_module_tp_scatter_rows_at(TSR_HERE, __VA_ARGS__)
+
+/* The expert-parallel group (--expert-model-parallel-size; copies on one
+ * rank). alltoall: `count` floats from send + p count to rank p, from
+ * rank p to recv + p count. alltoallv: send_rows[p] rows of `cols` floats
+ * go to rank p, recv_rows[p] come from rank p, each packed in rank order
+ * (row counts are floats as modules keep them, exact below 2^24). */
+tsr_status tsr_module_ep_alltoall_at(tsr_call_site site, const tsr_module_run *run,
+                                     const float *send, float *recv, int64_t count);
+#define tsr_module_ep_alltoall(...) tsr_module_ep_alltoall_at(TSR_HERE, __VA_ARGS__)
+tsr_status tsr_module_ep_alltoallv_at(tsr_call_site site, const tsr_module_run *run,
+                                      const float *send, const float *send_rows, float *recv,
+                                      const float *recv_rows, int64_t cols);
+#define tsr_module_ep_alltoallv(...) tsr_module_ep_alltoallv_at(TSR_HERE, __VA_ARGS__)
 
 /* The dropout mask of `site` (0..3: the key is layer x 4 + site, so a
  * larger site would draw another layer's mask) in this instance's layer:

@@ -89,8 +89,9 @@ typedef struct tsr_mlp_config {
  * E experts (each a GELU or SwiGLU MLP of width ffn), their outputs are
  * summed with the router's weights, plus an optional shared expert every
  * token passes through; the router's load-balancing and z-losses are the
- * module's own loss terms. This build runs every expert on every rank
- * (no expert or tensor parallelism for MoE layers yet). */
+ * module's own loss terms. Experts are split over the expert-parallel
+ * group (tokens exchanged all-to-all); no tensor parallelism for MoE
+ * layers yet. */
 extern const tsr_module_kind tsr_module_moe;
 typedef struct tsr_moe_config {
     int64_t experts, topk;

@@ -79,6 +79,10 @@ typedef struct tsr_model {
     float *params;
     float *grads;
     size_t param_count;
+    /* floats at the start of params/grads holding this rank's experts
+     * under expert parallelism: summed over the expert-data-parallel group
+     * instead of the data-parallel one (0: none) */
+    size_t expert_count;
     const tsr_param_span *spans;
     size_t span_count;
     const tsr_tensor_desc *tensors;

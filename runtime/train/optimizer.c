@@ -20,6 +20,13 @@ size_t tsr_shard_padded_count(size_t param_count, int dp_size)
     return (param_count + unit - 1) / unit * unit;
 }
 
+size_t tsr_shard_state_count(size_t param_count, size_t expert_count, int dp_size, int edp_size)
+{
+    size_t padded = tsr_shard_padded_count(param_count, dp_size);
+    size_t dense = (padded - expert_count) / (size_t)(dp_size > 1 ? dp_size : 1);
+    return dense + expert_count / (size_t)(edp_size > 1 ? edp_size : 1);
+}
+
 size_t tsr_shard_state_floats(const tsr_param_shard *shard, size_t param_count)
 {
     if (shard == NULL || shard->ranges == NULL || !shard->sharded_state)

@@ -52,6 +52,12 @@ typedef struct tsr_param_shard {
  * TSR_SHARD_ALIGN_FLOATS (param_count itself when dp_size <= 1). */
 size_t tsr_shard_padded_count(size_t param_count, int dp_size);
 
+/* Floats of each Adam moment a rank holds under the distributed
+ * optimizer when the first expert_count floats (a multiple of dp_size x
+ * TSR_SHARD_ALIGN_FLOATS: expert parallelism) are sharded over edp_size
+ * ranks and the rest over dp_size. */
+size_t tsr_shard_state_count(size_t param_count, size_t expert_count, int dp_size, int edp_size);
+
 /* Floats of each Adam moment this rank holds. */
 size_t tsr_shard_state_floats(const tsr_param_shard *shard, size_t param_count);
 

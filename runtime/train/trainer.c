@@ -37,14 +37,15 @@ static size_t with_slack(size_t count)
     return (count + TSR_SHARD_ALIGN_FLOATS - 1) / TSR_SHARD_ALIGN_FLOATS * TSR_SHARD_ALIGN_FLOATS;
 }
 
-void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
-                              tsr_memory_plan *plan)
+void tsr_trainer_plan_sharded_experts(const tsr_config *cfg, size_t param_count,
+                                      size_t expert_count, int dp_size, int edp_size,
+                                      tsr_memory_plan *plan)
 {
     size_t rows = (size_t)cfg->micro_batch_size * (size_t)cfg->seq_length;
     size_t state = param_count;
     if (shards_state(cfg, dp_size)) {
         size_t padded = tsr_shard_padded_count(param_count, dp_size);
-        state = padded / (size_t)dp_size;
+        state = tsr_shard_state_count(param_count, expert_count, dp_size, edp_size);
         if (padded > with_slack(param_count)) {
             tsr_plan_add_floats(plan, TSR_MEM_PARAMS, padded - with_slack(param_count));
             tsr_plan_add_floats(plan, TSR_MEM_GRADS, padded - with_slack(param_count));
@@ -58,6 +59,12 @@ void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_
     int attention_rows = (cfg->reset_attention_mask ? 1 : 0) + (cfg->prefix_lm ? 2 : 0);
     for (int i = 0; i < attention_rows; i++) /* doc_start, prefix_lo, prefix_hi */
         tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, rows * sizeof(int32_t));
+}
+
+void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
+                              tsr_memory_plan *plan)
+{
+    tsr_trainer_plan_sharded_experts(cfg, param_count, 0, dp_size, dp_size, plan);
 }
 
 void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan *plan)
@@ -91,7 +98,8 @@ static tsr_status take_optimizer_state(tsr_trainer *tr, tsr_memory_plan *plan)
     tr->state_count = n;
     if (shards_state(cfg, tr->hooks.dp_size)) {
         tr->padded_count = tsr_shard_padded_count(n, tr->hooks.dp_size);
-        tr->state_count = tr->padded_count / (size_t)tr->hooks.dp_size;
+        tr->state_count = tsr_shard_state_count(n, tr->model.expert_count, tr->hooks.dp_size,
+                                                 tr->hooks.expert_dp_size);
     }
     if (tsr_shard_state_floats(shard, n) != tr->state_count || shard->sharded_state !=
                                                                    shards_state(cfg, tr->hooks.dp_size))

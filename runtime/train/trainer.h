@@ -36,6 +36,7 @@ struct tsr_trainer;
 typedef struct tsr_trainer_hooks {
     void *ctx; /* of every hook but save */
     int dp_rank, dp_size;
+    int expert_dp_size; /* of the model's expert region (0 or 1: none) */
     /* what this rank owns of the flat buffer (ranges NULL: all of it) */
     tsr_param_shard shard;
     /* Model callback (tsr_microbatch.grads_ready) for the backward of the
@@ -86,6 +87,11 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
  * see one padded buffer; the model must carve them last from their arenas). */
 void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
                               tsr_memory_plan *plan);
+/* The same for a model with an expert region of expert_count floats
+ * (tsr_model.expert_count) sharded over edp_size ranks. */
+void tsr_trainer_plan_sharded_experts(const tsr_config *cfg, size_t param_count,
+                                      size_t expert_count, int dp_size, int edp_size,
+                                      tsr_memory_plan *plan);
 /* The same for one data-parallel rank. */
 void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan *plan);
 

@@ -55,6 +55,57 @@ static void test_bucket_table_by_hand(void)
     tsr_bucket_layout_free(&l);
 }
 
+/* Expert parallelism: the expert region [0, 128) is cut apart from the
+ * dense [128, 300) and sliced over the expert-data-parallel group (2 of
+ * the 4 data-parallel ranks); it is the last to reduce. */
+static void test_expert_region_by_hand(void)
+{
+    tsr_bucket_layout l;
+    /* dp 4, edp 2: padded to 320 (unit 64); dense 192 in slices of 48,
+     * experts 128 in slices of 64; this rank is dp rank 3, edp rank 1 */
+    CU_ASSERT_EQUAL_FATAL(tsr_bucket_layout_compute_experts(300, 128, 4, 3, 2, 1, 0, true, &l),
+                          TSR_OK);
+    CU_ASSERT_EQUAL(l.padded_count, 320);
+    CU_ASSERT_EQUAL_FATAL(l.bucket_count, 2);
+    CU_ASSERT_TRUE(l.buckets[0].expert && !l.buckets[1].expert);
+    CU_ASSERT_EQUAL(l.buckets[0].offset, 0);
+    CU_ASSERT_EQUAL(l.buckets[0].count, 128);
+    CU_ASSERT_EQUAL(l.buckets[1].offset, 128);
+    CU_ASSERT_EQUAL(l.buckets[1].count, 192);
+    CU_ASSERT_EQUAL(l.owned[0].offset, 64);
+    CU_ASSERT_EQUAL(l.owned[0].count, 64);
+    CU_ASSERT_EQUAL(l.owned[0].state_offset, 0);
+    CU_ASSERT_EQUAL(l.owned[1].offset, 128 + 3 * 48);
+    CU_ASSERT_EQUAL(l.owned[1].count, 48);
+    CU_ASSERT_EQUAL(l.owned[1].state_offset, 64);
+    tsr_param_shard shard = tsr_bucket_layout_shard(&l);
+    CU_ASSERT_EQUAL(tsr_shard_state_floats(&shard, 300), 112);
+    CU_ASSERT_EQUAL(tsr_shard_state_count(300, 128, 4, 2), 112);
+    CU_ASSERT_EQUAL(tsr_bucket_group_size(&l, &l.buckets[0]), 2);
+    CU_ASSERT_EQUAL(tsr_bucket_group_rank(&l, &l.buckets[1]), 3);
+    tsr_bucket_layout_free(&l);
+
+    /* all-reduce, buckets of 100: each region cut from its own end, the
+     * dense ones ready as backward reaches them, the experts' at the end */
+    CU_ASSERT_EQUAL_FATAL(tsr_bucket_layout_compute_experts(300, 128, 4, 0, 2, 0, 100, false, &l),
+                          TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(l.bucket_count, 4);
+    size_t want[4][2] = {{0, 28}, {28, 100}, {128, 72}, {200, 100}};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(l.buckets[i].offset, want[i][0]);
+        CU_ASSERT_EQUAL(l.buckets[i].count, want[i][1]);
+        CU_ASSERT_EQUAL(l.buckets[i].expert, i < 2);
+    }
+    CU_ASSERT_EQUAL(tsr_bucket_layout_ready(&l, 200), 1);
+    CU_ASSERT_EQUAL(tsr_bucket_layout_ready(&l, 128), 2);
+    CU_ASSERT_EQUAL(tsr_bucket_layout_ready(&l, 0), 4);
+    tsr_bucket_layout_free(&l);
+
+    /* a region that does not cut into the dense slices' unit */
+    CU_ASSERT_EQUAL(tsr_bucket_layout_compute_experts(300, 100, 4, 0, 2, 0, 0, true, &l),
+                    TSR_ERR_INVALID_ARG);
+}
+
 /* Every combination: buckets tile [0, padded) in memory order, all but the
  * first have the full size, the owned slices of all ranks tile each bucket
  * exactly once, and the even layout gives equal aligned slices packed in
@@ -366,6 +417,7 @@ static void test_flat_ranges_become_at_most_three_boxes(void)
 
 static const tsr_test_case bucket_cases[] = {
     TSR_TEST(test_bucket_table_by_hand),
+    TSR_TEST(test_expert_region_by_hand),
     TSR_TEST(test_buckets_tile_the_buffer_for_every_rank),
     TSR_TEST(test_ready_buckets_follow_the_watermark),
     TSR_TEST(test_too_many_buckets_is_a_clear_error),

@@ -64,26 +64,8 @@ static void build(built *b, const tsr_config *cfg, tsr_grid *grid, int vocab)
     memset(b, 0, sizeof *b);
     tsr_error_clear();
     CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&b->model, cfg, vocab, grid, MICROBATCHES), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_carve_on(&b->model, grid, &b->plan), TSR_OK);
     b->gpt = b->model.net;
-    tsr_net_plan(b->gpt, &b->plan);
-    CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&b->plan), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_net_carve(b->gpt, grid, &b->plan), TSR_OK);
-}
-
-static double world_sum(tsr_comm *world, double v)
-{
-    tsr_comm_allreduce(&v, &v, 1, TSR_COMM_FP64, TSR_COMM_SUM, world, NULL);
-    return v;
-}
-
-static const tsr_net_param *find_param(const tsr_net *gpt, const char *name)
-{
-    size_t count = 0;
-    const tsr_net_param *table = tsr_net_params(gpt, &count);
-    for (size_t i = 0; i < count; i++)
-        if (table[i].local && strcmp(table[i].name, name) == 0)
-            return &table[i];
-    return NULL;
 }
 
 static void compare(bool llama)
@@ -133,24 +115,24 @@ static void compare(bool llama)
     size_t compared = 0;
     /* every rank describes every tensor, in the same order */
     double tensors = (double)pm.tensor_count;
-    CU_ASSERT_DOUBLE_EQUAL(world_sum(world, tensors), tensors * tsr_comm_size(world), 0.5);
+    CU_ASSERT_DOUBLE_EQUAL(tsr_test_sum_over(world, tensors), tensors * tsr_comm_size(world), 0.5);
     for (size_t i = 0; i < pm.tensor_count; i++) {
         const tsr_tensor_desc *t = &pm.tensors[i];
         double dsum = 0.0, nsum = 0.0;
         if (t->writer && t->row_count > 0) {
-            const tsr_net_param *p = find_param(ref.gpt, t->name);
+            const tsr_net_param *p = tsr_test_net_find(ref.gpt, t->name);
             CU_ASSERT_PTR_NOT_NULL_FATAL(p);
             compared += tsr_test_block_compare(t, pm.grads, rm.grads, p->offset, p->cols, &dsum,
                                                &nsum);
         }
-        dsum = world_sum(world, dsum);
-        nsum = world_sum(world, nsum);
+        dsum = tsr_test_sum_over(world, dsum);
+        nsum = tsr_test_sum_over(world, nsum);
         double err = nsum > 0.0 ? sqrt(dsum / nsum) : sqrt(dsum);
         worst = err > worst ? err : worst;
         CU_ASSERT_TRUE(err <= 1e-4);
     }
     /* every element of the model was compared exactly once */
-    double total = world_sum(world, (double)compared);
+    double total = tsr_test_sum_over(world, (double)compared);
     size_t count = 0;
     const tsr_net_param *table = tsr_net_params(ref.gpt, &count);
     double expected = 0.0;

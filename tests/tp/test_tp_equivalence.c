@@ -56,27 +56,9 @@ static void build(built *b, const tsr_config *cfg, tsr_grid *grid, int vocab)
 {
     memset(b, 0, sizeof *b);
     CU_ASSERT_EQUAL_FATAL(tsr_test_net_build(&b->model, cfg, vocab, grid, 0), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_test_net_carve_on(&b->model, grid, &b->plan), TSR_OK);
     b->gpt = b->model.net;
     b->dims = *tsr_net_get_dims(b->gpt);
-    tsr_net_plan(b->gpt, &b->plan);
-    CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&b->plan), TSR_OK);
-    CU_ASSERT_EQUAL_FATAL(tsr_net_carve(b->gpt, grid, &b->plan), TSR_OK);
-}
-
-static double allreduce_sum(tsr_comm *world, double v)
-{
-    tsr_comm_allreduce(&v, &v, 1, TSR_COMM_FP64, TSR_COMM_SUM, world, NULL);
-    return v;
-}
-
-static const tsr_net_param *find_param(const tsr_net *gpt, const char *name)
-{
-    size_t count = 0;
-    const tsr_net_param *table = tsr_net_params(gpt, &count);
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(table[i].name, name) == 0)
-            return &table[i];
-    return NULL;
 }
 
 static void compare(bool llama, bool sp)
@@ -116,9 +98,9 @@ static void compare(bool llama, bool sp)
             diff += d * d;
             norm += e * e;
         }
-    diff = allreduce_sum(world, diff);
-    norm = allreduce_sum(world, norm);
-    CU_ASSERT_TRUE(allreduce_sum(world, (double)width) == (double)vocab);
+    diff = tsr_test_sum_over(world, diff);
+    norm = tsr_test_sum_over(world, norm);
+    CU_ASSERT_TRUE(tsr_test_sum_over(world, (double)width) == (double)vocab);
     double logits_error = sqrt(diff / norm);
     CU_ASSERT_TRUE(logits_error <= 1e-5);
 
@@ -137,7 +119,7 @@ static void compare(bool llama, bool sp)
     const char *worst_name = "";
     for (size_t i = 0; i < tp_model.tensor_count; i++) {
         const tsr_tensor_desc *t = &tp_model.tensors[i];
-        const tsr_net_param *p = find_param(ref.gpt, t->name);
+        const tsr_net_param *p = tsr_test_net_find(ref.gpt, t->name);
         CU_ASSERT_PTR_NOT_NULL_FATAL(p);
         double dsum = 0.0, nsum = 0.0;
         if (t->writer)
@@ -149,8 +131,8 @@ static void compare(bool llama, bool sp)
             tsr_test_block_compare(u, tp_model.grads, ref_model.grads, p->offset, p->cols, &dsum,
                                    &nsum);
         }
-        dsum = allreduce_sum(world, dsum);
-        nsum = allreduce_sum(world, nsum);
+        dsum = tsr_test_sum_over(world, dsum);
+        nsum = tsr_test_sum_over(world, nsum);
         double err = nsum > 0.0 ? sqrt(dsum / nsum) : sqrt(dsum);
         if (err > worst) {
             worst = err;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# moe_e2e.sh TESSERA MPIEXEC - mixture-of-experts layers (every expert on
-# every rank in this build) in the layouts they run in:
+# moe_e2e.sh TESSERA MPIEXEC - mixture-of-experts layers, every expert on
+# every rank (expert parallelism: moe_ep_e2e.sh), in the layouts they run in:
 #   a LLaMA-style model (grouped queries) with 8 experts, top-2, a shared
 #   expert, load-balancing and z-losses on layers 0 and 2 of 4, dropout on:
 #   20-step loss curves of DP 2, DP 2 with the distributed optimizer, PP 2
@@ -12,29 +12,21 @@
 #   factor 1.0 (assignments dropped) DP 2 and PP 2 x DP 2 equal 1 rank
 #   within 1e-5, and dropping by probability or by position each change
 #   the curve; a checkpoint saved
-#   at DP 2 resumes on 1 rank as the run that never moved (1e-6); TP is
-#   refused with one message, exit 2.
+#   at DP 2 resumes on 1 rank as the run that never moved (1e-6); TP
+#   without SP is refused with one message, exit 2.
 # Prints one line per check and "N passed, M failed".
 set -u
 tessera=$1
 mpiexec=$2
 source "$(dirname "$0")/../harness/e2e.sh"
-aux() { grep '"type": "train"' "$1" | sed 's/.*"moe_aux_loss": \([^,]*\),.*/\1/'; }
+source "$(dirname "$0")/moe_model.sh"
+aux() { column moe_aux_loss "$1"; }
 aux_within() { # a b: every step's balancing loss within 1e-5 relative
   paste <(aux "$1") <(aux "$2") | awk '
     NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > 1e-5) bad = 1 }
     END { printf "  worst relative balancing-loss difference %.3g\n", w; exit bad || NR != 20 }'
 }
 
-model=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --group-query-attention
-       --num-query-groups 2 --normalization RMSNorm --position-embedding-type rope --swiglu
-       --ffn-hidden-size 96 --disable-bias-linear --untie-embeddings-and-output-weights
-       --seq-length 32 --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 --lr-warmup-iters 3
-       --data-path synthetic:addition:2 --log-interval 1 --log-level warn --seed 13
-       --hidden-dropout 0.1 --attention-dropout 0.1 --train-iters 20
-       --num-experts 8 --moe-router-topk 2 --moe-ffn-hidden-size 48
-       --moe-shared-expert-intermediate-size 32 --moe-layer-freq '[1,0,1,0]'
-       --moe-aux-loss-coeff 0.05 --moe-z-loss-coeff 0.005)
 
 "$tessera" train "${model[@]}" --metrics-file "$work/one.jsonl" >/dev/null 2>&1
 check "MoE model: 1-rank run" $?
@@ -101,6 +93,6 @@ check "MoE: saved sharded (DP 2, distributed optimizer), resumed on 1 rank (1e-6
 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --tensor-model-parallel-size 2 \
   >"$work/tp.out" 2>&1
 rc=$?
-[ $rc -eq 2 ] && [ "$(grep -c 'run every expert on every rank' "$work/tp.out")" -eq 1 ]
-check "MoE under TP: refused (exit $rc), one message" $?
+[ $rc -eq 2 ] && [ "$(grep -c 'need --sequence-parallel' "$work/tp.out")" -eq 1 ]
+check "MoE under TP without SP: refused (exit $rc), one message" $?
 finish

@@ -1,0 +1,71 @@
+/*
+ * moe_internal.h - the mixture-of-experts module's pieces shared by
+ * moe.c (dispatch, experts, combine, expert parallelism) and
+ * moe_router.c (routing, capacity, loss terms and their gradients).
+ */
+#ifndef TSR_SHARDING_MODULES_MOE_INTERNAL_H
+#define TSR_SHARDING_MODULES_MOE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tessera/module.h"
+#include "tessera/modules.h"
+
+/* Buffer slots: saved ones first. */
+enum {
+    MOE_LOGITS,
+    MOE_PROBS,
+    MOE_TOP_IDX,
+    MOE_TOP_W,
+    MOE_SLOT,        /* (n, k): the assignment's row in the send order; -1 dropped */
+    MOE_COUNTS,      /* (E): assignments kept per expert, of this rank's tokens */
+    MOE_RECV_COUNTS, /* (ep, E/ep): rows each source sends each local expert */
+    MOE_X_PERM,      /* the local experts' input rows, expert by expert */
+    MOE_H,
+    MOE_ACT,
+    MOE_Y_SEND,      /* expert outputs back in the send order */
+    MOE_SH_H,
+    MOE_SH_ACT,
+    MOE_STATS,       /* per group: sum p (E), counts (E); then sum logsumexp^2 */
+    MOE_SEND,        /* scratch from here: rows in the send order */
+    MOE_RECV,        /* rows in the receive order (source by source) */
+    MOE_PERM,        /* expert outputs, then output gradients, expert by expert */
+    MOE_D_ACT,
+    MOE_D_H,
+    MOE_D_XPERM,
+    MOE_D_W,
+    MOE_D_LOGITS,
+    MOE_D_PROBS,
+    MOE_SH_DACT,
+    MOE_SH_DH,
+    MOE_CURSOR,      /* (E) */
+    MOE_ROWS,        /* (2 ep): rows sent to / received from each peer */
+    MOE_FULL_IDX,    /* the whole micro batch's routing (sequence parallelism) */
+    MOE_FULL_W,
+    MOE_FULL_SLOT,
+    MOE_FULL_ORDER
+};
+
+/* n rows of this rank: b sequences of t positions each; under sequence
+ * parallelism they are share split_rank of split (the tp size) of the
+ * micro batch's n_all rows, t of each sequence's t_all. */
+typedef struct moe_dims {
+    int64_t n, c, e, k, f, f1, fs, fs1, b, t;
+    int64_t split, split_rank, n_all, t_all;
+    int64_t ep, ep_rank, el; /* expert-parallel size, rank, local experts */
+} moe_dims;
+
+/* Router forward: logits -> probs -> top-k indices and weights; the
+ * assignments over capacity marked dropped (slot -1, the rest 0); in
+ * training the loss terms' statistics of the whole micro batch. */
+tsr_status tsr_moe_route(const tsr_module_run *run, const tsr_moe_config *cfg, const moe_dims *d,
+                         float *const *buf, bool decoding);
+/* The module's loss terms of the micro batch (from the statistics). */
+double tsr_moe_loss_terms(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf);
+/* d loss / d logits (buf[MOE_D_LOGITS]) from the weights' gradients
+ * (buf[MOE_D_W]) and the loss terms scaled by `scale`. */
+void tsr_moe_router_backward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
+                             float scale);
+
+#endif /* TSR_SHARDING_MODULES_MOE_INTERNAL_H */

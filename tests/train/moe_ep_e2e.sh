@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# moe_ep_e2e.sh TESSERA MPIEXEC - expert parallelism: the MoE model of
+# moe_e2e.sh (8 experts, top-2, a shared expert, balancing and z-losses,
+# grouped queries, dropout) with its experts split over
+# --expert-model-parallel-size ranks:
+#   20-step loss curves, gradient norms and balancing losses of EP 2, EP 4,
+#   EP 2 x DP 2, PP 2 x EP 2, TP 2 with SP, TP 2 x EP 2 with SP,
+#   TP 2 x PP 2 x EP 2 with SP (8 ranks) and EP 2 under full
+#   recomputation, each with and without the distributed optimizer, equal
+#   the 1-rank run within 1e-5 relative;
+#   with capacity factor 1.0 (assignments dropped) EP 2, EP 4,
+#   PP 2 x EP 2, TP 2 with SP and TP 2 x EP 2 with SP equal 1 rank within
+#   1e-5 (drops are decided over each micro batch before dispatch, so the
+#   layout cannot change them);
+#   a checkpoint saved at EP 4 (plain and sharded) holds all 8 experts of
+#   each MoE layer, each different, equal to the 1-rank run's at the same
+#   step (1e-5 absolute: Adam magnifies last-bit gradient differences of
+#   rarely routed rows), and continues on 1 rank, EP 2, EP 2 x DP 2 with the
+#   distributed optimizer, PP 2 x EP 2 and TP 2 x EP 2 with SP as the run
+#   that never moved (1e-6);
+#   MoE under TP without SP, experts split by TP, expert parallelism of a
+#   dense model or of experts it does not divide are refused (exit 2).
+# Prints one line per check and "N passed, M failed".
+set -u
+tessera=$1
+mpiexec=$2
+source "$(dirname "$0")/../harness/e2e.sh"
+source "$(dirname "$0")/moe_model.sh"
+same_column() { # name a b: every step within 1e-5 relative
+  paste <(column "$1" "$2") <(column "$1" "$3") | awk -v name="$1" '
+    NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > 1e-5) bad = 1 }
+    END { printf "  worst relative %s difference %.3g\n", name, w; exit bad || NR != 20 }'
+}
+last10() { # a b: the last 10 losses of a against the 10 of b within 1e-6
+  paste <(losses "$1" | tail -n 10) <(losses "$2") | awk '
+    NF != 2 {bad = 1} { r = ($1 - $2) / $1; if (r < 0) r = -r; if (r > w) w = r; if (r > 1e-6) bad = 1 }
+    END { printf "  worst relative loss difference %.3g\n", w; exit bad || NR != 10 }'
+}
+
+run() { # np output flags...
+  local np=$1 out=$2
+  shift 2
+  rm -f "$out"
+  "$mpiexec" -np "$np" --oversubscribe "$tessera" train "${model[@]}" "$@" \
+    --metrics-file "$out" >"$work/run.out" 2>&1
+}
+
+"$tessera" train "${model[@]}" --metrics-file "$work/one.jsonl" --exit-interval 10 \
+  --save "$work/ck1" >/dev/null 2>&1
+"$tessera" train "${model[@]}" --metrics-file "$work/one.jsonl" >/dev/null 2>&1
+check "MoE model: 1-rank run" $?
+sp="--tensor-model-parallel-size 2 --sequence-parallel"
+layouts=("2 --expert-model-parallel-size 2"
+         "4 --expert-model-parallel-size 4"
+         "4 --expert-model-parallel-size 2"
+         "4 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2"
+         "2 $sp"
+         "4 --expert-model-parallel-size 2 $sp"
+         "8 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2 $sp"
+         "2 --expert-model-parallel-size 2 --recompute-granularity full --recompute-method uniform --recompute-num-layers 2")
+for layout in "${layouts[@]}"; do
+  for optimizer in "" --use-distributed-optimizer; do
+    read -r np flags <<<"$layout"
+    # shellcheck disable=SC2086
+    run "$np" "$work/run.jsonl" $flags $optimizer
+    within "$work/one.jsonl" "$work/run.jsonl" 1e-5 20 &&
+      same_column grad_norm "$work/one.jsonl" "$work/run.jsonl" &&
+      same_column moe_aux_loss "$work/one.jsonl" "$work/run.jsonl"
+    check "$np ranks $flags ${optimizer}: 20 losses, gradient norms and balancing losses equal 1 rank (1e-5)" $?
+  done
+done
+
+cap=(--moe-expert-capacity-factor 1.0)
+"$tessera" train "${model[@]}" "${cap[@]}" --metrics-file "$work/cap1.jsonl" >/dev/null 2>&1
+! within "$work/one.jsonl" "$work/cap1.jsonl" 1e-5 20 >/dev/null
+check "capacity factor 1.0 drops assignments (the curve changes)" $?
+for layout in "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size 4" \
+  "4 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2" "2 $sp" \
+  "4 --expert-model-parallel-size 2 $sp"; do
+  read -r np flags <<<"$layout"
+  # shellcheck disable=SC2086
+  run "$np" "$work/capn.jsonl" "${cap[@]}" $flags
+  within "$work/cap1.jsonl" "$work/capn.jsonl" 1e-5 20
+  check "with dropping, $np ranks ${flags}: 20 losses equal 1 rank (1e-5)" $?
+done
+
+for optimizer in "" --use-distributed-optimizer; do
+  ck="$work/ck4$optimizer"
+  # shellcheck disable=SC2086
+  run 4 "$work/save.jsonl" --expert-model-parallel-size 4 --exit-interval 10 --save "$ck" $optimizer
+  file="$ck/iter_0000010.h5"
+  ok=0
+  for layer in 0 2; do
+    for w in linear_fc1 linear_fc2; do
+      set="/model/decoder.layers.$layer.mlp.experts.$w.weight"
+      firsts=$(for e in 0 1 2 3 4 5 6 7; do
+        h5dump -A 0 -d "$set" -s "$e,0,0" -c "1,1,1" "$file" | sed -n 's/^ *([0-9,]*): //p'
+      done | sort -u | wc -l)
+      [ "$firsts" -eq 8 ] || ok=1
+      # the data only: the checksum attributes differ in their last bits
+      [ "$(h5diff -r -d 1e-5 "$work/ck1/iter_0000010.h5" "$file" "$set" | sed -n 2p)" = \
+        "0 differences found" ] || ok=1
+    done
+  done
+  check "saved at EP 4 ${optimizer}: every layer's 8 experts written, each different, equal to 1 rank's (1e-5 absolute)" $ok
+  for layout in "1 " "2 --expert-model-parallel-size 2" \
+    "4 --expert-model-parallel-size 2 --use-distributed-optimizer" \
+    "4 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2" \
+    "4 --expert-model-parallel-size 2 $sp"; do
+    read -r np flags <<<"$layout"
+    # shellcheck disable=SC2086
+    run "$np" "$work/resumed.jsonl" $flags --load "$ck"
+    last10 "$work/one.jsonl" "$work/resumed.jsonl"
+    check "saved at EP 4 ${optimizer}, continued on $np rank(s) ${flags}: the last 10 losses (1e-6)" $?
+  done
+done
+
+refused "MoE under TP without SP" "need --sequence-parallel" \
+  "$mpiexec" -np 4 --oversubscribe "$tessera" train "${model[@]}" \
+  --expert-model-parallel-size 2 --tensor-model-parallel-size 2
+refused "experts split by TP" "experts split by tensor parallelism are not built" \
+  "$mpiexec" -np 4 --oversubscribe "$tessera" train "${model[@]}" \
+  --expert-model-parallel-size 2 $sp --expert-tensor-parallel-size 2
+refused "expert parallelism of a dense model" "needs a mixture-of-experts model" \
+  "$mpiexec" -np 2 --oversubscribe "$tessera" train --num-layers 2 --hidden-size 64 \
+  --num-attention-heads 4 --seq-length 32 --data-path synthetic:addition:2 \
+  --expert-model-parallel-size 2
+refused "more expert-parallel ranks than experts divide" "not divisible by --expert-model-parallel-size" \
+  "$mpiexec" -np 4 --oversubscribe "$tessera" train "${model[@]}" --num-experts 6 \
+  --expert-model-parallel-size 4
+finish
