@@ -150,6 +150,10 @@ static const tsr_flag train_flags[] = {
     {"--moe-token-drop-policy", TSR_FLAG_CHOICE, OFF(moe_token_drop_policy), 0, 0, drop_choices,
      "KIND", "which assignments an expert over capacity keeps: probs (the most probable) or "
      "position (the first in token order)"},
+    {"--moe-pad-expert-input-to-capacity", TSR_FLAG_BOOL, OFF(moe_pad_expert_input_to_capacity),
+     0, 0, NULL, NULL,
+     "pad every expert's input from every rank to its capacity (zero rows): the exchanges "
+     "have fixed sizes; needs --moe-expert-capacity-factor"},
     {"--expert-tensor-parallel-size", TSR_FLAG_INT, OFF(expert_tensor_parallel_size), 1, 1024,
      NULL, "N",
      "tensor parallelism of the experts: 1 (each tensor-parallel rank runs its experts whole "

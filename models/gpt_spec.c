@@ -67,6 +67,7 @@ static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
                          (float)cfg->moe_z_loss_coeff,
                          cfg->moe_expert_capacity_factor,
                          cfg->moe_token_drop_policy == 1,
+                         cfg->moe_pad_expert_input_to_capacity,
                          std,
                          out_std};
     tsr_spec *mlp = residual(arena, cfg, 2, NEW(tsr_module_norm, "pre_mlp_layernorm", nc),

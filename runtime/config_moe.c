@@ -78,7 +78,8 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
                  cfg->moe_aux_loss_coeff > 0.0 || cfg->moe_z_loss_coeff > 0.0 ||
                  cfg->moe_router_load_balancing_type != TSR_MOE_AUX_LOSS ||
                  cfg->moe_expert_capacity_factor > 0.0 || cfg->moe_token_drop_policy != 0 ||
-                 cfg->expert_tensor_parallel_size > 0 || cfg->moe_token_dispatcher_type != 0;
+                 cfg->expert_tensor_parallel_size > 0 || cfg->moe_token_dispatcher_type != 0 ||
+                 cfg->moe_pad_expert_input_to_capacity;
     if (cfg->num_experts <= 0) {
         if (given)
             return INVALID("MoE flags (--moe-*, --expert-tensor-parallel-size) are set but "
@@ -110,6 +111,9 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
                        "--sequence-parallel (as Megatron-LM requires): each tensor-parallel "
                        "rank routes its share of the tokens",
                        cfg->tensor_model_parallel_size);
+    if (cfg->moe_pad_expert_input_to_capacity && !(cfg->moe_expert_capacity_factor > 0.0))
+        return INVALID("--moe-pad-expert-input-to-capacity needs --moe-expert-capacity-factor: "
+                       "without a capacity there is nothing to pad to");
     if (cfg->moe_token_drop_policy != 0 && !(cfg->moe_expert_capacity_factor > 0.0))
         return INVALID("--moe-token-drop-policy only applies with --moe-expert-capacity-factor; "
                        "give a capacity factor or drop the policy");

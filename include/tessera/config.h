@@ -144,6 +144,7 @@ typedef struct tsr_config {
     double moe_expert_capacity_factor; /* > 0: each expert takes at most
                                         * ceil(factor * tokens * k / E) per micro batch */
     int moe_token_drop_policy;         /* 0 probs (keep the most probable), 1 position */
+    bool moe_pad_expert_input_to_capacity; /* each expert's input padded to its capacity */
     int expert_tensor_parallel_size;   /* 0: unset (1: experts whole on every tp rank) */
     int moe_token_dispatcher_type;     /* 0 alltoall (the one built) */
     /* LoRA (Hu et al. 2021): low-rank adapters on the parallel linears,

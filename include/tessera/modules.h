@@ -106,6 +106,8 @@ typedef struct tsr_moe_config {
     double capacity;       /* > 0: capacity factor (ceil(factor n k / E) per expert) */
     bool drop_by_position; /* over capacity keep the first in token order, else the most
                             * probable */
+    bool pad_to_capacity;  /* every expert's input from every rank is its capacity of rows
+                            * (zero rows after the kept ones): fixed exchange sizes */
     float init_std;        /* router, fc1 */
     float out_init_std;    /* fc2 */
 } tsr_moe_config;

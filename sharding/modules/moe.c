@@ -30,7 +30,9 @@
  * and the input gradients back. Routing, capacity and the loss terms see
  * only the rank's own tokens, before any exchange: no layout changes
  * them. A rank may receive up to ep x min(k, E/ep) rows per token it
- * holds; the buffers are planned for that.
+ * holds; the buffers are planned for that. Padded to capacity, expert i's
+ * block of the send order is [i pad, (i+1) pad), zero rows after the kept
+ * ones: every exchange has the same sizes and the counts need none.
  *
  * Loss terms of the module, from the router's probabilities and
  * assignments before any dropping: aux_loss = coeff * E *
@@ -72,6 +74,9 @@ static moe_dims dims_of(const tsr_module_run *run)
     d.ep = info->ep_size > 1 ? info->ep_size : 1;
     d.ep_rank = info->ep_rank;
     d.el = d.e / d.ep;
+    d.pad = cfg->pad_to_capacity && cfg->capacity > 0.0 && !decoding
+                ? tsr_moe_capacity(cfg, d.n_all * d.k)
+                : 0;
     return d;
 }
 
@@ -101,13 +106,20 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     int64_t e = cfg->experts;
     int64_t k = cfg->topk, f = cfg->ffn, f1 = cfg->swiglu ? 2 * f : f;
     int64_t fs = cfg->shared_ffn, fs1 = cfg->swiglu ? 2 * fs : fs;
-    int64_t el = e / ep, per_token = ep * (k < el ? k : el); /* rows received, at most */
-    if (n * k >= (int64_t)1 << 24 || n * per_token >= (int64_t)1 << 24)
+    /* rows sent and received per row held, at most: k each, or from every
+     * rank min(k, E/ep) of its rows; padded, every expert's capacity */
+    int64_t el = e / ep, ks = k, r = ep * (k < el ? k : el);
+    if (cfg->pad_to_capacity && cfg->capacity > 0.0) {
+        int64_t padded = e * tsr_moe_capacity(cfg, info->micro_batch * info->seq * k);
+        ks = ks > (padded + n - 1) / n ? ks : (padded + n - 1) / n;
+        r = r > (padded + n - 1) / n ? r : (padded + n - 1) / n;
+    }
+    if (n * ks >= (int64_t)1 << 24 || n * r >= (int64_t)1 << 24)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "%lld tokens x top-%lld assignments per micro batch (%lld rows "
-                             "received at most): the router keeps slots below 2^24; use a "
-                             "smaller micro batch",
-                             (long long)n, (long long)k, (long long)(n * per_token));
+                             "sent, %lld received at most): the router keeps slots below 2^24; "
+                             "use a smaller micro batch",
+                             (long long)n, (long long)k, (long long)(n * ks), (long long)(n * r));
     bool shared = fs > 0, exchanges = ep > 1;
     /* every weight sees this rank's share of the rows: summed over tp */
     unsigned flags = TSR_PARAM_DECAY | TSR_PARAM_SP_PARTIAL;
@@ -132,7 +144,6 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_buffer_life S = TSR_BUFFER_SAVED, X = TSR_BUFFER_SCRATCH;
     tsr_buffer_rows R = TSR_ROWS_LOCAL, F = TSR_ROWS_FIXED, ALL = TSR_ROWS_TOKENS;
     bool gathers = split && cfg->capacity > 0.0; /* drops over the whole micro batch */
-    int64_t r = per_token; /* received rows per token */
     tsr_decl_buffer(decl, true, "logits", R, e, S);
     tsr_decl_buffer(decl, true, "probs", R, e, S);
     tsr_decl_buffer(decl, true, "top_idx", R, k, S);
@@ -143,11 +154,11 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, true, "x_perm", R, r * c, S);
     tsr_decl_buffer(decl, true, "h", R, r * f1, S);
     tsr_decl_buffer(decl, true, "act", R, r * f, S);
-    tsr_decl_buffer(decl, true, "y", R, k * c, S);
+    tsr_decl_buffer(decl, true, "y", R, ks * c, S);
     tsr_decl_buffer(decl, shared, "shared_h", R, shared ? fs1 : 1, S);
     tsr_decl_buffer(decl, shared, "shared_act", R, shared ? fs : 1, S);
     tsr_decl_buffer(decl, true, "stats", F, 2 * info->micro_batch * e + 1, S);
-    tsr_decl_buffer(decl, true, "send", R, k * c, X);
+    tsr_decl_buffer(decl, true, "send", R, ks * c, X);
     tsr_decl_buffer(decl, exchanges, "recv", R, r * c, X);
     tsr_decl_buffer(decl, exchanges, "perm", R, r * c, X);
     tsr_decl_buffer(decl, true, "d_act", R, r * f, X);
@@ -172,7 +183,8 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
 }
 
 /* Counting sort of the kept assignments by expert into `send`: counts,
- * and slot[t, j] (-1 stays for the dropped). */
+ * and slot[t, j] (-1 stays for the dropped). Padded, expert i's rows
+ * start at i x pad and zero rows fill its block. */
 static void dispatch(const moe_dims *d, float *const *buf, const float *x, float *send)
 {
     float *counts = buf[MOE_COUNTS], *cursor = buf[MOE_CURSOR];
@@ -183,7 +195,12 @@ static void dispatch(const moe_dims *d, float *const *buf, const float *x, float
     float start = 0.0f;
     for (int64_t i = 0; i < d->e; i++) {
         cursor[i] = start;
-        start += counts[i];
+        start += d->pad > 0 ? (float)d->pad : counts[i];
+        if (d->pad > 0) {
+            int64_t kept = (int64_t)counts[i];
+            memset(send + (i * d->pad + kept) * d->c, 0,
+                   (size_t)((d->pad - kept) * d->c) * sizeof(float));
+        }
     }
     for (int64_t a = 0; a < d->n * d->k; a++) {
         if (buf[MOE_SLOT][a] < 0.0f)
@@ -193,6 +210,8 @@ static void dispatch(const moe_dims *d, float *const *buf, const float *x, float
         buf[MOE_SLOT][a] = (float)s;
         memcpy(send + s * d->c, x + (a / d->k) * d->c, (size_t)d->c * sizeof(float));
     }
+    for (int64_t i = 0; d->pad > 0 && i < d->e; i++)
+        counts[i] = (float)d->pad;
 }
 
 /* Rows to and from each peer (buf[MOE_ROWS]: ep sent, then ep received). */
@@ -315,7 +334,11 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
     /* on one rank the send order is the expert order: rows go straight
      * where the experts read and write them */
     dispatch(&d, buf, in, one ? buf[MOE_X_PERM] : buf[MOE_SEND]);
-    st = tsr_module_ep_alltoall(run, buf[MOE_COUNTS], buf[MOE_RECV_COUNTS], d.el);
+    if (d.pad > 0) /* every block is the capacity: nothing to tell */
+        for (int64_t i = 0; i < d.e; i++)
+            buf[MOE_RECV_COUNTS][i] = (float)d.pad;
+    else
+        st = tsr_module_ep_alltoall(run, buf[MOE_COUNTS], buf[MOE_RECV_COUNTS], d.el);
     if (st != TSR_OK)
         return st;
     peer_rows(&d, buf);
@@ -404,6 +427,8 @@ static tsr_status moe_backward(const tsr_module_run *run, const float *in, const
     bool one = d.ep <= 1;
     shared_backward(cfg, &d, buf, w, g, in, dout, din);
     float *d_send = buf[MOE_SEND]; /* output gradients in the send order */
+    if (d.pad > 0) /* the padding rows' stay zero */
+        memset(d_send, 0, (size_t)(d.e * d.pad * d.c) * sizeof(float));
     for (int64_t a = 0; a < d.n * d.k; a++) {
         const float *dy = dout + (a / d.k) * d.c;
         int64_t s = (int64_t)buf[MOE_SLOT][a];

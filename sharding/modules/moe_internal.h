@@ -54,7 +54,12 @@ typedef struct moe_dims {
     int64_t n, c, e, k, f, f1, fs, fs1, b, t;
     int64_t split, split_rank, n_all, t_all;
     int64_t ep, ep_rank, el; /* expert-parallel size, rank, local experts */
+    int64_t pad;             /* > 0: rows each expert takes from each rank (padding) */
 } moe_dims;
+
+/* An expert's capacity among `assignments` (tokens x k) of a micro batch:
+ * ceil(factor x assignments / E), at least 1. */
+int64_t tsr_moe_capacity(const tsr_moe_config *cfg, int64_t assignments);
 
 /* Router forward: logits -> probs -> top-k indices and weights; the
  * assignments over capacity marked dropped (slot -1, the rest 0); in

@@ -76,6 +76,12 @@ static int by_expert_weight(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
+int64_t tsr_moe_capacity(const tsr_moe_config *cfg, int64_t assignments)
+{
+    int64_t cap = (int64_t)ceil(cfg->capacity * (double)assignments / (double)cfg->experts);
+    return cap < 1 ? 1 : cap;
+}
+
 /* Marks the assignments over their expert's capacity as dropped (slot
  * -1; the others 0 for now): n tokens' idx, w and slot (n, k); order (n
  * k) and seen (E) are scratch. */
@@ -86,8 +92,7 @@ static void drop_over_capacity(const tsr_moe_config *cfg, const moe_dims *d, int
     int64_t na = n * d->k;
     for (int64_t a = 0; a < na; a++)
         slot[a] = 0.0f;
-    int64_t cap = (int64_t)ceil(cfg->capacity * (double)na / (double)d->e);
-    cap = cap < 1 ? 1 : cap;
+    int64_t cap = tsr_moe_capacity(cfg, na);
     memset(seen, 0, (size_t)d->e * sizeof *seen);
     if (!cfg->drop_by_position) { /* the most probable first */
         for (int64_t a = 0; a < na; a++)

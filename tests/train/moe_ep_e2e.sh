@@ -11,7 +11,9 @@
 #   with capacity factor 1.0 (assignments dropped) EP 2, EP 4,
 #   PP 2 x EP 2, TP 2 with SP and TP 2 x EP 2 with SP equal 1 rank within
 #   1e-5 (drops are decided over each micro batch before dispatch, so the
-#   layout cannot change them);
+#   layout cannot change them); padding each expert's input to its
+#   capacity changes nothing (1 rank, EP 2, EP 4, TP 2 x EP 2 with SP) and
+#   drops the count exchange;
 #   a checkpoint saved at EP 4 (plain and sharded) holds all 8 experts of
 #   each MoE layer, each different, equal to the 1-rank run's at the same
 #   step (1e-5 absolute: Adam magnifies last-bit gradient differences of
@@ -82,6 +84,16 @@ for layout in "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size
   run "$np" "$work/capn.jsonl" "${cap[@]}" $flags
   within "$work/cap1.jsonl" "$work/capn.jsonl" 1e-5 20
   check "with dropping, $np ranks ${flags}: 20 losses equal 1 rank (1e-5)" $?
+done
+
+for layout in "1 " "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size 4" \
+  "4 --expert-model-parallel-size 2 $sp"; do
+  read -r np flags <<<"$layout"
+  # shellcheck disable=SC2086
+  run "$np" "$work/pad.jsonl" "${cap[@]}" --moe-pad-expert-input-to-capacity $flags
+  within "$work/cap1.jsonl" "$work/pad.jsonl" 1e-5 20 &&
+    ! grep -q '"group": "ep", "kind": "alltoall"' "$work/pad.jsonl"
+  check "padded to capacity, $np rank(s) ${flags}: 20 losses as unpadded (1e-5), no count exchange" $?
 done
 
 for optimizer in "" --use-distributed-optimizer; do
