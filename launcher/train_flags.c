@@ -160,7 +160,9 @@ static const tsr_flag train_flags[] = {
      "on its sequence-parallel share of the tokens; the only size built)"},
     {"--moe-token-dispatcher-type", TSR_FLAG_CHOICE, OFF(moe_token_dispatcher_type), 0, 0,
      dispatcher_choices, "KIND",
-     "how tokens reach their experts' ranks: alltoall (the one built) or allgather"},
+     "how tokens reach their experts' ranks under expert parallelism: alltoall (each row to "
+     "its experts' ranks) or allgather (every rank's rows to every rank, outputs "
+     "reduce-scattered back)"},
     {"--lora-rank", TSR_FLAG_INT, OFF(lora_rank), 1, 65536, NULL, "R",
      "train rank-R adapters (LoRA) on the linears of --lora-target, every other parameter "
      "frozen; needs a base (--pretrained-checkpoint or --load)"},

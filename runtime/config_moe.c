@@ -103,9 +103,9 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
                        "not built; use 1 (each tensor-parallel rank runs its experts whole on "
                        "its sequence-parallel share of the tokens)",
                        cfg->expert_tensor_parallel_size);
-    if (cfg->moe_token_dispatcher_type != 0)
-        return INVALID("--moe-token-dispatcher-type allgather is not built; use alltoall (the "
-                       "default: tokens go to their experts' ranks by all-to-all)");
+    if (cfg->moe_token_dispatcher_type == 1 && cfg->moe_pad_expert_input_to_capacity)
+        return INVALID("--moe-pad-expert-input-to-capacity is built for the alltoall dispatcher; "
+                       "drop it or use --moe-token-dispatcher-type alltoall");
     if (cfg->tensor_model_parallel_size > 1 && !cfg->sequence_parallel)
         return INVALID("MoE layers under --tensor-model-parallel-size %d need "
                        "--sequence-parallel (as Megatron-LM requires): each tensor-parallel "

@@ -1,6 +1,7 @@
 /*
  * expert_parallel.c - the expert-parallel group's exchanges for modules
- * (tsr_module_ep_alltoall, tsr_module_ep_alltoallv in tessera/module.h).
+ * (tsr_module_ep_alltoall(v), tsr_module_ep_allgather and
+ * tsr_module_ep_reduce_scatter in tessera/module.h).
  *
  * Row counts arrive as floats (how modules keep them in their buffers);
  * they become element counts and displacements in the net's arrays, sized
@@ -52,4 +53,29 @@ tsr_status tsr_module_ep_alltoallv_at(tsr_call_site site, const tsr_module_run *
         r_at += rc[i];
     }
     return tsr_comm_alltoallv_at(site, send, sc, sd, recv, rc, rd, TSR_COMM_FP32, comm, NULL);
+}
+
+tsr_status tsr_module_ep_allgather_at(tsr_call_site site, const tsr_module_run *run,
+                                      const float *send, float *recv, int64_t count)
+{
+    tsr_comm *comm = ep_comm(run->exec->net);
+    if (comm == NULL) {
+        if (recv != send)
+            memmove(recv, send, (size_t)count * sizeof *recv);
+        return TSR_OK;
+    }
+    return tsr_comm_allgather_at(site, send, recv, (size_t)count, TSR_COMM_FP32, comm, NULL);
+}
+
+tsr_status tsr_module_ep_reduce_scatter_at(tsr_call_site site, const tsr_module_run *run,
+                                           const float *send, float *recv, int64_t count)
+{
+    tsr_comm *comm = ep_comm(run->exec->net);
+    if (comm == NULL) {
+        if (recv != send)
+            memmove(recv, send, (size_t)count * sizeof *recv);
+        return TSR_OK;
+    }
+    return tsr_comm_reduce_scatter_at(site, send, recv, (size_t)count, TSR_COMM_FP32,
+                                      TSR_COMM_SUM, comm, NULL);
 }

@@ -146,7 +146,7 @@ typedef struct tsr_config {
     int moe_token_drop_policy;         /* 0 probs (keep the most probable), 1 position */
     bool moe_pad_expert_input_to_capacity; /* each expert's input padded to its capacity */
     int expert_tensor_parallel_size;   /* 0: unset (1: experts whole on every tp rank) */
-    int moe_token_dispatcher_type;     /* 0 alltoall (the one built) */
+    int moe_token_dispatcher_type;     /* 0 alltoall, 1 allgather */
     /* LoRA (Hu et al. 2021): low-rank adapters on the parallel linears,
      * every other parameter frozen (docs/fine-tuning.md); rank 0: none */
     int lora_rank;

@@ -57,7 +57,7 @@ extern "C" {
 #endif
 
 #define TSR_MODULE_MAX_PARAMS 16
-#define TSR_MODULE_MAX_BUFFERS 32
+#define TSR_MODULE_MAX_BUFFERS 48
 #define TSR_MODULE_MAX_CHILDREN 8
 
 /* How a parameter is cut across the tensor-parallel group. */
@@ -301,6 +301,15 @@ tsr_status tsr_module_ep_alltoallv_at(tsr_call_site site, const tsr_module_run *
                                       const float *send, const float *send_rows, float *recv,
                                       const float *recv_rows, int64_t cols);
 #define tsr_module_ep_alltoallv(...) tsr_module_ep_alltoallv_at(TSR_HERE, __VA_ARGS__)
+/* allgather: count floats of every rank into recv, rank p's at p count;
+ * reduce_scatter: send (ep x count) summed over the group, block ep_rank
+ * of the sum into recv (count). */
+tsr_status tsr_module_ep_allgather_at(tsr_call_site site, const tsr_module_run *run,
+                                      const float *send, float *recv, int64_t count);
+#define tsr_module_ep_allgather(...) tsr_module_ep_allgather_at(TSR_HERE, __VA_ARGS__)
+tsr_status tsr_module_ep_reduce_scatter_at(tsr_call_site site, const tsr_module_run *run,
+                                           const float *send, float *recv, int64_t count);
+#define tsr_module_ep_reduce_scatter(...) tsr_module_ep_reduce_scatter_at(TSR_HERE, __VA_ARGS__)
 
 /* The dropout mask of `site` (0..3: the key is layer x 4 + site, so a
  * larger site would draw another layer's mask) in this instance's layer:

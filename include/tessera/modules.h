@@ -108,6 +108,8 @@ typedef struct tsr_moe_config {
                             * probable */
     bool pad_to_capacity;  /* every expert's input from every rank is its capacity of rows
                             * (zero rows after the kept ones): fixed exchange sizes */
+    bool allgather;        /* expert parallelism gathers every rank's tokens and sums the
+                            * outputs back (reduce-scatter), instead of all-to-all */
     float init_std;        /* router, fc1 */
     float out_init_std;    /* fc2 */
 } tsr_moe_config;

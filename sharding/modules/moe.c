@@ -49,7 +49,6 @@
 #include "moe_internal.h"
 #include "tessera/kernels.h"
 
-enum { ROUTER, FC1, FC2, SHARED_FC1, SHARED_FC2 };
 
 static moe_dims dims_of(const tsr_module_run *run)
 {
@@ -74,6 +73,7 @@ static moe_dims dims_of(const tsr_module_run *run)
     d.ep = info->ep_size > 1 ? info->ep_size : 1;
     d.ep_rank = info->ep_rank;
     d.el = d.e / d.ep;
+    d.allgather = cfg->allgather && d.ep > 1;
     d.pad = cfg->pad_to_capacity && cfg->capacity > 0.0 && !decoding
                 ? tsr_moe_capacity(cfg, d.n_all * d.k)
                 : 0;
@@ -120,7 +120,7 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
                              "sent, %lld received at most): the router keeps slots below 2^24; "
                              "use a smaller micro batch",
                              (long long)n, (long long)k, (long long)(n * ks), (long long)(n * r));
-    bool shared = fs > 0, exchanges = ep > 1;
+    bool shared = fs > 0, exchanges = ep > 1, gathers_all = exchanges && cfg->allgather;
     /* every weight sees this rank's share of the rows: summed over tp */
     unsigned flags = TSR_PARAM_DECAY | TSR_PARAM_SP_PARTIAL;
     tsr_decl_param(decl, true, "router.weight", e, c, TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL,
@@ -154,7 +154,7 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, true, "x_perm", R, r * c, S);
     tsr_decl_buffer(decl, true, "h", R, r * f1, S);
     tsr_decl_buffer(decl, true, "act", R, r * f, S);
-    tsr_decl_buffer(decl, true, "y", R, ks * c, S);
+    tsr_decl_buffer(decl, true, "y", R, (gathers_all && r > ks ? r : ks) * c, S);
     tsr_decl_buffer(decl, shared, "shared_h", R, shared ? fs1 : 1, S);
     tsr_decl_buffer(decl, shared, "shared_act", R, shared ? fs : 1, S);
     tsr_decl_buffer(decl, true, "stats", F, 2 * info->micro_batch * e + 1, S);
@@ -175,6 +175,11 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, gathers, "full_w", ALL, k, X);
     tsr_decl_buffer(decl, gathers, "full_slot", ALL, k, X);
     tsr_decl_buffer(decl, gathers, "full_order", ALL, k, X);
+    tsr_decl_buffer(decl, gathers_all, "route", R, 3 * k, X);
+    tsr_decl_buffer(decl, gathers_all, "route_all", R, 3 * k * ep, S);
+    tsr_decl_buffer(decl, gathers_all, "gathered", R, ep * c, X);
+    tsr_decl_buffer(decl, gathers_all, "d_w_all", R, ep * k, X);
+    tsr_decl_buffer(decl, gathers_all, "summed", R, c, X);
     decl->out_rows = TSR_ROWS_LOCAL;
     decl->out_cols = c;
     decl->keeps_input = true;
@@ -227,8 +232,7 @@ static void peer_rows(const moe_dims *d, float *const *buf)
     }
 }
 
-/* Rows of local expert i, from every source. */
-static int64_t expert_rows(const moe_dims *d, float *const *buf, int64_t i)
+int64_t tsr_moe_expert_rows(const moe_dims *d, float *const *buf, int64_t i)
 {
     int64_t m = 0;
     for (int64_t s = 0; s < d->ep; s++)
@@ -283,15 +287,15 @@ static tsr_status exchange(const tsr_module_run *run, const moe_dims *d, float *
     return tsr_module_ep_alltoallv(run, buf[MOE_RECV], received, send, sent, d->c);
 }
 
-static void expert_forward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
-                           float *const *w, float *y)
+void tsr_moe_experts_forward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
+                             float *const *w, float *y)
 {
     int64_t first = 0;
     for (int64_t i = 0; i < d->el; i++) {
-        int64_t m = expert_rows(d, buf, i);
+        int64_t m = tsr_moe_expert_rows(d, buf, i);
         if (m > 0) {
             tsr_linear_forward(buf[MOE_H] + first * d->f1, buf[MOE_X_PERM] + first * d->c,
-                               w[FC1] + i * d->f1 * d->c, NULL, m, d->c, d->f1);
+                               w[MOE_FC1] + i * d->f1 * d->c, NULL, m, d->c, d->f1);
             if (cfg->swiglu)
                 tsr_swiglu_forward(buf[MOE_ACT] + first * d->f, buf[MOE_H] + first * d->f1, m,
                                    d->f);
@@ -299,7 +303,7 @@ static void expert_forward(const tsr_moe_config *cfg, const moe_dims *d, float *
                 tsr_gelu_forward(buf[MOE_ACT] + first * d->f, buf[MOE_H] + first * d->f1,
                                  m * d->f);
             tsr_linear_forward(y + first * d->c, buf[MOE_ACT] + first * d->f,
-                               w[FC2] + i * d->c * d->f, NULL, m, d->f, d->c);
+                               w[MOE_FC2] + i * d->c * d->f, NULL, m, d->f, d->c);
         }
         first += m;
     }
@@ -312,25 +316,23 @@ static void shared_forward(const tsr_moe_config *cfg, const moe_dims *d, float *
         memset(out, 0, (size_t)(d->n * d->c) * sizeof *out);
         return;
     }
-    tsr_linear_forward(buf[MOE_SH_H], x, w[SHARED_FC1], NULL, d->n, d->c, d->fs1);
+    tsr_linear_forward(buf[MOE_SH_H], x, w[MOE_SHARED_FC1], NULL, d->n, d->c, d->fs1);
     if (cfg->swiglu)
         tsr_swiglu_forward(buf[MOE_SH_ACT], buf[MOE_SH_H], d->n, d->fs);
     else
         tsr_gelu_forward(buf[MOE_SH_ACT], buf[MOE_SH_H], d->n * d->fs);
-    tsr_linear_forward(out, buf[MOE_SH_ACT], w[SHARED_FC2], NULL, d->n, d->fs, d->c);
+    tsr_linear_forward(out, buf[MOE_SH_ACT], w[MOE_SHARED_FC2], NULL, d->n, d->fs, d->c);
 }
 
-static tsr_status moe_forward(const tsr_module_run *run, const float *in, float *out)
+/* Dispatch, experts and combine through all-to-all exchanges (or, on one
+ * rank, none); out = the shared expert's + the experts' outputs. */
+static tsr_status alltoall_forward(const tsr_module_run *run, const tsr_moe_config *cfg,
+                                   const moe_dims *dims, float *const *buf, float *const *w,
+                                   const float *in, float *out)
 {
-    const tsr_moe_config *cfg = run->info->config;
-    float *const *buf = run->buffers;
-    float *const *w = run->params;
-    moe_dims d = dims_of(run);
+    moe_dims d = *dims;
     bool one = d.ep <= 1;
-    tsr_linear_forward(buf[MOE_LOGITS], in, w[ROUTER], NULL, d.n, d.c, d.e);
-    tsr_status st = tsr_moe_route(run, cfg, &d, buf, run->io->decode_position >= 0);
-    if (st != TSR_OK)
-        return st;
+    tsr_status st = TSR_OK;
     /* on one rank the send order is the expert order: rows go straight
      * where the experts read and write them */
     dispatch(&d, buf, in, one ? buf[MOE_X_PERM] : buf[MOE_SEND]);
@@ -345,7 +347,7 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
     st = exchange(run, &d, buf, buf[MOE_SEND], buf[MOE_X_PERM], false);
     if (st != TSR_OK)
         return st;
-    expert_forward(cfg, &d, buf, w, one ? buf[MOE_Y_SEND] : buf[MOE_PERM]);
+    tsr_moe_experts_forward(cfg, &d, buf, w, one ? buf[MOE_Y_SEND] : buf[MOE_PERM]);
     st = exchange(run, &d, buf, buf[MOE_Y_SEND], buf[MOE_PERM], true);
     if (st != TSR_OK)
         return st;
@@ -359,29 +361,49 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
         for (int64_t j = 0; j < d.c; j++)
             o[j] += wt * y[j];
     }
+    return TSR_OK;
+}
+
+static tsr_status moe_forward(const tsr_module_run *run, const float *in, float *out)
+{
+    const tsr_moe_config *cfg = run->info->config;
+    float *const *buf = run->buffers;
+    float *const *w = run->params;
+    moe_dims d = dims_of(run);
+    tsr_linear_forward(buf[MOE_LOGITS], in, w[MOE_ROUTER], NULL, d.n, d.c, d.e);
+    tsr_status st = tsr_moe_route(run, cfg, &d, buf, run->io->decode_position >= 0);
+    if (st != TSR_OK)
+        return st;
+    if (d.allgather) {
+        shared_forward(cfg, &d, buf, w, in, out);
+        st = tsr_moe_allgather_forward(run, cfg, &d, buf, w, in, out);
+    } else {
+        st = alltoall_forward(run, cfg, &d, buf, w, in, out);
+    }
+    if (st != TSR_OK)
+        return st;
     if (run->io->aux_loss != NULL && run->io->decode_position < 0)
         *run->io->aux_loss += tsr_moe_loss_terms(cfg, &d, buf);
     return TSR_OK;
 }
 
-/* d_y: the output gradients in expert order; d_x_perm gets the inputs'. */
-static void expert_backward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
-                            float *const *w, float *const *g, const float *d_y)
+void tsr_moe_experts_backward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
+                              float *const *w, float *const *g, const float *d_y)
 {
     int64_t rows = 0;
     for (int64_t i = 0; i < d->el; i++)
-        rows += expert_rows(d, buf, i);
+        rows += tsr_moe_expert_rows(d, buf, i);
     memset(buf[MOE_D_ACT], 0, (size_t)(rows * d->f) * sizeof(float));
     memset(buf[MOE_D_H], 0, (size_t)(rows * d->f1) * sizeof(float));
     memset(buf[MOE_D_XPERM], 0, (size_t)(rows * d->c) * sizeof(float));
     int64_t first = 0;
     for (int64_t i = 0; i < d->el; i++) {
-        int64_t m = expert_rows(d, buf, i);
+        int64_t m = tsr_moe_expert_rows(d, buf, i);
         if (m > 0) {
-            float *gw2 = g[FC2] != NULL ? g[FC2] + i * d->c * d->f : NULL;
-            float *gw1 = g[FC1] != NULL ? g[FC1] + i * d->f1 * d->c : NULL;
+            float *gw2 = g[MOE_FC2] != NULL ? g[MOE_FC2] + i * d->c * d->f : NULL;
+            float *gw1 = g[MOE_FC1] != NULL ? g[MOE_FC1] + i * d->f1 * d->c : NULL;
             tsr_linear_backward(buf[MOE_D_ACT] + first * d->f, gw2, NULL, d_y + first * d->c,
-                                buf[MOE_ACT] + first * d->f, w[FC2] + i * d->c * d->f, m, d->f,
+                                buf[MOE_ACT] + first * d->f, w[MOE_FC2] + i * d->c * d->f, m, d->f,
                                 d->c);
             if (cfg->swiglu)
                 tsr_swiglu_backward(buf[MOE_D_H] + first * d->f1, buf[MOE_D_ACT] + first * d->f,
@@ -391,7 +413,7 @@ static void expert_backward(const tsr_moe_config *cfg, const moe_dims *d, float 
                                   buf[MOE_H] + first * d->f1, m * d->f);
             tsr_linear_backward(buf[MOE_D_XPERM] + first * d->c, gw1, NULL,
                                 buf[MOE_D_H] + first * d->f1, buf[MOE_X_PERM] + first * d->c,
-                                w[FC1] + i * d->f1 * d->c, m, d->c, d->f1);
+                                w[MOE_FC1] + i * d->f1 * d->c, m, d->c, d->f1);
         }
         first += m;
     }
@@ -404,15 +426,62 @@ static void shared_backward(const tsr_moe_config *cfg, const moe_dims *d, float 
     if (d->fs <= 0)
         return;
     memset(buf[MOE_SH_DACT], 0, (size_t)(d->n * d->fs) * sizeof(float));
-    tsr_linear_backward(buf[MOE_SH_DACT], g[SHARED_FC2], NULL, dout, buf[MOE_SH_ACT],
-                        w[SHARED_FC2], d->n, d->fs, d->c);
+    tsr_linear_backward(buf[MOE_SH_DACT], g[MOE_SHARED_FC2], NULL, dout, buf[MOE_SH_ACT],
+                        w[MOE_SHARED_FC2], d->n, d->fs, d->c);
     memset(buf[MOE_SH_DH], 0, (size_t)(d->n * d->fs1) * sizeof(float));
     if (cfg->swiglu)
         tsr_swiglu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n, d->fs);
     else
         tsr_gelu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n * d->fs);
-    tsr_linear_backward(din, g[SHARED_FC1], NULL, buf[MOE_SH_DH], x, w[SHARED_FC1], d->n, d->c,
+    tsr_linear_backward(din, g[MOE_SHARED_FC1], NULL, buf[MOE_SH_DH], x, w[MOE_SHARED_FC1], d->n, d->c,
                         d->fs1);
+}
+
+/* The experts' part of backward through all-to-all exchanges: din gets
+ * the experts' input gradients, buf[MOE_D_W] the router weights'. */
+static tsr_status alltoall_backward(const tsr_module_run *run, const tsr_moe_config *cfg,
+                                    const moe_dims *d, float *const *buf, float *const *w,
+                                    float *const *g, const float *dout, float *din)
+{
+    bool one = d->ep <= 1;
+    float *d_send = buf[MOE_SEND]; /* output gradients in the send order */
+    if (d->pad > 0) /* the padding rows' stay zero */
+        memset(d_send, 0, (size_t)(d->e * d->pad * d->c) * sizeof(float));
+    for (int64_t a = 0; a < d->n * d->k; a++) {
+        const float *dy = dout + (a / d->k) * d->c;
+        int64_t s = (int64_t)buf[MOE_SLOT][a];
+        if (s < 0) { /* dropped: its weight reached nothing */
+            buf[MOE_D_W][a] = 0.0f;
+            continue;
+        }
+        const float *y = buf[MOE_Y_SEND] + s * d->c;
+        float *dys = d_send + s * d->c, wt = buf[MOE_TOP_W][a];
+        double dot = 0.0;
+        for (int64_t j = 0; j < d->c; j++) {
+            dys[j] = wt * dy[j];
+            dot += (double)dy[j] * y[j];
+        }
+        buf[MOE_D_W][a] = (float)dot;
+    }
+    peer_rows(d, buf);
+    tsr_status st = exchange(run, d, buf, d_send, buf[MOE_PERM], false);
+    if (st != TSR_OK)
+        return st;
+    tsr_moe_experts_backward(cfg, d, buf, w, g, one ? d_send : buf[MOE_PERM]);
+    /* the input gradients come back into the send buffer (free again) */
+    st = exchange(run, d, buf, d_send, buf[MOE_D_XPERM], true);
+    if (st != TSR_OK)
+        return st;
+    const float *d_x = one ? buf[MOE_D_XPERM] : d_send;
+    for (int64_t a = 0; a < d->n * d->k; a++) {
+        if (buf[MOE_SLOT][a] < 0.0f)
+            continue;
+        const float *dx = d_x + (int64_t)buf[MOE_SLOT][a] * d->c;
+        float *di = din + (a / d->k) * d->c;
+        for (int64_t j = 0; j < d->c; j++)
+            di[j] += dx[j];
+    }
+    return TSR_OK;
 }
 
 static tsr_status moe_backward(const tsr_module_run *run, const float *in, const float *out,
@@ -424,47 +493,14 @@ static tsr_status moe_backward(const tsr_module_run *run, const float *in, const
     float *const *w = run->params;
     float *const *g = run->grads;
     moe_dims d = dims_of(run);
-    bool one = d.ep <= 1;
     shared_backward(cfg, &d, buf, w, g, in, dout, din);
-    float *d_send = buf[MOE_SEND]; /* output gradients in the send order */
-    if (d.pad > 0) /* the padding rows' stay zero */
-        memset(d_send, 0, (size_t)(d.e * d.pad * d.c) * sizeof(float));
-    for (int64_t a = 0; a < d.n * d.k; a++) {
-        const float *dy = dout + (a / d.k) * d.c;
-        int64_t s = (int64_t)buf[MOE_SLOT][a];
-        if (s < 0) { /* dropped: its weight reached nothing */
-            buf[MOE_D_W][a] = 0.0f;
-            continue;
-        }
-        const float *y = buf[MOE_Y_SEND] + s * d.c;
-        float *dys = d_send + s * d.c, wt = buf[MOE_TOP_W][a];
-        double dot = 0.0;
-        for (int64_t j = 0; j < d.c; j++) {
-            dys[j] = wt * dy[j];
-            dot += (double)dy[j] * y[j];
-        }
-        buf[MOE_D_W][a] = (float)dot;
-    }
-    peer_rows(&d, buf);
-    tsr_status st = exchange(run, &d, buf, d_send, buf[MOE_PERM], false);
+    tsr_status st = d.allgather ? tsr_moe_allgather_backward(run, cfg, &d, buf, w, g, dout, din)
+                                : alltoall_backward(run, cfg, &d, buf, w, g, dout, din);
     if (st != TSR_OK)
         return st;
-    expert_backward(cfg, &d, buf, w, g, one ? d_send : buf[MOE_PERM]);
-    /* the input gradients come back into the send buffer (free again) */
-    st = exchange(run, &d, buf, d_send, buf[MOE_D_XPERM], true);
-    if (st != TSR_OK)
-        return st;
-    const float *d_x = one ? buf[MOE_D_XPERM] : d_send;
-    for (int64_t a = 0; a < d.n * d.k; a++) {
-        if (buf[MOE_SLOT][a] < 0.0f)
-            continue;
-        const float *dx = d_x + (int64_t)buf[MOE_SLOT][a] * d.c;
-        float *di = din + (a / d.k) * d.c;
-        for (int64_t j = 0; j < d.c; j++)
-            di[j] += dx[j];
-    }
     tsr_moe_router_backward(cfg, &d, buf, run->io->loss_scale);
-    tsr_linear_backward(din, g[ROUTER], NULL, buf[MOE_D_LOGITS], in, w[ROUTER], d.n, d.c, d.e);
+    tsr_linear_backward(din, g[MOE_ROUTER], NULL, buf[MOE_D_LOGITS], in, w[MOE_ROUTER], d.n, d.c,
+                        d.e);
     return TSR_OK;
 }
 

@@ -12,6 +12,9 @@
 #include "tessera/module.h"
 #include "tessera/modules.h"
 
+/* Parameter slots. */
+enum { MOE_ROUTER, MOE_FC1, MOE_FC2, MOE_SHARED_FC1, MOE_SHARED_FC2 };
+
 /* Buffer slots: saved ones first. */
 enum {
     MOE_LOGITS,
@@ -44,7 +47,12 @@ enum {
     MOE_FULL_IDX,    /* the whole micro batch's routing (sequence parallelism) */
     MOE_FULL_W,
     MOE_FULL_SLOT,
-    MOE_FULL_ORDER
+    MOE_FULL_ORDER,
+    MOE_ROUTE,       /* allgather: this rank's (idx, w, slot) per row, 3k floats */
+    MOE_ROUTE_ALL,   /* every rank's, slot replaced by the row in x_perm (-1: elsewhere) */
+    MOE_GATHERED,    /* every rank's rows: inputs, output sums, their gradients */
+    MOE_D_W_ALL,     /* the router weights' gradients of every rank's assignments */
+    MOE_SUMMED       /* this rank's block of a reduce-scatter */
 };
 
 /* n rows of this rank: b sequences of t positions each; under sequence
@@ -55,6 +63,7 @@ typedef struct moe_dims {
     int64_t split, split_rank, n_all, t_all;
     int64_t ep, ep_rank, el; /* expert-parallel size, rank, local experts */
     int64_t pad;             /* > 0: rows each expert takes from each rank (padding) */
+    bool allgather;          /* the allgather dispatcher (ep > 1) */
 } moe_dims;
 
 /* An expert's capacity among `assignments` (tokens x k) of a micro batch:
@@ -72,5 +81,24 @@ double tsr_moe_loss_terms(const tsr_moe_config *cfg, const moe_dims *d, float *c
  * (buf[MOE_D_W]) and the loss terms scaled by `scale`. */
 void tsr_moe_router_backward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
                              float scale);
+
+/* moe.c: the local experts, each one GEMM pair over its rows of
+ * buf[MOE_X_PERM] (tsr_moe_expert_rows of them, expert by expert), into y;
+ * and back from their output gradients d_y into buf[MOE_D_XPERM]. */
+int64_t tsr_moe_expert_rows(const moe_dims *d, float *const *buf, int64_t i);
+void tsr_moe_experts_forward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
+                             float *const *w, float *y);
+void tsr_moe_experts_backward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
+                              float *const *w, float *const *g, const float *d_y);
+
+/* moe_allgather.c: the allgather dispatcher. forward adds the experts'
+ * outputs of this rank's rows to out; backward adds their input gradients
+ * to din and sets buf[MOE_D_W]. */
+tsr_status tsr_moe_allgather_forward(const tsr_module_run *run, const tsr_moe_config *cfg,
+                                     const moe_dims *d, float *const *buf, float *const *w,
+                                     const float *x, float *out);
+tsr_status tsr_moe_allgather_backward(const tsr_module_run *run, const tsr_moe_config *cfg,
+                                      const moe_dims *d, float *const *buf, float *const *w,
+                                      float *const *g, const float *dout, float *din);
 
 #endif /* TSR_SHARDING_MODULES_MOE_INTERNAL_H */

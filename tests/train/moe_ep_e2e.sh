@@ -13,7 +13,9 @@
 #   1e-5 (drops are decided over each micro batch before dispatch, so the
 #   layout cannot change them); padding each expert's input to its
 #   capacity changes nothing (1 rank, EP 2, EP 4, TP 2 x EP 2 with SP) and
-#   drops the count exchange;
+#   drops the count exchange; the allgather dispatcher gives the same
+#   curves (EP 2, EP 4, EP 2 x DP 2 with the distributed optimizer,
+#   PP 2 x EP 2, TP 2 x EP 2 with SP; dropping at EP 2 and TP 2 x EP 2);
 #   a checkpoint saved at EP 4 (plain and sharded) holds all 8 experts of
 #   each MoE layer, each different, equal to the 1-rank run's at the same
 #   step (1e-5 absolute: Adam magnifies last-bit gradient differences of
@@ -94,6 +96,27 @@ for layout in "1 " "2 --expert-model-parallel-size 2" "4 --expert-model-parallel
   within "$work/cap1.jsonl" "$work/pad.jsonl" 1e-5 20 &&
     ! grep -q '"group": "ep", "kind": "alltoall"' "$work/pad.jsonl"
   check "padded to capacity, $np rank(s) ${flags}: 20 losses as unpadded (1e-5), no count exchange" $?
+done
+
+ag=(--moe-token-dispatcher-type allgather)
+for layout in "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size 4" \
+  "4 --expert-model-parallel-size 2 --use-distributed-optimizer" \
+  "4 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2" \
+  "4 --expert-model-parallel-size 2 $sp"; do
+  read -r np flags <<<"$layout"
+  # shellcheck disable=SC2086
+  run "$np" "$work/ag.jsonl" "${ag[@]}" $flags
+  within "$work/one.jsonl" "$work/ag.jsonl" 1e-5 20 &&
+    grep -q '"group": "ep", "kind": "allgather"' "$work/ag.jsonl" &&
+    ! grep -q '"group": "ep", "kind": "alltoallv"' "$work/ag.jsonl"
+  check "allgather dispatcher, $np ranks ${flags}: 20 losses equal 1 rank (1e-5)" $?
+done
+for layout in "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size 2 $sp"; do
+  read -r np flags <<<"$layout"
+  # shellcheck disable=SC2086
+  run "$np" "$work/ag.jsonl" "${ag[@]}" "${cap[@]}" $flags
+  within "$work/cap1.jsonl" "$work/ag.jsonl" 1e-5 20
+  check "allgather dispatcher with dropping, $np ranks ${flags}: 20 losses equal 1 rank (1e-5)" $?
 done
 
 for optimizer in "" --use-distributed-optimizer; do

@@ -14,7 +14,8 @@
  *   every parameter's gradient                        relative L2 <= 1e-4
  * for a LLaMA-style MoE model (8 experts, top-2, a shared expert, aux and
  * z-losses, grouped queries, dropout), without and with capacity dropping,
- * and under TP 2 with sequence parallelism (with EP 2 at np 4).
+ * under TP 2 with sequence parallelism (with EP 2 at np 4), and with the
+ * allgather dispatcher.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ typedef struct built {
     tsr_net *net;
 } built;
 
-static tsr_config moe_config(int ep, int tp, double capacity)
+static tsr_config moe_config(int ep, int tp, double capacity, int dispatcher)
 {
     tsr_config cfg;
     tsr_config_defaults(&cfg);
@@ -60,6 +61,7 @@ static tsr_config moe_config(int ep, int tp, double capacity)
     cfg.expert_model_parallel_size = ep;
     cfg.tensor_model_parallel_size = tp;
     cfg.sequence_parallel = tp > 1;
+    cfg.moe_token_dispatcher_type = dispatcher;
     return cfg;
 }
 
@@ -84,13 +86,14 @@ static tsr_microbatch microbatch_of(tsr_dataset *ds, int b, int64_t first, batch
     return mb;
 }
 
-static void compare(int ep, int tp, double capacity)
+static void compare_with(int ep, int tp, double capacity, int dispatcher)
 {
     int np = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &np);
     if (np % (ep * tp) != 0)
         return;
-    tsr_config ref_cfg = moe_config(1, 1, capacity), ep_cfg = moe_config(ep, tp, capacity);
+    tsr_config ref_cfg = moe_config(1, 1, capacity, 0);
+    tsr_config ep_cfg = moe_config(ep, tp, capacity, dispatcher);
     tsr_comm_options options;
     tsr_comm_options_from_config(&ep_cfg, &options);
     tsr_comm *world = NULL;
@@ -171,9 +174,10 @@ static void compare(int ep, int tp, double capacity)
     if (ep > 1) /* fc1 and fc2 of each layer, in the expert region */
         CU_ASSERT_EQUAL(experts_seen, 2 * ref_cfg.num_layers);
     if (tsr_comm_rank(world) == 0)
-        printf("\n  ep=%d tp=%d (sp) dp=%d capacity %g: losses %.2g, balancing loss %.2g, worst "
-               "gradient %.2g (%s)",
-               ep, tp, dp_size, capacity, loss_error, aux_error, worst, worst_name);
+        printf("\n  ep=%d tp=%d (sp) dp=%d capacity %g %s: losses %.2g, balancing loss %.2g, "
+               "worst gradient %.2g (%s)",
+               ep, tp, dp_size, capacity, dispatcher ? "allgather" : "alltoall", loss_error,
+               aux_error, worst, worst_name);
     free(mem.tokens);
     free(mem.targets);
     free(mem.mask);
@@ -184,6 +188,11 @@ static void compare(int ep, int tp, double capacity)
     tsr_dataset_close(ds);
     tsr_grid_destroy(grid);
     tsr_comm_destroy(world);
+}
+
+static void compare(int ep, int tp, double capacity)
+{
+    compare_with(ep, tp, capacity, 0);
 }
 
 static int world_size(void)
@@ -220,12 +229,21 @@ static void test_tp2_sp_with_experts_dropping(void)
     compare(world_size() / 2, 2, 1.0);
 }
 
+/* the allgather dispatcher: every rank's rows gathered, outputs summed back */
+static void test_allgather_dispatcher(void)
+{
+    compare_with(world_size(), 1, 0.0, 1);
+    compare_with(world_size(), 1, 1.0, 1);
+    compare_with(world_size() / 2, 2, 1.0, 1);
+}
+
 static const tsr_test_case cases[] = {
     TSR_TEST(test_ep_all_ranks),
     TSR_TEST(test_ep2_with_data_parallel),
     TSR_TEST(test_ep_all_ranks_dropping),
     TSR_TEST(test_tp2_sp_with_experts),
     TSR_TEST(test_tp2_sp_with_experts_dropping),
+    TSR_TEST(test_allgather_dispatcher),
 };
 
 int main(int argc, char **argv)
