@@ -176,12 +176,14 @@ static void log_experts(const tsr_config *cfg, const tsr_net_dims *dims)
         snprintf(capacity, sizeof capacity, "capacity factor %g", cfg->moe_expert_capacity_factor);
     tsr_log_once(TSR_LOG_INFO,
                  "MoE: %d of %lld layers, %d experts of width %d, top-%d, shared expert %d, %s; "
-                 "expert parallel %d (%d experts per rank, expert-data-parallel %d), all-to-all "
-                 "dispatch planned for up to %d rows per token received",
+                 "expert parallel %d (%d experts per rank, expert-data-parallel %d), expert "
+                 "tensor parallel %d, %s dispatch",
                  moe_layers, (long long)dims->layers, cfg->num_experts,
                  tsr_config_moe_ffn_hidden_size(cfg), k,
                  cfg->moe_shared_expert_intermediate_size, capacity, dims->ep, el,
-                 dims->dp / dims->ep, dims->ep * (k < el ? k : el));
+                 dims->dp / dims->ep,
+                 cfg->expert_tensor_parallel_size > 1 ? cfg->expert_tensor_parallel_size : 1,
+                 cfg->moe_token_dispatcher_type == 1 ? "allgather" : "all-to-all");
 }
 
 static void log_model(const tsr_config *cfg, const tsr_net *net)

@@ -156,8 +156,9 @@ static const tsr_flag train_flags[] = {
      "have fixed sizes; needs --moe-expert-capacity-factor"},
     {"--expert-tensor-parallel-size", TSR_FLAG_INT, OFF(expert_tensor_parallel_size), 1, 1024,
      NULL, "N",
-     "tensor parallelism of the experts: 1 (each tensor-parallel rank runs its experts whole "
-     "on its sequence-parallel share of the tokens; the only size built)"},
+     "tensor parallelism of the experts: 1 (default: each tensor-parallel rank runs its "
+     "experts whole on its sequence-parallel share of the rows) or the TP size (each expert "
+     "cut over tp like the dense MLP, the layer's rows gathered)"},
     {"--moe-token-dispatcher-type", TSR_FLAG_CHOICE, OFF(moe_token_dispatcher_type), 0, 0,
      dispatcher_choices, "KIND",
      "how tokens reach their experts' ranks under expert parallelism: alltoall (each row to "

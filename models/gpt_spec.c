@@ -69,6 +69,7 @@ static const tsr_spec *layer_spec(tsr_spec_arena *arena, const tsr_config *cfg,
                          cfg->moe_token_drop_policy == 1,
                          cfg->moe_pad_expert_input_to_capacity,
                          cfg->moe_token_dispatcher_type == 1,
+                         cfg->expert_tensor_parallel_size > 1,
                          std,
                          out_std};
     tsr_spec *mlp = residual(arena, cfg, 2, NEW(tsr_module_norm, "pre_mlp_layernorm", nc),

@@ -98,11 +98,12 @@ tsr_status tsr_config_validate_moe(const tsr_config *cfg)
     if (!any)
         return INVALID("--moe-layer-freq %s makes no layer MoE; mark at least one",
                        cfg->moe_layer_freq);
-    if (cfg->expert_tensor_parallel_size > 1)
-        return INVALID("--expert-tensor-parallel-size %d: experts split by tensor parallelism are "
-                       "not built; use 1 (each tensor-parallel rank runs its experts whole on "
-                       "its sequence-parallel share of the tokens)",
-                       cfg->expert_tensor_parallel_size);
+    if (cfg->expert_tensor_parallel_size > 1 &&
+        cfg->expert_tensor_parallel_size != cfg->tensor_model_parallel_size)
+        return INVALID("--expert-tensor-parallel-size %d: give 1 (experts whole on every "
+                       "tensor-parallel rank) or --tensor-model-parallel-size %d (experts cut "
+                       "over it)",
+                       cfg->expert_tensor_parallel_size, cfg->tensor_model_parallel_size);
     if (cfg->moe_token_dispatcher_type == 1 && cfg->moe_pad_expert_input_to_capacity)
         return INVALID("--moe-pad-expert-input-to-capacity is built for the alltoall dispatcher; "
                        "drop it or use --moe-token-dispatcher-type alltoall");

@@ -74,6 +74,8 @@ typedef struct tsr_net_param {
     tsr_adapter_role adapter_role;
     float adapter_scale;
     int64_t experts; /* tsr_decl_experts */
+    tsr_param_split expert_split; /* tsr_decl_expert_split */
+    size_t first_tensor, tensor_blocks; /* its checkpoint tensor descriptors */
 } tsr_net_param;
 
 /* Sizes for tensor-parallel rank tp_rank without pipeline parallelism. */

@@ -96,14 +96,29 @@ static tsr_status local_shape(const tsr_net *net, const char *name, const tsr_pa
                                  name, (long long)p->cols, tp);
         *cols = p->cols / tp;
         return TSR_OK;
-    case TSR_PARAM_SPLIT_EXPERTS:
+    case TSR_PARAM_SPLIT_EXPERTS: {
         if (p->experts < 1 || p->experts % net->d.ep != 0)
             return tsr_error_set(TSR_ERR_INVALID_ARG,
                                  "parameter %s stacks %lld experts, not divisible by "
                                  "--expert-model-parallel-size %d",
                                  name, (long long)p->experts, net->d.ep);
         *rows = p->rows / net->d.ep;
+        int64_t per_expert = p->rows / p->experts;
+        int64_t unit = p->expert_split == TSR_PARAM_SPLIT_GATE_UP ? 2 * tp : tp;
+        bool by_rows = p->expert_split == TSR_PARAM_SPLIT_ROWS ||
+                       p->expert_split == TSR_PARAM_SPLIT_GATE_UP;
+        if ((by_rows && per_expert % unit != 0) ||
+            (p->expert_split == TSR_PARAM_SPLIT_COLS && p->cols % tp != 0))
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "parameter %s splits each expert's %lld x %lld block over "
+                                 "--tensor-model-parallel-size %d, which does not divide it",
+                                 name, (long long)per_expert, (long long)p->cols, tp);
+        if (by_rows)
+            *rows /= tp;
+        if (p->expert_split == TSR_PARAM_SPLIT_COLS)
+            *cols = p->cols / tp;
         return TSR_OK;
+    }
     case TSR_PARAM_SPLIT_COUNT:
         break;
     }
@@ -130,6 +145,7 @@ static tsr_status add_entry(tsr_net *net, const tsr_net_unit *unit, const char *
     e->init = p->init;
     e->init_value = p->init_value;
     e->experts = p->experts;
+    e->expert_split = p->expert_split;
     e->local = unit->local;
     /* a run that trains adapters only (--lora-rank) freezes everything else */
     bool adapters_only = net->cfg.lora_rank > 0;
@@ -205,6 +221,15 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
                                  "embedding; freeze the embedding's table instead",
                                  name, kind->name, p->suffix);
         bool expert_split = p->split == TSR_PARAM_SPLIT_EXPERTS;
+        tsr_param_split inner = p->expert_split;
+        if (inner != TSR_PARAM_SPLIT_NONE &&
+            (!expert_split || !(inner == TSR_PARAM_SPLIT_ROWS || inner == TSR_PARAM_SPLIT_GATE_UP ||
+                                inner == TSR_PARAM_SPLIT_COLS)))
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "module %s (%s): parameter %s cuts its experts over tp, but is "
+                                 "not split by experts or cuts them other than by rows, gate/up "
+                                 "halves or columns (tsr_decl_expert_split)",
+                                 name, kind->name, p->suffix);
         if ((p->experts > 1 || expert_split) &&
             (p->experts < 1 || p->rows % p->experts != 0 ||
              !(expert_split || p->split == TSR_PARAM_SPLIT_NONE)))

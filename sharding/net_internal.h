@@ -93,7 +93,7 @@ struct tsr_net {
     size_t frozen_numel;    /* frozen floats (no gradient, no optimizer state) */
     tsr_param_span *spans;  /* heap */
     size_t span_count;
-    tsr_tensor_desc *tensors; /* heap, 2 per entry at most */
+    tsr_tensor_desc *tensors; /* heap: each entry's blocks (tsr_net_param.first_tensor) */
     size_t tensor_count;
     size_t embedding_entry;   /* the vocabulary table of the embedding, or NO_PARAM */
     bool tied;                /* the head uses the embedding table */

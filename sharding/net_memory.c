@@ -244,6 +244,17 @@ void tsr_net_plan(const tsr_net *net, tsr_memory_plan *plan)
 
 /* ------------------------------------------------------ initialisation */
 
+/* n floats from the RNG keyed by `key` from global element `first`, or
+ * the constant. */
+static void init_run(const tsr_net_param *p, float *x, int64_t n, uint64_t key, uint64_t first)
+{
+    if (p->init == TSR_INIT_NORMAL && p->init_value > 0.0f)
+        tsr_rng_fill_normal(x, n, key, first, 0.0f, p->init_value);
+    else
+        for (int64_t c = 0; c < n; c++)
+            x[c] = p->init == TSR_INIT_NORMAL ? 0.0f : p->init_value;
+}
+
 /* Every element from the RNG keyed by (seed, name, global element index):
  * the same value whichever rank holds it. Padded vocabulary rows are
  * initialised too (they are never used). */
@@ -257,6 +268,16 @@ static void init_params(tsr_net *net)
             continue;
         float *data = (p->frozen ? net->frozen : net->params) + p->offset;
         uint64_t key = tsr_rng_key(seed, p->name);
+        if (p->split == TSR_PARAM_SPLIT_EXPERTS) { /* its blocks say where each row is */
+            for (size_t b = p->first_tensor; b < p->first_tensor + p->tensor_blocks; b++) {
+                const tsr_tensor_desc *t = &net->tensors[b];
+                float *block = data + (t->offset - p->offset);
+                for (int64_t r = 0; r < t->row_count; r++)
+                    init_run(p, block + r * t->col_count, t->col_count, key,
+                             (uint64_t)((t->row_start + r) * p->cols + t->col_start));
+            }
+            continue;
+        }
         int64_t blocks = p->split == TSR_PARAM_SPLIT_GATE_UP ? 2 : 1;
         int64_t block_rows = p->local_rows / blocks;
         bool by_rows = p->split == TSR_PARAM_SPLIT_ROWS || p->split == TSR_PARAM_SPLIT_VOCAB ||
@@ -267,17 +288,9 @@ static void init_params(tsr_net *net)
                 row0 = blk * (p->rows / 2) + (int64_t)tp_rank * block_rows;
             if (p->split == TSR_PARAM_SPLIT_COLS)
                 col0 = (int64_t)tp_rank * p->local_cols;
-            if (p->split == TSR_PARAM_SPLIT_EXPERTS)
-                row0 = (int64_t)net->d.ep_rank * p->local_rows;
-            for (int64_t r = 0; r < block_rows; r++) {
-                float *row = data + (blk * block_rows + r) * p->local_cols;
-                uint64_t first = (uint64_t)((row0 + r) * p->cols + col0);
-                if (p->init == TSR_INIT_NORMAL && p->init_value > 0.0f)
-                    tsr_rng_fill_normal(row, p->local_cols, key, first, 0.0f, p->init_value);
-                else
-                    for (int64_t c = 0; c < p->local_cols; c++)
-                        row[c] = p->init == TSR_INIT_NORMAL ? 0.0f : p->init_value;
-            }
+            for (int64_t r = 0; r < block_rows; r++)
+                init_run(p, data + (blk * block_rows + r) * p->local_cols, p->local_cols, key,
+                         (uint64_t)((row0 + r) * p->cols + col0));
         }
     }
 }

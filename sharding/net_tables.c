@@ -45,6 +45,56 @@ static void assign_offsets(tsr_net *net)
     net->frozen_numel = frozen;
 }
 
+/* Checkpoint blocks of parameter p (the same on every rank): a gate/up
+ * pair is two; experts cut over tp by rows, one per expert (two under
+ * GATE_UP) of this rank's. */
+static size_t block_count(const tsr_net *net, const tsr_net_param *p)
+{
+    if (p->split == TSR_PARAM_SPLIT_GATE_UP)
+        return 2;
+    if (p->split != TSR_PARAM_SPLIT_EXPERTS)
+        return 1;
+    size_t local_experts = (size_t)(p->experts / net->d.ep);
+    if (p->expert_split == TSR_PARAM_SPLIT_ROWS)
+        return local_experts;
+    if (p->expert_split == TSR_PARAM_SPLIT_GATE_UP)
+        return 2 * local_experts;
+    return 1;
+}
+
+/* This rank's experts of p, at net->tensors[net->tensor_count ..]: whole
+ * (one block; written by tp rank 0), or each expert cut over tp (every tp
+ * rank writes its pieces): by columns one block, by rows (or gate and up
+ * halves) one block per expert (per half). */
+static void describe_experts(tsr_net *net, const tsr_net_param *p, tsr_tensor_desc *t)
+{
+    const tsr_net_dims *d = &net->d;
+    int64_t el = p->experts / d->ep, per_expert = p->rows / p->experts;
+    t->row_start = (int64_t)d->ep_rank * el * per_expert;
+    t->row_count = p->local_rows;
+    t->writer = d->tp_rank == 0 || p->expert_split != TSR_PARAM_SPLIT_NONE;
+    if (p->expert_split == TSR_PARAM_SPLIT_COLS) {
+        t->col_start = (int64_t)d->tp_rank * p->local_cols;
+        t->col_count = p->local_cols;
+    }
+    if (p->expert_split != TSR_PARAM_SPLIT_ROWS && p->expert_split != TSR_PARAM_SPLIT_GATE_UP)
+        return;
+    int halves = p->expert_split == TSR_PARAM_SPLIT_GATE_UP ? 2 : 1;
+    int64_t piece = per_expert / d->tp / halves; /* rows of one half of one expert here */
+    tsr_tensor_desc base = *t;
+    size_t k = 0;
+    for (int64_t i = 0; i < el; i++)
+        for (int h = 0; h < halves; h++, k++) {
+            tsr_tensor_desc *b = t + k;
+            *b = base;
+            b->row_start = ((int64_t)d->ep_rank * el + i) * per_expert + h * (per_expert / halves) +
+                           (int64_t)d->tp_rank * piece;
+            b->row_count = piece;
+            b->offset = p->offset + (size_t)((i * halves + h) * piece * p->cols);
+        }
+    net->tensor_count += k - 1; /* the caller counts the last */
+}
+
 /* The blocks of parameter p this rank holds. Vocabulary tables are
  * described at the real vocabulary: the padding depends on the TP size,
  * so a checkpoint must not hold it. Replicated parameters are written by
@@ -63,9 +113,10 @@ static void describe(tsr_net *net, const tsr_net_param *p)
         t->frozen = p->frozen;
         t->adapter = (p->flags & TSR_PARAM_ADAPTER) != 0;
         t->experts = p->experts;
-        net->tensor_count++;
-        if (p->split == TSR_PARAM_SPLIT_GATE_UP)
-            net->tensors[net->tensor_count++] = *t;
+        size_t blocks = block_count(net, p);
+        for (size_t k = 1; k < blocks; k++)
+            t[k] = *t;
+        net->tensor_count += blocks;
         return;
     }
     *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false, false, 0};
@@ -75,10 +126,8 @@ static void describe(tsr_net *net, const tsr_net_param *p)
         t->row_count = rows;
         t->writer = d->tp_rank == 0;
         break;
-    case TSR_PARAM_SPLIT_EXPERTS: /* this rank's experts, whole */
-        t->row_start = (int64_t)d->ep_rank * p->local_rows;
-        t->row_count = p->local_rows;
-        t->writer = d->tp_rank == 0;
+    case TSR_PARAM_SPLIT_EXPERTS:
+        describe_experts(net, p, t);
         break;
     case TSR_PARAM_SPLIT_ROWS:
     case TSR_PARAM_SPLIT_VOCAB: {
@@ -105,8 +154,8 @@ static void describe(tsr_net *net, const tsr_net_param *p)
     }
     if (p->tied_copy)
         t->writer = false;
-    /* both halves of a gate/up pair (the up half, copied above, is the
-     * current entry then) */
+    /* every block (a gate/up pair's up half, copied above, or an expert's
+     * last piece is the current entry then) */
     for (tsr_tensor_desc *h = t; h <= &net->tensors[net->tensor_count]; h++) {
         h->frozen = p->frozen;
         h->adapter = (p->flags & TSR_PARAM_ADAPTER) != 0;
@@ -151,7 +200,10 @@ tsr_status tsr_net_derive_tables(tsr_net *net)
     size_t n = net->param_count_entries;
     assign_offsets(net);
     net->spans = calloc(n + 1, sizeof *net->spans);
-    net->tensors = calloc(2 * n + 1, sizeof *net->tensors);
+    size_t blocks = 1;
+    for (size_t i = 0; i < n; i++)
+        blocks += block_count(net, &net->table[i]);
+    net->tensors = calloc(blocks, sizeof *net->tensors);
     size_t *order = calloc(n + 1, sizeof *order);
     if (net->spans == NULL || net->tensors == NULL || order == NULL) {
         free(order);
@@ -159,8 +211,11 @@ tsr_status tsr_net_derive_tables(tsr_net *net)
     }
     build_spans(net, order);
     free(order);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        net->table[i].first_tensor = net->tensor_count;
         describe(net, &net->table[i]);
+        net->table[i].tensor_blocks = net->tensor_count - net->table[i].first_tensor;
+    }
     for (int u = 0; u < net->unit_count; u++)
         net->units[u].first_param = net->numel;
     for (int i = 0; i < net->node_count; i++) {

@@ -119,6 +119,9 @@ typedef struct tsr_param_decl {
     tsr_adapter_role adapter_role;
     float adapter_scale;
     int64_t experts; /* > 1: rows stack that many experts' blocks (tsr_decl_experts) */
+    /* TSR_PARAM_SPLIT_EXPERTS: how each expert's block is cut over tp
+     * (NONE: whole on every tp rank; ROWS, GATE_UP or COLS) */
+    tsr_param_split expert_split;
 } tsr_param_decl;
 
 typedef enum tsr_buffer_rows {
@@ -174,6 +177,10 @@ void tsr_decl_adapter(tsr_module_decl *decl, int slot, int base, tsr_adapter_rol
  * rows (each rows / experts of them): checkpoints store it at
  * (experts, rows / experts, cols), the shape Megatron's experts have. */
 void tsr_decl_experts(tsr_module_decl *decl, int slot, int64_t experts);
+/* Cuts each expert of stacked slot `slot` over the tensor-parallel group
+ * like a column-parallel (ROWS, or GATE_UP for a SwiGLU gate | up pair)
+ * or row-parallel (COLS) weight: experts split by tensor parallelism. */
+void tsr_decl_expert_split(tsr_module_decl *decl, int slot, tsr_param_split split);
 /* Adds buffer slot decl->buffer_count (returns its index). */
 int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
                     int64_t cols, tsr_buffer_life life);

@@ -110,6 +110,9 @@ typedef struct tsr_moe_config {
                             * (zero rows after the kept ones): fixed exchange sizes */
     bool allgather;        /* expert parallelism gathers every rank's tokens and sums the
                             * outputs back (reduce-scatter), instead of all-to-all */
+    bool tensor_parallel;  /* under tp (with SP): experts cut over tp, the layer's rows
+                            * gathered (--expert-tensor-parallel-size = tp); else experts
+                            * whole on every tp rank, each routing its own rows */
     float init_std;        /* router, fc1 */
     float out_init_std;    /* fc2 */
 } tsr_moe_config;

@@ -56,6 +56,12 @@ void tsr_decl_experts(tsr_module_decl *decl, int slot, int64_t experts)
         decl->params[slot].experts = experts;
 }
 
+void tsr_decl_expert_split(tsr_module_decl *decl, int slot, tsr_param_split split)
+{
+    if (slot >= 0 && slot < decl->param_count && slot < TSR_MODULE_MAX_PARAMS)
+        decl->params[slot].expert_split = split;
+}
+
 int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
                     int64_t cols, tsr_buffer_life life)
 {

@@ -55,16 +55,19 @@ static moe_dims dims_of(const tsr_module_run *run)
     const tsr_module_info *info = run->info;
     const tsr_moe_config *cfg = info->config;
     moe_dims d;
-    d.n = tsr_module_rows(run, TSR_ROWS_LOCAL);
+    bool decoding = run->io->decode_position >= 0;
+    d.etp = cfg->tensor_parallel && info->tp_size > 1 && !decoding;
+    int64_t tp = d.etp ? info->tp_size : 1;
+    d.n = tsr_module_rows(run, d.etp ? TSR_ROWS_TOKENS : TSR_ROWS_LOCAL);
+    d.n_local = tsr_module_rows(run, TSR_ROWS_LOCAL);
     d.c = info->hidden;
     d.e = cfg->experts;
     d.k = cfg->topk;
-    d.f = cfg->ffn;
-    d.f1 = cfg->swiglu ? 2 * cfg->ffn : cfg->ffn;
+    d.f = cfg->ffn / tp;
+    d.f1 = (cfg->swiglu ? 2 * cfg->ffn : cfg->ffn) / tp;
     d.fs = cfg->shared_ffn;
     d.fs1 = cfg->swiglu ? 2 * cfg->shared_ffn : cfg->shared_ffn;
-    bool decoding = run->io->decode_position >= 0;
-    d.split = info->sequence_parallel && !decoding ? info->tp_size : 1;
+    d.split = info->sequence_parallel && !decoding && !d.etp ? info->tp_size : 1;
     d.split_rank = d.split > 1 ? info->tp_rank : 0;
     d.t = decoding ? 1 : d.split > 1 ? info->local_seq : info->seq;
     d.b = d.n / d.t;
@@ -101,10 +104,17 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
                              "divisible by the ranks",
                              (long long)cfg->experts, (long long)cfg->topk, (long long)cfg->ffn,
                              (long long)ep);
-    bool split = info->sequence_parallel && info->tp_size > 1;
+    bool etp = cfg->tensor_parallel && info->tp_size > 1;
+    bool split = info->sequence_parallel && info->tp_size > 1 && !etp;
     int64_t n = info->micro_batch * (split ? info->local_seq : info->seq), c = info->hidden;
-    int64_t e = cfg->experts;
-    int64_t k = cfg->topk, f = cfg->ffn, f1 = cfg->swiglu ? 2 * f : f;
+    int64_t e = cfg->experts, tp = etp ? info->tp_size : 1;
+    if (cfg->ffn % tp != 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "expert width %lld is not divisible by --tensor-model-parallel-size "
+                             "%lld, over which each expert is cut",
+                             (long long)cfg->ffn, (long long)tp);
+    /* this rank's width of each expert */
+    int64_t k = cfg->topk, f = cfg->ffn / tp, f1 = cfg->swiglu ? 2 * f : f;
     int64_t fs = cfg->shared_ffn, fs1 = cfg->swiglu ? 2 * fs : fs;
     /* rows sent and received per row held, at most: k each, or from every
      * rank min(k, E/ep) of its rows; padded, every expert's capacity */
@@ -121,28 +131,33 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
                              "use a smaller micro batch",
                              (long long)n, (long long)k, (long long)(n * ks), (long long)(n * r));
     bool shared = fs > 0, exchanges = ep > 1, gathers_all = exchanges && cfg->allgather;
-    /* every weight sees this rank's share of the rows: summed over tp */
-    unsigned flags = TSR_PARAM_DECAY | TSR_PARAM_SP_PARTIAL;
+    /* a weight that sees this rank's share of the rows is summed over tp;
+     * with experts cut over tp the router and experts see every row */
+    unsigned partial = TSR_PARAM_DECAY | TSR_PARAM_SP_PARTIAL;
+    unsigned flags = etp ? TSR_PARAM_DECAY : partial;
     tsr_decl_param(decl, true, "router.weight", e, c, TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL,
                    cfg->init_std, flags);
     /* expert i's rows are [i * f1, (i + 1) * f1) (under SwiGLU its gate
-     * then its up rows) and [i * c, (i + 1) * c) */
-    tsr_decl_experts(decl,
-                     tsr_decl_param(decl, true, "experts.linear_fc1.weight", e * f1, c,
-                                    TSR_PARAM_SPLIT_EXPERTS, TSR_INIT_NORMAL, cfg->init_std,
-                                    flags),
-                     e);
-    tsr_decl_experts(decl,
-                     tsr_decl_param(decl, true, "experts.linear_fc2.weight", e * c, f,
-                                    TSR_PARAM_SPLIT_EXPERTS, TSR_INIT_NORMAL, cfg->out_init_std,
-                                    flags),
-                     e);
+     * then its up rows) and [i * c, (i + 1) * c); cut over tp, each expert
+     * is a column-parallel fc1 and a row-parallel fc2 */
+    int fc1 = tsr_decl_param(decl, true, "experts.linear_fc1.weight", e * f1 * tp, c,
+                             TSR_PARAM_SPLIT_EXPERTS, TSR_INIT_NORMAL, cfg->init_std, flags);
+    int fc2 = tsr_decl_param(decl, true, "experts.linear_fc2.weight", e * c, f * tp,
+                             TSR_PARAM_SPLIT_EXPERTS, TSR_INIT_NORMAL, cfg->out_init_std, flags);
+    tsr_decl_experts(decl, fc1, e);
+    tsr_decl_experts(decl, fc2, e);
+    if (etp) {
+        tsr_decl_expert_split(decl, fc1,
+                              cfg->swiglu ? TSR_PARAM_SPLIT_GATE_UP : TSR_PARAM_SPLIT_ROWS);
+        tsr_decl_expert_split(decl, fc2, TSR_PARAM_SPLIT_COLS);
+    }
     tsr_decl_param(decl, shared, "shared_experts.linear_fc1.weight", shared ? fs1 : 1, c,
-                   TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->init_std, flags);
+                   TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->init_std, partial);
     tsr_decl_param(decl, shared, "shared_experts.linear_fc2.weight", c, shared ? fs : 1,
-                   TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->out_init_std, flags);
+                   TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->out_init_std, partial);
     tsr_buffer_life S = TSR_BUFFER_SAVED, X = TSR_BUFFER_SCRATCH;
-    tsr_buffer_rows R = TSR_ROWS_LOCAL, F = TSR_ROWS_FIXED, ALL = TSR_ROWS_TOKENS;
+    tsr_buffer_rows L = TSR_ROWS_LOCAL, F = TSR_ROWS_FIXED, ALL = TSR_ROWS_TOKENS;
+    tsr_buffer_rows R = etp ? ALL : L; /* the rows routed here */
     bool gathers = split && cfg->capacity > 0.0; /* drops over the whole micro batch */
     tsr_decl_buffer(decl, true, "logits", R, e, S);
     tsr_decl_buffer(decl, true, "probs", R, e, S);
@@ -155,8 +170,8 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, true, "h", R, r * f1, S);
     tsr_decl_buffer(decl, true, "act", R, r * f, S);
     tsr_decl_buffer(decl, true, "y", R, (gathers_all && r > ks ? r : ks) * c, S);
-    tsr_decl_buffer(decl, shared, "shared_h", R, shared ? fs1 : 1, S);
-    tsr_decl_buffer(decl, shared, "shared_act", R, shared ? fs : 1, S);
+    tsr_decl_buffer(decl, shared, "shared_h", L, shared ? fs1 : 1, S);
+    tsr_decl_buffer(decl, shared, "shared_act", L, shared ? fs : 1, S);
     tsr_decl_buffer(decl, true, "stats", F, 2 * info->micro_batch * e + 1, S);
     tsr_decl_buffer(decl, true, "send", R, ks * c, X);
     tsr_decl_buffer(decl, exchanges, "recv", R, r * c, X);
@@ -167,8 +182,8 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, true, "d_w", R, k, X);
     tsr_decl_buffer(decl, true, "d_logits", R, e, X);
     tsr_decl_buffer(decl, true, "d_probs", R, e, X);
-    tsr_decl_buffer(decl, shared, "shared_d_act", R, shared ? fs : 1, X);
-    tsr_decl_buffer(decl, shared, "shared_d_h", R, shared ? fs1 : 1, X);
+    tsr_decl_buffer(decl, shared, "shared_d_act", L, shared ? fs : 1, X);
+    tsr_decl_buffer(decl, shared, "shared_d_h", L, shared ? fs1 : 1, X);
     tsr_decl_buffer(decl, true, "cursor", F, e, X);
     tsr_decl_buffer(decl, true, "peer_rows", F, 2 * ep, X);
     tsr_decl_buffer(decl, gathers, "full_idx", ALL, k, X);
@@ -179,7 +194,10 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, gathers_all, "route_all", R, 3 * k * ep, S);
     tsr_decl_buffer(decl, gathers_all, "gathered", R, ep * c, X);
     tsr_decl_buffer(decl, gathers_all, "d_w_all", R, ep * k, X);
-    tsr_decl_buffer(decl, gathers_all, "summed", R, c, X);
+    tsr_decl_buffer(decl, gathers_all || etp, "summed", R, c, X);
+    tsr_decl_buffer(decl, etp, "full_x", ALL, c, S);
+    tsr_decl_buffer(decl, etp, "full_out", ALL, c, X);
+    tsr_decl_buffer(decl, etp, "full_grad", ALL, c, X);
     decl->out_rows = TSR_ROWS_LOCAL;
     decl->out_cols = c;
     decl->keeps_input = true;
@@ -313,19 +331,19 @@ static void shared_forward(const tsr_moe_config *cfg, const moe_dims *d, float *
                            float *const *w, const float *x, float *out)
 {
     if (d->fs <= 0) {
-        memset(out, 0, (size_t)(d->n * d->c) * sizeof *out);
+        memset(out, 0, (size_t)(d->n_local * d->c) * sizeof *out);
         return;
     }
-    tsr_linear_forward(buf[MOE_SH_H], x, w[MOE_SHARED_FC1], NULL, d->n, d->c, d->fs1);
+    tsr_linear_forward(buf[MOE_SH_H], x, w[MOE_SHARED_FC1], NULL, d->n_local, d->c, d->fs1);
     if (cfg->swiglu)
-        tsr_swiglu_forward(buf[MOE_SH_ACT], buf[MOE_SH_H], d->n, d->fs);
+        tsr_swiglu_forward(buf[MOE_SH_ACT], buf[MOE_SH_H], d->n_local, d->fs);
     else
-        tsr_gelu_forward(buf[MOE_SH_ACT], buf[MOE_SH_H], d->n * d->fs);
-    tsr_linear_forward(out, buf[MOE_SH_ACT], w[MOE_SHARED_FC2], NULL, d->n, d->fs, d->c);
+        tsr_gelu_forward(buf[MOE_SH_ACT], buf[MOE_SH_H], d->n_local * d->fs);
+    tsr_linear_forward(out, buf[MOE_SH_ACT], w[MOE_SHARED_FC2], NULL, d->n_local, d->fs, d->c);
 }
 
 /* Dispatch, experts and combine through all-to-all exchanges (or, on one
- * rank, none); out = the shared expert's + the experts' outputs. */
+ * rank, none): out (the routed rows) += the experts' outputs. */
 static tsr_status alltoall_forward(const tsr_module_run *run, const tsr_moe_config *cfg,
                                    const moe_dims *dims, float *const *buf, float *const *w,
                                    const float *in, float *out)
@@ -351,7 +369,6 @@ static tsr_status alltoall_forward(const tsr_module_run *run, const tsr_moe_conf
     st = exchange(run, &d, buf, buf[MOE_Y_SEND], buf[MOE_PERM], true);
     if (st != TSR_OK)
         return st;
-    shared_forward(cfg, &d, buf, w, in, out);
     for (int64_t a = 0; a < d.n * d.k; a++) {
         if (buf[MOE_SLOT][a] < 0.0f)
             continue; /* dropped */
@@ -370,18 +387,27 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
     float *const *buf = run->buffers;
     float *const *w = run->params;
     moe_dims d = dims_of(run);
-    tsr_linear_forward(buf[MOE_LOGITS], in, w[MOE_ROUTER], NULL, d.n, d.c, d.e);
-    tsr_status st = tsr_moe_route(run, cfg, &d, buf, run->io->decode_position >= 0);
+    /* experts cut over tp route every row of the micro batch */
+    const float *x = d.etp ? buf[MOE_FULL_X] : in;
+    tsr_status st = d.etp ? tsr_module_tp_gather_rows(run, buf[MOE_FULL_X], in, d.c) : TSR_OK;
     if (st != TSR_OK)
         return st;
-    if (d.allgather) {
-        shared_forward(cfg, &d, buf, w, in, out);
-        st = tsr_moe_allgather_forward(run, cfg, &d, buf, w, in, out);
-    } else {
-        st = alltoall_forward(run, cfg, &d, buf, w, in, out);
-    }
+    tsr_linear_forward(buf[MOE_LOGITS], x, w[MOE_ROUTER], NULL, d.n, d.c, d.e);
+    st = tsr_moe_route(run, cfg, &d, buf, run->io->decode_position >= 0);
     if (st != TSR_OK)
         return st;
+    shared_forward(cfg, &d, buf, w, in, out);
+    float *routed = d.etp ? buf[MOE_FULL_OUT] : out;
+    if (d.etp)
+        memset(routed, 0, (size_t)(d.n * d.c) * sizeof *routed);
+    st = d.allgather ? tsr_moe_allgather_forward(run, cfg, &d, buf, w, x, routed)
+                     : alltoall_forward(run, cfg, &d, buf, w, x, routed);
+    if (st == TSR_OK && d.etp) /* partial sums over tp -> this rank's rows */
+        st = tsr_module_tp_scatter_rows(run, buf[MOE_SUMMED], routed, d.c);
+    if (st != TSR_OK)
+        return st;
+    for (int64_t i = 0; d.etp && i < d.n_local * d.c; i++)
+        out[i] += buf[MOE_SUMMED][i];
     if (run->io->aux_loss != NULL && run->io->decode_position < 0)
         *run->io->aux_loss += tsr_moe_loss_terms(cfg, &d, buf);
     return TSR_OK;
@@ -425,15 +451,15 @@ static void shared_backward(const tsr_moe_config *cfg, const moe_dims *d, float 
 {
     if (d->fs <= 0)
         return;
-    memset(buf[MOE_SH_DACT], 0, (size_t)(d->n * d->fs) * sizeof(float));
+    memset(buf[MOE_SH_DACT], 0, (size_t)(d->n_local * d->fs) * sizeof(float));
     tsr_linear_backward(buf[MOE_SH_DACT], g[MOE_SHARED_FC2], NULL, dout, buf[MOE_SH_ACT],
-                        w[MOE_SHARED_FC2], d->n, d->fs, d->c);
-    memset(buf[MOE_SH_DH], 0, (size_t)(d->n * d->fs1) * sizeof(float));
+                        w[MOE_SHARED_FC2], d->n_local, d->fs, d->c);
+    memset(buf[MOE_SH_DH], 0, (size_t)(d->n_local * d->fs1) * sizeof(float));
     if (cfg->swiglu)
-        tsr_swiglu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n, d->fs);
+        tsr_swiglu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n_local, d->fs);
     else
-        tsr_gelu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n * d->fs);
-    tsr_linear_backward(din, g[MOE_SHARED_FC1], NULL, buf[MOE_SH_DH], x, w[MOE_SHARED_FC1], d->n, d->c,
+        tsr_gelu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n_local * d->fs);
+    tsr_linear_backward(din, g[MOE_SHARED_FC1], NULL, buf[MOE_SH_DH], x, w[MOE_SHARED_FC1], d->n_local, d->c,
                         d->fs1);
 }
 
@@ -494,14 +520,35 @@ static tsr_status moe_backward(const tsr_module_run *run, const float *in, const
     float *const *g = run->grads;
     moe_dims d = dims_of(run);
     shared_backward(cfg, &d, buf, w, g, in, dout, din);
-    tsr_status st = d.allgather ? tsr_moe_allgather_backward(run, cfg, &d, buf, w, g, dout, din)
-                                : alltoall_backward(run, cfg, &d, buf, w, g, dout, din);
+    /* experts cut over tp: every row's output gradient, partial input
+     * gradients of every row */
+    const float *x = d.etp ? buf[MOE_FULL_X] : in, *dy = dout;
+    float *dx = din;
+    tsr_status st = TSR_OK;
+    if (d.etp) {
+        st = tsr_module_tp_gather_rows(run, buf[MOE_FULL_OUT], dout, d.c);
+        dy = buf[MOE_FULL_OUT];
+        dx = buf[MOE_FULL_GRAD];
+        memset(dx, 0, (size_t)(d.n * d.c) * sizeof *dx);
+    }
+    if (st == TSR_OK)
+        st = d.allgather ? tsr_moe_allgather_backward(run, cfg, &d, buf, w, g, dy, dx)
+                         : alltoall_backward(run, cfg, &d, buf, w, g, dy, dx);
+    if (st == TSR_OK && d.etp) /* each rank's experts' part of y */
+        st = tsr_module_tp_sum(run, buf[MOE_D_W], d.n * d.k);
     if (st != TSR_OK)
         return st;
     tsr_moe_router_backward(cfg, &d, buf, run->io->loss_scale);
-    tsr_linear_backward(din, g[MOE_ROUTER], NULL, buf[MOE_D_LOGITS], in, w[MOE_ROUTER], d.n, d.c,
-                        d.e);
-    return TSR_OK;
+    /* the router's input gradient is whole on every tp rank: one adds it */
+    bool adds = !d.etp || run->info->tp_rank == 0;
+    tsr_linear_backward(adds ? dx : NULL, g[MOE_ROUTER], NULL, buf[MOE_D_LOGITS], x,
+                        w[MOE_ROUTER], d.n, d.c, d.e);
+    if (!d.etp)
+        return TSR_OK;
+    st = tsr_module_tp_scatter_rows(run, buf[MOE_SUMMED], dx, d.c);
+    for (int64_t i = 0; st == TSR_OK && i < d.n_local * d.c; i++)
+        din[i] += buf[MOE_SUMMED][i];
+    return st;
 }
 
 const tsr_module_kind tsr_module_moe = {"moe", moe_declare, moe_forward, moe_backward, NULL};

@@ -52,14 +52,21 @@ enum {
     MOE_ROUTE_ALL,   /* every rank's, slot replaced by the row in x_perm (-1: elsewhere) */
     MOE_GATHERED,    /* every rank's rows: inputs, output sums, their gradients */
     MOE_D_W_ALL,     /* the router weights' gradients of every rank's assignments */
-    MOE_SUMMED       /* this rank's block of a reduce-scatter */
+    MOE_SUMMED,      /* this rank's block of a reduce-scatter */
+    MOE_FULL_X,      /* experts cut over tp: the micro batch's rows, gathered */
+    MOE_FULL_OUT,    /* their partial outputs; in backward the gathered gradients */
+    MOE_FULL_GRAD    /* the partial input gradients of every row */
 };
 
-/* n rows of this rank: b sequences of t positions each; under sequence
+/* n rows routed here: b sequences of t positions each; under sequence
  * parallelism they are share split_rank of split (the tp size) of the
- * micro batch's n_all rows, t of each sequence's t_all. */
+ * micro batch's n_all rows, t of each sequence's t_all; with experts cut
+ * over tp (etp) every rank routes all n_all of them. n_local: the rows of
+ * the residual stream this rank holds (the shared expert's). f, f1: this
+ * rank's width of each expert. */
 typedef struct moe_dims {
-    int64_t n, c, e, k, f, f1, fs, fs1, b, t;
+    int64_t n, c, e, k, f, f1, fs, fs1, b, t, n_local;
+    bool etp;
     int64_t split, split_rank, n_all, t_all;
     int64_t ep, ep_rank, el; /* expert-parallel size, rank, local experts */
     int64_t pad;             /* > 0: rows each expert takes from each rank (padding) */

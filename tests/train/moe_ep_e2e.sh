@@ -5,24 +5,28 @@
 # --expert-model-parallel-size ranks:
 #   20-step loss curves, gradient norms and balancing losses of EP 2, EP 4,
 #   EP 2 x DP 2, PP 2 x EP 2, TP 2 with SP, TP 2 x EP 2 with SP,
-#   TP 2 x PP 2 x EP 2 with SP (8 ranks) and EP 2 under full
+#   TP 2 x PP 2 x EP 2 with SP (8 ranks), the last three again with the
+#   experts cut over tp (--expert-tensor-parallel-size 2) and EP 2 under full
 #   recomputation, each with and without the distributed optimizer, equal
 #   the 1-rank run within 1e-5 relative;
 #   with capacity factor 1.0 (assignments dropped) EP 2, EP 4,
-#   PP 2 x EP 2, TP 2 with SP and TP 2 x EP 2 with SP equal 1 rank within
-#   1e-5 (drops are decided over each micro batch before dispatch, so the
+#   PP 2 x EP 2, TP 2 with SP and TP 2 x EP 2 with SP (experts whole or cut
+#   over tp) equal 1 rank within 1e-5 (drops are decided over each micro batch before dispatch, so the
 #   layout cannot change them); padding each expert's input to its
-#   capacity changes nothing (1 rank, EP 2, EP 4, TP 2 x EP 2 with SP) and
+#   capacity changes nothing (1 rank, EP 2, EP 4, TP 2 x EP 2 with SP, with
+#   experts whole or cut over tp) and
 #   drops the count exchange; the allgather dispatcher gives the same
 #   curves (EP 2, EP 4, EP 2 x DP 2 with the distributed optimizer,
-#   PP 2 x EP 2, TP 2 x EP 2 with SP; dropping at EP 2 and TP 2 x EP 2);
+#   PP 2 x EP 2, TP 2 x EP 2 with SP, experts whole or cut over tp;
+#   dropping at EP 2 and TP 2 x EP 2);
 #   a checkpoint saved at EP 4 (plain and sharded) holds all 8 experts of
 #   each MoE layer, each different, equal to the 1-rank run's at the same
 #   step (1e-5 absolute: Adam magnifies last-bit gradient differences of
 #   rarely routed rows), and continues on 1 rank, EP 2, EP 2 x DP 2 with the
-#   distributed optimizer, PP 2 x EP 2 and TP 2 x EP 2 with SP as the run
-#   that never moved (1e-6);
-#   MoE under TP without SP, experts split by TP, expert parallelism of a
+#   distributed optimizer, PP 2 x EP 2 and TP 2 x EP 2 with SP (experts
+#   whole or cut over tp) as the run that never moved (1e-6);
+#   MoE under TP without SP, experts cut over a size other than 1 or TP,
+#   expert parallelism of a
 #   dense model or of experts it does not divide are refused (exit 2).
 # Prints one line per check and "N passed, M failed".
 set -u
@@ -54,6 +58,7 @@ run() { # np output flags...
 "$tessera" train "${model[@]}" --metrics-file "$work/one.jsonl" >/dev/null 2>&1
 check "MoE model: 1-rank run" $?
 sp="--tensor-model-parallel-size 2 --sequence-parallel"
+etp="$sp --expert-tensor-parallel-size 2"
 layouts=("2 --expert-model-parallel-size 2"
          "4 --expert-model-parallel-size 4"
          "4 --expert-model-parallel-size 2"
@@ -61,6 +66,9 @@ layouts=("2 --expert-model-parallel-size 2"
          "2 $sp"
          "4 --expert-model-parallel-size 2 $sp"
          "8 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2 $sp"
+         "2 $etp"
+         "4 --expert-model-parallel-size 2 $etp"
+         "8 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2 $etp"
          "2 --expert-model-parallel-size 2 --recompute-granularity full --recompute-method uniform --recompute-num-layers 2")
 for layout in "${layouts[@]}"; do
   for optimizer in "" --use-distributed-optimizer; do
@@ -80,7 +88,7 @@ cap=(--moe-expert-capacity-factor 1.0)
 check "capacity factor 1.0 drops assignments (the curve changes)" $?
 for layout in "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size 4" \
   "4 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2" "2 $sp" \
-  "4 --expert-model-parallel-size 2 $sp"; do
+  "4 --expert-model-parallel-size 2 $sp" "4 --expert-model-parallel-size 2 $etp"; do
   read -r np flags <<<"$layout"
   # shellcheck disable=SC2086
   run "$np" "$work/capn.jsonl" "${cap[@]}" $flags
@@ -89,7 +97,7 @@ for layout in "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size
 done
 
 for layout in "1 " "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size 4" \
-  "4 --expert-model-parallel-size 2 $sp"; do
+  "4 --expert-model-parallel-size 2 $sp" "4 --expert-model-parallel-size 2 $etp"; do
   read -r np flags <<<"$layout"
   # shellcheck disable=SC2086
   run "$np" "$work/pad.jsonl" "${cap[@]}" --moe-pad-expert-input-to-capacity $flags
@@ -102,7 +110,7 @@ ag=(--moe-token-dispatcher-type allgather)
 for layout in "2 --expert-model-parallel-size 2" "4 --expert-model-parallel-size 4" \
   "4 --expert-model-parallel-size 2 --use-distributed-optimizer" \
   "4 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2" \
-  "4 --expert-model-parallel-size 2 $sp"; do
+  "4 --expert-model-parallel-size 2 $sp" "4 --expert-model-parallel-size 2 $etp"; do
   read -r np flags <<<"$layout"
   # shellcheck disable=SC2086
   run "$np" "$work/ag.jsonl" "${ag[@]}" $flags
@@ -141,7 +149,7 @@ for optimizer in "" --use-distributed-optimizer; do
   for layout in "1 " "2 --expert-model-parallel-size 2" \
     "4 --expert-model-parallel-size 2 --use-distributed-optimizer" \
     "4 --expert-model-parallel-size 2 --pipeline-model-parallel-size 2" \
-    "4 --expert-model-parallel-size 2 $sp"; do
+    "4 --expert-model-parallel-size 2 $sp" "4 --expert-model-parallel-size 2 $etp"; do
     read -r np flags <<<"$layout"
     # shellcheck disable=SC2086
     run "$np" "$work/resumed.jsonl" $flags --load "$ck"
@@ -153,9 +161,9 @@ done
 refused "MoE under TP without SP" "need --sequence-parallel" \
   "$mpiexec" -np 4 --oversubscribe "$tessera" train "${model[@]}" \
   --expert-model-parallel-size 2 --tensor-model-parallel-size 2
-refused "experts split by TP" "experts split by tensor parallelism are not built" \
+refused "experts cut over another size than TP" "give 1 (experts whole on every" \
   "$mpiexec" -np 4 --oversubscribe "$tessera" train "${model[@]}" \
-  --expert-model-parallel-size 2 $sp --expert-tensor-parallel-size 2
+  --expert-model-parallel-size 2 $sp --expert-tensor-parallel-size 4
 refused "expert parallelism of a dense model" "needs a mixture-of-experts model" \
   "$mpiexec" -np 2 --oversubscribe "$tessera" train --num-layers 2 --hidden-size 64 \
   --num-attention-heads 4 --seq-length 32 --data-path synthetic:addition:2 \
