@@ -119,7 +119,8 @@ static void describe(tsr_net *net, const tsr_net_param *p)
         net->tensor_count += blocks;
         return;
     }
-    *t = (tsr_tensor_desc){p->name, rows, p->cols, 0, p->rows, 0, p->cols, p->offset, true, false, false, 0};
+    *t = (tsr_tensor_desc){p->name, rows,      p->cols, 0,     p->rows, 0,
+                           p->cols, p->offset, true,    false, false,   0};
     switch (p->split) {
     case TSR_PARAM_SPLIT_NONE:
     case TSR_PARAM_SPLIT_COUNT:

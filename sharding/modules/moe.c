@@ -459,8 +459,8 @@ static void shared_backward(const tsr_moe_config *cfg, const moe_dims *d, float 
         tsr_swiglu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n_local, d->fs);
     else
         tsr_gelu_backward(buf[MOE_SH_DH], buf[MOE_SH_DACT], buf[MOE_SH_H], d->n_local * d->fs);
-    tsr_linear_backward(din, g[MOE_SHARED_FC1], NULL, buf[MOE_SH_DH], x, w[MOE_SHARED_FC1], d->n_local, d->c,
-                        d->fs1);
+    tsr_linear_backward(din, g[MOE_SHARED_FC1], NULL, buf[MOE_SH_DH], x, w[MOE_SHARED_FC1],
+                        d->n_local, d->c, d->fs1);
 }
 
 /* The experts' part of backward through all-to-all exchanges: din gets
