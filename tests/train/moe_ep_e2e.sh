@@ -25,6 +25,9 @@
 #   rarely routed rows), and continues on 1 rank, EP 2, EP 2 x DP 2 with the
 #   distributed optimizer, PP 2 x EP 2 and TP 2 x EP 2 with SP (experts
 #   whole or cut over tp) as the run that never moved (1e-6);
+#   LoRA on an MoE base (experts frozen) at EP 2 and at TP 2 x EP 2 with
+#   the experts cut and the distributed optimizer equals 1 rank (1e-5),
+#   and the frozen experts are saved unchanged;
 #   MoE under TP without SP, experts cut over a size other than 1 or TP,
 #   expert parallelism of a
 #   dense model or of experts it does not divide are refused (exit 2).
@@ -156,6 +159,24 @@ for optimizer in "" --use-distributed-optimizer; do
     last10 "$work/one.jsonl" "$work/resumed.jsonl"
     check "saved at EP 4 ${optimizer}, continued on $np rank(s) ${flags}: the last 10 losses (1e-6)" $?
   done
+done
+
+# LoRA on the 10-step base: the experts frozen, held apart from the trained
+lora=(--lora-rank 4 --pretrained-checkpoint "$work/ck1" --finetune)
+run 1 "$work/lora1.jsonl" "${lora[@]}"
+for layout in "2 --expert-model-parallel-size 2" \
+  "4 --expert-model-parallel-size 2 $etp --use-distributed-optimizer"; do
+  read -r np flags <<<"$layout"
+  rm -rf "$work/lck"
+  # shellcheck disable=SC2086
+  run "$np" "$work/lora.jsonl" "${lora[@]}" $flags --save "$work/lck"
+  ok=0
+  within "$work/lora1.jsonl" "$work/lora.jsonl" 1e-5 20 || ok=1
+  for w in linear_fc1 linear_fc2; do
+    [ "$(h5diff -r -d 0 "$work/ck1/iter_0000010.h5" "$work/lck/iter_0000020.h5" \
+      "/model/decoder.layers.2.mlp.experts.$w.weight" | sed -n 2p)" = "0 differences found" ] || ok=1
+  done
+  check "LoRA on the MoE base, $np ranks ${flags}: 20 losses equal 1 rank (1e-5), frozen experts saved unchanged" $ok
 done
 
 refused "MoE under TP without SP" "need --sequence-parallel" \
