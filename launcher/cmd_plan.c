@@ -19,8 +19,9 @@
  * rank: it is sized for --threads-per-device (default this process's
  * OpenMP threads). The pipeline bubble is the idle share of the step when
  * the schedule training would run (1F1B here) is simulated with a
- * backward twice as long as a forward (tsr_pp_sim_schedule); the rest of
- * the iteration time is not modelled yet.
+ * backward twice as long as a forward (tsr_pp_sim_schedule). With
+ * --cluster the iteration time of each layout is predicted (time_model.h)
+ * on that machine, term by term, and the layouts listed fastest first.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@
 #include "model_select.h"
 #include "rank_env.h"
 #include "sharding/net.h"
-#include "sharding/pipeline_sim.h"
+#include "time_inputs.h"
 #include "train/trainer.h"
 #include "train_flags.h"
 #include "train_supported.h"
@@ -45,7 +46,15 @@ typedef struct layout {
     size_t total, stage0_total;
     int largest_stage;
     double bubble; /* idle share of the step, from the schedule's simulation */
+    tsr_time_prediction time; /* of the slowest stage (with --cluster) */
+    double tflops;            /* per device, Megatron's FLOPs over the predicted time */
 } layout;
+
+static int by_time(const void *a, const void *b)
+{
+    const layout *x = a, *y = b;
+    return (x->time.total > y->time.total) - (x->time.total < y->time.total);
+}
 
 static int by_memory(const void *a, const void *b)
 {
@@ -66,7 +75,7 @@ static int microbatches(const tsr_config *cfg, int world)
 /* Declares and plans every stage of the layout in cfg; false (with the
  * builder's message) when the model does not take the layout. */
 static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec, int64_t vocab,
-                              int world, layout *out)
+                              int world, const tsr_machine *machine, layout *out)
 {
     out->total = 0;
     for (int p = 0; p < cfg->pipeline_model_parallel_size; p++) {
@@ -79,29 +88,24 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
             st = tsr_net_build(spec, cfg, &dims, &net);
         if (st != TSR_OK)
             return st;
-        if (p == 0 && dims.pp > 1) {
-            /* the schedule training runs, simulated with a backward twice a
-             * forward: the share of the step the slowest rank idles */
-            tsr_pp_schedule_spec spec = {dims.chunks > 1 ? TSR_PP_SCHEDULE_INTERLEAVED
-                                                         : TSR_PP_SCHEDULE_1F1B,
-                                         dims.pp, 0, dims.microbatches, dims.chunks};
-            tsr_pp_sim_options options = {1, 2, TSR_PP_SEND_RENDEZVOUS};
-            tsr_pp_sim_rank_stats stats[1024];
-            int64_t makespan = 0;
-            out->bubble = -1.0;
-            if (dims.pp <= 1024 &&
-                tsr_pp_sim_schedule(&spec, &options, stats, &makespan) == TSR_OK && makespan > 0) {
-                out->bubble = 0.0;
-                for (int r = 0; r < dims.pp; r++)
-                    if ((double)stats[r].idle / (double)makespan > out->bubble)
-                        out->bubble = (double)stats[r].idle / (double)makespan;
-            }
-        }
+        if (p == 0)
+            out->bubble = tsr_time_pipeline_bubble(&dims);
         tsr_memory_plan plan = {0};
         tsr_net_plan(net, &plan);
         tsr_model model = tsr_net_as_model(net);
         tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp,
                                          dp / dims.ep, &plan);
+        if (machine != NULL) { /* the slowest stage sets the pace */
+            tsr_time_inputs in;
+            int per_node = world < machine->devices_per_node ? world : machine->devices_per_node;
+            tsr_time_inputs_of(cfg, net, &plan, world, per_node, omp_get_max_threads(), &in);
+            tsr_time_prediction t;
+            tsr_time_predict(machine, &in, &t);
+            if (t.total > out->time.total) {
+                out->time = t;
+                out->tflops = in.flops_per_iteration / world / t.total / 1e12;
+            }
+        }
         tsr_net_destroy(net);
         size_t total = tsr_plan_total_bytes(&plan);
         if (p == 0)
@@ -118,6 +122,7 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
 typedef struct plan_args {
     int gpus, threads;
     double device_gib;
+    const char *cluster; /* --cluster: predict iteration times */
 } plan_args;
 
 /* --gpus and --device-memory out of argv (the rest are train's flags). */
@@ -127,12 +132,17 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
     for (int i = 0; i < *argc; i++) {
         bool gpus = strcmp(argv[i], "--gpus") == 0, mem = strcmp(argv[i], "--device-memory") == 0;
         bool threads = strcmp(argv[i], "--threads-per-device") == 0;
-        if (!gpus && !mem && !threads) {
+        bool cluster = strcmp(argv[i], "--cluster") == 0;
+        if (!gpus && !mem && !threads && !cluster) {
             argv[kept++] = argv[i];
             continue;
         }
         if (i + 1 >= *argc)
             return tsr_error_set(TSR_ERR_INVALID_ARG, "%s needs a value", argv[i]);
+        if (cluster) {
+            a->cluster = argv[++i];
+            continue;
+        }
         char *end = NULL;
         double v = strtod(argv[i + 1], &end);
         bool whole = gpus || threads;
@@ -160,19 +170,46 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
 
 static void print_help(void)
 {
-    puts("usage: tessera plan --gpus N [--device-memory GIB] [--threads-per-device T] [model "
-         "and batch flags of 'tessera train']\n\n"
+    puts("usage: tessera plan --gpus N [--device-memory GIB] [--threads-per-device T]\n"
+         "                    [--cluster PRESET|FILE] [model and batch flags of 'tessera "
+         "train']\n\n"
          "lists every layout (TP x PP x DP = N; sequence parallel, distributed optimizer,\n"
          "full recomputation) the model takes, with the memory each device allocates in\n"
          "it (the largest pipeline stage), smallest first; --device-memory marks which fit\n"
          "and refuses when none does; kernel scratch is sized for --threads-per-device\n"
-         "(default: this process's OpenMP threads)");
+         "(default: this process's OpenMP threads); --cluster (dgx-a100, dgx-h100, local or\n"
+         "a file from 'tessera calibrate') adds the predicted iteration time and its terms,\n"
+         "and sorts by it");
+}
+
+static void print_times(const layout *found, int count)
+{
+    printf("\npredicted iteration time per layout, fastest first (ms; terms in "
+           "docs/planner.md):\n");
+    printf("%4s %4s %4s %3s %4s %4s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "TP", "PP", "DP",
+           "SP", "DOPT", "RC", "total", "TFLOP/s", "compute", "elemwise", "tp", "pp", "ep", "dp",
+           "bubble");
+    for (int i = 0; i < count; i++) {
+        const layout *l = &found[i];
+        const tsr_time_prediction *t = &l->time;
+        printf("%4d %4d %4d %3s %4s %4s %10.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n",
+               l->tp, l->pp, l->dp, l->sp ? "on" : "-", l->dist ? "on" : "-",
+               l->recompute ? "full" : "-", t->total * 1e3, l->tflops, t->compute * 1e3,
+               t->elementwise * 1e3, t->tp * 1e3, t->pp * 1e3, t->ep * 1e3, t->dp * 1e3,
+               t->bubble * 1e3);
+    }
 }
 
 static tsr_status run_plan(const tsr_config *base, const plan_args *a)
 {
     if (a->threads > 0)
         omp_set_num_threads(a->threads);
+    tsr_machine machine;
+    if (a->cluster != NULL) {
+        tsr_status st = tsr_machine_load(a->cluster, &machine);
+        if (st != TSR_OK)
+            return st;
+    }
     tsr_dataset *ds = NULL;
     tsr_status st = tsr_dataset_open(base, &ds);
     if (st != TSR_OK)
@@ -220,7 +257,8 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
                 if (why == TSR_OK)
                     why = tsr_train_check_supported(&cfg, a->gpus);
                 if (why == TSR_OK)
-                    why = plan_layout(&cfg, &spec, vocab, a->gpus, &l);
+                    why = plan_layout(&cfg, &spec, vocab, a->gpus,
+                                      a->cluster != NULL ? &machine : NULL, &l);
                 if (why != TSR_OK) {
                     if (refused++ == 0)
                         snprintf(first_reason, sizeof first_reason, "TP %d x PP %d: %s", tp, pp,
@@ -271,6 +309,11 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
                a->device_gib > 0.0 ? (ok ? "  yes" : "  no") : "");
     }
     size_t smallest = found[0].total;
+    if (a->cluster != NULL) {
+        qsort(found, (size_t)count, sizeof *found, by_time);
+        printf("\non %s:", machine.name);
+        print_times(found, count);
+    }
     free(found);
     if (fits == 0)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
@@ -289,7 +332,7 @@ int tsr_cmd_plan(int argc, char **argv)
             print_help();
         return 0;
     }
-    plan_args a = {0, 0, 0.0};
+    plan_args a = {0, 0, 0.0, NULL};
     char **args = malloc((size_t)(argc + 1) * sizeof *args);
     if (args == NULL)
         return 1;

@@ -34,6 +34,7 @@
 #include "train/trainer.h"
 #include "train_checkpoint.h"
 #include "train_flags.h"
+#include "train_prediction.h"
 #include "train_preflight.h"
 #include "train_supported.h"
 
@@ -240,7 +241,10 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
                                 int world_size, int ranks_on_node, model_choice *m)
 {
     memset(m, 0, sizeof *m);
-    tsr_status st = tsr_model_select(cfg, &m->entry);
+    tsr_status st = tsr_train_prediction_check(cfg);
+    if (st != TSR_OK)
+        return st;
+    st = tsr_model_select(cfg, &m->entry);
     if (st != TSR_OK)
         return st;
     st = tsr_spec_arena_create(&m->arena);
@@ -304,7 +308,10 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
                                      tsr_net_as_model(net).expert_count, tsr_grid_dp_size(grid),
                                      tsr_grid_expert_dp_size(grid), &plan);
     tsr_plan_log(&plan);
-    st = tsr_plan_allocate(&plan);
+    tsr_train_prediction prediction;
+    st = tsr_train_prediction_make(cfg, net, &plan, grid, &prediction);
+    if (st == TSR_OK)
+        st = tsr_plan_allocate(&plan);
     tsr_dp *dp = NULL;
     if (st == TSR_OK)
         st = tsr_net_carve(net, grid, &plan);
@@ -342,6 +349,9 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             tsr_log_once(TSR_LOG_INFO, "peak RSS %.1f MiB, memory plan %.1f MiB",
                          (double)tsr_peak_rss_bytes() / 1048576.0,
                          (double)tsr_plan_total_bytes(&plan) / 1048576.0);
+        if (st == TSR_OK)
+            tsr_train_prediction_report(&prediction, &trainer, tsr_plan_total_bytes(&plan),
+                                        metrics);
     }
     tsr_dp_destroy(dp);
     if (metrics != NULL)

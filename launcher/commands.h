@@ -17,6 +17,7 @@ int tsr_cmd_preprocess(int argc, char **argv);
 int tsr_cmd_convert(int argc, char **argv);
 int tsr_cmd_generate(int argc, char **argv);
 int tsr_cmd_plan(int argc, char **argv);
+int tsr_cmd_calibrate(int argc, char **argv);
 
 /* True if argv holds -h or --help before any "--". */
 int tsr_args_want_help(int argc, char **argv);

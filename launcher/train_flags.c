@@ -254,6 +254,9 @@ static const tsr_flag train_flags[] = {
     /* logging and runtime */
     {"--log-interval", TSR_FLAG_INT64, OFF(log_interval), 1, BIG64, NULL, "N",
      "iterations between log lines"},
+    {"--cluster", TSR_FLAG_STRING, OFF(cluster), 0, 0, NULL, "PRESET|FILE",
+     "predict the iteration time on this machine (dgx-a100, dgx-h100, local, or a file of "
+     "'tessera calibrate') and log it beside the measured one"},
     {"--metrics-file", TSR_FLAG_STRING, OFF(metrics_file), 0, 0, NULL, "FILE",
      "also write each log line as JSON to FILE (tessera)"},
     {"--log-level", TSR_FLAG_CHOICE, OFF(log_level), 0, 0, log_level_choices, "LEVEL",

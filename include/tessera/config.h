@@ -202,6 +202,7 @@ typedef struct tsr_config {
     /* logging and runtime */
     int64_t log_interval;
     const char *metrics_file;
+    const char *cluster;      /* --cluster: predict the iteration time on this machine */
     const char *watchdog_dir; /* hang reports; NULL: the working directory */
     int log_level; /* tsr_log_level */
     double distributed_timeout_minutes;

@@ -428,6 +428,7 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
     memset(&stats, 0, sizeof stats);
     double lr = 0.0;
     uint64_t start_ns = tsr_time_ns();
+    int64_t first_iteration = tr->iteration;
     if (cfg->exit_signal_handler && tsr_exit_signal_install() != 0)
         return tsr_error_set(TSR_ERR_INTERNAL, "cannot install the --exit-signal-handler");
     if (cfg->skip_train) {
@@ -489,7 +490,12 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
         stats.last_norm = norm;
         tr->consumed_samples += global_batch;
         stats.iterations++;
-        stats.seconds += (double)(tsr_time_ns() - t0) * 1e-9;
+        double seconds = (double)(tsr_time_ns() - t0) * 1e-9;
+        stats.seconds += seconds;
+        if (tr->iteration > first_iteration + 1) {
+            tr->timed_iterations++;
+            tr->timed_seconds += seconds;
+        }
         if (tr->iteration % cfg->log_interval == 0 || tr->iteration == cfg->train_iters)
             report(tr, &stats, lr, global_batch, metrics);
         if (cfg->eval_interval > 0 && (tr->iteration % cfg->eval_interval == 0 ||

@@ -76,6 +76,10 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     int64_t iteration, consumed_samples, adam_step;
     int64_t nan_iterations_total;
     double last_loss;  /* loss of the last iteration */
+    /* the iterations of this run after its first (which warms caches and
+     * pages) and their seconds: the measured iteration time */
+    int64_t timed_iterations;
+    double timed_seconds;
 } tsr_trainer;
 
 /* Adds the optimizer state and batch buffers of one rank to the plan.

@@ -7,8 +7,13 @@
 #   of a real 4-rank `tessera train` of that layout logs (both with one
 #   thread per rank); the pipeline bubble it prints, from simulating the
 #   schedule training runs, is 1F1B's (p-1)/(m+p-1): 20.0% for PP 2 and
-#   42.9% for PP 4 with 4 micro batches; no layout fitting --device-memory, and --gpus no
-#   layout takes, exit 2 with one message, as does a plan under mpirun.
+#   42.9% for PP 4 with 4 micro batches; with --cluster dgx-a100 every layout
+#   gets a predicted iteration time, fastest first; `tessera calibrate`
+#   under mpirun measures this machine into a file that `tessera train
+#   --cluster` reads, logging the predicted and the measured iteration time
+#   and their ratio (also in --metrics-file); a bad cluster file, an unknown
+#   cluster, no layout fitting --device-memory, and --gpus no layout takes,
+#   exit 2 with one message, as does a plan under mpirun.
 # Prints one line per check and "N passed, M failed".
 set -u
 tessera=$1
@@ -46,6 +51,33 @@ awk '$1 == 2 && $2 == 2 && $3 == 1 { if ($14 != "20.0%") bad = 1; n++ }
      $2 == 1 && $14 != "-" { bad = 1 }
      END { exit bad || n == 0 }' "$work/plan.out"
 check "bubbles: PP 2 20.0%, PP 4 42.9% (1F1B, 4 micro batches), none without a pipeline" $?
+
+# the time model: on a preset every layout gets a predicted time, fastest first
+"$tessera" plan --gpus 4 --threads-per-device 1 --cluster dgx-a100 "${model[@]}" \
+  >"$work/timed.out" 2>&1
+check "plan --cluster dgx-a100 runs" $?
+sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk '
+  $1 ~ /^[0-9]+$/ { n++; if ($7 + 0 < last) bad = 1; last = $7 + 0; if (!($7 > 0)) bad = 1 }
+  END { exit bad || n != 26 }'
+check "26 layouts with a positive predicted time, fastest first" $?
+
+# calibrate this machine, then train with the prediction beside the measurement
+OMP_NUM_THREADS=1 "$mpiexec" -np 2 --oversubscribe "$tessera" calibrate --out "$work/local.json" \
+  >"$work/cal.out" 2>&1 && grep -q "(measured)" "$work/cal.out" &&
+  grep -q '"intra_node_bandwidth"' "$work/local.json"
+check "calibrate under mpirun measures GEMM, memory and the links ($(tail -n 1 "$work/cal.out" | cut -c1-70))" $?
+OMP_NUM_THREADS=1 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --train-iters 6 \
+  --pipeline-model-parallel-size 2 --cluster "$work/local.json" --log-interval 6 \
+  --metrics-file "$work/pred.jsonl" >"$work/pred.out" 2>&1
+grep -q "predicted iteration" "$work/pred.out" && grep -q "measured / predicted" "$work/pred.out" &&
+  grep '"type": "prediction"' "$work/pred.jsonl" | sed 's/.*"ratio": \([^,]*\),.*/\1/' |
+  awk '{ exit !($1 > 0.2 && $1 < 5) }'
+check "train --cluster logs predicted and measured iteration time, and their ratio ($(grep -o 'measured / predicted [0-9.]*' "$work/pred.out"))" $?
+echo '{"name": "broken", "gemm_flops": 1e9}' >"$work/broken.json"
+refused "a cluster file missing a rate" "\"memory_bandwidth\" is missing" \
+  "$tessera" train "${model[@]}" --cluster "$work/broken.json"
+refused "an unknown cluster" "no such preset or file" \
+  "$tessera" plan --gpus 4 "${model[@]}" --cluster nope
 
 refused "no layout fits the device memory" "no layout fits --device-memory 1e-06 GiB" \
   "$tessera" plan --gpus 4 "${model[@]}" --device-memory 0.000001

@@ -1,0 +1,199 @@
+/*
+ * cmd_calibrate.c - `tessera calibrate`: measures this machine into the
+ * cluster file the time model reads (machine.h; --cluster local).
+ *
+ *   tessera calibrate [--out FILE]            (one process: compute only)
+ *   mpirun -np N tessera calibrate [--out FILE]   (and the links)
+ *
+ * GEMM rate: tsr_linear_forward on the shapes of a GPT-2-small layer's
+ * linears (2048 rows; 768 -> 2304, 768 -> 768, 768 -> 3072, 3072 -> 768),
+ * each repeated for at least 0.2 s, with this process's OpenMP threads;
+ * the median rate is the machine's. Memory bandwidth: a triad over three
+ * 64 MiB arrays. Links, under mpirun: bus bandwidth of a 16 MiB MPI
+ * all-reduce (2 (p-1)/p x bytes / time) and the latency of an 8-byte one
+ * (its time / 2 (p-1)), with every rank measuring at once; the ranks share
+ * one node here, so the inter-node figures are the same numbers. Alone, the
+ * links are taken as a quarter of the memory bandwidth and 2 us (what
+ * shared-memory MPI gets on one node), and the file says so in its name.
+ */
+#include <mpi.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "machine.h"
+#include "rank_env.h"
+#include "tessera/kernels.h"
+#include "tessera/log.h"
+#include "tessera/timer.h"
+
+static double seconds_since(uint64_t t0)
+{
+    return (double)(tsr_time_ns() - t0) * 1e-9;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* FLOP/s of out = in W^T for rows x k -> n. */
+static double gemm_rate(int64_t rows, int64_t k, int64_t n)
+{
+    float *in = calloc((size_t)(rows * k), sizeof *in), *w = calloc((size_t)(n * k), sizeof *w);
+    float *out = calloc((size_t)(rows * n), sizeof *out);
+    double rate = 0.0;
+    if (in != NULL && w != NULL && out != NULL) {
+        for (int64_t i = 0; i < rows * k; i++)
+            in[i] = (float)(i % 7) * 0.01f;
+        for (int64_t i = 0; i < n * k; i++)
+            w[i] = (float)(i % 5) * 0.01f;
+        tsr_linear_forward(out, in, w, NULL, rows, k, n); /* warm */
+        int reps = 0;
+        uint64_t t0 = tsr_time_ns();
+        do {
+            tsr_linear_forward(out, in, w, NULL, rows, k, n);
+            reps++;
+        } while (seconds_since(t0) < 0.2);
+        rate = 2.0 * (double)rows * (double)k * (double)n * reps / seconds_since(t0);
+    }
+    free(in);
+    free(w);
+    free(out);
+    return rate;
+}
+
+/* Bytes/s of a[i] = b[i] + s c[i] over 64 MiB arrays. */
+static double triad_bandwidth(void)
+{
+    int64_t n = 16 << 20;
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    float *c = malloc((size_t)n * sizeof *c);
+    double bw = 0.0;
+    if (a != NULL && b != NULL && c != NULL) {
+#pragma omp parallel for
+        for (int64_t i = 0; i < n; i++) {
+            a[i] = 0.0f;
+            b[i] = 1.0f;
+            c[i] = 2.0f;
+        }
+        int reps = 0;
+        uint64_t t0 = tsr_time_ns();
+        do {
+#pragma omp parallel for
+            for (int64_t i = 0; i < n; i++)
+                a[i] = b[i] + 0.5f * c[i];
+            reps++;
+        } while (seconds_since(t0) < 0.3);
+        bw = 3.0 * (double)n * sizeof(float) * reps / seconds_since(t0);
+    }
+    free(a);
+    free(b);
+    free(c);
+    return bw;
+}
+
+/* Seconds per MPI all-reduce of `count` floats, every rank at once. */
+static double allreduce_seconds(int count, int reps)
+{
+    float *x = calloc((size_t)count, sizeof *x);
+    if (x == NULL)
+        return 0.0;
+    MPI_Allreduce(MPI_IN_PLACE, x, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Barrier(MPI_COMM_WORLD);
+    uint64_t t0 = tsr_time_ns();
+    for (int r = 0; r < reps; r++)
+        MPI_Allreduce(MPI_IN_PLACE, x, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    double t = seconds_since(t0) / reps, slowest = 0.0;
+    MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    free(x);
+    return slowest;
+}
+
+static void measure(tsr_machine *m, int rank, int world)
+{
+    static const int64_t shapes[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+    double rates[4];
+    for (int i = 0; i < 4; i++) {
+        rates[i] = gemm_rate(2048, shapes[i][0], shapes[i][1]);
+        if (rank == 0)
+            printf("GEMM 2048 x %lld -> %lld: %.1f GFLOP/s\n", (long long)shapes[i][0],
+                   (long long)shapes[i][1], rates[i] / 1e9);
+    }
+    qsort(rates, 4, sizeof rates[0], by_value);
+    m->gemm_flops = 0.5 * (rates[1] + rates[2]);
+    m->memory_bandwidth = triad_bandwidth();
+    if (world > 1) {
+        double big = allreduce_seconds(4 << 20, 10), small = allreduce_seconds(2, 200);
+        m->intra_bandwidth = 2.0 * (world - 1) / world * (16.0 * 1048576.0) / big;
+        m->intra_latency = small / (2.0 * (world - 1));
+    } else {
+        m->intra_bandwidth = m->memory_bandwidth / 4.0;
+        m->intra_latency = 2e-6;
+    }
+    m->inter_bandwidth = m->intra_bandwidth;
+    m->inter_latency = m->intra_latency;
+}
+
+int tsr_cmd_calibrate(int argc, char **argv)
+{
+    tsr_rank_info info = tsr_rank_info_from_env();
+    const char *out = "tessera-cluster.json";
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            if (info.rank == 0)
+                puts("usage: [mpirun -np N] tessera calibrate [--out FILE]\n\n"
+                     "measures this machine's GEMM rate, memory bandwidth and (under mpirun)\n"
+                     "MPI all-reduce bandwidth and latency into FILE (default\n"
+                     "tessera-cluster.json, what --cluster local reads)");
+            return 0;
+        }
+        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
+            out = argv[++i];
+            continue;
+        }
+        return tsr_report_error_once(info.rank, "calibrate",
+                                     tsr_error_set(TSR_ERR_INVALID_ARG,
+                                                   "unknown argument '%s'; the only flag is "
+                                                   "--out FILE",
+                                                   argv[i]));
+    }
+    if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        fprintf(stderr, "tessera calibrate: error: MPI_Init failed\n");
+        return 1;
+    }
+    int rank = 0, world = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    tsr_machine m;
+    memset(&m, 0, sizeof m);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    m.threads_per_device = omp_get_max_threads();
+    m.cores_per_node = cores > 0 ? (int)cores : 1;
+    m.devices_per_node = m.cores_per_node / m.threads_per_device > 0
+                             ? m.cores_per_node / m.threads_per_device
+                             : 1;
+    snprintf(m.name, sizeof m.name, "local, %d rank(s)%s", world,
+             world > 1 ? "" : ", links assumed");
+    measure(&m, rank, world);
+    tsr_status st = TSR_OK;
+    if (rank == 0) {
+        st = tsr_machine_save(&m, out);
+        if (st == TSR_OK)
+            printf("GEMM %.1f GFLOP/s (median), memory %.1f GB/s, links %.2f GB/s and %.1f us "
+                   "(%s), %d thread(s) per device, %d cores: %s\n",
+                   m.gemm_flops / 1e9, m.memory_bandwidth / 1e9, m.intra_bandwidth / 1e9,
+                   m.intra_latency * 1e6, world > 1 ? "measured" : "assumed",
+                   m.threads_per_device, m.cores_per_node, out);
+    }
+    int failed = st != TSR_OK;
+    MPI_Bcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Finalize();
+    if (failed)
+        return tsr_report_error_once(rank, "calibrate", st);
+    return 0;
+}

@@ -1,0 +1,25 @@
+/*
+ * time_inputs.h - the time model's inputs (time_model.h) read off a
+ * declared and planned stage of a model, as `tessera plan` and `tessera
+ * train` have it: FLOPs, micro batches, layers, the stage's trainable
+ * floats and saved activations, and the pipeline schedule's idle share.
+ */
+#ifndef TSR_LAUNCHER_TIME_INPUTS_H
+#define TSR_LAUNCHER_TIME_INPUTS_H
+
+#include "arena.h"
+#include "sharding/net.h"
+#include "tessera/config.h"
+#include "time_model.h"
+
+/* The idle share of the slowest rank when the schedule training runs for
+ * dims is simulated with a backward twice a forward (0 without a
+ * pipeline; -1 if it cannot be simulated). */
+double tsr_time_pipeline_bubble(const tsr_net_dims *dims);
+
+/* in from cfg (the layout over `world` ranks, ranks_per_node of them on a
+ * node, `threads` each), a stage's net and its plan. */
+void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, const tsr_memory_plan *plan,
+                        int world, int ranks_per_node, int threads, tsr_time_inputs *in);
+
+#endif /* TSR_LAUNCHER_TIME_INPUTS_H */

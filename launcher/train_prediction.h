@@ -1,0 +1,42 @@
+/*
+ * train_prediction.h - `tessera train --cluster`: the time model's
+ * prediction of this run's iteration (time_model.h) logged at the start,
+ * and beside the measured time at the end (with the ratio, also as a
+ * "prediction" line of --metrics-file).
+ */
+#ifndef TSR_LAUNCHER_TRAIN_PREDICTION_H
+#define TSR_LAUNCHER_TRAIN_PREDICTION_H
+
+#include <stdio.h>
+
+#include "arena.h"
+#include "machine.h"
+#include "sharding/grid.h"
+#include "sharding/net.h"
+#include "time_model.h"
+#include "train/trainer.h"
+
+typedef struct tsr_train_prediction {
+    bool on;
+    tsr_machine machine;
+    tsr_time_prediction time; /* each term the largest over the ranks' stages */
+    double baseline_rss;      /* the process before the plan's memory (code, MPI, libraries) */
+} tsr_train_prediction;
+
+/* Checks --cluster before MPI starts (a configuration error, exit 2). */
+tsr_status tsr_train_prediction_check(const tsr_config *cfg);
+
+/* The prediction for this rank's stage, the slowest over the job (a
+ * collective over the grid's world), logged once. Nothing without
+ * --cluster. */
+tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net,
+                                     const tsr_memory_plan *plan, tsr_grid *grid,
+                                     tsr_train_prediction *out);
+
+/* After the run: measured (the iterations after the first) against
+ * predicted, and the predicted memory (the plan + the process before it)
+ * against the peak RSS. */
+void tsr_train_prediction_report(const tsr_train_prediction *p, const tsr_trainer *tr,
+                                 size_t plan_bytes, FILE *metrics);
+
+#endif /* TSR_LAUNCHER_TRAIN_PREDICTION_H */

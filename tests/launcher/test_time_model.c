@@ -1,0 +1,169 @@
+/*
+ * test_time_model.c - the time model (launcher/time_model.h) against
+ * numbers worked out by hand, and the machine files (machine.h): presets,
+ * a file written and read back, and bad files refused with a message.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "machine.h"
+#include "tessera/log.h"
+#include "time_model.h"
+
+/* 8 devices a node; round numbers so that every term is checkable */
+static tsr_machine toy(void)
+{
+    tsr_machine m = {"toy", 8, 0, 1, 1e12, 1e11, 1e10, 1e-6, 1e9, 1e-5};
+    return m;
+}
+
+static tsr_time_inputs base_inputs(void)
+{
+    tsr_time_inputs in;
+    memset(&in, 0, sizeof in);
+    in.tp = in.pp = in.dp = in.ep = 1;
+    in.threads = 1;
+    in.ranks_per_node = 1;
+    in.flops_per_iteration = 8e12;
+    in.microbatches = 4;
+    in.micro_batch = 2;
+    in.seq = 1024;
+    in.hidden = 1024;
+    in.layers_per_stage = 8;
+    in.params_per_device = 1e8;
+    in.activation_bytes = 1e9;
+    return in;
+}
+
+static void near(double got, double want)
+{
+    CU_ASSERT_DOUBLE_EQUAL(got, want, 1e-9 * fabs(want) + 1e-15);
+}
+
+static void test_one_device_is_compute_and_memory(void)
+{
+    tsr_machine m = toy();
+    tsr_time_inputs in = base_inputs();
+    tsr_time_prediction t;
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, 8.0);              /* 8e12 / 1e12 */
+    near(t.elementwise, 3 * 1e9 * 4 / 1e11); /* 0.12 */
+    CU_ASSERT_EQUAL(t.tp + t.pp + t.ep + t.dp + t.bubble, 0.0);
+    near(t.total, 8.12);
+}
+
+static void test_collectives_on_their_links(void)
+{
+    tsr_machine m = toy();
+    tsr_time_inputs in = base_inputs();
+    in.tp = 4; /* within a node */
+    in.dp = 4; /* 16 devices: dp ranks 4 apart span two nodes */
+    tsr_time_prediction t;
+    tsr_time_predict(&m, &in, &t);
+    double stream = 2.0 * 1024 * 1024 * 4; /* B T C floats */
+    double ring_tp = 2.0 * 3 / 4 * stream / 1e10 + 6 * 1e-6;
+    near(t.tp, 4.0 * 8 * 4 * ring_tp);     /* 4 per layer, 8 layers, 4 micro batches */
+    near(t.dp, 2.0 * 3 / 4 * 4e8 / 1e9 + 6 * 1e-5); /* 1e8 floats over the inter-node link */
+    near(t.compute, 8.0 / 16);
+    near(tsr_time_ring(100.0, 1, 1.0, 1.0), 0.0);
+}
+
+static void test_pipeline_and_recomputation(void)
+{
+    tsr_machine m = toy();
+    tsr_time_inputs in = base_inputs();
+    in.pp = 2;
+    in.tp = 2;
+    in.sp = true;
+    in.recompute = true;
+    in.bubble = 0.2;
+    tsr_time_prediction t;
+    tsr_time_predict(&m, &in, &t);
+    double stream = 2.0 * 1024 * 1024 * 4;
+    near(t.compute, 8e12 * 4 / 3 / 4 / 1e12);
+    near(t.tp, 6.0 * 8 * 4 * (2.0 * 1 / 2 * stream / 1e10 + 2 * 1e-6));
+    near(t.pp, 2.0 * 4 * (stream / 2 / 1e10 + 1e-6)); /* SP: a tp share crosses */
+    double stage = t.compute + t.elementwise + t.tp + t.pp;
+    near(t.bubble, stage / 0.8 - stage);
+    near(t.total, stage / 0.8);
+}
+
+static void test_experts_and_shared_cores(void)
+{
+    tsr_machine m = toy();
+    tsr_time_inputs in = base_inputs();
+    in.dp = 4;
+    in.ep = 4;
+    in.topk = 2;
+    in.moe_layers_per_stage = 4;
+    tsr_time_prediction t;
+    tsr_time_predict(&m, &in, &t);
+    double rows = 2.0 * 1024 * 2 * 1024 * 4; /* B T k C floats */
+    near(t.ep, 4.0 * 4 * 4 * (rows * 3 / 4 / 1e10 + 3 * 1e-6));
+    /* 4 ranks of 2 threads on 4 cores: half the calibrated one-thread rate x 2 */
+    m.cores_per_node = 4;
+    in = base_inputs();
+    in.threads = 2;
+    in.ranks_per_node = 4;
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, 8.0 / (2 * 0.5));
+}
+
+static void test_presets_and_files(void)
+{
+    tsr_machine m;
+    CU_ASSERT_EQUAL_FATAL(tsr_machine_load("dgx-a100", &m), TSR_OK);
+    CU_ASSERT_EQUAL(m.devices_per_node, 8);
+    CU_ASSERT_TRUE(m.gemm_flops > 1e14 && m.inter_bandwidth < m.intra_bandwidth);
+    CU_ASSERT_EQUAL(tsr_machine_load("dgx-h100", &m), TSR_OK);
+    char path[] = "/tmp/tsr_machine_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    close(fd);
+    tsr_machine w = toy();
+    w.cores_per_node = 2;
+    w.threads_per_device = 2;
+    CU_ASSERT_EQUAL_FATAL(tsr_machine_save(&w, path), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_machine_load(path, &m), TSR_OK);
+    CU_ASSERT_STRING_EQUAL(m.name, "toy");
+    CU_ASSERT_EQUAL(m.cores_per_node, 2);
+    CU_ASSERT_EQUAL(m.threads_per_device, 2);
+    near(m.inter_latency, 1e-5);
+    near(m.gemm_flops, 1e12);
+    static const char *const bad[] = {
+        "{\"devices_per_node\": 8}",                                   /* rates missing */
+        "[1, 2]",                                                      /* not an object */
+        "{\"gemm_flops\": -1}",                                        /* negative */
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        fputs(bad[i], f);
+        fclose(f);
+        CU_ASSERT_EQUAL(tsr_machine_load(path, &m), TSR_ERR_INVALID_ARG);
+        CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), path));
+    }
+    remove(path);
+    CU_ASSERT_EQUAL(tsr_machine_load("/nonexistent/cluster.json", &m), TSR_ERR_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), "dgx-a100"));
+}
+
+static const tsr_test_case cases[] = {
+    TSR_TEST(test_one_device_is_compute_and_memory),
+    TSR_TEST(test_collectives_on_their_links),
+    TSR_TEST(test_pipeline_and_recomputation),
+    TSR_TEST(test_experts_and_shared_cores),
+    TSR_TEST(test_presets_and_files),
+};
+
+int main(void)
+{
+    tsr_log_configure(0, 1, TSR_LOG_WARN);
+    const tsr_test_suite suites[] = {TSR_SUITE("time model", cases)};
+    return tsr_test_main(suites, 1);
+}
