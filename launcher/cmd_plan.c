@@ -40,7 +40,7 @@
 #include "train_supported.h"
 
 typedef struct layout {
-    int tp, pp, dp;
+    int tp, pp, dp, ep, vpp, mbs;
     bool sp, dist, recompute;
     size_t bytes[TSR_MEM_CATEGORY_COUNT]; /* of the largest stage */
     size_t total, stage0_total;
@@ -122,8 +122,48 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
 typedef struct plan_args {
     int gpus, threads;
     double device_gib;
-    const char *cluster; /* --cluster: predict iteration times */
+    const char *cluster;   /* --cluster: predict iteration times */
+    bool vary_micro_batch; /* --vary-micro-batch: every power of two dividing the batch */
 } plan_args;
+
+/* What every layout of one plan shares. */
+typedef struct enumeration {
+    const tsr_config *base;
+    const plan_args *args;
+    const tsr_model_spec *spec;
+    int64_t vocab;
+    const tsr_machine *machine;
+} enumeration;
+
+/* The layout's configuration, checked as tessera train checks it, and
+ * planned; an error says why the model or the flags refuse it. */
+static tsr_status try_layout(const enumeration *e, layout *l)
+{
+    tsr_config cfg = *e->base;
+    cfg.tensor_model_parallel_size = l->tp;
+    cfg.pipeline_model_parallel_size = l->pp;
+    cfg.expert_model_parallel_size = l->ep;
+    cfg.micro_batch_size = l->mbs;
+    cfg.num_layers_per_virtual_pipeline_stage =
+        l->vpp > 1 ? (cfg.num_layers % (l->pp * l->vpp) == 0 ? cfg.num_layers / (l->pp * l->vpp)
+                                                             : -1)
+                   : 0;
+    if (cfg.num_layers_per_virtual_pipeline_stage < 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "%d layers do not split into %d x %d stages",
+                             cfg.num_layers, l->pp, l->vpp);
+    cfg.sequence_parallel = l->sp;
+    cfg.use_distributed_optimizer = l->dist;
+    cfg.recompute_granularity = l->recompute ? TSR_RECOMPUTE_FULL : TSR_RECOMPUTE_NONE;
+    cfg.recompute_method = TSR_RECOMPUTE_UNIFORM;
+    cfg.recompute_num_layers = 1;
+    int gpus = e->args->gpus;
+    tsr_status why = tsr_config_validate(&cfg, gpus);
+    if (why == TSR_OK)
+        why = tsr_train_check_supported(&cfg, gpus);
+    if (why == TSR_OK)
+        why = plan_layout(&cfg, e->spec, e->vocab, gpus, e->machine, l);
+    return why;
+}
 
 /* --gpus and --device-memory out of argv (the rest are train's flags). */
 static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
@@ -133,6 +173,10 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
         bool gpus = strcmp(argv[i], "--gpus") == 0, mem = strcmp(argv[i], "--device-memory") == 0;
         bool threads = strcmp(argv[i], "--threads-per-device") == 0;
         bool cluster = strcmp(argv[i], "--cluster") == 0;
+        if (strcmp(argv[i], "--vary-micro-batch") == 0) {
+            a->vary_micro_batch = true;
+            continue;
+        }
         if (!gpus && !mem && !threads && !cluster) {
             argv[kept++] = argv[i];
             continue;
@@ -171,11 +215,13 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
 static void print_help(void)
 {
     puts("usage: tessera plan --gpus N [--device-memory GIB] [--threads-per-device T]\n"
-         "                    [--cluster PRESET|FILE] [model and batch flags of 'tessera "
-         "train']\n\n"
-         "lists every layout (TP x PP x DP = N; sequence parallel, distributed optimizer,\n"
-         "full recomputation) the model takes, with the memory each device allocates in\n"
-         "it (the largest pipeline stage), smallest first; --device-memory marks which fit\n"
+         "                    [--cluster PRESET|FILE] [--vary-micro-batch] [model and batch\n"
+         "                    flags of 'tessera train']\n\n"
+         "lists every layout (TP x PP x DP = N; EP dividing DP for an MoE model, virtual\n"
+         "pipeline stages, sequence parallel, distributed optimizer, full recomputation;\n"
+         "with --vary-micro-batch every power-of-two micro batch) the model takes, with\n"
+         "the memory each device allocates in it (the largest pipeline stage), smallest\n"
+         "first; --device-memory marks which fit\n"
          "and refuses when none does; kernel scratch is sized for --threads-per-device\n"
          "(default: this process's OpenMP threads); --cluster (dgx-a100, dgx-h100, local or\n"
          "a file from 'tessera calibrate') adds the predicted iteration time and its terms,\n"
@@ -186,14 +232,16 @@ static void print_times(const layout *found, int count)
 {
     printf("\npredicted iteration time per layout, fastest first (ms; terms in "
            "docs/planner.md):\n");
-    printf("%4s %4s %4s %3s %4s %4s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "TP", "PP", "DP",
-           "SP", "DOPT", "RC", "total", "TFLOP/s", "compute", "elemwise", "tp", "pp", "ep", "dp",
-           "bubble");
+    printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "TP",
+           "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "total", "TFLOP/s", "compute",
+           "elemwise", "tp", "pp", "ep", "dp", "bubble");
     for (int i = 0; i < count; i++) {
         const layout *l = &found[i];
         const tsr_time_prediction *t = &l->time;
-        printf("%4d %4d %4d %3s %4s %4s %10.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n",
-               l->tp, l->pp, l->dp, l->sp ? "on" : "-", l->dist ? "on" : "-",
+        printf("%4d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f "
+               "%9.3f %9.3f\n",
+               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-",
+               l->dist ? "on" : "-",
                l->recompute ? "full" : "-", t->total * 1e3, l->tflops, t->compute * 1e3,
                t->elementwise * 1e3, t->tp * 1e3, t->pp * 1e3, t->ep * 1e3, t->dp * 1e3,
                t->bubble * 1e3);
@@ -225,47 +273,61 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
         tsr_spec_arena_destroy(arena);
         return st;
     }
-    layout *found = calloc((size_t)a->gpus * 64 + 64, sizeof *found);
+    size_t capacity = 256;
+    layout *found = calloc(capacity, sizeof *found);
     int count = 0, refused = 0;
     char first_reason[512] = "";
+    enumeration e = {base, a, &spec, vocab, a->cluster != NULL ? &machine : NULL};
     for (int tp = 1; tp <= a->gpus && found != NULL; tp++) {
-        if (a->gpus % tp != 0)
-            continue;
-        for (int pp = 1; pp <= a->gpus / tp; pp++) {
+        for (int pp = 1; a->gpus % tp == 0 && pp <= a->gpus / tp && found != NULL; pp++) {
+            int dp = a->gpus / tp / pp;
             if ((a->gpus / tp) % pp != 0)
                 continue;
-            for (int v = 0; v < 8; v++) {
-                layout l;
-                memset(&l, 0, sizeof l);
-                l.tp = tp;
-                l.pp = pp;
-                l.dp = a->gpus / (tp * pp);
-                l.sp = v & 1;
-                l.dist = (v >> 1) & 1;
-                l.recompute = (v >> 2) & 1;
-                if ((l.sp && tp == 1) || (l.dist && l.dp == 1))
+            int per_rank = tsr_config_global_batch_size(base, a->gpus) / dp;
+            for (int ep = 1; ep <= dp && found != NULL; ep++) {
+                if (dp % ep != 0 || (ep > 1 && base->num_experts <= 0))
                     continue;
-                tsr_config cfg = *base;
-                cfg.tensor_model_parallel_size = tp;
-                cfg.pipeline_model_parallel_size = pp;
-                cfg.sequence_parallel = l.sp;
-                cfg.use_distributed_optimizer = l.dist;
-                cfg.recompute_granularity = l.recompute ? TSR_RECOMPUTE_FULL : TSR_RECOMPUTE_NONE;
-                cfg.recompute_method = TSR_RECOMPUTE_UNIFORM;
-                cfg.recompute_num_layers = 1;
-                tsr_status why = tsr_config_validate(&cfg, a->gpus);
-                if (why == TSR_OK)
-                    why = tsr_train_check_supported(&cfg, a->gpus);
-                if (why == TSR_OK)
-                    why = plan_layout(&cfg, &spec, vocab, a->gpus,
-                                      a->cluster != NULL ? &machine : NULL, &l);
-                if (why != TSR_OK) {
-                    if (refused++ == 0)
-                        snprintf(first_reason, sizeof first_reason, "TP %d x PP %d: %s", tp, pp,
-                                 tsr_last_error());
-                    continue;
+                for (int vpp = 1; vpp <= (pp > 1 ? 8 : 1) && found != NULL; vpp *= 2) {
+                    for (int mbs = 1; mbs <= per_rank && found != NULL; mbs *= 2) {
+                        if (!a->vary_micro_batch && mbs != base->micro_batch_size)
+                            continue;
+                        if (a->vary_micro_batch && per_rank % mbs != 0)
+                            continue;
+                        for (int v = 0; v < 8 && found != NULL; v++) {
+                            layout l;
+                            memset(&l, 0, sizeof l);
+                            l.tp = tp;
+                            l.pp = pp;
+                            l.dp = dp;
+                            l.ep = ep;
+                            l.vpp = vpp;
+                            l.mbs = a->vary_micro_batch ? mbs : base->micro_batch_size;
+                            l.sp = v & 1;
+                            l.dist = (v >> 1) & 1;
+                            l.recompute = (v >> 2) & 1;
+                            if ((l.sp && tp == 1) || (l.dist && dp == 1))
+                                continue;
+                            tsr_status why = try_layout(&e, &l);
+                            if (why != TSR_OK) {
+                                if (refused++ == 0)
+                                    snprintf(first_reason, sizeof first_reason,
+                                             "TP %d x PP %d: %s", tp, pp, tsr_last_error());
+                                continue;
+                            }
+                            if ((size_t)count == capacity) {
+                                layout *more = realloc(found, 2 * capacity * sizeof *found);
+                                if (more == NULL) {
+                                    free(found);
+                                    found = NULL;
+                                    break;
+                                }
+                                found = more;
+                                capacity *= 2;
+                            }
+                            found[count++] = l;
+                        }
+                    }
                 }
-                found[count++] = l;
             }
         }
     }
@@ -288,9 +350,10 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
            "in %s, as tessera train allocates it (fp32, %d thread(s) per device), of the "
            "largest pipeline stage:\n",
            count, a->gpus, refused, unit == gib ? "GiB" : "MiB", omp_get_max_threads());
-    printf("%4s %4s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %7s %14s%s\n", "TP", "PP",
-           "DP", "SP", "DOPT", "RC", "params", "grads", "optimizer", "activations", "scratch",
-           "total", "stage", "bubble", "stage 0 (MiB)", a->device_gib > 0.0 ? "  fits" : "");
+    printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %7s %14s%s\n",
+           "TP", "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "params", "grads",
+           "optimizer", "activations", "scratch", "total", "stage", "bubble", "stage 0 (MiB)",
+           a->device_gib > 0.0 ? "  fits" : "");
     for (int i = 0; i < count; i++) {
         const layout *l = &found[i];
         bool ok = a->device_gib <= 0.0 || (double)l->total <= a->device_gib * gib;
@@ -298,9 +361,10 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
         char bubble[16] = "-";
         if (l->pp > 1 && l->bubble >= 0.0)
             snprintf(bubble, sizeof bubble, "%.1f%%", 100.0 * l->bubble);
-        printf("%4d %4d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f %10.3f %6d %7s "
-               "%14.2f%s\n",
-               l->tp, l->pp, l->dp, l->sp ? "on" : "-", l->dist ? "on" : "-",
+        printf("%4d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f %10.3f "
+               "%6d %7s %14.2f%s\n",
+               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-",
+               l->dist ? "on" : "-",
                l->recompute ? "full" : "-", (double)l->bytes[TSR_MEM_PARAMS] / unit,
                (double)l->bytes[TSR_MEM_GRADS] / unit, (double)l->bytes[TSR_MEM_OPTIMIZER] / unit,
                (double)l->bytes[TSR_MEM_ACTIVATIONS] / unit,
@@ -332,7 +396,7 @@ int tsr_cmd_plan(int argc, char **argv)
             print_help();
         return 0;
     }
-    plan_args a = {0, 0, 0.0, NULL};
+    plan_args a = {0, 0, 0.0, NULL, false};
     char **args = malloc((size_t)(argc + 1) * sizeof *args);
     if (args == NULL)
         return 1;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # plan_e2e.sh TESSERA MPIEXEC - `tessera plan`:
-#   for a 4-layer model on 4 devices it lists the 26 layouts the model
-#   takes (TP x PP x DP with sequence parallelism, the distributed
-#   optimizer and full recomputation); for three of them the memory it
+#   for a 4-layer model on 4 devices it lists the 34 layouts the model
+#   takes (TP x PP x DP, virtual pipeline stages, with sequence
+#   parallelism, the distributed optimizer and full recomputation); an MoE
+#   model adds EP layouts, each holding fewer parameters, and
+#   --vary-micro-batch the micro batches 1 to 8; for three of them the memory it
 #   gives for stage 0 is, to the printed 0.01 MiB, the memory plan rank 0
 #   of a real 4-rank `tessera train` of that layout logs (both with one
 #   thread per rank); the pipeline bubble it prints, from simulating the
@@ -24,8 +26,9 @@ model=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 32
        --micro-batch-size 2 --global-batch-size 8 --data-path synthetic:addition:2)
 "$tessera" plan --gpus 4 --threads-per-device 1 "${model[@]}" >"$work/plan.out" 2>&1
 check "plan --gpus 4 runs" $?
-grep -q "^26 layouts of 4 devices" "$work/plan.out"
-check "it lists 26 layouts ($(head -n 1 "$work/plan.out" | cut -c1-60))" $?
+grep -q "^34 layouts of 4 devices" "$work/plan.out"
+check "it lists 34 layouts ($(head -n 1 "$work/plan.out" | cut -c1-60))" $?
+layouts=34
 
 # TP PP DP SP DOPT RC, and the train flags of that layout
 cases=("2 2 1 - - -|--tensor-model-parallel-size 2 --pipeline-model-parallel-size 2"
@@ -36,7 +39,8 @@ for c in "${cases[@]}"; do
   flags=${c#*|}
   read -r tp pp dp sp dopt rc <<<"$key"
   planned=$(awk -v tp="$tp" -v pp="$pp" -v dp="$dp" -v sp="$sp" -v d="$dopt" -v rc="$rc" \
-    '$1 == tp && $2 == pp && $3 == dp && $4 == sp && $5 == d && $6 == rc { print $NF }' "$work/plan.out")
+    '$1 == tp && $2 == pp && $3 == dp && $4 == 1 && $5 == 1 && $7 == sp && $8 == d && $9 == rc {
+       print $NF }' "$work/plan.out")
   # shellcheck disable=SC2086
   "$mpiexec" -np 4 --oversubscribe "$tessera" train "${model[@]}" $flags --train-iters 1 \
     --bind none >"$work/train.out" 2>&1
@@ -46,20 +50,34 @@ for c in "${cases[@]}"; do
   check "TP $tp x PP $pp x DP $dp (SP $sp, DOPT $dopt, RC $rc): planned = the run's memory plan" $?
 done
 
-awk '$1 == 2 && $2 == 2 && $3 == 1 { if ($14 != "20.0%") bad = 1; n++ }
-     $1 == 1 && $2 == 4 { if ($14 != "42.9%") bad = 1; n++ }
-     $2 == 1 && $14 != "-" { bad = 1 }
-     END { exit bad || n == 0 }' "$work/plan.out"
-check "bubbles: PP 2 20.0%, PP 4 42.9% (1F1B, 4 micro batches), none without a pipeline" $?
+awk '$1 == 2 && $2 == 2 && $3 == 1 && $5 == 1 { if ($17 != "20.0%") bad = 1; n++ }
+     $1 == 1 && $2 == 4 && $5 == 1 { if ($17 != "42.9%") bad = 1; n++ }
+     $1 == 2 && $2 == 2 && $5 == 2 { if (!($17 + 0 < 20.0)) bad = 1; v++ }
+     $2 == 1 && $1 ~ /^[0-9]+$/ && $17 != "-" { bad = 1 }
+     END { exit bad || n == 0 || v == 0 }' "$work/plan.out"
+check "bubbles: PP 2 20.0%, PP 4 42.9% (1F1B, 4 micro batches), less interleaved (VPP 2), none without a pipeline" $?
+
+# expert parallelism and the micro batch
+"$tessera" plan --gpus 4 --threads-per-device 1 "${model[@]}" --num-experts 4 \
+  --moe-router-topk 2 >"$work/moe.out" 2>&1
+awk '$1 == 1 && $2 == 1 && $3 == 4 && $5 == 1 && $7 == "-" && $8 == "-" && $9 == "-" {
+       p[$4] = $10 }
+     END { exit !(p[1] > p[2] && p[2] > p[4]) }' "$work/moe.out"
+check "an MoE model on 4 devices: EP 1, 2, 4 layouts, fewer parameters per device with more EP" $?
+"$tessera" plan --gpus 4 --threads-per-device 1 --vary-micro-batch "${model[@]}" \
+  >"$work/mbs.out" 2>&1
+awk '$1 ~ /^[0-9]+$/ { seen[$6] = 1 } END { exit !(seen[1] && seen[2] && seen[4] && seen[8]) }' \
+  "$work/mbs.out" && [ "$(head -n 1 "$work/mbs.out" | cut -d' ' -f1)" -gt "$layouts" ]
+check "--vary-micro-batch adds micro batches 1, 2, 4, 8 ($(head -n 1 "$work/mbs.out" | cut -c1-40))" $?
 
 # the time model: on a preset every layout gets a predicted time, fastest first
 "$tessera" plan --gpus 4 --threads-per-device 1 --cluster dgx-a100 "${model[@]}" \
   >"$work/timed.out" 2>&1
 check "plan --cluster dgx-a100 runs" $?
 sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk '
-  $1 ~ /^[0-9]+$/ { n++; if ($7 + 0 < last) bad = 1; last = $7 + 0; if (!($7 > 0)) bad = 1 }
-  END { exit bad || n != 26 }'
-check "26 layouts with a positive predicted time, fastest first" $?
+  $1 ~ /^[0-9]+$/ { n++; if ($10 + 0 < last) bad = 1; last = $10 + 0; if (!($10 > 0)) bad = 1 }
+  END { exit bad || n != '"$layouts"' }'
+check "$layouts layouts with a positive predicted time, fastest first" $?
 
 # calibrate this machine, then train with the prediction beside the measurement
 OMP_NUM_THREADS=1 "$mpiexec" -np 2 --oversubscribe "$tessera" calibrate --out "$work/local.json" \
