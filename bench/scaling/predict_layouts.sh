@@ -14,8 +14,8 @@ tessera=${1:-build/bin/tessera}
 mpiexec=${2:-mpirun}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export OMP_NUM_THREADS=1
-"$mpiexec" -np 2 --oversubscribe "$tessera" calibrate --out "$work/local.json" | tail -n 1
+source "$(dirname "$0")/common.sh"
+calibrate "$work/local.json"
 
 model=(--num-layers 4 --hidden-size 256 --num-attention-heads 4 --seq-length 256
        --micro-batch-size 4 --global-batch-size 16 --data-path synthetic:addition:4
@@ -44,18 +44,13 @@ for l in "${layouts[@]}"; do
     flags=${flags% moe}
     extra=("${moe[@]}")
   fi
-  rm -f "$work/m.jsonl"
+  name="${flags:-(data parallel)}${extra:+ (MoE)}"
   # shellcheck disable=SC2086
-  "$mpiexec" -np "$np" --oversubscribe "$tessera" train "${model[@]}" "${extra[@]}" $flags \
-    --cluster "$work/local.json" --metrics-file "$work/m.jsonl" >/dev/null 2>&1
-  line=$(grep '"type": "prediction"' "$work/m.jsonl" 2>/dev/null)
-  get() { echo "$line" | sed "s/.*\"$1\": \([^,}]*\).*/\1/"; }
-  if [ -z "$line" ]; then
-    printf "%-4s %-62s failed\n" "$np" "${flags:-data parallel}${extra:+ (MoE)}"
+  if ! measure "$np" "$work/local.json" "${model[@]}" "${extra[@]}" $flags; then
+    printf "%-4s %-62s failed\n" "$np" "$name"
     continue
   fi
-  awk -v np="$np" -v name="${flags:-(data parallel)}${extra:+ (MoE)}" -v p="$(get predicted_ms)" \
-    -v m="$(get measured_ms)" -v plan="$(get predicted_memory_bytes)" -v rss="$(get peak_rss_bytes)" \
-    'BEGIN { printf "%-4s %-62s %11.2f %11.2f %7.3f %9.1f %9.1f %7.3f\n", np, substr(name, 1, 62),
-             p, m, m / p, plan / 1048576, rss / 1048576, rss / plan }'
+  awk -v np="$np" -v name="$name" -v p="$pred_ms" -v m="$meas_ms" -v plan="$pred_mem" \
+    -v rss="$rss" 'BEGIN { printf "%-4s %-62s %11.2f %11.2f %7.3f %9.1f %9.1f %7.3f\n", np,
+             substr(name, 1, 62), p, m, m / p, plan / 1048576, rss / 1048576, rss / plan }'
 done
