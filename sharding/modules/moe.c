@@ -30,7 +30,8 @@
  * and the input gradients back. Routing, capacity and the loss terms see
  * only the rank's own tokens, before any exchange: no layout changes
  * them. A rank may receive up to ep x min(k, E/ep) rows per token it
- * holds; the buffers are planned for that. Padded to capacity, expert i's
+ * holds, or under a capacity E capacities; the buffers are planned for
+ * the smaller. Padded to capacity, expert i's
  * block of the send order is [i pad, (i+1) pad), zero rows after the kept
  * ones: every exchange has the same sizes and the counts need none.
  *
@@ -117,12 +118,21 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     int64_t k = cfg->topk, f = cfg->ffn / tp, f1 = cfg->swiglu ? 2 * f : f;
     int64_t fs = cfg->shared_ffn, fs1 = cfg->swiglu ? 2 * fs : fs;
     /* rows sent and received per row held, at most: k each, or from every
-     * rank min(k, E/ep) of its rows; padded, every expert's capacity */
+     * rank min(k, E/ep) of its rows; under a capacity no more than E
+     * capacities arrive (each source keeps at most one capacity per
+     * expert), or, padded, exactly that; a generation step (no dropping)
+     * still needs k per row of its one position */
     int64_t el = e / ep, ks = k, r = ep * (k < el ? k : el);
-    if (cfg->pad_to_capacity && cfg->capacity > 0.0) {
-        int64_t padded = e * tsr_moe_capacity(cfg, info->micro_batch * info->seq * k);
-        ks = ks > (padded + n - 1) / n ? ks : (padded + n - 1) / n;
-        r = r > (padded + n - 1) / n ? r : (padded + n - 1) / n;
+    if (cfg->capacity > 0.0) {
+        int64_t kept = e * tsr_moe_capacity(cfg, info->micro_batch * info->seq * k);
+        int64_t bound = (kept + n - 1) / n, decode = (k + info->seq - 1) / info->seq;
+        bound = bound > decode ? bound : decode;
+        if (cfg->pad_to_capacity) {
+            ks = ks > bound ? ks : bound;
+            r = r > bound ? r : bound;
+        } else {
+            r = r < bound ? r : bound;
+        }
     }
     if (n * ks >= (int64_t)1 << 24 || n * r >= (int64_t)1 << 24)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
