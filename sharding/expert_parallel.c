@@ -17,16 +17,20 @@ static tsr_comm *ep_comm(const tsr_net *net)
     return net->d.ep > 1 ? tsr_grid_comm(net->tp.grid, TSR_GROUP_EP) : NULL;
 }
 
+/* One rank: every exchange keeps its data where it is. */
+static tsr_status stay(const float *send, float *recv, int64_t count)
+{
+    if (recv != send)
+        memmove(recv, send, (size_t)count * sizeof *recv);
+    return TSR_OK;
+}
+
 tsr_status tsr_module_ep_alltoall_at(tsr_call_site site, const tsr_module_run *run,
                                      const float *send, float *recv, int64_t count)
 {
-    tsr_net *net = run->exec->net;
-    tsr_comm *comm = ep_comm(net);
-    if (comm == NULL) {
-        if (recv != send)
-            memmove(recv, send, (size_t)count * sizeof *recv);
-        return TSR_OK;
-    }
+    tsr_comm *comm = ep_comm(run->exec->net);
+    if (comm == NULL)
+        return stay(send, recv, count);
     return tsr_comm_alltoall_at(site, send, recv, (size_t)count, TSR_COMM_FP32, comm, NULL);
 }
 
@@ -36,11 +40,8 @@ tsr_status tsr_module_ep_alltoallv_at(tsr_call_site site, const tsr_module_run *
 {
     tsr_net *net = run->exec->net;
     tsr_comm *comm = ep_comm(net);
-    if (comm == NULL) {
-        if (recv != send)
-            memmove(recv, send, (size_t)((int64_t)send_rows[0] * cols) * sizeof *recv);
-        return TSR_OK;
-    }
+    if (comm == NULL)
+        return stay(send, recv, (int64_t)send_rows[0] * cols);
     int p = net->d.ep;
     size_t *sc = net->ep_counts, *sd = sc + p, *rc = sd + p, *rd = rc + p;
     size_t s_at = 0, r_at = 0;
@@ -59,11 +60,8 @@ tsr_status tsr_module_ep_allgather_at(tsr_call_site site, const tsr_module_run *
                                       const float *send, float *recv, int64_t count)
 {
     tsr_comm *comm = ep_comm(run->exec->net);
-    if (comm == NULL) {
-        if (recv != send)
-            memmove(recv, send, (size_t)count * sizeof *recv);
-        return TSR_OK;
-    }
+    if (comm == NULL)
+        return stay(send, recv, count);
     return tsr_comm_allgather_at(site, send, recv, (size_t)count, TSR_COMM_FP32, comm, NULL);
 }
 
@@ -71,11 +69,8 @@ tsr_status tsr_module_ep_reduce_scatter_at(tsr_call_site site, const tsr_module_
                                            const float *send, float *recv, int64_t count)
 {
     tsr_comm *comm = ep_comm(run->exec->net);
-    if (comm == NULL) {
-        if (recv != send)
-            memmove(recv, send, (size_t)count * sizeof *recv);
-        return TSR_OK;
-    }
+    if (comm == NULL)
+        return stay(send, recv, count);
     return tsr_comm_reduce_scatter_at(site, send, recv, (size_t)count, TSR_COMM_FP32,
                                       TSR_COMM_SUM, comm, NULL);
 }

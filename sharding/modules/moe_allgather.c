@@ -15,6 +15,7 @@
  * row to every rank, and outputs for every row), but in collectives whose
  * sizes do not depend on the routing.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "moe_internal.h"
@@ -61,11 +62,36 @@ static void select_local(const moe_dims *d, float *const *buf, const float *rows
     }
 }
 
+/* Every gathered row's sum of its local assignments' rows of `from`
+ * (expert order, times the router weight when weighted), summed over the
+ * group: this rank's rows of the sum are added to dst. */
+static tsr_status sum_back(const tsr_module_run *run, const moe_dims *d, float *const *buf,
+                           const float *from, bool weighted, float *dst)
+{
+    int64_t n = d->n, k = d->k, c = d->c, all = d->ep * n;
+    float *gathered = buf[MOE_GATHERED];
+    memset(gathered, 0, (size_t)(all * c) * sizeof *gathered);
+    for (int64_t a = 0; a < all * k; a++) {
+        int64_t row;
+        const float *e = entry(d, buf, a, &row);
+        if (e[2 * k] < 0.0f)
+            continue;
+        const float *y = from + (int64_t)e[2 * k] * c;
+        float *o = gathered + row * c, wt = weighted ? e[k] : 1.0f;
+        for (int64_t j = 0; j < c; j++)
+            o[j] += wt * y[j];
+    }
+    tsr_status st = tsr_module_ep_reduce_scatter(run, gathered, buf[MOE_SUMMED], n * c);
+    for (int64_t i = 0; st == TSR_OK && i < n * c; i++)
+        dst[i] += buf[MOE_SUMMED][i];
+    return st;
+}
+
 tsr_status tsr_moe_allgather_forward(const tsr_module_run *run, const tsr_moe_config *cfg,
                                      const moe_dims *d, float *const *buf, float *const *w,
                                      const float *x, float *out)
 {
-    int64_t n = d->n, k = d->k, c = d->c, all = d->ep * n;
+    int64_t n = d->n, k = d->k, c = d->c;
     float *route = buf[MOE_ROUTE], *gathered = buf[MOE_GATHERED];
     for (int64_t t = 0; t < n; t++)
         for (int64_t j = 0; j < k; j++) {
@@ -80,23 +106,7 @@ tsr_status tsr_moe_allgather_forward(const tsr_module_run *run, const tsr_moe_co
         return st;
     select_local(d, buf, gathered);
     tsr_moe_experts_forward(cfg, d, buf, w, buf[MOE_Y_SEND]);
-    memset(gathered, 0, (size_t)(all * c) * sizeof *gathered);
-    for (int64_t a = 0; a < all * k; a++) {
-        int64_t row;
-        const float *e = entry(d, buf, a, &row);
-        if (e[2 * k] < 0.0f)
-            continue;
-        const float *y = buf[MOE_Y_SEND] + (int64_t)e[2 * k] * c;
-        float *o = gathered + row * c, wt = e[k];
-        for (int64_t j = 0; j < c; j++)
-            o[j] += wt * y[j];
-    }
-    st = tsr_module_ep_reduce_scatter(run, gathered, buf[MOE_SUMMED], n * c);
-    if (st != TSR_OK)
-        return st;
-    for (int64_t i = 0; i < n * c; i++)
-        out[i] += buf[MOE_SUMMED][i];
-    return TSR_OK;
+    return sum_back(run, d, buf, buf[MOE_Y_SEND], true, out);
 }
 
 tsr_status tsr_moe_allgather_backward(const tsr_module_run *run, const tsr_moe_config *cfg,
@@ -128,21 +138,5 @@ tsr_status tsr_moe_allgather_backward(const tsr_module_run *run, const tsr_moe_c
     if (st != TSR_OK)
         return st;
     tsr_moe_experts_backward(cfg, d, buf, w, g, d_y);
-    memset(gathered, 0, (size_t)(all * c) * sizeof *gathered);
-    for (int64_t a = 0; a < all * k; a++) {
-        int64_t row;
-        const float *e = entry(d, buf, a, &row);
-        if (e[2 * k] < 0.0f)
-            continue;
-        const float *dx = buf[MOE_D_XPERM] + (int64_t)e[2 * k] * c;
-        float *di = gathered + row * c;
-        for (int64_t j = 0; j < c; j++)
-            di[j] += dx[j];
-    }
-    st = tsr_module_ep_reduce_scatter(run, gathered, buf[MOE_SUMMED], n * c);
-    if (st != TSR_OK)
-        return st;
-    for (int64_t i = 0; i < n * c; i++)
-        din[i] += buf[MOE_SUMMED][i];
-    return TSR_OK;
+    return sum_back(run, d, buf, buf[MOE_D_XPERM], false, din);
 }
