@@ -1,8 +1,8 @@
 /*
  * net_internal.h - the built model's private state, shared by net_dims.c,
- * net_build.c (declaration, checks), net_tables.c, net_memory.c (plan and
- * carving),
- * net_step.c (forward, backward, evaluation) and net_pipeline.c.
+ * net_build.c (declaration, checks), net_queries.c, net_tables.c,
+ * net_memory.c (plan and carving), net_step.c (forward, backward,
+ * evaluation), net_pipeline.c and expert_parallel.c.
  *
  * The model is a forest of module nodes, one tree per unit: the embedding,
  * each layer, the final norm and the head. Every unit is declared on every
