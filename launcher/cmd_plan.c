@@ -66,12 +66,6 @@ static int by_memory(const void *a, const void *b)
     return x->pp - y->pp;
 }
 
-static int microbatches(const tsr_config *cfg, int world)
-{
-    int dp = tsr_config_data_parallel_size(cfg, world);
-    return tsr_config_global_batch_size(cfg, world) / (cfg->micro_batch_size * dp);
-}
-
 /* Declares and plans every stage of the layout in cfg; false (with the
  * builder's message) when the model does not take the layout. */
 static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec, int64_t vocab,
@@ -82,7 +76,8 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
         tsr_net_dims dims = tsr_net_dims_from_config(cfg, vocab, 0);
         int dp = tsr_config_data_parallel_size(cfg, world);
         tsr_net_dims_set_experts(&dims, 0, dp);
-        tsr_status st = tsr_net_dims_set_pipeline(&dims, cfg, p, microbatches(cfg, world));
+        tsr_status st =
+            tsr_net_dims_set_pipeline(&dims, cfg, p, tsr_config_microbatches_per_rank(cfg, world));
         tsr_net *net = NULL;
         if (st == TSR_OK)
             st = tsr_net_build(spec, cfg, &dims, &net);
@@ -98,7 +93,8 @@ static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec,
         if (machine != NULL) { /* the slowest stage sets the pace */
             tsr_time_inputs in;
             int per_node = world < machine->devices_per_node ? world : machine->devices_per_node;
-            tsr_time_inputs_of(cfg, net, &plan, world, per_node, omp_get_max_threads(), &in);
+            tsr_time_inputs_of(cfg, net, &plan, world, per_node, omp_get_max_threads(),
+                               out->bubble, &in);
             tsr_time_prediction t;
             tsr_time_predict(machine, &in, &t);
             if (t.total > out->time.total) {

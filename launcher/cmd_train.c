@@ -222,12 +222,6 @@ typedef struct model_choice {
     tsr_model_spec spec;
 } model_choice;
 
-static int microbatches_per_iteration(const tsr_config *cfg, int world_size)
-{
-    int dp = tsr_config_data_parallel_size(cfg, world_size);
-    return tsr_config_global_batch_size(cfg, world_size) / (cfg->micro_batch_size * dp);
-}
-
 static int64_t vocab_of(const tsr_config *cfg, const tsr_dataset *dataset)
 {
     return cfg->vocab_size > 0 ? cfg->vocab_size : dataset->vocab_size;
@@ -254,7 +248,8 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
     int dp = tsr_config_data_parallel_size(cfg, world_size);
     tsr_net_dims_set_experts(&dims, 0, dp);
     if (st == TSR_OK)
-        st = tsr_net_dims_set_pipeline(&dims, cfg, 0, microbatches_per_iteration(cfg, world_size));
+        st = tsr_net_dims_set_pipeline(&dims, cfg, 0,
+                                       tsr_config_microbatches_per_rank(cfg, world_size));
     tsr_net *net = NULL;
     if (st == TSR_OK)
         st = tsr_net_build(&m->spec, cfg, &dims, &net);
@@ -294,7 +289,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
 {
     tsr_net_dims dims =
         tsr_net_dims_from_config(cfg, vocab_of(cfg, dataset), tsr_grid_tp_rank(grid));
-    int microbatches = microbatches_per_iteration(cfg, tsr_comm_size(tsr_grid_world(grid)));
+    int microbatches = tsr_config_microbatches_per_rank(cfg, tsr_comm_size(tsr_grid_world(grid)));
     tsr_net_dims_set_experts(&dims, tsr_grid_ep_rank(grid), tsr_grid_dp_size(grid));
     tsr_status st = tsr_net_dims_set_pipeline(&dims, cfg, tsr_grid_pp_rank(grid), microbatches);
     tsr_net *net = NULL;

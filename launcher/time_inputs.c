@@ -26,7 +26,8 @@ double tsr_time_pipeline_bubble(const tsr_net_dims *dims)
 }
 
 void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, const tsr_memory_plan *plan,
-                        int world, int ranks_per_node, int threads, tsr_time_inputs *in)
+                        int world, int ranks_per_node, int threads, double bubble,
+                        tsr_time_inputs *in)
 {
     const tsr_net_dims *d = tsr_net_get_dims(net);
     tsr_model model = tsr_net_as_model((tsr_net *)net);
@@ -52,6 +53,5 @@ void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, const tsr_mem
             in->moe_layers_per_stage += tsr_config_layer_is_moe(cfg, l);
     in->params_per_device = (double)model.param_count;
     in->activation_bytes = (double)plan->bytes[TSR_MEM_ACTIVATIONS] / (d->slots > 0 ? d->slots : 1);
-    double bubble = tsr_time_pipeline_bubble(d);
     in->bubble = bubble > 0.0 ? bubble : 0.0;
 }

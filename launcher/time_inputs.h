@@ -18,8 +18,10 @@
 double tsr_time_pipeline_bubble(const tsr_net_dims *dims);
 
 /* in from cfg (the layout over `world` ranks, ranks_per_node of them on a
- * node, `threads` each), a stage's net and its plan. */
+ * node, `threads` each), a stage's net and its plan, and the pipeline's
+ * bubble (tsr_time_pipeline_bubble, the same for every stage). */
 void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, const tsr_memory_plan *plan,
-                        int world, int ranks_per_node, int threads, tsr_time_inputs *in);
+                        int world, int ranks_per_node, int threads, double bubble,
+                        tsr_time_inputs *in);
 
 #endif /* TSR_LAUNCHER_TIME_INPUTS_H */

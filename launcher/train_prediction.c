@@ -31,7 +31,7 @@ tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net,
     tsr_rank_info info = tsr_rank_info_from_env();
     tsr_time_inputs in;
     tsr_time_inputs_of(cfg, net, plan, tsr_comm_size(world), info.local_size,
-                       omp_get_max_threads(), &in);
+                       omp_get_max_threads(), tsr_time_pipeline_bubble(tsr_net_get_dims(net)), &in);
     tsr_time_predict(&out->machine, &in, &out->time);
     /* the slowest stage sets the pace: each term its largest */
     st = tsr_comm_allreduce(&out->time, &out->time, sizeof out->time / sizeof(double),

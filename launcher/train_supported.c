@@ -14,8 +14,7 @@ tsr_status tsr_train_check_supported(const tsr_config *cfg, int world)
                              "data parallelism; context parallelism is not available yet: "
                              "drop --context-parallel-size");
     if (cfg->num_layers_per_virtual_pipeline_stage > 0) {
-        int dp = tsr_config_data_parallel_size(cfg, world);
-        int m = tsr_config_global_batch_size(cfg, world) / (cfg->micro_batch_size * dp);
+        int m = tsr_config_microbatches_per_rank(cfg, world);
         if (m % cfg->pipeline_model_parallel_size != 0)
             return tsr_error_set(TSR_ERR_INVALID_ARG,
                                  "the interleaved schedule (--num-layers-per-virtual-pipeline-"

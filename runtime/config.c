@@ -132,6 +132,13 @@ int tsr_config_global_batch_size(const tsr_config *cfg, int world_size)
     return cfg->micro_batch_size * (dp > 0 ? dp : 1);
 }
 
+int tsr_config_microbatches_per_rank(const tsr_config *cfg, int world_size)
+{
+    int dp = tsr_config_data_parallel_size(cfg, world_size);
+    int per_step = cfg->micro_batch_size * (dp > 0 ? dp : 1);
+    return tsr_config_global_batch_size(cfg, world_size) / per_step;
+}
+
 int tsr_config_padded_vocab_size(const tsr_config *cfg, int vocab_size)
 {
     int multiple = cfg->make_vocab_size_divisible_by * cfg->tensor_model_parallel_size;

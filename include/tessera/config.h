@@ -225,6 +225,9 @@ int tsr_config_data_parallel_size(const tsr_config *cfg, int world_size);
 int tsr_config_ffn_hidden_size(const tsr_config *cfg);
 int tsr_config_num_query_groups(const tsr_config *cfg);
 int tsr_config_global_batch_size(const tsr_config *cfg, int world_size);
+/* Micro batches per iteration on one data-parallel rank (the global batch
+ * over micro batch x dp; a valid config divides it). */
+int tsr_config_microbatches_per_rank(const tsr_config *cfg, int world_size);
 
 /* Megatron's padding: the smallest multiple of
  * make_vocab_size_divisible_by x tensor_model_parallel_size >= vocab. */
