@@ -355,40 +355,50 @@ static void shared_forward(const tsr_moe_config *cfg, const moe_dims *d, float *
 /* Dispatch, experts and combine through all-to-all exchanges (or, on one
  * rank, none): out (the routed rows) += the experts' outputs. */
 static tsr_status alltoall_forward(const tsr_module_run *run, const tsr_moe_config *cfg,
-                                   const moe_dims *dims, float *const *buf, float *const *w,
+                                   const moe_dims *d, float *const *buf, float *const *w,
                                    const float *in, float *out)
 {
-    moe_dims d = *dims;
-    bool one = d.ep <= 1;
+    bool one = d->ep <= 1;
     tsr_status st = TSR_OK;
     /* on one rank the send order is the expert order: rows go straight
      * where the experts read and write them */
-    dispatch(&d, buf, in, one ? buf[MOE_X_PERM] : buf[MOE_SEND]);
-    if (d.pad > 0) /* every block is the capacity: nothing to tell */
-        for (int64_t i = 0; i < d.e; i++)
-            buf[MOE_RECV_COUNTS][i] = (float)d.pad;
+    dispatch(d, buf, in, one ? buf[MOE_X_PERM] : buf[MOE_SEND]);
+    if (d->pad > 0) /* every block is the capacity: nothing to tell */
+        for (int64_t i = 0; i < d->e; i++)
+            buf[MOE_RECV_COUNTS][i] = (float)d->pad;
     else
-        st = tsr_module_ep_alltoall(run, buf[MOE_COUNTS], buf[MOE_RECV_COUNTS], d.el);
+        st = tsr_module_ep_alltoall(run, buf[MOE_COUNTS], buf[MOE_RECV_COUNTS], d->el);
     if (st != TSR_OK)
         return st;
-    peer_rows(&d, buf);
-    st = exchange(run, &d, buf, buf[MOE_SEND], buf[MOE_X_PERM], false);
+    peer_rows(d, buf);
+    st = exchange(run, d, buf, buf[MOE_SEND], buf[MOE_X_PERM], false);
     if (st != TSR_OK)
         return st;
-    tsr_moe_experts_forward(cfg, &d, buf, w, one ? buf[MOE_Y_SEND] : buf[MOE_PERM]);
-    st = exchange(run, &d, buf, buf[MOE_Y_SEND], buf[MOE_PERM], true);
+    tsr_moe_experts_forward(cfg, d, buf, w, one ? buf[MOE_Y_SEND] : buf[MOE_PERM]);
+    st = exchange(run, d, buf, buf[MOE_Y_SEND], buf[MOE_PERM], true);
     if (st != TSR_OK)
         return st;
-    for (int64_t a = 0; a < d.n * d.k; a++) {
+    for (int64_t a = 0; a < d->n * d->k; a++) {
         if (buf[MOE_SLOT][a] < 0.0f)
             continue; /* dropped */
         float wt = buf[MOE_TOP_W][a];
-        const float *y = buf[MOE_Y_SEND] + (int64_t)buf[MOE_SLOT][a] * d.c;
-        float *o = out + (a / d.k) * d.c;
-        for (int64_t j = 0; j < d.c; j++)
+        const float *y = buf[MOE_Y_SEND] + (int64_t)buf[MOE_SLOT][a] * d->c;
+        float *o = out + (a / d->k) * d->c;
+        for (int64_t j = 0; j < d->c; j++)
             o[j] += wt * y[j];
     }
     return TSR_OK;
+}
+
+/* Experts cut over tp: partial sums of every row (full) -> this rank's
+ * rows of their sum over tp, added to local. */
+static tsr_status add_scattered(const tsr_module_run *run, const moe_dims *d, float *const *buf,
+                                const float *full, float *local)
+{
+    tsr_status st = tsr_module_tp_scatter_rows(run, buf[MOE_SUMMED], full, d->c);
+    for (int64_t i = 0; st == TSR_OK && i < d->n_local * d->c; i++)
+        local[i] += buf[MOE_SUMMED][i];
+    return st;
 }
 
 static tsr_status moe_forward(const tsr_module_run *run, const float *in, float *out)
@@ -412,12 +422,10 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
         memset(routed, 0, (size_t)(d.n * d.c) * sizeof *routed);
     st = d.allgather ? tsr_moe_allgather_forward(run, cfg, &d, buf, w, x, routed)
                      : alltoall_forward(run, cfg, &d, buf, w, x, routed);
-    if (st == TSR_OK && d.etp) /* partial sums over tp -> this rank's rows */
-        st = tsr_module_tp_scatter_rows(run, buf[MOE_SUMMED], routed, d.c);
+    if (st == TSR_OK && d.etp)
+        st = add_scattered(run, &d, buf, routed, out);
     if (st != TSR_OK)
         return st;
-    for (int64_t i = 0; d.etp && i < d.n_local * d.c; i++)
-        out[i] += buf[MOE_SUMMED][i];
     if (run->io->aux_loss != NULL && run->io->decode_position < 0)
         *run->io->aux_loss += tsr_moe_loss_terms(cfg, &d, buf);
     return TSR_OK;
@@ -553,12 +561,7 @@ static tsr_status moe_backward(const tsr_module_run *run, const float *in, const
     bool adds = !d.etp || run->info->tp_rank == 0;
     tsr_linear_backward(adds ? dx : NULL, g[MOE_ROUTER], NULL, buf[MOE_D_LOGITS], x,
                         w[MOE_ROUTER], d.n, d.c, d.e);
-    if (!d.etp)
-        return TSR_OK;
-    st = tsr_module_tp_scatter_rows(run, buf[MOE_SUMMED], dx, d.c);
-    for (int64_t i = 0; st == TSR_OK && i < d.n_local * d.c; i++)
-        din[i] += buf[MOE_SUMMED][i];
-    return st;
+    return d.etp ? add_scattered(run, &d, buf, dx, din) : TSR_OK;
 }
 
 const tsr_module_kind tsr_module_moe = {"moe", moe_declare, moe_forward, moe_backward, NULL};

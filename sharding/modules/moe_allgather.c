@@ -28,18 +28,24 @@ static float *entry(const moe_dims *d, float *const *buf, int64_t a, int64_t *ro
     return buf[MOE_ROUTE_ALL] + *row * 3 * d->k + a % d->k;
 }
 
+/* The local expert of a gathered assignment's entry, or -1 (dropped, or
+ * another rank's expert). */
+static int64_t local_expert(const moe_dims *d, const float *e)
+{
+    int64_t i = (int64_t)e[0] - d->ep_rank * d->el;
+    return e[2 * d->k] >= 0.0f && i >= 0 && i < d->el ? i : -1;
+}
+
 /* Counting sort of the gathered assignments to this rank's experts into
  * x_perm; their slots become rows of x_perm, every other one -1. */
 static void select_local(const moe_dims *d, float *const *buf, const float *rows)
 {
-    int64_t total = d->ep * d->n * d->k, first = d->ep_rank * d->el;
+    int64_t total = d->ep * d->n * d->k;
     float *counts = buf[MOE_RECV_COUNTS], *cursor = buf[MOE_CURSOR];
     memset(counts, 0, (size_t)d->e * sizeof *counts); /* only the first el are used */
     for (int64_t a = 0; a < total; a++) {
-        int64_t row;
-        const float *e = entry(d, buf, a, &row);
-        int64_t i = (int64_t)e[0] - first;
-        if (e[2 * d->k] >= 0.0f && i >= 0 && i < d->el)
+        int64_t row, i = local_expert(d, entry(d, buf, a, &row));
+        if (i >= 0)
             counts[i] += 1.0f;
     }
     float start = 0.0f;
@@ -50,8 +56,8 @@ static void select_local(const moe_dims *d, float *const *buf, const float *rows
     for (int64_t a = 0; a < total; a++) {
         int64_t row;
         float *e = entry(d, buf, a, &row);
-        int64_t i = (int64_t)e[0] - first;
-        if (!(e[2 * d->k] >= 0.0f && i >= 0 && i < d->el)) {
+        int64_t i = local_expert(d, e);
+        if (i < 0) {
             e[2 * d->k] = -1.0f;
             continue;
         }
