@@ -9,9 +9,10 @@
  * linears (2048 rows; 768 -> 2304, 768 -> 768, 768 -> 3072, 3072 -> 768),
  * each repeated for at least 0.2 s, with this process's OpenMP threads;
  * the median rate is the machine's. Memory bandwidth: a triad over three
- * 64 MiB arrays. Links, under mpirun: bus bandwidth of a 16 MiB MPI
- * all-reduce (2 (p-1)/p x bytes / time) and the latency of an 8-byte one
- * (its time / 2 (p-1)), with every rank measuring at once; the ranks share
+ * 64 MiB arrays. Links, under mpirun: bus bandwidth of a 16 MiB
+ * all-reduce of tessera's communicator (the one training reduces with;
+ * 2 (p-1)/p x bytes / time) and the latency of an 8-byte one (its time /
+ * 2 (p-1)), with every rank measuring at once; the ranks share
  * one node here, so the inter-node figures are the same numbers. Alone, the
  * links are taken as a quarter of the memory bandwidth and 2 us (what
  * shared-memory MPI gets on one node), and the file says so in its name.
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "collectives/comm.h"
 #include "commands.h"
 #include "machine.h"
 #include "rank_env.h"
@@ -97,24 +99,25 @@ static double triad_bandwidth(void)
     return bw;
 }
 
-/* Seconds per MPI all-reduce of `count` floats, every rank at once. */
-static double allreduce_seconds(int count, int reps)
+/* Seconds per all-reduce of `count` floats over comm, every rank at
+ * once (the slowest rank's). */
+static double allreduce_seconds(tsr_comm *comm, size_t count, int reps)
 {
-    float *x = calloc((size_t)count, sizeof *x);
+    float *x = calloc(count, sizeof *x);
     if (x == NULL)
         return 0.0;
-    MPI_Allreduce(MPI_IN_PLACE, x, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Barrier(MPI_COMM_WORLD);
+    tsr_comm_allreduce(x, x, count, TSR_COMM_FP32, TSR_COMM_SUM, comm, NULL);
+    tsr_comm_barrier(comm, NULL);
     uint64_t t0 = tsr_time_ns();
     for (int r = 0; r < reps; r++)
-        MPI_Allreduce(MPI_IN_PLACE, x, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    double t = seconds_since(t0) / reps, slowest = 0.0;
-    MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        tsr_comm_allreduce(x, x, count, TSR_COMM_FP32, TSR_COMM_SUM, comm, NULL);
+    double t = seconds_since(t0) / reps;
+    tsr_comm_allreduce(&t, &t, 1, TSR_COMM_FP64, TSR_COMM_MAX, comm, NULL);
     free(x);
-    return slowest;
+    return t;
 }
 
-static void measure(tsr_machine *m, int rank, int world)
+static void measure(tsr_machine *m, tsr_comm *comm, int rank, int world)
 {
     static const int64_t shapes[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
     double rates[4];
@@ -128,7 +131,8 @@ static void measure(tsr_machine *m, int rank, int world)
     m->gemm_flops = 0.5 * (rates[1] + rates[2]);
     m->memory_bandwidth = triad_bandwidth();
     if (world > 1) {
-        double big = allreduce_seconds(4 << 20, 10), small = allreduce_seconds(2, 200);
+        double big = allreduce_seconds(comm, 4 << 20, 10);
+        double small = allreduce_seconds(comm, 2, 200);
         m->intra_bandwidth = 2.0 * (world - 1) / world * (16.0 * 1048576.0) / big;
         m->intra_latency = small / (2.0 * (world - 1));
     } else {
@@ -179,9 +183,15 @@ int tsr_cmd_calibrate(int argc, char **argv)
                              : 1;
     snprintf(m.name, sizeof m.name, "local, %d rank(s)%s", world,
              world > 1 ? "" : ", links assumed");
-    measure(&m, rank, world);
-    tsr_status st = TSR_OK;
-    if (rank == 0) {
+    tsr_config defaults;
+    tsr_config_defaults(&defaults);
+    tsr_comm_options options;
+    tsr_comm_options_from_config(&defaults, &options);
+    tsr_comm *comm = NULL;
+    tsr_status st = tsr_comm_create_world(MPI_COMM_WORLD, &options, &comm);
+    if (st == TSR_OK)
+        measure(&m, comm, rank, world);
+    if (st == TSR_OK && rank == 0) {
         st = tsr_machine_save(&m, out);
         if (st == TSR_OK)
             printf("GEMM %.1f GFLOP/s (median), memory %.1f GB/s, links %.2f GB/s and %.1f us "
@@ -190,10 +200,8 @@ int tsr_cmd_calibrate(int argc, char **argv)
                    m.intra_latency * 1e6, world > 1 ? "measured" : "assumed",
                    m.threads_per_device, m.cores_per_node, out);
     }
-    int failed = st != TSR_OK;
-    MPI_Bcast(&failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    int code = tsr_report_mpi_outcome(rank, "calibrate", st);
+    tsr_comm_destroy(comm);
     MPI_Finalize();
-    if (failed)
-        return tsr_report_error_once(rank, "calibrate", st);
-    return 0;
+    return code;
 }

@@ -449,17 +449,11 @@ int tsr_cmd_generate(int argc, char **argv)
         st = tsr_grid_create(&p.cfg, comm, &grid);
     if (st == TSR_OK)
         st = run(&p, &args, grid, rank);
-    int failed = st != TSR_OK, any_failed = 0, rank0_failed = failed;
-    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Bcast(&rank0_failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (failed && (rank == 0 || !rank0_failed))
-        fprintf(stderr, "tessera generate: error on rank %d: %s\n", rank, tsr_last_error());
+    int code = tsr_report_mpi_outcome(rank, "generate", st);
     tsr_grid_destroy(grid);
     tsr_comm_destroy(comm);
     MPI_Finalize();
     tsr_gen_prompts_free(&p.prompts);
     tsr_gen_text_close(&p.text);
-    if (!any_failed)
-        return 0;
-    return tsr_status_exit_code(st == TSR_OK ? TSR_ERR_COMM : st);
+    return code;
 }

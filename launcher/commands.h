@@ -28,4 +28,10 @@ int tsr_args_want_help(int argc, char **argv);
  * before MPI starts. */
 int tsr_report_error_once(int rank, const char *command, tsr_status status);
 
+/* After a command's work under MPI (collective over MPI_COMM_WORLD, before
+ * MPI_Finalize): whether any rank failed; the failure is printed by rank 0
+ * if it failed, else by each rank that did. Returns the exit code the
+ * command ends with (0: every rank succeeded). */
+int tsr_report_mpi_outcome(int rank, const char *command, tsr_status status);
+
 #endif /* TSR_LAUNCHER_COMMANDS_H */

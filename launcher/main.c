@@ -1,6 +1,7 @@
 /*
  * main.c - the `tessera` command: dispatches to a subcommand.
  */
+#include <mpi.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,18 @@ int tsr_report_error_once(int rank, const char *command, tsr_status status)
     fprintf(stderr, "tessera %s: error: %s\n", command, tsr_last_error());
     fflush(stderr);
     return tsr_status_exit_code(status);
+}
+
+int tsr_report_mpi_outcome(int rank, const char *command, tsr_status status)
+{
+    int failed = status != TSR_OK, any_failed = 0, rank0_failed = failed;
+    MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Bcast(&rank0_failed, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (failed && (rank == 0 || !rank0_failed))
+        fprintf(stderr, "tessera %s: error on rank %d: %s\n", command, rank, tsr_last_error());
+    if (!any_failed)
+        return 0;
+    return tsr_status_exit_code(status == TSR_OK ? TSR_ERR_COMM : status);
 }
 
 /* Threads that spin while they wait take the cores from the threads that
