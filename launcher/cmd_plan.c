@@ -31,10 +31,10 @@
 #include "arena.h"
 #include "commands.h"
 #include "data/dataset.h"
+#include "layout_estimate.h"
 #include "model_select.h"
 #include "rank_env.h"
 #include "sharding/net.h"
-#include "time_inputs.h"
 #include "train/trainer.h"
 #include "train_flags.h"
 #include "train_supported.h"
@@ -42,83 +42,31 @@
 typedef struct layout {
     int tp, pp, dp, ep, vpp, mbs;
     bool sp, dist, recompute;
-    size_t bytes[TSR_MEM_CATEGORY_COUNT]; /* of the largest stage */
-    size_t total, stage0_total;
-    int largest_stage;
-    double bubble; /* idle share of the step, from the schedule's simulation */
-    tsr_time_prediction time; /* of the slowest stage (with --cluster) */
-    double tflops;            /* per device, Megatron's FLOPs over the predicted time */
+    tsr_layout_estimate est;
 } layout;
 
 static int by_time(const void *a, const void *b)
 {
     const layout *x = a, *y = b;
-    return (x->time.total > y->time.total) - (x->time.total < y->time.total);
+    return (x->est.time.total > y->est.time.total) - (x->est.time.total < y->est.time.total);
 }
 
 static int by_memory(const void *a, const void *b)
 {
     const layout *x = a, *y = b;
-    if (x->total != y->total)
-        return x->total < y->total ? -1 : 1;
+    if (x->est.total != y->est.total)
+        return x->est.total < y->est.total ? -1 : 1;
     if (x->tp != y->tp)
         return x->tp - y->tp;
     return x->pp - y->pp;
 }
 
-/* Declares and plans every stage of the layout in cfg; false (with the
- * builder's message) when the model does not take the layout. */
-static tsr_status plan_layout(const tsr_config *cfg, const tsr_model_spec *spec, int64_t vocab,
-                              int world, const tsr_machine *machine, layout *out)
-{
-    out->total = 0;
-    for (int p = 0; p < cfg->pipeline_model_parallel_size; p++) {
-        tsr_net_dims dims = tsr_net_dims_from_config(cfg, vocab, 0);
-        int dp = tsr_config_data_parallel_size(cfg, world);
-        tsr_net_dims_set_experts(&dims, 0, dp);
-        tsr_status st =
-            tsr_net_dims_set_pipeline(&dims, cfg, p, tsr_config_microbatches_per_rank(cfg, world));
-        tsr_net *net = NULL;
-        if (st == TSR_OK)
-            st = tsr_net_build(spec, cfg, &dims, &net);
-        if (st != TSR_OK)
-            return st;
-        if (p == 0)
-            out->bubble = tsr_time_pipeline_bubble(&dims);
-        tsr_memory_plan plan = {0};
-        tsr_net_plan(net, &plan);
-        tsr_model model = tsr_net_as_model(net);
-        tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp,
-                                         dp / dims.ep, &plan);
-        if (machine != NULL) { /* the slowest stage sets the pace */
-            tsr_time_inputs in;
-            int per_node = world < machine->devices_per_node ? world : machine->devices_per_node;
-            tsr_time_inputs_of(cfg, net, &plan, world, per_node, omp_get_max_threads(),
-                               out->bubble, &in);
-            tsr_time_prediction t;
-            tsr_time_predict(machine, &in, &t);
-            if (t.total > out->time.total) {
-                out->time = t;
-                out->tflops = in.flops_per_iteration / world / t.total / 1e12;
-            }
-        }
-        tsr_net_destroy(net);
-        size_t total = tsr_plan_total_bytes(&plan);
-        if (p == 0)
-            out->stage0_total = total;
-        if (total > out->total) {
-            out->total = total;
-            out->largest_stage = p;
-            memcpy(out->bytes, plan.bytes, sizeof out->bytes);
-        }
-    }
-    return TSR_OK;
-}
-
 typedef struct plan_args {
     int gpus, threads;
     double device_gib;
-    const char *cluster;   /* --cluster: predict iteration times */
+    const char *cluster;        /* --cluster: predict iteration times */
+    const char *precision_name; /* --precision */
+    tsr_layout_precision precision;
     bool vary_micro_batch; /* --vary-micro-batch: every power of two dividing the batch */
 } plan_args;
 
@@ -141,9 +89,9 @@ static tsr_status try_layout(const enumeration *e, layout *l)
     cfg.expert_model_parallel_size = l->ep;
     cfg.micro_batch_size = l->mbs;
     cfg.num_layers_per_virtual_pipeline_stage =
-        l->vpp > 1 ? (cfg.num_layers % (l->pp * l->vpp) == 0 ? cfg.num_layers / (l->pp * l->vpp)
-                                                             : -1)
-                   : 0;
+        l->vpp > 1
+            ? (cfg.num_layers % (l->pp * l->vpp) == 0 ? cfg.num_layers / (l->pp * l->vpp) : -1)
+            : 0;
     if (cfg.num_layers_per_virtual_pipeline_stage < 0)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "%d layers do not split into %d x %d stages",
                              cfg.num_layers, l->pp, l->vpp);
@@ -157,7 +105,8 @@ static tsr_status try_layout(const enumeration *e, layout *l)
     if (why == TSR_OK)
         why = tsr_train_check_supported(&cfg, gpus);
     if (why == TSR_OK)
-        why = plan_layout(&cfg, e->spec, e->vocab, gpus, e->machine, l);
+        why = tsr_layout_estimate_of(&cfg, e->spec, e->vocab, gpus, e->machine,
+                                     omp_get_max_threads(), e->args->precision, &l->est);
     return why;
 }
 
@@ -169,11 +118,12 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
         bool gpus = strcmp(argv[i], "--gpus") == 0, mem = strcmp(argv[i], "--device-memory") == 0;
         bool threads = strcmp(argv[i], "--threads-per-device") == 0;
         bool cluster = strcmp(argv[i], "--cluster") == 0;
+        bool precision = strcmp(argv[i], "--precision") == 0;
         if (strcmp(argv[i], "--vary-micro-batch") == 0) {
             a->vary_micro_batch = true;
             continue;
         }
-        if (!gpus && !mem && !threads && !cluster) {
+        if (!gpus && !mem && !threads && !cluster && !precision) {
             argv[kept++] = argv[i];
             continue;
         }
@@ -181,6 +131,24 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
             return tsr_error_set(TSR_ERR_INVALID_ARG, "%s needs a value", argv[i]);
         if (cluster) {
             a->cluster = argv[++i];
+            continue;
+        }
+        if (precision) {
+            static const struct {
+                const char *name;
+                tsr_layout_precision p;
+            } known[] = {
+                {"fp32", TSR_LAYOUT_FP32}, {"bf16", TSR_LAYOUT_BF16}, {"fp16", TSR_LAYOUT_FP16}};
+            a->precision_name = argv[++i];
+            size_t k = 0;
+            while (k < 3 && strcmp(known[k].name, a->precision_name) != 0)
+                k++;
+            if (k == 3)
+                return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                     "--precision %s: give fp32 (this build), bf16 or fp16 "
+                                     "(Megatron's mixed precision on a GPU)",
+                                     a->precision_name);
+            a->precision = known[k].p;
             continue;
         }
         char *end = NULL;
@@ -211,8 +179,8 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
 static void print_help(void)
 {
     puts("usage: tessera plan --gpus N [--device-memory GIB] [--threads-per-device T]\n"
-         "                    [--cluster PRESET|FILE] [--vary-micro-batch] [model and batch\n"
-         "                    flags of 'tessera train']\n\n"
+         "                    [--cluster PRESET|FILE] [--precision fp32|bf16|fp16]\n"
+         "                    [--vary-micro-batch] [model and batch flags of 'tessera train']\n\n"
          "lists every layout (TP x PP x DP = N; EP dividing DP for an MoE model, virtual\n"
          "pipeline stages, sequence parallel, distributed optimizer, full recomputation;\n"
          "with --vary-micro-batch every power-of-two micro batch) the model takes, with\n"
@@ -221,24 +189,24 @@ static void print_help(void)
          "and refuses when none does; kernel scratch is sized for --threads-per-device\n"
          "(default: this process's OpenMP threads); --cluster (dgx-a100, dgx-h100, local or\n"
          "a file from 'tessera calibrate') adds the predicted iteration time and its terms,\n"
-         "and sorts by it");
+         "and sorts by it; --precision bf16|fp16 plans the memory and time of Megatron's\n"
+         "mixed precision on a GPU (this build trains in fp32)");
 }
 
 static void print_times(const layout *found, int count)
 {
     printf("\npredicted iteration time per layout, fastest first (ms; terms in "
            "docs/planner.md):\n");
-    printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "TP",
-           "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "total", "TFLOP/s", "compute",
-           "elemwise", "tp", "pp", "ep", "dp", "bubble");
+    printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "TP", "PP",
+           "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "total", "TFLOP/s", "compute", "elemwise",
+           "tp", "pp", "ep", "dp", "bubble");
     for (int i = 0; i < count; i++) {
         const layout *l = &found[i];
-        const tsr_time_prediction *t = &l->time;
+        const tsr_time_prediction *t = &l->est.time;
         printf("%4d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f "
                "%9.3f %9.3f\n",
-               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-",
-               l->dist ? "on" : "-",
-               l->recompute ? "full" : "-", t->total * 1e3, l->tflops, t->compute * 1e3,
+               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-", l->dist ? "on" : "-",
+               l->recompute ? "full" : "-", t->total * 1e3, l->est.tflops, t->compute * 1e3,
                t->elementwise * 1e3, t->tp * 1e3, t->pp * 1e3, t->ep * 1e3, t->dp * 1e3,
                t->bubble * 1e3);
     }
@@ -306,8 +274,8 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
                             tsr_status why = try_layout(&e, &l);
                             if (why != TSR_OK) {
                                 if (refused++ == 0)
-                                    snprintf(first_reason, sizeof first_reason,
-                                             "TP %d x PP %d: %s", tp, pp, tsr_last_error());
+                                    snprintf(first_reason, sizeof first_reason, "TP %d x PP %d: %s",
+                                             tp, pp, tsr_last_error());
                                 continue;
                             }
                             if ((size_t)count == capacity) {
@@ -340,35 +308,42 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
     qsort(found, (size_t)count, sizeof *found, by_memory);
     double gib = 1024.0 * 1024.0 * 1024.0, mib = 1024.0 * 1024.0;
     /* GiB, or MiB for a model whose every layout is under one GiB */
-    double unit = found[count - 1].total >= gib ? gib : mib;
+    double unit = found[count - 1].est.total >= gib ? gib : mib;
     int fits = 0;
     printf("%d layouts of %d devices (%d refused by the model or the flags); memory per device "
-           "in %s, as tessera train allocates it (fp32, %d thread(s) per device), of the "
-           "largest pipeline stage:\n",
-           count, a->gpus, refused, unit == gib ? "GiB" : "MiB", omp_get_max_threads());
+           "in %s, %s, %d thread(s) per device, of the largest pipeline stage:\n",
+           count, a->gpus, refused, unit == gib ? "GiB" : "MiB",
+           strcmp(a->precision_name, "fp32") == 0 ? "as tessera train allocates it (fp32)"
+           : strcmp(a->precision_name, "bf16") == 0
+               ? "in bf16 mixed precision (bf16 weights and activations, fp32 gradients "
+                 "and master weights)"
+               : "in fp16 mixed precision (fp16 weights, activations and gradients, fp32 "
+                 "master weights)",
+           omp_get_max_threads());
     printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %7s %14s%s\n",
-           "TP", "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "params", "grads",
-           "optimizer", "activations", "scratch", "total", "stage", "bubble", "stage 0 (MiB)",
+           "TP", "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "params", "grads", "optimizer",
+           "activations", "scratch", "total", "stage", "bubble", "stage 0 (MiB)",
            a->device_gib > 0.0 ? "  fits" : "");
     for (int i = 0; i < count; i++) {
         const layout *l = &found[i];
-        bool ok = a->device_gib <= 0.0 || (double)l->total <= a->device_gib * gib;
+        const tsr_layout_estimate *est = &l->est;
+        bool ok = a->device_gib <= 0.0 || (double)est->total <= a->device_gib * gib;
         fits += ok;
         char bubble[16] = "-";
-        if (l->pp > 1 && l->bubble >= 0.0)
-            snprintf(bubble, sizeof bubble, "%.1f%%", 100.0 * l->bubble);
+        if (l->pp > 1 && est->bubble >= 0.0)
+            snprintf(bubble, sizeof bubble, "%.1f%%", 100.0 * est->bubble);
         printf("%4d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f %10.3f "
                "%6d %7s %14.2f%s\n",
-               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-",
-               l->dist ? "on" : "-",
-               l->recompute ? "full" : "-", (double)l->bytes[TSR_MEM_PARAMS] / unit,
-               (double)l->bytes[TSR_MEM_GRADS] / unit, (double)l->bytes[TSR_MEM_OPTIMIZER] / unit,
-               (double)l->bytes[TSR_MEM_ACTIVATIONS] / unit,
-               (double)l->bytes[TSR_MEM_SCRATCH] / unit, (double)l->total / unit, l->largest_stage,
-               bubble, (double)l->stage0_total / mib,
+               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-", l->dist ? "on" : "-",
+               l->recompute ? "full" : "-", (double)est->bytes[TSR_MEM_PARAMS] / unit,
+               (double)est->bytes[TSR_MEM_GRADS] / unit,
+               (double)est->bytes[TSR_MEM_OPTIMIZER] / unit,
+               (double)est->bytes[TSR_MEM_ACTIVATIONS] / unit,
+               (double)est->bytes[TSR_MEM_SCRATCH] / unit, (double)est->total / unit,
+               est->largest_stage, bubble, (double)est->stage0_total / mib,
                a->device_gib > 0.0 ? (ok ? "  yes" : "  no") : "");
     }
-    size_t smallest = found[0].total;
+    size_t smallest = found[0].est.total;
     if (a->cluster != NULL) {
         qsort(found, (size_t)count, sizeof *found, by_time);
         printf("\non %s:", machine.name);
@@ -392,7 +367,7 @@ int tsr_cmd_plan(int argc, char **argv)
             print_help();
         return 0;
     }
-    plan_args a = {0, 0, 0.0, NULL, false};
+    plan_args a = {0, 0, 0.0, NULL, "fp32", TSR_LAYOUT_FP32, false};
     char **args = malloc((size_t)(argc + 1) * sizeof *args);
     if (args == NULL)
         return 1;

@@ -304,7 +304,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
                                      tsr_grid_expert_dp_size(grid), &plan);
     tsr_plan_log(&plan);
     tsr_train_prediction prediction;
-    st = tsr_train_prediction_make(cfg, net, &plan, grid, &prediction);
+    st = tsr_train_prediction_make(cfg, net, grid, &prediction);
     if (st == TSR_OK)
         st = tsr_plan_allocate(&plan);
     tsr_dp *dp = NULL;

@@ -9,12 +9,19 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Datasheet figures (docs/planner.md gives the sources); the sustained
- * GEMM rate is 70% of the dense bf16 peak, and the ring bus bandwidths are
- * what NCCL's all-reduce reaches on these links, below their raw rates. */
+/* The DGX A100's sustained GEMM rate and element-wise memory bandwidth
+ * are fitted on two rows of Table 1 of Narayanan et al. (SC21), 1.7B and
+ * 145.6B parameters (tests/launcher/test_sc21.c fits them again and checks
+ * these digits); the DGX H100 takes the same shares of its datasheet peak
+ * (989 TFLOP/s dense bf16) and HBM (3.35 TB/s). The links are datasheet
+ * figures, at the bus bandwidth NCCL's all-reduce reaches on them
+ * (docs/planner.md gives the sources). */
+#define A100_GEMM_FLOPS 211.8e12
+#define A100_MEMORY_BANDWIDTH 1.042e12
 static const tsr_machine presets[] = {
-    {"dgx-a100", 8, 0, 1, 0.70 * 312e12, 2.039e12, 230e9, 10e-6, 23e9, 20e-6},
-    {"dgx-h100", 8, 0, 1, 0.70 * 989e12, 3.35e12, 360e9, 8e-6, 46e9, 15e-6},
+    {"dgx-a100", 8, 0, 1, A100_GEMM_FLOPS, A100_MEMORY_BANDWIDTH, 230e9, 10e-6, 23e9, 20e-6},
+    {"dgx-h100", 8, 0, 1, A100_GEMM_FLOPS / 312e12 * 989e12,
+     A100_MEMORY_BANDWIDTH / 2.039e12 * 3.35e12, 360e9, 8e-6, 46e9, 15e-6},
 };
 
 const char *tsr_machine_presets(void)
@@ -36,8 +43,8 @@ static tsr_status from_json(const char *path, json_t *root, tsr_machine *m)
     static const char *const rates[] = {"gemm_flops",           "memory_bandwidth",
                                         "intra_node_bandwidth", "intra_node_latency",
                                         "inter_node_bandwidth", "inter_node_latency"};
-    double *fields[] = {&m->gemm_flops,      &m->memory_bandwidth, &m->intra_bandwidth,
-                        &m->intra_latency,   &m->inter_bandwidth,  &m->inter_latency};
+    double *fields[] = {&m->gemm_flops,    &m->memory_bandwidth, &m->intra_bandwidth,
+                        &m->intra_latency, &m->inter_bandwidth,  &m->inter_latency};
     for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++)
         if (!positive(root, rates[i], fields[i]))
             return tsr_error_set(TSR_ERR_INVALID_ARG,
@@ -45,8 +52,7 @@ static tsr_status from_json(const char *path, json_t *root, tsr_machine *m)
                                  "file with 'tessera calibrate' or see docs/planner.md",
                                  path, rates[i]);
     double devices = 0.0, threads = 1.0, cores = 0.0;
-    if (!positive(root, "devices_per_node", &devices) || devices != floor(devices) ||
-        devices > 1e6)
+    if (!positive(root, "devices_per_node", &devices) || devices != floor(devices) || devices > 1e6)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "%s: \"devices_per_node\" must be a whole number of devices", path);
     json_t *c = json_object_get(root, "cores_per_node");
@@ -90,23 +96,21 @@ tsr_status tsr_machine_load(const char *name_or_path, tsr_machine *out)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "--cluster %s: not JSON (line %d: %s)", path,
                              err.line, err.text);
     }
-    tsr_status st = json_is_object(root)
-                        ? from_json(path, root, out)
-                        : tsr_error_set(TSR_ERR_INVALID_ARG, "--cluster %s: not a JSON object",
-                                        path);
+    tsr_status st = json_is_object(root) ? from_json(path, root, out)
+                                         : tsr_error_set(TSR_ERR_INVALID_ARG,
+                                                         "--cluster %s: not a JSON object", path);
     json_decref(root);
     return st;
 }
 
 tsr_status tsr_machine_save(const tsr_machine *m, const char *path)
 {
-    json_t *root = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "name",
-                             m->name, "devices_per_node", m->devices_per_node, "cores_per_node",
-                             m->cores_per_node, "threads_per_device", m->threads_per_device,
-                             "gemm_flops", m->gemm_flops, "memory_bandwidth", m->memory_bandwidth,
-                             "intra_node_bandwidth", m->intra_bandwidth, "intra_node_latency",
-                             m->intra_latency, "inter_node_bandwidth", m->inter_bandwidth,
-                             "inter_node_latency", m->inter_latency);
+    json_t *root = json_pack(
+        "{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "name", m->name, "devices_per_node",
+        m->devices_per_node, "cores_per_node", m->cores_per_node, "threads_per_device",
+        m->threads_per_device, "gemm_flops", m->gemm_flops, "memory_bandwidth", m->memory_bandwidth,
+        "intra_node_bandwidth", m->intra_bandwidth, "intra_node_latency", m->intra_latency,
+        "inter_node_bandwidth", m->inter_bandwidth, "inter_node_latency", m->inter_latency);
     if (root == NULL)
         return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory writing %s", path);
     int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));

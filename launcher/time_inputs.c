@@ -25,9 +25,8 @@ double tsr_time_pipeline_bubble(const tsr_net_dims *dims)
     return bubble;
 }
 
-void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, const tsr_memory_plan *plan,
-                        int world, int ranks_per_node, int threads, double bubble,
-                        tsr_time_inputs *in)
+void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, int world, int ranks_per_node,
+                        int threads, double bubble, tsr_time_inputs *in)
 {
     const tsr_net_dims *d = tsr_net_get_dims(net);
     tsr_model model = tsr_net_as_model((tsr_net *)net);
@@ -52,6 +51,20 @@ void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, const tsr_mem
         for (int l = d->chunk_first_layer[c]; l < d->chunk_first_layer[c] + d->chunk_layers[c]; l++)
             in->moe_layers_per_stage += tsr_config_layer_is_moe(cfg, l);
     in->params_per_device = (double)model.param_count;
-    in->activation_bytes = (double)plan->bytes[TSR_MEM_ACTIVATIONS] / (d->slots > 0 ? d->slots : 1);
+    in->element_bytes = (int)sizeof(float); /* this build trains in fp32 */
+    in->grad_bytes = (int)sizeof(float);
+    in->activation_bytes = (double)tsr_net_forward_saved_floats(net) * in->element_bytes;
     in->bubble = bubble > 0.0 ? bubble : 0.0;
+    in->distributed_optimizer = cfg->use_distributed_optimizer;
+    in->overlap_grad_reduce = cfg->overlap_grad_reduce;
+    in->overlap_param_gather = cfg->overlap_param_gather;
+    in->bucket_elements = (double)cfg->ddp_bucket_size;
+}
+
+void tsr_time_inputs_set_precision(tsr_time_inputs *in, int element_bytes, int grad_bytes)
+{
+    if (in->element_bytes > 0)
+        in->activation_bytes *= (double)element_bytes / in->element_bytes;
+    in->element_bytes = element_bytes;
+    in->grad_bytes = grad_bytes;
 }

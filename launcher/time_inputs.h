@@ -18,10 +18,14 @@
 double tsr_time_pipeline_bubble(const tsr_net_dims *dims);
 
 /* in from cfg (the layout over `world` ranks, ranks_per_node of them on a
- * node, `threads` each), a stage's net and its plan, and the pipeline's
- * bubble (tsr_time_pipeline_bubble, the same for every stage). */
-void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, const tsr_memory_plan *plan,
-                        int world, int ranks_per_node, int threads, double bubble,
-                        tsr_time_inputs *in);
+ * node, `threads` each), a stage's net, and the pipeline's bubble
+ * (tsr_time_pipeline_bubble, the same for every stage); in this build's
+ * precision (fp32). */
+void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, int world, int ranks_per_node,
+                        int threads, double bubble, tsr_time_inputs *in);
+/* The same layout run with activations and messages of element_bytes and
+ * gradients reduced in grad_bytes (2 and 4: Megatron's --bf16; 2 and 2:
+ * --fp16 without fp32 gradient reduction). */
+void tsr_time_inputs_set_precision(tsr_time_inputs *in, int element_bytes, int grad_bytes);
 
 #endif /* TSR_LAUNCHER_TIME_INPUTS_H */

@@ -34,6 +34,42 @@ static double rate_share(const tsr_machine *m, const tsr_time_inputs *in)
     return share;
 }
 
+/* The dp term: the reduction of the gradients (all-reduce, or under the
+ * distributed optimizer reduce-scatter + parameter all-gather), less what
+ * the overlap flags hide behind one micro batch's backward (2/3 of its
+ * work) or forward (1/3). The last bucket becomes ready when backward
+ * ends, so it is never hidden. */
+static void data_parallel(const tsr_machine *m, const tsr_time_inputs *in, double per_micro,
+                          tsr_time_prediction *out)
+{
+    double bw, lat;
+    link_of(m, in->dp, in->tp, &bw, &lat);
+    double grad = in->grad_bytes > 0 ? in->grad_bytes : 4;
+    double element = in->element_bytes > 0 ? in->element_bytes : 4;
+    double elements = in->params_per_device;
+    double bucket =
+        in->bucket_elements > 0 && in->bucket_elements < elements ? in->bucket_elements : elements;
+    double reduce = tsr_time_ring(elements * grad, in->dp, bw, lat);
+    double last = tsr_time_ring(bucket * grad, in->dp, bw, lat);
+    double gather = 0.0;
+    if (in->distributed_optimizer) { /* each half a ring all-reduce */
+        reduce /= 2.0;
+        last /= 2.0;
+        gather = tsr_time_ring(elements * element, in->dp, bw, lat) / 2.0;
+    }
+    double exposed_reduce = reduce;
+    if (in->overlap_grad_reduce) {
+        double hidden =
+            reduce - last < 2.0 / 3.0 * per_micro ? reduce - last : 2.0 / 3.0 * per_micro;
+        exposed_reduce = reduce - hidden;
+    }
+    double exposed_gather = gather;
+    if (in->distributed_optimizer && in->overlap_param_gather)
+        exposed_gather = gather > per_micro / 3.0 ? gather - per_micro / 3.0 : 0.0;
+    out->dp = exposed_reduce + exposed_gather;
+    out->dp_hidden = reduce + gather - out->dp;
+}
+
 void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_prediction *out)
 {
     double share = rate_share(m, in);
@@ -41,10 +77,13 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
     double mb = in->microbatches;
     double flops = in->flops_per_iteration * (in->recompute ? 4.0 / 3.0 : 1.0) / devices;
     out->compute = flops / (m->gemm_flops * share);
-    out->elementwise = 3.0 * in->activation_bytes * mb / (m->memory_bandwidth * share);
+    double passes = in->recompute ? 4.0 : 3.0;
+    out->elementwise =
+        passes * (in->activation_bytes + in->score_bytes) * mb / (m->memory_bandwidth * share);
 
     double bw, lat;
-    double stream = (double)(in->micro_batch * in->seq * in->hidden) * sizeof(float);
+    double element = in->element_bytes > 0 ? in->element_bytes : 4;
+    double stream = (double)(in->micro_batch * in->seq * in->hidden) * element;
     link_of(m, in->tp, 1, &bw, &lat);
     double per_layer = in->recompute ? 6.0 : 4.0;
     out->tp =
@@ -56,17 +95,15 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
 
     /* ep folds into dp: its ranks are tp apart */
     link_of(m, in->ep, in->tp, &bw, &lat);
-    double rows = (double)(in->micro_batch * in->seq * in->topk * in->hidden) * sizeof(float);
+    double rows = (double)(in->micro_batch * in->seq * in->topk * in->hidden) * element;
     if (in->sp)
         rows /= in->tp;
     out->ep = in->ep > 1 ? 4.0 * (double)in->moe_layers_per_stage * mb *
                                (rows * (in->ep - 1) / in->ep / bw + (in->ep - 1) * lat)
                          : 0.0;
 
-    link_of(m, in->dp, in->tp, &bw, &lat);
-    out->dp = tsr_time_ring(in->params_per_device * sizeof(float), in->dp, bw, lat);
-
     double stage = out->compute + out->elementwise + out->tp + out->pp + out->ep;
+    data_parallel(m, in, stage / (mb > 0 ? mb : 1), out);
     double idle = in->bubble > 0.0 && in->bubble < 1.0 ? in->bubble : 0.0;
     out->bubble = stage / (1.0 - idle) - stage;
     out->total = stage + out->bubble + out->dp;

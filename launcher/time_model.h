@@ -7,27 +7,33 @@
  * (docs/planner.md):
  *   compute      FLOPs of the iteration (Megatron's formula, x 4/3 under
  *                full recomputation) / devices / the GEMM rate
- *   elementwise  3 x the saved activations of a micro batch (written in
- *                forward, read and their gradients written in backward)
+ *   elementwise  3 x what a micro batch's forward saves (written in
+ *                forward, read and their gradients written in backward;
+ *                4 x when the forward runs again under recomputation)
  *                x m / memory bandwidth
  *   tp           per layer and micro batch 4 ring all-reduces of the
- *                residual stream (B T C floats; under SP all-gathers and
- *                reduce-scatters moving the same bytes), 6 recomputed
+ *                residual stream (B T C elements; under SP all-gathers
+ *                and reduce-scatters moving the same bytes), 6 recomputed
  *   pp           per micro batch an activation and its gradient to the
  *                next stage (/ tp under SP)
  *   ep           per MoE layer and micro batch 4 all-to-alls of the rows'
  *                k copies ((ep-1)/ep of them leave the rank)
- *   dp           one ring all-reduce (or reduce-scatter + all-gather) of
- *                the device's gradients, after backward
+ *   dp           a ring all-reduce of the device's gradients, or under
+ *                the distributed optimizer a reduce-scatter of them and an
+ *                all-gather of the parameters; what overlaps is hidden:
+ *                --overlap-grad-reduce hides the reduction behind the last
+ *                micro batch's backward (all but the last bucket's),
+ *                --overlap-param-gather the all-gather behind the first
+ *                micro batch's forward
  * A ring collective over g ranks moving S bytes takes 2(g-1)/g S / bw +
  * 2(g-1) latency on the link its group spans (tp fastest, then dp, then
  * pp in the default rank order: a group spans nodes when its size times
- * its stride exceeds the devices of a node). The stage's work is
- * stretched by the pipeline's idle share (the schedule simulation's
- * bubble); dp follows. On a machine of CPU ranks (cores_per_node > 0) a
- * device's rate scales with its threads against the calibration's, and
- * by cores / threads asked when the node's ranks ask for more threads
- * than it has cores.
+ * its stride exceeds the devices of a node); a reduce-scatter or an
+ * all-gather half of it. The stage's work is stretched by the pipeline's
+ * idle share (the schedule simulation's bubble); dp follows. On a machine
+ * of CPU ranks (cores_per_node > 0) a device's rate scales with its
+ * threads against the calibration's, and by cores / threads asked when
+ * the node's ranks ask for more threads than it has cores.
  */
 #ifndef TSR_LAUNCHER_TIME_MODEL_H
 #define TSR_LAUNCHER_TIME_MODEL_H
@@ -40,20 +46,28 @@
 typedef struct tsr_time_inputs {
     int tp, pp, dp, ep;
     bool sp, recompute;
-    int threads;        /* per device */
-    int ranks_per_node; /* devices (ranks) placed on one node */
+    int threads;                /* per device */
+    int ranks_per_node;         /* devices (ranks) placed on one node */
     double flops_per_iteration; /* the whole model, forward + backward, no recomputation */
     int microbatches;           /* per data-parallel rank and iteration */
     int64_t micro_batch, seq, hidden, topk;
     int64_t layers_per_stage, moe_layers_per_stage;
-    double params_per_device; /* trainable floats of the largest stage */
-    double activation_bytes;  /* saved activations of one micro batch, largest stage */
-    double bubble;            /* idle share of the pipeline schedule, 0..1 */
+    double params_per_device; /* trainable elements of the largest stage */
+    double activation_bytes;  /* what one micro batch's forward saves, nothing recomputed */
+    /* what an attention that writes its T x T scores (not tessera's tiled
+     * one) adds to that per micro batch; 0 here */
+    double score_bytes;
+    double bubble;     /* idle share of the pipeline schedule, 0..1 */
+    int element_bytes; /* of an activation and what tp/pp/ep move (0: 4, fp32) */
+    int grad_bytes;    /* of a reduced gradient (0: 4) */
+    bool distributed_optimizer, overlap_grad_reduce, overlap_param_gather;
+    double bucket_elements; /* --ddp-bucket-size (0: one bucket) */
 } tsr_time_inputs;
 
 typedef struct tsr_time_prediction {
-    double compute, elementwise, tp, pp, ep, dp; /* seconds */
+    double compute, elementwise, tp, pp, ep, dp; /* seconds (dp: exposed) */
     double bubble;                               /* seconds idle in the pipeline */
+    double dp_hidden;                            /* seconds of dp behind backward/forward */
     double total;
 } tsr_time_prediction;
 

@@ -17,8 +17,7 @@ tsr_status tsr_train_prediction_check(const tsr_config *cfg)
     return cfg->cluster != NULL ? tsr_machine_load(cfg->cluster, &m) : TSR_OK;
 }
 
-tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net,
-                                     const tsr_memory_plan *plan, tsr_grid *grid,
+tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net, tsr_grid *grid,
                                      tsr_train_prediction *out)
 {
     memset(out, 0, sizeof *out);
@@ -30,8 +29,8 @@ tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net,
     tsr_comm *world = tsr_grid_world(grid);
     tsr_rank_info info = tsr_rank_info_from_env();
     tsr_time_inputs in;
-    tsr_time_inputs_of(cfg, net, plan, tsr_comm_size(world), info.local_size,
-                       omp_get_max_threads(), tsr_time_pipeline_bubble(tsr_net_get_dims(net)), &in);
+    tsr_time_inputs_of(cfg, net, tsr_comm_size(world), info.local_size, omp_get_max_threads(),
+                       tsr_time_pipeline_bubble(tsr_net_get_dims(net)), &in);
     tsr_time_predict(&out->machine, &in, &out->time);
     /* the slowest stage sets the pace: each term its largest */
     st = tsr_comm_allreduce(&out->time, &out->time, sizeof out->time / sizeof(double),
@@ -61,8 +60,8 @@ void tsr_train_prediction_report(const tsr_train_prediction *p, const tsr_traine
                  "predicted %.2f ms on %s: measured / predicted %.3f; memory: peak RSS %.1f MiB, "
                  "predicted %.1f MiB (plan + %.1f MiB of process before it): %.3f",
                  measured * 1e3, (long long)tr->timed_iterations, p->time.total * 1e3,
-                 p->machine.name, measured / p->time.total, rss / 1048576.0,
-                 planned / 1048576.0, p->baseline_rss / 1048576.0, rss / planned);
+                 p->machine.name, measured / p->time.total, rss / 1048576.0, planned / 1048576.0,
+                 p->baseline_rss / 1048576.0, rss / planned);
     if (metrics != NULL)
         fprintf(metrics,
                 "{\"type\": \"prediction\", \"machine\": \"%s\", \"measured_ms\": %.6g, "
@@ -72,6 +71,6 @@ void tsr_train_prediction_report(const tsr_train_prediction *p, const tsr_traine
                 "\"peak_rss_bytes\": %.0f}\n",
                 p->machine.name, measured * 1e3, p->time.total * 1e3, measured / p->time.total,
                 p->time.compute * 1e3, p->time.elementwise * 1e3, p->time.tp * 1e3,
-                p->time.pp * 1e3, p->time.ep * 1e3, p->time.dp * 1e3, p->time.bubble * 1e3,
-                planned, rss);
+                p->time.pp * 1e3, p->time.ep * 1e3, p->time.dp * 1e3, p->time.bubble * 1e3, planned,
+                rss);
 }

@@ -29,8 +29,7 @@ tsr_status tsr_train_prediction_check(const tsr_config *cfg);
 /* The prediction for this rank's stage, the slowest over the job (a
  * collective over the grid's world), logged once. Nothing without
  * --cluster. */
-tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net,
-                                     const tsr_memory_plan *plan, tsr_grid *grid,
+tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net, tsr_grid *grid,
                                      tsr_train_prediction *out);
 
 /* After the run: measured (the iterations after the first) against

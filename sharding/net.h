@@ -113,6 +113,10 @@ float *tsr_net_grad_data(tsr_net *net);
 /* Global parameter count of the model (every stage, every shard). */
 int64_t tsr_net_global_param_count(const tsr_net *net);
 double tsr_net_flops_per_sample(const tsr_net *net);
+/* Floats one micro batch's forward writes into saved blocks and layer
+ * outputs on this stage, recomputed layers counted as if they were not:
+ * the element-wise traffic the time model charges (time_model.h). */
+size_t tsr_net_forward_saved_floats(const tsr_net *net);
 
 /* Forward without dropout; this rank's slice of the logits of the real
  * vocabulary, (B*T, *count) ids from vocab_start (one pipeline stage). */

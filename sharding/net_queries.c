@@ -70,3 +70,12 @@ double tsr_net_flops_per_sample(const tsr_net *net)
         return 0.0;
     return net->spec->flops_per_sample(&net->cfg, net->d.padded_vocab);
 }
+
+size_t tsr_net_forward_saved_floats(const tsr_net *net)
+{
+    size_t floats = net->slot_floats;
+    for (int u = 0; u < net->unit_count; u++)
+        if (net->units[u].local && net->units[u].recomputed)
+            floats += net->units[u].saved_floats;
+    return floats;
+}

@@ -79,6 +79,23 @@ sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk '
   END { exit bad || n != '"$layouts"' }'
 check "$layouts layouts with a positive predicted time, fastest first" $?
 
+# Megatron's mixed precision on a GPU: the fp32 plan's categories converted,
+# the time of 2-byte activations and messages
+"$tessera" plan --gpus 4 --threads-per-device 1 --cluster dgx-a100 --precision bf16 \
+  "${model[@]}" >"$work/bf16.out" 2>&1
+check "plan --precision bf16 runs ($(head -n 1 "$work/bf16.out" | cut -c60-140))" $?
+row='$1 == 2 && $2 == 2 && $3 == 1 && $5 == 1 && $7 == "-" && $8 == "-" && $9 == "-"'
+paste <(awk "$row"' { print $10, $11, $12, $13; exit }' "$work/plan.out") \
+      <(awk "$row"' { print $10, $11, $12, $13; exit }' "$work/bf16.out") |
+  awk 'function near(x, y) { return x > 0 && y / x > 0.95 * r && y / x < 1.05 * r }
+       { r = 0.5; a = near($1, $5); r = 1.0; b = near($2, $6); r = 1.5; c = near($3, $7)
+         r = 0.5; d = near($4, $8); exit !(a && b && c && d) }'
+check "bf16 memory of TP 2 x PP 2: weights and activations halved, fp32 gradients, optimizer + fp32 master" $?
+fp32_ms=$(sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk "$row"' { print $10; exit }')
+bf16_ms=$(sed -n '/^predicted iteration time/,$p' "$work/bf16.out" | awk "$row"' { print $10; exit }')
+awk -v a="$fp32_ms" -v b="$bf16_ms" 'BEGIN { exit !(b > 0 && b < a) }'
+check "bf16 predicts TP 2 x PP 2 faster than fp32 ($bf16_ms vs $fp32_ms ms)" $?
+
 # calibrate this machine, then train with the prediction beside the measurement
 OMP_NUM_THREADS=1 "$mpiexec" -np 2 --oversubscribe "$tessera" calibrate --out "$work/local.json" \
   >"$work/cal.out" 2>&1 && grep -q "(measured)" "$work/cal.out" &&
@@ -104,6 +121,8 @@ refused "devices no layout takes" "no layout of 3 devices takes this model" \
 refused "--gpus not a number" "--gpus x: give a positive whole number of devices" \
   "$tessera" plan --gpus x "${model[@]}"
 refused "no --gpus" "give --gpus N" "$tessera" plan "${model[@]}"
+refused "an unknown precision" "--precision bf8: give fp32" \
+  "$tessera" plan --gpus 4 "${model[@]}" --precision bf8
 refused "under mpirun" "runs as one process" \
   "$mpiexec" -np 2 --oversubscribe "$tessera" plan --gpus 4 "${model[@]}"
 finish

@@ -4,8 +4,8 @@
  * a file written and read back, and bad files refused with a message.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -50,7 +50,7 @@ static void test_one_device_is_compute_and_memory(void)
     tsr_time_inputs in = base_inputs();
     tsr_time_prediction t;
     tsr_time_predict(&m, &in, &t);
-    near(t.compute, 8.0);              /* 8e12 / 1e12 */
+    near(t.compute, 8.0);                    /* 8e12 / 1e12 */
     near(t.elementwise, 3 * 1e9 * 4 / 1e11); /* 0.12 */
     CU_ASSERT_EQUAL(t.tp + t.pp + t.ep + t.dp + t.bubble, 0.0);
     near(t.total, 8.12);
@@ -66,7 +66,7 @@ static void test_collectives_on_their_links(void)
     tsr_time_predict(&m, &in, &t);
     double stream = 2.0 * 1024 * 1024 * 4; /* B T C floats */
     double ring_tp = 2.0 * 3 / 4 * stream / 1e10 + 6 * 1e-6;
-    near(t.tp, 4.0 * 8 * 4 * ring_tp);     /* 4 per layer, 8 layers, 4 micro batches */
+    near(t.tp, 4.0 * 8 * 4 * ring_tp);              /* 4 per layer, 8 layers, 4 micro batches */
     near(t.dp, 2.0 * 3 / 4 * 4e8 / 1e9 + 6 * 1e-5); /* 1e8 floats over the inter-node link */
     near(t.compute, 8.0 / 16);
     near(tsr_time_ring(100.0, 1, 1.0, 1.0), 0.0);
@@ -87,9 +87,55 @@ static void test_pipeline_and_recomputation(void)
     near(t.compute, 8e12 * 4 / 3 / 4 / 1e12);
     near(t.tp, 6.0 * 8 * 4 * (2.0 * 1 / 2 * stream / 1e10 + 2 * 1e-6));
     near(t.pp, 2.0 * 4 * (stream / 2 / 1e10 + 1e-6)); /* SP: a tp share crosses */
+    near(t.elementwise, 4 * 1e9 * 4 / 1e11);          /* the forward runs again */
     double stage = t.compute + t.elementwise + t.tp + t.pp;
     near(t.bubble, stage / 0.8 - stage);
     near(t.total, stage / 0.8);
+}
+
+/* 16 devices, dp 4 across nodes: the gradients' ring, what overlap hides
+ * of it, the distributed optimizer's halves and the precision's bytes. */
+static void test_data_parallel_overlap_and_precision(void)
+{
+    tsr_machine m = toy();
+    tsr_time_inputs in = base_inputs();
+    in.tp = 4;
+    in.dp = 4;
+    tsr_time_prediction plain, t;
+    tsr_time_predict(&m, &in, &plain);
+    double reduce = 2.0 * 3 / 4 * 4e8 / 1e9 + 6e-5; /* 1e8 fp32 gradients */
+    near(plain.dp, reduce);
+    near(plain.dp_hidden, 0.0);
+    double per_micro = (plain.compute + plain.elementwise + plain.tp) / 4;
+
+    in.overlap_grad_reduce = true; /* hidden behind the last backward, but the last bucket */
+    in.bucket_elements = 1e7;
+    tsr_time_predict(&m, &in, &t);
+    double last = 2.0 * 3 / 4 * 4e7 / 1e9 + 6e-5;
+    double hidden = fmin(reduce - last, 2.0 / 3 * per_micro);
+    near(t.dp, reduce - hidden);
+    near(t.dp + t.dp_hidden, reduce);
+    CU_ASSERT_TRUE(t.dp < plain.dp && t.dp >= last);
+    in.bucket_elements = 0; /* one bucket: ready only when backward ends */
+    tsr_time_predict(&m, &in, &t);
+    near(t.dp, reduce);
+
+    in = base_inputs();
+    in.tp = 4;
+    in.dp = 4;
+    in.distributed_optimizer = true; /* reduce-scatter + all-gather: the same bytes in fp32 */
+    tsr_time_predict(&m, &in, &t);
+    near(t.dp, reduce);
+    tsr_time_inputs bf16 = in; /* bf16 parameters gathered, fp32 gradients scattered */
+    bf16.element_bytes = 2;
+    bf16.grad_bytes = 4;
+    bf16.overlap_param_gather = true;
+    tsr_time_predict(&m, &bf16, &t);
+    double gather = (2.0 * 3 / 4 * 2e8 / 1e9 + 6e-5) / 2;
+    double bf16_micro = (t.compute + t.elementwise + t.tp) / 4;
+    near(t.dp, reduce / 2 + fmax(gather - bf16_micro / 3, 0.0));
+    double stream = 2.0 * 1024 * 1024 * 2; /* B T C bf16 elements */
+    near(t.tp, 4.0 * 8 * 4 * (2.0 * 3 / 4 * stream / 1e10 + 6 * 1e-6));
 }
 
 static void test_experts_and_shared_cores(void)
@@ -135,9 +181,9 @@ static void test_presets_and_files(void)
     near(m.inter_latency, 1e-5);
     near(m.gemm_flops, 1e12);
     static const char *const bad[] = {
-        "{\"devices_per_node\": 8}",                                   /* rates missing */
-        "[1, 2]",                                                      /* not an object */
-        "{\"gemm_flops\": -1}",                                        /* negative */
+        "{\"devices_per_node\": 8}", /* rates missing */
+        "[1, 2]",                    /* not an object */
+        "{\"gemm_flops\": -1}",      /* negative */
         "not json",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -157,6 +203,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_one_device_is_compute_and_memory),
     TSR_TEST(test_collectives_on_their_links),
     TSR_TEST(test_pipeline_and_recomputation),
+    TSR_TEST(test_data_parallel_overlap_and_precision),
     TSR_TEST(test_experts_and_shared_cores),
     TSR_TEST(test_presets_and_files),
 };
