@@ -7,16 +7,20 @@
  *
  * GEMM rate: tsr_linear_forward on the shapes of a GPT-2-small layer's
  * linears (2048 rows; 768 -> 2304, 768 -> 768, 768 -> 3072, 3072 -> 768),
- * each repeated for at least 0.2 s, with this process's OpenMP threads;
- * the median rate is the machine's. Memory bandwidth: a triad over three
- * 64 MiB arrays. Links, under mpirun: bus bandwidth of a 16 MiB
- * all-reduce of tessera's communicator (the one training reduces with;
- * 2 (p-1)/p x bytes / time) and the latency of an 8-byte one (its time /
- * 2 (p-1)), with every rank measuring at once; the ranks share
- * one node here, so the inter-node figures are the same numbers. Alone, the
+ * each repeated for at least 0.2 s, with 1, 2, 4, ... and this process's
+ * OpenMP threads; the median shape's rate at each count is kept, the one
+ * at this process's threads is the machine's. Memory bandwidth: a triad
+ * over three 64 MiB arrays. Links, under mpirun: bus bandwidth of a 16
+ * MiB all-reduce of tessera's communicator (the one training reduces
+ * with; 2 (p-1)/p x bytes / time) and the latency of an 8-byte one (its
+ * time / 2 (p-1)), with every rank measuring at once; and the bus
+ * bandwidth of 64 KiB to 16 MiB all-reduces over groups of 2, 4, ...
+ * ranks and all of them (the curves the time model prefers). The ranks
+ * share one node here, so the inter-node figures are the same numbers. Alone, the
  * links are taken as a quarter of the memory bandwidth and 2 us (what
  * shared-memory MPI gets on one node), and the file says so in its name.
  */
+#include <cblas.h>
 #include <mpi.h>
 #include <omp.h>
 #include <stdio.h>
@@ -117,30 +121,88 @@ static double allreduce_seconds(tsr_comm *comm, size_t count, int reps)
     return t;
 }
 
-static void measure(tsr_machine *m, tsr_comm *comm, int rank, int world)
+/* The median rate of the four shapes with this many threads. */
+static double median_gemm_rate(int threads, int rank)
 {
     static const int64_t shapes[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
     double rates[4];
     for (int i = 0; i < 4; i++) {
         rates[i] = gemm_rate(2048, shapes[i][0], shapes[i][1]);
         if (rank == 0)
-            printf("GEMM 2048 x %lld -> %lld: %.1f GFLOP/s\n", (long long)shapes[i][0],
-                   (long long)shapes[i][1], rates[i] / 1e9);
+            printf("GEMM 2048 x %lld -> %lld, %d thread(s): %.1f GFLOP/s\n",
+                   (long long)shapes[i][0], (long long)shapes[i][1], threads, rates[i] / 1e9);
     }
     qsort(rates, 4, sizeof rates[0], by_value);
-    m->gemm_flops = 0.5 * (rates[1] + rates[2]);
+    return 0.5 * (rates[1] + rates[2]);
+}
+
+/* The all-reduce's bus bandwidth by size over the first `ranks` ranks of
+ * comm (the others wait). */
+static tsr_status measure_curve(tsr_comm *comm, int ranks, tsr_link_curve *out)
+{
+    static const double sizes[] = {65536, 262144, 1048576, 4194304, 16777216};
+    int rank = tsr_comm_rank(comm);
+    tsr_comm *group = NULL;
+    tsr_status st =
+        tsr_comm_split(comm, rank < ranks ? 0 : TSR_COMM_NO_COLOR, rank, "calibrate", &group);
+    if (st != TSR_OK)
+        return st;
+    out->ranks = ranks;
+    out->points = (int)(sizeof sizes / sizeof sizes[0]);
+    for (int k = 0; k < out->points; k++) {
+        out->bytes[k] = sizes[k];
+        double t = 0.0;
+        if (group != NULL) {
+            int reps = sizes[k] < 1048576 ? 50 : 10;
+            t = allreduce_seconds(group, (size_t)(sizes[k] / sizeof(float)), reps);
+        }
+        /* rank 0 is in every group: its figures are the file's */
+        out->busbw[k] = t > 0.0 ? 2.0 * (ranks - 1) / ranks * sizes[k] / t : 0.0;
+    }
+    tsr_comm_destroy(group);
+    return tsr_comm_barrier(comm, NULL);
+}
+
+static tsr_status measure(tsr_machine *m, tsr_comm *comm, int rank, int world)
+{
+    int threads = omp_get_max_threads();
+    for (int t = 1; t <= threads && m->gemm_points < TSR_MACHINE_MAX_POINTS; t *= 2) {
+        m->gemm_threads[m->gemm_points] = t;
+        m->gemm_rates[m->gemm_points++] = median_gemm_rate(t, rank);
+        if (t < threads && 2 * t > threads && m->gemm_points < TSR_MACHINE_MAX_POINTS) {
+            m->gemm_threads[m->gemm_points] = threads; /* and the count itself */
+            m->gemm_rates[m->gemm_points++] = median_gemm_rate(threads, rank);
+        }
+    }
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    m->gemm_flops = m->gemm_rates[m->gemm_points - 1];
     m->memory_bandwidth = triad_bandwidth();
-    if (world > 1) {
+    if (world <= 1) {
+        m->intra_bandwidth = m->memory_bandwidth / 4.0;
+        m->intra_latency = 2e-6;
+    } else {
         double big = allreduce_seconds(comm, 4 << 20, 10);
         double small = allreduce_seconds(comm, 2, 200);
         m->intra_bandwidth = 2.0 * (world - 1) / world * (16.0 * 1048576.0) / big;
         m->intra_latency = small / (2.0 * (world - 1));
-    } else {
-        m->intra_bandwidth = m->memory_bandwidth / 4.0;
-        m->intra_latency = 2e-6;
+        /* groups of 2, 4, ... ranks and the whole world */
+        for (int g = 2; g <= world && m->curves < TSR_MACHINE_MAX_CURVES; g *= 2) {
+            tsr_status st = measure_curve(comm, g, &m->intra_curves[m->curves++]);
+            if (st != TSR_OK)
+                return st;
+            if (g < world && 2 * g > world && m->curves < TSR_MACHINE_MAX_CURVES) {
+                st = measure_curve(comm, world, &m->intra_curves[m->curves++]);
+                if (st != TSR_OK)
+                    return st;
+            }
+        }
     }
     m->inter_bandwidth = m->intra_bandwidth;
     m->inter_latency = m->intra_latency;
+    return TSR_OK;
 }
 
 int tsr_cmd_calibrate(int argc, char **argv)
@@ -178,9 +240,8 @@ int tsr_cmd_calibrate(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     m.threads_per_device = omp_get_max_threads();
     m.cores_per_node = cores > 0 ? (int)cores : 1;
-    m.devices_per_node = m.cores_per_node / m.threads_per_device > 0
-                             ? m.cores_per_node / m.threads_per_device
-                             : 1;
+    m.devices_per_node =
+        m.cores_per_node / m.threads_per_device > 0 ? m.cores_per_node / m.threads_per_device : 1;
     snprintf(m.name, sizeof m.name, "local, %d rank(s)%s", world,
              world > 1 ? "" : ", links assumed");
     tsr_config defaults;
@@ -190,15 +251,15 @@ int tsr_cmd_calibrate(int argc, char **argv)
     tsr_comm *comm = NULL;
     tsr_status st = tsr_comm_create_world(MPI_COMM_WORLD, &options, &comm);
     if (st == TSR_OK)
-        measure(&m, comm, rank, world);
+        st = measure(&m, comm, rank, world);
     if (st == TSR_OK && rank == 0) {
         st = tsr_machine_save(&m, out);
         if (st == TSR_OK)
             printf("GEMM %.1f GFLOP/s (median), memory %.1f GB/s, links %.2f GB/s and %.1f us "
                    "(%s), %d thread(s) per device, %d cores: %s\n",
                    m.gemm_flops / 1e9, m.memory_bandwidth / 1e9, m.intra_bandwidth / 1e9,
-                   m.intra_latency * 1e6, world > 1 ? "measured" : "assumed",
-                   m.threads_per_device, m.cores_per_node, out);
+                   m.intra_latency * 1e6, world > 1 ? "measured" : "assumed", m.threads_per_device,
+                   m.cores_per_node, out);
     }
     int code = tsr_report_mpi_outcome(rank, "calibrate", st);
     tsr_comm_destroy(comm);

@@ -19,9 +19,24 @@
 #define A100_GEMM_FLOPS 211.8e12
 #define A100_MEMORY_BANDWIDTH 1.042e12
 static const tsr_machine presets[] = {
-    {"dgx-a100", 8, 0, 1, A100_GEMM_FLOPS, A100_MEMORY_BANDWIDTH, 230e9, 10e-6, 23e9, 20e-6},
-    {"dgx-h100", 8, 0, 1, A100_GEMM_FLOPS / 312e12 * 989e12,
-     A100_MEMORY_BANDWIDTH / 2.039e12 * 3.35e12, 360e9, 8e-6, 46e9, 15e-6},
+    {.name = "dgx-a100",
+     .devices_per_node = 8,
+     .threads_per_device = 1,
+     .gemm_flops = A100_GEMM_FLOPS,
+     .memory_bandwidth = A100_MEMORY_BANDWIDTH,
+     .intra_bandwidth = 230e9,
+     .intra_latency = 10e-6,
+     .inter_bandwidth = 23e9,
+     .inter_latency = 20e-6},
+    {.name = "dgx-h100",
+     .devices_per_node = 8,
+     .threads_per_device = 1,
+     .gemm_flops = A100_GEMM_FLOPS / 312e12 * 989e12,
+     .memory_bandwidth = A100_MEMORY_BANDWIDTH / 2.039e12 * 3.35e12,
+     .intra_bandwidth = 360e9,
+     .intra_latency = 8e-6,
+     .inter_bandwidth = 46e9,
+     .inter_latency = 15e-6},
 };
 
 const char *tsr_machine_presets(void)
@@ -36,6 +51,78 @@ static bool positive(json_t *root, const char *key, double *out)
         return false;
     *out = json_number_value(v);
     return isfinite(*out) && *out > 0.0;
+}
+
+/* "gemm_by_threads" (optional): whole ascending thread counts, positive rates. */
+static tsr_status gemm_from_json(const char *path, json_t *root, tsr_machine *m)
+{
+    json_t *list = json_object_get(root, "gemm_by_threads");
+    if (list == NULL)
+        return TSR_OK;
+    size_t n = json_array_size(list);
+    if (!json_is_array(list) || n > TSR_MACHINE_MAX_POINTS)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(list, i);
+        double threads = 0.0, flops = 0.0;
+        if (!json_is_object(e) || !positive(e, "threads", &threads) || threads != floor(threads) ||
+            threads > 1e6 || !positive(e, "flops", &flops) ||
+            (i > 0 && threads <= m->gemm_threads[i - 1]))
+            goto bad;
+        m->gemm_threads[i] = (int)threads;
+        m->gemm_rates[i] = flops;
+    }
+    m->gemm_points = (int)n;
+    return TSR_OK;
+bad:
+    return tsr_error_set(TSR_ERR_INVALID_ARG,
+                         "%s: \"gemm_by_threads\" must be a list of at most %d {\"threads\": "
+                         "N, \"flops\": F} by ascending whole N and positive F; write the "
+                         "file with 'tessera calibrate'",
+                         path, TSR_MACHINE_MAX_POINTS);
+}
+
+/* "allreduce_busbw" (optional): per group size, sizes ascending. */
+static tsr_status curves_from_json(const char *path, json_t *root, tsr_machine *m)
+{
+    json_t *list = json_object_get(root, "allreduce_busbw");
+    if (list == NULL)
+        return TSR_OK;
+    size_t n = json_array_size(list);
+    if (!json_is_array(list) || n > TSR_MACHINE_MAX_CURVES)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(list, i), *bytes = json_object_get(e, "bytes");
+        json_t *busbw = json_object_get(e, "busbw");
+        tsr_link_curve *c = &m->intra_curves[i];
+        double ranks = 0.0;
+        size_t points = json_array_size(bytes);
+        if (!json_is_object(e) || !positive(e, "ranks", &ranks) || ranks != floor(ranks) ||
+            ranks < 2 || ranks > 1e6 || (i > 0 && ranks <= m->intra_curves[i - 1].ranks) ||
+            !json_is_array(bytes) || !json_is_array(busbw) || points == 0 ||
+            points > TSR_MACHINE_MAX_POINTS || json_array_size(busbw) != points)
+            goto bad;
+        c->ranks = (int)ranks;
+        c->points = (int)points;
+        for (size_t k = 0; k < points; k++) {
+            json_t *b = json_array_get(bytes, k), *w = json_array_get(busbw, k);
+            if (!json_is_number(b) || !json_is_number(w) || !(json_number_value(b) > 0.0) ||
+                !(json_number_value(w) > 0.0) || !isfinite(json_number_value(w)) ||
+                (k > 0 && json_number_value(b) <= c->bytes[k - 1]))
+                goto bad;
+            c->bytes[k] = json_number_value(b);
+            c->busbw[k] = json_number_value(w);
+        }
+    }
+    m->curves = (int)n;
+    return TSR_OK;
+bad:
+    return tsr_error_set(TSR_ERR_INVALID_ARG,
+                         "%s: \"allreduce_busbw\" must be a list of at most %d {\"ranks\": "
+                         "N >= 2, \"bytes\": [...], \"busbw\": [...]} by ascending N, with "
+                         "1-%d ascending positive sizes and as many positive bandwidths; write "
+                         "the file with 'tessera calibrate'",
+                         path, TSR_MACHINE_MAX_CURVES, TSR_MACHINE_MAX_POINTS);
 }
 
 static tsr_status from_json(const char *path, json_t *root, tsr_machine *m)
@@ -71,7 +158,8 @@ static tsr_status from_json(const char *path, json_t *root, tsr_machine *m)
     m->devices_per_node = (int)devices;
     m->cores_per_node = (int)cores;
     m->threads_per_device = (int)threads;
-    return TSR_OK;
+    tsr_status st = gemm_from_json(path, root, m);
+    return st == TSR_OK ? curves_from_json(path, root, m) : st;
 }
 
 tsr_status tsr_machine_load(const char *name_or_path, tsr_machine *out)
@@ -111,8 +199,32 @@ tsr_status tsr_machine_save(const tsr_machine *m, const char *path)
         m->threads_per_device, "gemm_flops", m->gemm_flops, "memory_bandwidth", m->memory_bandwidth,
         "intra_node_bandwidth", m->intra_bandwidth, "intra_node_latency", m->intra_latency,
         "inter_node_bandwidth", m->inter_bandwidth, "inter_node_latency", m->inter_latency);
-    if (root == NULL)
+    json_t *gemm = json_array(), *curves = json_array();
+    for (int i = 0; i < m->gemm_points && gemm != NULL; i++)
+        json_array_append_new(gemm, json_pack("{s:i, s:f}", "threads", m->gemm_threads[i], "flops",
+                                              m->gemm_rates[i]));
+    for (int i = 0; i < m->curves && curves != NULL; i++) {
+        const tsr_link_curve *c = &m->intra_curves[i];
+        json_t *bytes = json_array(), *busbw = json_array();
+        for (int k = 0; k < c->points && bytes != NULL && busbw != NULL; k++) {
+            json_array_append_new(bytes, json_real(c->bytes[k]));
+            json_array_append_new(busbw, json_real(c->busbw[k]));
+        }
+        json_array_append_new(curves, json_pack("{s:i, s:o, s:o}", "ranks", c->ranks, "bytes",
+                                                bytes, "busbw", busbw));
+    }
+    if (root == NULL || gemm == NULL || curves == NULL) {
+        json_decref(root);
+        json_decref(gemm);
+        json_decref(curves);
         return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory writing %s", path);
+    }
+    if (m->gemm_points > 0)
+        json_object_set(root, "gemm_by_threads", gemm);
+    if (m->curves > 0)
+        json_object_set(root, "allreduce_busbw", curves);
+    json_decref(gemm);
+    json_decref(curves);
     int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (rc != 0)

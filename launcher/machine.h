@@ -15,11 +15,27 @@
  * Rates in FLOP/s and bytes/s (bus bandwidth of a ring collective, per
  * device), latencies in seconds. cores_per_node > 0 says devices share
  * the node's cores (CPU ranks): more threads than cores slow every rank.
+ * A calibrated file also holds what was measured by thread count and by
+ * size, which the time model prefers to the single figures:
+ *   "gemm_by_threads": [{"threads": 1, "flops": 1.1e11}, ...]
+ *   "allreduce_busbw": [{"ranks": 2, "bytes": [65536, ...],
+ *                        "busbw": [4.1e9, ...]}, ...]   (intra-node)
  */
 #ifndef TSR_LAUNCHER_MACHINE_H
 #define TSR_LAUNCHER_MACHINE_H
 
 #include "tessera/status.h"
+
+#define TSR_MACHINE_MAX_POINTS 8
+#define TSR_MACHINE_MAX_CURVES 4
+
+/* An all-reduce's measured bus bandwidth by message size over a group. */
+typedef struct tsr_link_curve {
+    int ranks;
+    int points;
+    double bytes[TSR_MACHINE_MAX_POINTS]; /* ascending */
+    double busbw[TSR_MACHINE_MAX_POINTS];
+} tsr_link_curve;
 
 typedef struct tsr_machine {
     char name[64];
@@ -30,6 +46,13 @@ typedef struct tsr_machine {
     double memory_bandwidth;
     double intra_bandwidth, intra_latency;
     double inter_bandwidth, inter_latency;
+    /* measured GEMM rate (the median shape) by threads, ascending */
+    int gemm_points;
+    int gemm_threads[TSR_MACHINE_MAX_POINTS];
+    double gemm_rates[TSR_MACHINE_MAX_POINTS];
+    /* intra-node all-reduce curves, by ascending group size */
+    int curves;
+    tsr_link_curve intra_curves[TSR_MACHINE_MAX_CURVES];
 } tsr_machine;
 
 /* A preset by name, "local" (./tessera-cluster.json), or a JSON file.

@@ -3,6 +3,9 @@
  */
 #include "time_model.h"
 
+#include <math.h>
+#include <stddef.h>
+
 double tsr_time_ring(double bytes, int ranks, double bandwidth, double latency)
 {
     if (ranks <= 1)
@@ -19,19 +22,78 @@ static void link_of(const tsr_machine *m, int size, int stride, double *bw, doub
     *lat = spans ? m->inter_latency : m->intra_latency;
 }
 
-/* Share of the calibrated rate a device gets on a machine of CPU ranks:
- * its threads against the calibration's, and the node's cores against the
- * threads asked of it (a GPU's rate is its own). */
-static double rate_share(const tsr_machine *m, const tsr_time_inputs *in)
+/* The node's cores against the threads its ranks ask for: oversubscribed
+ * ranks share them evenly (a GPU's rate is its own). */
+static double core_share(const tsr_machine *m, const tsr_time_inputs *in)
 {
     if (m->cores_per_node <= 0)
         return 1.0;
     double threads = in->threads > 0 ? in->threads : 1;
-    double share = threads / (m->threads_per_device > 0 ? m->threads_per_device : 1);
     double asked = threads * (in->ranks_per_node > 0 ? in->ranks_per_node : 1);
-    if (m->cores_per_node > 0 && asked > m->cores_per_node)
-        share *= m->cores_per_node / asked;
-    return share;
+    return asked > m->cores_per_node ? m->cores_per_node / asked : 1.0;
+}
+
+/* A device's bandwidth share: its threads against the calibration's. */
+static double thread_share(const tsr_machine *m, const tsr_time_inputs *in)
+{
+    if (m->cores_per_node <= 0)
+        return 1.0;
+    double threads = in->threads > 0 ? in->threads : 1;
+    return threads / (m->threads_per_device > 0 ? m->threads_per_device : 1);
+}
+
+double tsr_time_gemm_rate(const tsr_machine *m, int threads)
+{
+    if (m->cores_per_node <= 0)
+        return m->gemm_flops;
+    double t = threads > 0 ? threads : 1;
+    int n = m->gemm_points;
+    if (n == 0)
+        return m->gemm_flops * t / (m->threads_per_device > 0 ? m->threads_per_device : 1);
+    /* linear between measured thread counts, proportional beyond them */
+    if (t <= m->gemm_threads[0])
+        return m->gemm_rates[0] * t / m->gemm_threads[0];
+    for (int i = 1; i < n; i++)
+        if (t <= m->gemm_threads[i]) {
+            double f = (t - m->gemm_threads[i - 1]) / (m->gemm_threads[i] - m->gemm_threads[i - 1]);
+            return m->gemm_rates[i - 1] + f * (m->gemm_rates[i] - m->gemm_rates[i - 1]);
+        }
+    return m->gemm_rates[n - 1] * t / m->gemm_threads[n - 1];
+}
+
+/* Bus bandwidth of a curve at `bytes`: linear in log size between the
+ * measured sizes, the end points beyond them. */
+static double curve_busbw(const tsr_link_curve *c, double bytes)
+{
+    if (bytes <= c->bytes[0])
+        return c->busbw[0];
+    for (int k = 1; k < c->points; k++)
+        if (bytes <= c->bytes[k]) {
+            double f = log(bytes / c->bytes[k - 1]) / log(c->bytes[k] / c->bytes[k - 1]);
+            return c->busbw[k - 1] + f * (c->busbw[k] - c->busbw[k - 1]);
+        }
+    return c->busbw[c->points - 1];
+}
+
+/* A ring all-reduce of `bytes` over a group of `size` ranks `stride`
+ * apart: on a measured curve when the group stays in a node (the largest
+ * group measured not above it; what was measured holds the latency too),
+ * else from the link's bandwidth and latency. */
+static double ring_on(const tsr_machine *m, double bytes, int size, int stride)
+{
+    if (size <= 1)
+        return 0.0;
+    double bw, lat;
+    link_of(m, size, stride, &bw, &lat);
+    bool spans = (int64_t)size * stride > m->devices_per_node;
+    const tsr_link_curve *curve = NULL;
+    for (int i = 0; i < m->curves && !spans; i++)
+        if (m->intra_curves[i].ranks <= size)
+            curve = &m->intra_curves[i];
+    if (curve == NULL)
+        return tsr_time_ring(bytes, size, bw, lat);
+    double below = bytes < curve->bytes[0] ? 2.0 * (size - 1) * lat : 0.0;
+    return 2.0 * (size - 1) / size * bytes / curve_busbw(curve, bytes) + below;
 }
 
 /* The dp term: the reduction of the gradients (all-reduce, or under the
@@ -42,20 +104,18 @@ static double rate_share(const tsr_machine *m, const tsr_time_inputs *in)
 static void data_parallel(const tsr_machine *m, const tsr_time_inputs *in, double per_micro,
                           tsr_time_prediction *out)
 {
-    double bw, lat;
-    link_of(m, in->dp, in->tp, &bw, &lat);
     double grad = in->grad_bytes > 0 ? in->grad_bytes : 4;
     double element = in->element_bytes > 0 ? in->element_bytes : 4;
     double elements = in->params_per_device;
     double bucket =
         in->bucket_elements > 0 && in->bucket_elements < elements ? in->bucket_elements : elements;
-    double reduce = tsr_time_ring(elements * grad, in->dp, bw, lat);
-    double last = tsr_time_ring(bucket * grad, in->dp, bw, lat);
+    double reduce = ring_on(m, elements * grad, in->dp, in->tp);
+    double last = ring_on(m, bucket * grad, in->dp, in->tp);
     double gather = 0.0;
     if (in->distributed_optimizer) { /* each half a ring all-reduce */
         reduce /= 2.0;
         last /= 2.0;
-        gather = tsr_time_ring(elements * element, in->dp, bw, lat) / 2.0;
+        gather = ring_on(m, elements * element, in->dp, in->tp) / 2.0;
     }
     double exposed_reduce = reduce;
     if (in->overlap_grad_reduce) {
@@ -72,11 +132,12 @@ static void data_parallel(const tsr_machine *m, const tsr_time_inputs *in, doubl
 
 void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_prediction *out)
 {
-    double share = rate_share(m, in);
+    double cores = core_share(m, in);
     int devices = in->tp * in->pp * in->dp;
     double mb = in->microbatches;
     double flops = in->flops_per_iteration * (in->recompute ? 4.0 / 3.0 : 1.0) / devices;
-    out->compute = flops / (m->gemm_flops * share);
+    out->compute = flops / (tsr_time_gemm_rate(m, in->threads) * cores);
+    double share = thread_share(m, in) * cores;
     double passes = in->recompute ? 4.0 : 3.0;
     out->elementwise =
         passes * (in->activation_bytes + in->score_bytes) * mb / (m->memory_bandwidth * share);
@@ -84,10 +145,8 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
     double bw, lat;
     double element = in->element_bytes > 0 ? in->element_bytes : 4;
     double stream = (double)(in->micro_batch * in->seq * in->hidden) * element;
-    link_of(m, in->tp, 1, &bw, &lat);
     double per_layer = in->recompute ? 6.0 : 4.0;
-    out->tp =
-        per_layer * (double)in->layers_per_stage * mb * tsr_time_ring(stream, in->tp, bw, lat);
+    out->tp = per_layer * (double)in->layers_per_stage * mb * ring_on(m, stream, in->tp, 1);
 
     link_of(m, in->pp, in->tp * in->dp, &bw, &lat);
     double boundary = in->sp ? stream / in->tp : stream;

@@ -33,7 +33,9 @@
  * idle share (the schedule simulation's bubble); dp follows. On a machine
  * of CPU ranks (cores_per_node > 0) a device's rate scales with its
  * threads against the calibration's, and by cores / threads asked when
- * the node's ranks ask for more threads than it has cores.
+ * the node's ranks ask for more threads than it has cores; a calibrated
+ * file's measured GEMM rates by threads and all-reduce bus bandwidths by
+ * size and group size are used where they apply.
  */
 #ifndef TSR_LAUNCHER_TIME_MODEL_H
 #define TSR_LAUNCHER_TIME_MODEL_H
@@ -72,6 +74,10 @@ typedef struct tsr_time_prediction {
 } tsr_time_prediction;
 
 void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_prediction *out);
+
+/* A device's GEMM rate with `threads` (a CPU machine's measured rate by
+ * threads, or its calibrated rate scaled; a GPU's own). */
+double tsr_time_gemm_rate(const tsr_machine *m, int threads);
 
 /* Seconds of a ring all-reduce of `bytes` over `ranks` on a link. */
 double tsr_time_ring(double bytes, int ranks, double bandwidth, double latency);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # predict_layouts.sh [TESSERA] [MPIEXEC] - the time model against this
 # machine: calibrates it (tessera calibrate under mpirun, one thread per
-# rank), then trains 13 layouts of one model (1-4 ranks; TP, SP, PP, DP, the
-# distributed optimizer, recomputation, an MoE model under EP) with
+# rank), then trains 15 layouts of one model (1-4 ranks; TP, SP, PP, DP, the
+# distributed optimizer, overlapped reductions, recomputation, an MoE model under EP) with
 # --cluster and prints, per layout, the predicted and the measured
 # iteration time (mean of the iterations after the first) and the
 # predicted memory (the plan + the process before it) against the peak
@@ -24,6 +24,8 @@ moe=(--num-experts 4 --moe-router-topk 2 --moe-ffn-hidden-size 512)
 layouts=("1|"
          "2|"
          "2|--use-distributed-optimizer"
+         "2|--overlap-grad-reduce"
+         "2|--use-distributed-optimizer --overlap-grad-reduce --overlap-param-gather"
          "2|--tensor-model-parallel-size 2"
          "2|--tensor-model-parallel-size 2 --sequence-parallel"
          "2|--pipeline-model-parallel-size 2"

@@ -99,8 +99,9 @@ check "bf16 predicts TP 2 x PP 2 faster than fp32 ($bf16_ms vs $fp32_ms ms)" $?
 # calibrate this machine, then train with the prediction beside the measurement
 OMP_NUM_THREADS=1 "$mpiexec" -np 2 --oversubscribe "$tessera" calibrate --out "$work/local.json" \
   >"$work/cal.out" 2>&1 && grep -q "(measured)" "$work/cal.out" &&
-  grep -q '"intra_node_bandwidth"' "$work/local.json"
-check "calibrate under mpirun measures GEMM, memory and the links ($(tail -n 1 "$work/cal.out" | cut -c1-70))" $?
+  grep -q '"intra_node_bandwidth"' "$work/local.json" &&
+  grep -q '"allreduce_busbw"' "$work/local.json" && grep -q '"gemm_by_threads"' "$work/local.json"
+check "calibrate under mpirun measures GEMM by threads, memory and the links by size ($(tail -n 1 "$work/cal.out" | cut -c1-70))" $?
 OMP_NUM_THREADS=1 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${model[@]}" --train-iters 6 \
   --pipeline-model-parallel-size 2 --cluster "$work/local.json" --log-interval 6 \
   --metrics-file "$work/pred.jsonl" >"$work/pred.out" 2>&1

@@ -17,7 +17,15 @@
 /* 8 devices a node; round numbers so that every term is checkable */
 static tsr_machine toy(void)
 {
-    tsr_machine m = {"toy", 8, 0, 1, 1e12, 1e11, 1e10, 1e-6, 1e9, 1e-5};
+    tsr_machine m = {.name = "toy",
+                     .devices_per_node = 8,
+                     .threads_per_device = 1,
+                     .gemm_flops = 1e12,
+                     .memory_bandwidth = 1e11,
+                     .intra_bandwidth = 1e10,
+                     .intra_latency = 1e-6,
+                     .inter_bandwidth = 1e9,
+                     .inter_latency = 1e-5};
     return m;
 }
 
@@ -159,6 +167,50 @@ static void test_experts_and_shared_cores(void)
     near(t.compute, 8.0 / (2 * 0.5));
 }
 
+/* A calibrated CPU machine: GEMM rates by threads and the all-reduce's
+ * bus bandwidth by size, preferred to the single figures. */
+static tsr_machine measured(void)
+{
+    tsr_machine m = toy();
+    m.cores_per_node = 8;
+    m.gemm_points = 2;
+    m.gemm_threads[0] = 1;
+    m.gemm_rates[0] = 1e11;
+    m.gemm_threads[1] = 4;
+    m.gemm_rates[1] = 2.5e11;
+    m.curves = 1;
+    tsr_link_curve c = {.ranks = 2, .points = 2, .bytes = {1e5, 1e7}, .busbw = {1e9, 1e10}};
+    m.intra_curves[0] = c;
+    return m;
+}
+
+static void test_measured_curves(void)
+{
+    tsr_machine m = measured();
+    near(tsr_time_gemm_rate(&m, 1), 1e11);
+    near(tsr_time_gemm_rate(&m, 2), 1e11 + 1.5e11 / 3); /* linear between 1 and 4 */
+    near(tsr_time_gemm_rate(&m, 8), 5e11);              /* proportional beyond */
+    tsr_time_inputs in = base_inputs();
+    in.tp = 2;
+    in.threads = 2;
+    in.ranks_per_node = 2;
+    tsr_time_prediction t;
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, 8e12 / 2 / tsr_time_gemm_rate(&m, 2));
+    double stream = 2.0 * 1024 * 1024 * 4;
+    double f = log(stream / 1e5) / log(100.0);
+    double busbw = 1e9 + f * 9e9; /* linear in log size */
+    near(t.tp, 4.0 * 8 * 4 * (stream / busbw));
+    in.tp = 1; /* below the smallest size: the smallest's bandwidth and the latency */
+    in.dp = 2;
+    in.params_per_device = 1e4;
+    tsr_time_predict(&m, &in, &t);
+    near(t.dp, 4e4 / 1e9 + 2 * 1e-6);
+    m.curves = 0; /* without curves, the link's figures */
+    tsr_time_predict(&m, &in, &t);
+    near(t.dp, tsr_time_ring(4e4, 2, 1e10, 1e-6));
+}
+
 static void test_presets_and_files(void)
 {
     tsr_machine m;
@@ -180,12 +232,44 @@ static void test_presets_and_files(void)
     CU_ASSERT_EQUAL(m.threads_per_device, 2);
     near(m.inter_latency, 1e-5);
     near(m.gemm_flops, 1e12);
+    CU_ASSERT_EQUAL(m.gemm_points, 0);
+    w = measured();
+    CU_ASSERT_EQUAL_FATAL(tsr_machine_save(&w, path), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_machine_load(path, &m), TSR_OK);
+    CU_ASSERT_EQUAL(m.gemm_points, 2);
+    CU_ASSERT_EQUAL(m.gemm_threads[1], 4);
+    near(m.gemm_rates[1], 2.5e11);
+    CU_ASSERT_EQUAL(m.curves, 1);
+    CU_ASSERT_EQUAL(m.intra_curves[0].ranks, 2);
+    CU_ASSERT_EQUAL(m.intra_curves[0].points, 2);
+    near(m.intra_curves[0].bytes[1], 1e7);
+    near(m.intra_curves[0].busbw[0], 1e9);
     static const char *const bad[] = {
         "{\"devices_per_node\": 8}", /* rates missing */
         "[1, 2]",                    /* not an object */
         "{\"gemm_flops\": -1}",      /* negative */
         "not json",
     };
+    static const char *const rates = "\"gemm_flops\": 1, \"memory_bandwidth\": 1, "
+                                     "\"intra_node_bandwidth\": 1, \"intra_node_latency\": 1, "
+                                     "\"inter_node_bandwidth\": 1, \"inter_node_latency\": 1, "
+                                     "\"devices_per_node\": 2";
+    static const char *const bad_curves[] = {
+        "\"gemm_by_threads\": [{\"threads\": 2, \"flops\": 1}, {\"threads\": 1, \"flops\": 1}]",
+        "\"gemm_by_threads\": {\"threads\": 1}",
+        "\"allreduce_busbw\": [{\"ranks\": 2, \"bytes\": [2, 1], \"busbw\": [1, 1]}]",
+        "\"allreduce_busbw\": [{\"ranks\": 2, \"bytes\": [1, 2], \"busbw\": [1]}]",
+        "\"allreduce_busbw\": [{\"ranks\": 1, \"bytes\": [1], \"busbw\": [1]}]",
+    };
+    for (size_t i = 0; i < sizeof bad_curves / sizeof bad_curves[0]; i++) {
+        FILE *f = fopen(path, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        fprintf(f, "{%s, %s}", rates, bad_curves[i]);
+        fclose(f);
+        CU_ASSERT_EQUAL(tsr_machine_load(path, &m), TSR_ERR_INVALID_ARG);
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(tsr_last_error(), i < 2 ? "gemm_by_threads" : "allreduce_busbw"));
+    }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "w");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -205,6 +289,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_pipeline_and_recomputation),
     TSR_TEST(test_data_parallel_overlap_and_precision),
     TSR_TEST(test_experts_and_shared_cores),
+    TSR_TEST(test_measured_curves),
     TSR_TEST(test_presets_and_files),
 };
 
