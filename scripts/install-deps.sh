@@ -12,6 +12,7 @@ packages=(
   libcunit1-dev                       # unit tests
   libopenblas-dev                     # sgemm on CPU
   libjansson-dev                      # Hugging Face config.json and safetensors headers
+  libdnnl-dev                         # oneDNN bf16 matmul (bench/kernels/bench_gemm_bf16)
   gnuplot-nox                         # bench/scaling plots
   slurmctld slurmd slurm-client munge # a throw-away Slurm for the "slurm" tests
 )
