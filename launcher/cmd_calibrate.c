@@ -16,9 +16,10 @@
  * time / 2 (p-1)), with every rank measuring at once; and the bus
  * bandwidth of 64 KiB to 16 MiB all-reduces over groups of 2, 4, ...
  * ranks and all of them (the curves the time model prefers). The ranks
- * share one node here, so the inter-node figures are the same numbers. Alone, the
- * links are taken as a quarter of the memory bandwidth and 2 us (what
- * shared-memory MPI gets on one node), and the file says so in its name.
+ * share one node here, so the inter-node figures are the same numbers.
+ * Alone, the links are taken as a quarter of the memory bandwidth and 2 us
+ * (what shared-memory MPI gets on one node), and the file says so in its
+ * name.
  */
 #include <cblas.h>
 #include <mpi.h>
@@ -165,17 +166,23 @@ static tsr_status measure_curve(tsr_comm *comm, int ranks, tsr_link_curve *out)
     return tsr_comm_barrier(comm, NULL);
 }
 
+/* first, 2 first, 4 first, ... up to n, and n itself (at most max). */
+static int doublings_to(int first, int n, int *out, int max)
+{
+    int count = 0;
+    for (int v = first; v <= n && count < max; v *= 2)
+        out[count++] = v;
+    if (count > 0 && count < max && out[count - 1] != n && n > first)
+        out[count++] = n;
+    return count;
+}
+
 static tsr_status measure(tsr_machine *m, tsr_comm *comm, int rank, int world)
 {
     int threads = omp_get_max_threads();
-    for (int t = 1; t <= threads && m->gemm_points < TSR_MACHINE_MAX_POINTS; t *= 2) {
-        m->gemm_threads[m->gemm_points] = t;
-        m->gemm_rates[m->gemm_points++] = median_gemm_rate(t, rank);
-        if (t < threads && 2 * t > threads && m->gemm_points < TSR_MACHINE_MAX_POINTS) {
-            m->gemm_threads[m->gemm_points] = threads; /* and the count itself */
-            m->gemm_rates[m->gemm_points++] = median_gemm_rate(threads, rank);
-        }
-    }
+    m->gemm_points = doublings_to(1, threads, m->gemm_threads, TSR_MACHINE_MAX_POINTS);
+    for (int i = 0; i < m->gemm_points; i++)
+        m->gemm_rates[i] = median_gemm_rate(m->gemm_threads[i], rank);
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     m->gemm_flops = m->gemm_rates[m->gemm_points - 1];
@@ -189,15 +196,12 @@ static tsr_status measure(tsr_machine *m, tsr_comm *comm, int rank, int world)
         m->intra_bandwidth = 2.0 * (world - 1) / world * (16.0 * 1048576.0) / big;
         m->intra_latency = small / (2.0 * (world - 1));
         /* groups of 2, 4, ... ranks and the whole world */
-        for (int g = 2; g <= world && m->curves < TSR_MACHINE_MAX_CURVES; g *= 2) {
-            tsr_status st = measure_curve(comm, g, &m->intra_curves[m->curves++]);
+        int groups[TSR_MACHINE_MAX_CURVES];
+        m->curves = doublings_to(2, world, groups, TSR_MACHINE_MAX_CURVES);
+        for (int i = 0; i < m->curves; i++) {
+            tsr_status st = measure_curve(comm, groups[i], &m->intra_curves[i]);
             if (st != TSR_OK)
                 return st;
-            if (g < world && 2 * g > world && m->curves < TSR_MACHINE_MAX_CURVES) {
-                st = measure_curve(comm, world, &m->intra_curves[m->curves++]);
-                if (st != TSR_OK)
-                    return st;
-            }
         }
     }
     m->inter_bandwidth = m->intra_bandwidth;

@@ -61,13 +61,27 @@ static int by_memory(const void *a, const void *b)
     return x->pp - y->pp;
 }
 
+/* --precision: what `tessera plan` can plan, and how its header says it. */
+typedef struct plan_precision {
+    const char *name;
+    tsr_layout_precision bytes;
+    const char *memory; /* the header's words for the memory columns */
+} plan_precision;
+
+static const plan_precision precisions[] = {
+    {"fp32", TSR_LAYOUT_FP32, "as tessera train allocates it (fp32)"},
+    {"bf16", TSR_LAYOUT_BF16,
+     "in bf16 mixed precision (bf16 weights and activations, fp32 gradients and master weights)"},
+    {"fp16", TSR_LAYOUT_FP16,
+     "in fp16 mixed precision (fp16 weights, activations and gradients, fp32 master weights)"},
+};
+
 typedef struct plan_args {
     int gpus, threads;
     double device_gib;
-    const char *cluster;        /* --cluster: predict iteration times */
-    const char *precision_name; /* --precision */
-    tsr_layout_precision precision;
-    bool vary_micro_batch; /* --vary-micro-batch: every power of two dividing the batch */
+    const char *cluster;             /* --cluster: predict iteration times */
+    const plan_precision *precision; /* --precision */
+    bool vary_micro_batch;           /* --vary-micro-batch: every power of two dividing the batch */
 } plan_args;
 
 /* What every layout of one plan shares. */
@@ -106,7 +120,7 @@ static tsr_status try_layout(const enumeration *e, layout *l)
         why = tsr_train_check_supported(&cfg, gpus);
     if (why == TSR_OK)
         why = tsr_layout_estimate_of(&cfg, e->spec, e->vocab, gpus, e->machine,
-                                     omp_get_max_threads(), e->args->precision, &l->est);
+                                     omp_get_max_threads(), e->args->precision->bytes, &l->est);
     return why;
 }
 
@@ -134,21 +148,16 @@ static tsr_status take_own_flags(int *argc, char **argv, plan_args *a)
             continue;
         }
         if (precision) {
-            static const struct {
-                const char *name;
-                tsr_layout_precision p;
-            } known[] = {
-                {"fp32", TSR_LAYOUT_FP32}, {"bf16", TSR_LAYOUT_BF16}, {"fp16", TSR_LAYOUT_FP16}};
-            a->precision_name = argv[++i];
-            size_t k = 0;
-            while (k < 3 && strcmp(known[k].name, a->precision_name) != 0)
+            const char *name = argv[++i];
+            size_t k = 0, n = sizeof precisions / sizeof precisions[0];
+            while (k < n && strcmp(precisions[k].name, name) != 0)
                 k++;
-            if (k == 3)
+            if (k == n)
                 return tsr_error_set(TSR_ERR_INVALID_ARG,
                                      "--precision %s: give fp32 (this build), bf16 or fp16 "
                                      "(Megatron's mixed precision on a GPU)",
-                                     a->precision_name);
-            a->precision = known[k].p;
+                                     name);
+            a->precision = &precisions[k];
             continue;
         }
         char *end = NULL;
@@ -312,13 +321,7 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
     int fits = 0;
     printf("%d layouts of %d devices (%d refused by the model or the flags); memory per device "
            "in %s, %s, %d thread(s) per device, of the largest pipeline stage:\n",
-           count, a->gpus, refused, unit == gib ? "GiB" : "MiB",
-           strcmp(a->precision_name, "fp32") == 0 ? "as tessera train allocates it (fp32)"
-           : strcmp(a->precision_name, "bf16") == 0
-               ? "in bf16 mixed precision (bf16 weights and activations, fp32 gradients "
-                 "and master weights)"
-               : "in fp16 mixed precision (fp16 weights, activations and gradients, fp32 "
-                 "master weights)",
+           count, a->gpus, refused, unit == gib ? "GiB" : "MiB", a->precision->memory,
            omp_get_max_threads());
     printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %7s %14s%s\n",
            "TP", "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "params", "grads", "optimizer",
@@ -367,7 +370,7 @@ int tsr_cmd_plan(int argc, char **argv)
             print_help();
         return 0;
     }
-    plan_args a = {0, 0, 0.0, NULL, "fp32", TSR_LAYOUT_FP32, false};
+    plan_args a = {0, 0, 0.0, NULL, &precisions[0], false};
     char **args = malloc((size_t)(argc + 1) * sizeof *args);
     if (args == NULL)
         return 1;

@@ -53,6 +53,12 @@ static bool positive(json_t *root, const char *key, double *out)
     return isfinite(*out) && *out > 0.0;
 }
 
+/* A whole number from 1 to a million at key. */
+static bool positive_whole(json_t *root, const char *key, double *out)
+{
+    return positive(root, key, out) && *out == floor(*out) && *out <= 1e6;
+}
+
 /* "gemm_by_threads" (optional): whole ascending thread counts, positive rates. */
 static tsr_status gemm_from_json(const char *path, json_t *root, tsr_machine *m)
 {
@@ -65,9 +71,8 @@ static tsr_status gemm_from_json(const char *path, json_t *root, tsr_machine *m)
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(list, i);
         double threads = 0.0, flops = 0.0;
-        if (!json_is_object(e) || !positive(e, "threads", &threads) || threads != floor(threads) ||
-            threads > 1e6 || !positive(e, "flops", &flops) ||
-            (i > 0 && threads <= m->gemm_threads[i - 1]))
+        if (!json_is_object(e) || !positive_whole(e, "threads", &threads) ||
+            !positive(e, "flops", &flops) || (i > 0 && threads <= m->gemm_threads[i - 1]))
             goto bad;
         m->gemm_threads[i] = (int)threads;
         m->gemm_rates[i] = flops;
@@ -97,10 +102,10 @@ static tsr_status curves_from_json(const char *path, json_t *root, tsr_machine *
         tsr_link_curve *c = &m->intra_curves[i];
         double ranks = 0.0;
         size_t points = json_array_size(bytes);
-        if (!json_is_object(e) || !positive(e, "ranks", &ranks) || ranks != floor(ranks) ||
-            ranks < 2 || ranks > 1e6 || (i > 0 && ranks <= m->intra_curves[i - 1].ranks) ||
-            !json_is_array(bytes) || !json_is_array(busbw) || points == 0 ||
-            points > TSR_MACHINE_MAX_POINTS || json_array_size(busbw) != points)
+        if (!json_is_object(e) || !positive_whole(e, "ranks", &ranks) || ranks < 2 ||
+            (i > 0 && ranks <= m->intra_curves[i - 1].ranks) || !json_is_array(bytes) ||
+            !json_is_array(busbw) || points == 0 || points > TSR_MACHINE_MAX_POINTS ||
+            json_array_size(busbw) != points)
             goto bad;
         c->ranks = (int)ranks;
         c->points = (int)points;
@@ -139,7 +144,7 @@ static tsr_status from_json(const char *path, json_t *root, tsr_machine *m)
                                  "file with 'tessera calibrate' or see docs/planner.md",
                                  path, rates[i]);
     double devices = 0.0, threads = 1.0, cores = 0.0;
-    if (!positive(root, "devices_per_node", &devices) || devices != floor(devices) || devices > 1e6)
+    if (!positive_whole(root, "devices_per_node", &devices))
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "%s: \"devices_per_node\" must be a whole number of devices", path);
     json_t *c = json_object_get(root, "cores_per_node");
@@ -150,7 +155,7 @@ static tsr_status from_json(const char *path, json_t *root, tsr_machine *m)
                              path);
     cores = c != NULL ? (double)json_integer_value(c) : 0.0;
     if (json_object_get(root, "threads_per_device") != NULL &&
-        (!positive(root, "threads_per_device", &threads) || threads != floor(threads)))
+        !positive_whole(root, "threads_per_device", &threads))
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "%s: \"threads_per_device\" must be a whole number", path);
     json_t *name = json_object_get(root, "name");
