@@ -1,6 +1,6 @@
 # Finds every dependency of tessera and records what was found for the
 # configure summary. Required: MPI, HDF5, hwloc, OpenBLAS, OpenMP (and CUnit
-# for tests). Optional: CUDA toolkit + cuBLAS, NCCL. scripts/install-deps.sh
+# for tests). Optional: oneDNN (--bf16), CUDA toolkit + cuBLAS, NCCL. scripts/install-deps.sh
 # installs the required ones on Debian 12.
 find_package(PkgConfig REQUIRED)
 find_package(MPI REQUIRED COMPONENTS C)
@@ -25,6 +25,16 @@ else()
   # (H5Pset_fapl_mpio), which only the parallel library provides
   message(FATAL_ERROR "tessera needs the parallel (MPI) build of HDF5, 1.10.2 or "
                       "later: install libhdf5-openmpi-dev (scripts/install-deps.sh does)")
+endif()
+
+# oneDNN (libdnnl-dev): the bf16 matrix products of --bf16. Without it the
+# build trains in fp32 only and --bf16 is refused with the reason.
+set(TSR_HAVE_DNNL 0)
+set(TSR_DNNL_SUMMARY "not found; --bf16 is refused (install libdnnl-dev)")
+find_package(dnnl CONFIG QUIET)
+if(dnnl_FOUND)
+  set(TSR_HAVE_DNNL 1)
+  set(TSR_DNNL_SUMMARY "oneDNN ${dnnl_VERSION} (bf16 matmul of --bf16)")
 endif()
 
 # CUDA: compiled whenever the toolkit is there, so the GPU code is built and

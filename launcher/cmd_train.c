@@ -259,6 +259,7 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
         tsr_model model = tsr_net_as_model(net);
         tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp,
                                          dp / dims.ep, &plan);
+        tsr_trainer_plan_precision(cfg, &model, &plan);
         st = tsr_train_check_memory(tsr_plan_total_bytes(&plan), ranks_on_node);
         if (st != TSR_OK) {
             tsr_net_destroy(net);
@@ -302,6 +303,8 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
     tsr_trainer_plan_sharded_experts(cfg, tsr_net_as_model(net).param_count,
                                      tsr_net_as_model(net).expert_count, tsr_grid_dp_size(grid),
                                      tsr_grid_expert_dp_size(grid), &plan);
+    tsr_model planned = tsr_net_as_model(net);
+    tsr_trainer_plan_precision(cfg, &planned, &plan);
     tsr_plan_log(&plan);
     tsr_train_prediction prediction;
     st = tsr_train_prediction_make(cfg, net, grid, &prediction);
@@ -318,6 +321,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         train_run run = {cfg, grid, tsr_net_as_model(net), NULL, ""};
         tsr_trainer_hooks hooks = {0};
         tsr_trainer trainer;
+        memset(&trainer, 0, sizeof trainer);
         st = tsr_dp_create(cfg, grid, &run.model, &dp);
         if (st == TSR_OK) {
             tsr_dp_fill_hooks(dp, &hooks);
@@ -347,6 +351,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
         if (st == TSR_OK)
             tsr_train_prediction_report(&prediction, &trainer, tsr_plan_total_bytes(&plan),
                                         metrics);
+        tsr_trainer_release(&trainer);
     }
     tsr_dp_destroy(dp);
     if (metrics != NULL)

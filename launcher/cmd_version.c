@@ -44,6 +44,8 @@ int tsr_cmd_version(int argc, char **argv)
     printf("  hwloc    : %u.%u.%u\n", hwloc_version >> 16, (hwloc_version >> 8) & 0xff,
            hwloc_version & 0xff);
     printf("  BLAS     : %s\n", openblas_get_config());
+    printf("  oneDNN   : %s\n", TSR_HAVE_DNNL ? "built (--bf16 matrix products)"
+                                                : "not found at build time (--bf16 refused)");
     if (tsr_cuda_built()) {
         int devices = 0;
         tsr_status st = tsr_cuda_device_count(&devices);

@@ -353,11 +353,37 @@ static tsr_status validate_training(const tsr_config *cfg, int world_size)
     return TSR_OK;
 }
 
+/* --bf16 and --fp16 exclude each other; loss scaling belongs to --fp16 */
+static tsr_status validate_precision(const tsr_config *cfg)
+{
+    if (cfg->bf16 && cfg->fp16)
+        return INVALID("--bf16 and --fp16 are both set; pick one 16-bit format");
+    const char *scaling = cfg->loss_scale > 0.0           ? "--loss-scale"
+                          : cfg->initial_loss_scale > 0.0 ? "--initial-loss-scale"
+                          : cfg->min_loss_scale > 0.0     ? "--min-loss-scale"
+                          : cfg->loss_scale_window > 0    ? "--loss-scale-window"
+                          : cfg->hysteresis > 0           ? "--hysteresis"
+                                                          : NULL;
+    if (scaling != NULL && !cfg->fp16)
+        return INVALID("%s is set but --fp16 is not; loss scaling is for fp16 training (bf16 "
+                       "and fp32 need none): add --fp16 or drop %s",
+                       scaling, scaling);
+    double initial = cfg->initial_loss_scale > 0.0 ? cfg->initial_loss_scale : 4294967296.0;
+    double minimum = cfg->min_loss_scale > 0.0 ? cfg->min_loss_scale : 1.0;
+    if (minimum > initial)
+        return INVALID("--min-loss-scale %g is above --initial-loss-scale %g; the dynamic "
+                       "scale starts at the initial one and never falls below the minimum",
+                       minimum, initial);
+    return TSR_OK;
+}
+
 tsr_status tsr_config_validate(const tsr_config *cfg, int world_size)
 {
     if (world_size < 1)
         return INVALID("world size %d is not positive", world_size);
     tsr_status st = validate_parallel(cfg, world_size);
+    if (st == TSR_OK)
+        st = validate_precision(cfg);
     if (st == TSR_OK)
         st = validate_model(cfg);
     if (st == TSR_OK)

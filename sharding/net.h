@@ -117,6 +117,10 @@ double tsr_net_flops_per_sample(const tsr_net *net);
  * outputs on this stage, recomputed layers counted as if they were not:
  * the element-wise traffic the time model charges (time_model.h). */
 size_t tsr_net_forward_saved_floats(const tsr_net *net);
+/* Elements of the largest buffer any module declared on this stage, or
+ * of the residual stream if larger: the largest activation a module can
+ * hand a matrix product (the bf16 operand workspace, tsr_model). */
+size_t tsr_net_largest_buffer_floats(const tsr_net *net);
 
 /* Forward without dropout; this rank's slice of the logits of the real
  * vocabulary, (B*T, *count) ids from vocab_start (one pipeline stage). */

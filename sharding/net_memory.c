@@ -42,6 +42,21 @@ static size_t buffer_floats(const tsr_net *net, const tsr_buffer_decl *b)
     return aligned((size_t)(tsr_net_rows(net, b->rows) * b->cols));
 }
 
+size_t tsr_net_largest_buffer_floats(const tsr_net *net)
+{
+    size_t largest = (size_t)(tsr_net_rows(net, TSR_ROWS_TOKENS) * net->d.hidden);
+    for (int n = 0; n < net->node_count; n++) {
+        const tsr_module_decl *decl = &net->nodes[n].decl;
+        for (int b = 0; b < decl->buffer_count; b++) {
+            size_t floats = (size_t)(tsr_net_rows(net, decl->buffers[b].rows) *
+                                     decl->buffers[b].cols);
+            if (decl->buffers[b].enabled && floats > largest)
+                largest = floats;
+        }
+    }
+    return largest;
+}
+
 /* Lays out node n's buffers (saved after *saved, scratch from
  * scratch_base); returns the end of the deepest scratch path below it. */
 static size_t layout_node(tsr_net *net, int n, size_t *saved, size_t scratch_base)

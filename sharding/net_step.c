@@ -504,6 +504,7 @@ tsr_model tsr_net_as_model(tsr_net *net)
     m.tensor_count = net->tensor_count;
     m.frozen = net->frozen;
     m.frozen_count = net->frozen_numel;
+    m.largest_operand = tsr_net_largest_buffer_floats(net);
     m.train_microbatch = net_train_microbatch;
     m.eval_microbatch = net_eval_microbatch;
     m.finish_grads = net_finish_grads;

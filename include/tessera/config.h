@@ -170,6 +170,14 @@ typedef struct tsr_config {
     double clip_grad; /* 0: no clipping */
     int64_t seed;
     bool bf16;
+    /* --fp16 and Megatron's loss-scaling flags: parsed and checked; fp16
+     * training itself is refused by this build. 0: not given (Megatron's
+     * defaults: dynamic scaling from 2^32, minimum 1, window 1000,
+     * hysteresis 2) */
+    bool fp16;
+    double loss_scale; /* a fixed scale; 0: dynamic */
+    double initial_loss_scale, min_loss_scale;
+    int loss_scale_window, hysteresis;
     int max_nan_iters_in_a_row;
     tsr_recompute_granularity recompute_granularity;
     tsr_recompute_method recompute_method;

@@ -1,5 +1,6 @@
 /*
- * kernels.h - the fp32 CPU kernels a transformer layer is built from.
+ * kernels.h - the CPU kernels a transformer layer is built from (fp32; the
+ * linear products also in bf16 under --bf16).
  *
  * Conventions (every kernel):
  * - forward and backward sit next to each other and take their arguments
@@ -21,6 +22,7 @@
 #ifndef TESSERA_KERNELS_H
 #define TESSERA_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +44,24 @@ void tsr_linear_backward(float *dinp, float *dweight, float *dbias, const float 
 /* out += inp @ weight^T (a second product into the same output: LoRA) */
 void tsr_linear_forward_add(float *out, const float *inp, const float *weight, int64_t n,
                             int64_t in_features, int64_t out_features);
+
+/* ---- bf16 (--bf16) --------------------------------------------------------
+ * bf16 is the upper half of an fp32. fp32 -> bf16 rounds to nearest, ties
+ * to even, keeps NaN a (quiet) NaN and flushes denormals to a signed zero:
+ * the bits of AVX512-BF16's conversion, used when the CPU has it
+ * (tsr_bf16_has_vector_convert), computed the same way when not. */
+uint16_t tsr_bf16_of_float(float f);
+float tsr_float_of_bf16(uint16_t h);
+void tsr_bf16_from_floats(uint16_t *dst, const float *src, int64_t n);
+void tsr_floats_from_bf16(float *dst, const uint16_t *src, int64_t n);
+bool tsr_bf16_has_vector_convert(void);
+
+/* Under --bf16 the trainer turns the products of tsr_linear_* into bf16
+ * products with fp32 accumulation (runtime/kernels/matmul_bf16.h): the
+ * operands are rounded to bf16, the sums and the outputs stay fp32. True
+ * while that is so; a module never needs to ask, it is said for tests and
+ * logs. */
+bool tsr_linear_is_bf16(void);
 
 /* ---- LayerNorm -------------------------------------------------------------
  * inp (N, C), weight (C), bias (C), out (N, C), mean (N), rstd (N) saved */

@@ -92,6 +92,9 @@ typedef struct tsr_model {
      * trainable ones only; checkpoints write and read them with the rest */
     float *frozen;
     size_t frozen_count;
+    /* elements of the largest activation a module passes to a linear
+     * kernel (sizes --bf16's operand workspace; 0: rows x hidden x 4) */
+    size_t largest_operand;
     /* forward + backward of one micro batch; gradients accumulate. The
      * loss is the mean over masked tokens, scaled by loss_scale for the
      * gradient (1 / number of micro batches). *loss gets the unscaled mean. */

@@ -150,7 +150,20 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, row_bytes, (void **)&tr->prefix_lo);
     if (st == TSR_OK && cfg->prefix_lm)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, row_bytes, (void **)&tr->prefix_hi);
+    if (st == TSR_OK)
+        st = tsr_precision_init(&tr->precision, cfg, &tr->model, plan);
     return st;
+}
+
+void tsr_trainer_plan_precision(const tsr_config *cfg, const tsr_model *model,
+                                tsr_memory_plan *plan)
+{
+    tsr_precision_plan(cfg, model, plan);
+}
+
+void tsr_trainer_release(tsr_trainer *tr)
+{
+    tsr_precision_release(&tr->precision);
 }
 
 /* Micro batch `first` of the split into the trainer's buffers, with the
@@ -198,6 +211,16 @@ static tsr_status sum_scalars(tsr_trainer *tr, double *values, int count)
 /* A hook that may be absent (one rank): absent means nothing to do. */
 #define CALL_HOOK(tr, hook) ((tr)->hooks.hook != NULL ? (tr)->hooks.hook((tr)->hooks.ctx) : TSR_OK)
 
+/* The parameters are final for the forward passes to come (after the
+ * parameter all-gather): their bf16 copies follow them. */
+static tsr_status params_synced(tsr_trainer *tr)
+{
+    tsr_status st = CALL_HOOK(tr, finish_param_sync);
+    if (st == TSR_OK)
+        tsr_precision_refresh(&tr->precision);
+    return st;
+}
+
 /* Forward and backward of this rank's micro batches, then the gradient
  * reduction; returns the mean loss over the whole global batch (all
  * data-parallel ranks). */
@@ -214,7 +237,7 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
                                      tr->consumed_samples +
                                          (int64_t)tr->hooks.dp_rank * count * (int64_t)mbs,
                                      mbs, tr->iteration};
-        tsr_status st = CALL_HOOK(tr, finish_param_sync);
+        tsr_status st = params_synced(tr);
         if (st == TSR_OK)
             st = tr->model.train_iteration(tr->model.self, &src, count, scale, &local);
         if (st != TSR_OK)
@@ -228,7 +251,7 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
         tsr_status st = load_microbatch(tr, TSR_SPLIT_TRAIN, first, tr->iteration, &mb);
         /* the previous step's parameter all-gather overlapped the above */
         if (st == TSR_OK && m == 0)
-            st = CALL_HOOK(tr, finish_param_sync);
+            st = params_synced(tr);
         if (st != TSR_OK)
             return st;
         if (m == count - 1 && cfg->overlap_grad_reduce && tr->hooks.grads_ready != NULL) {
@@ -246,7 +269,9 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
         if (st != TSR_OK)
             return st;
     }
-    tsr_status st = CALL_HOOK(tr, finish_grad_sync);
+    tsr_status st = tsr_precision_take_status(&tr->precision);
+    if (st == TSR_OK)
+        st = CALL_HOOK(tr, finish_grad_sync);
     if (st == TSR_OK)
         st = sum_scalars(tr, &local, 1);
     *loss = local / (double)(micro_batches_per_rank(tr, global_batch) * tr->hooks.dp_size);
@@ -288,7 +313,7 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
     const tsr_config *cfg = tr->cfg;
     int mbs = cfg->micro_batch_size;
     double sums[3] = {0.0, 0.0, 0.0}; /* loss, tokens, correct */
-    tsr_status st = CALL_HOOK(tr, finish_param_sync);
+    tsr_status st = params_synced(tr);
     if (st != TSR_OK)
         return st;
     /* as in Megatron, each evaluation iteration is one global batch of the
@@ -311,7 +336,9 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *tr, FILE *metrics)
         sums[1] += counts.tokens;
         sums[2] += counts.correct;
     }
-    st = sum_scalars(tr, sums, 3);
+    st = tsr_precision_take_status(&tr->precision);
+    if (st == TSR_OK)
+        st = sum_scalars(tr, sums, 3);
     if (st != TSR_OK)
         return st;
     tsr_eval_metrics m;

@@ -29,6 +29,7 @@
 #include "data/dataset.h"
 #include "model.h"
 #include "optimizer.h"
+#include "precision.h"
 #include "tessera/config.h"
 
 struct tsr_trainer;
@@ -67,6 +68,7 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     tsr_model model;
     tsr_trainer_hooks hooks;
     double flops_per_sample;
+    tsr_precision precision; /* --bf16's weight copies and products */
     float *adam_m, *adam_v; /* state_count floats each (optimizer.h) */
     size_t state_count;
     size_t padded_count; /* grads/params length the reductions work on (>= param_count) */
@@ -104,6 +106,13 @@ void tsr_trainer_plan(const tsr_config *cfg, size_t param_count, tsr_memory_plan
 tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_dataset *dataset,
                             tsr_model model, const tsr_trainer_hooks *hooks,
                             double flops_per_sample, tsr_memory_plan *plan);
+
+/* Adds --bf16's weight copies and operand workspace for this model
+ * (nothing in fp32): with the sharded plan, before allocating. */
+void tsr_trainer_plan_precision(const tsr_config *cfg, const tsr_model *model,
+                                tsr_memory_plan *plan);
+/* Frees what tsr_trainer_init made outside the plan (the bf16 context). */
+void tsr_trainer_release(tsr_trainer *tr);
 
 /* Trains until --train-iters; logs every --log-interval; evaluates every
  * --eval-interval and at the last iteration (--eval-interval 0: never);

@@ -7,9 +7,14 @@
  * bias gradient is a column sum over rows: each column block belongs to
  * one loop iteration that walks the rows in order, so the sum does not
  * depend on the thread count. Called by every linear layer.
+ *
+ * While --bf16's context is active (kernels/matmul_bf16.h) the products,
+ * and only they, are bf16 with fp32 accumulation; the bias and its
+ * gradient stay fp32.
  */
 #include <cblas.h>
 
+#include "kernels/matmul_bf16.h"
 #include "simd.h"
 #include "tessera/kernels.h"
 
@@ -27,6 +32,12 @@ void tsr_linear_forward(float *out, const float *inp, const float *weight, const
             memcpy(out + i * out_features, bias, (size_t)out_features * sizeof(float));
         beta = 1.0f;
     }
+    tsr_matmul_bf16 *bf16 = tsr_matmul_bf16_active();
+    if (bf16 != NULL) {
+        tsr_matmul_bf16_linear_forward(bf16, out, inp, weight, n, in_features, out_features,
+                                       beta != 0.0f);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)n, (blasint)out_features,
                 (blasint)in_features, 1.0f, inp, (blasint)in_features, weight,
                 (blasint)in_features, beta, out, (blasint)out_features);
@@ -37,6 +48,12 @@ void tsr_linear_forward_add(float *out, const float *inp, const float *weight, i
 {
     if (n <= 0 || out_features <= 0 || in_features <= 0)
         return;
+    tsr_matmul_bf16 *bf16 = tsr_matmul_bf16_active();
+    if (bf16 != NULL) {
+        tsr_matmul_bf16_linear_forward(bf16, out, inp, weight, n, in_features, out_features,
+                                       true);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)n, (blasint)out_features,
                 (blasint)in_features, 1.0f, inp, (blasint)in_features, weight,
                 (blasint)in_features, 1.0f, out, (blasint)out_features);
@@ -68,6 +85,14 @@ void tsr_linear_backward(float *dinp, float *dweight, float *dbias, const float 
 {
     if (n <= 0 || out_features <= 0 || in_features <= 0)
         return;
+    tsr_matmul_bf16 *bf16 = tsr_matmul_bf16_active();
+    if (bf16 != NULL) {
+        tsr_matmul_bf16_linear_backward(bf16, dinp, dweight, dout, inp, weight, n, in_features,
+                                        out_features);
+        if (dbias != NULL)
+            column_sum_accumulate(dbias, dout, n, out_features);
+        return;
+    }
     blasint bn = (blasint)n, ic = (blasint)in_features, oc = (blasint)out_features;
     if (dinp != NULL)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bn, ic, oc, 1.0f, dout, oc,

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# bf16_e2e.sh TESSERA MPIEXEC - --bf16 training (bf16 products, fp32
+# accumulation, fp32 master weights):
+#   1 rank: the step-1 loss within 1e-2 relative of fp32, yet not equal
+#   to it (the products really are bf16); the plan holds the bf16 weight
+#   copies (parameters x 1.5)
+#   addition demo: answer accuracy at iteration 600 within 0.02 of fp32
+#   TP 2, TP 2 + SP, PP 2, DP 2, DP 2 + distributed optimizer, TP 2 x PP 2:
+#   every loss of 20 steps within 1e-3 relative of the 1-rank bf16 run
+#   checkpoints hold the fp32 master: bf16 10 + save + load + 10 equals 20
+#   straight bitwise; fp32 continues a bf16 checkpoint and bf16 an fp32
+#   one (step-11 loss within 1e-2 of the run that wrote it)
+# Prints one line per check and "N passed, M failed".
+set -u
+tessera=$1
+mpiexec=$2
+source "$(dirname "$0")/../harness/e2e.sh"
+field() { grep "\"type\": \"$2\"" "$1" | sed "s/.*\"$3\": \([^,}]*\).*/\1/"; }
+params_mib() { grep "memory plan: parameters" "$1" | head -n 1 | awk '{print $(NF-1)}'; }
+close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { r = (a - b) / b; if (r < 0) r = -r; exit !(r <= t) }'; }
+
+common=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 32
+        --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 --lr-warmup-iters 5 --lr-decay-iters 20
+        --data-path synthetic:addition --log-interval 1 --seed 5 --train-iters 20)
+
+# --- 1 rank against fp32
+"$tessera" train "${common[@]}" --metrics-file "$work/fp32.jsonl" >"$work/fp32.log"
+"$tessera" train "${common[@]}" --bf16 --metrics-file "$work/bf16.jsonl" >"$work/bf16.log"
+f1=$(losses "$work/fp32.jsonl" | head -n 1)
+b1=$(losses "$work/bf16.jsonl" | head -n 1)
+echo "  step-1 loss fp32 $f1, bf16 $b1"
+close "$b1" "$f1" 1e-2 && [ "$b1" != "$f1" ]
+check "1 rank: bf16 step-1 loss within 1e-2 of fp32 and not equal to it" $?
+grep -q "bf16: linear products through oneDNN" "$work/bf16.log"
+check "1 rank: the log says which products are bf16" $?
+awk -v b="$(params_mib "$work/bf16.log")" -v f="$(params_mib "$work/fp32.log")" \
+  'BEGIN { r = b / f; exit !(r > 1.45 && r < 1.55) }'
+check "memory plan: parameters $(params_mib "$work/bf16.log") MiB = 1.5 x fp32's $(params_mib "$work/fp32.log") (bf16 copies)" $?
+
+# --- the addition demo's answer accuracy
+demo=(--num-layers 2 --hidden-size 128 --num-attention-heads 4 --seq-length 64
+      --position-embedding-type rope --lr 3e-3 --min-lr 1e-4 --lr-warmup-iters 50
+      --lr-decay-iters 1200 --data-path synthetic:addition:2 --micro-batch-size 16
+      --train-iters 600 --eval-interval 600 --eval-iters 8 --log-interval 100 --log-level warn)
+"$tessera" train "${demo[@]}" --metrics-file "$work/demo32.jsonl"
+"$tessera" train "${demo[@]}" --bf16 --metrics-file "$work/demo16.jsonl"
+a32=$(field "$work/demo32.jsonl" valid answer_accuracy | tail -n 1)
+a16=$(field "$work/demo16.jsonl" valid answer_accuracy | tail -n 1)
+echo "  addition answer accuracy at iteration 600: fp32 $a32, bf16 $a16"
+awk -v a="$a16" -v b="$a32" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 0.02) }'
+check "addition: bf16 answer accuracy within 0.02 of fp32" $?
+
+# --- layouts against 1 rank, in bf16
+layout() { # NAME NP FLAGS...
+  local name=$1 np=$2
+  shift 2
+  "$mpiexec" -np "$np" --oversubscribe "$tessera" train "${common[@]}" --bf16 "$@" \
+    --metrics-file "$work/l.jsonl" >/dev/null
+  within "$work/bf16.jsonl" "$work/l.jsonl" 1e-3 20
+  check "bf16 $name: 20 losses within 1e-3 of 1 rank" $?
+}
+layout "tp 2" 2 --tensor-model-parallel-size 2
+layout "tp 2 + sp" 2 --tensor-model-parallel-size 2 --sequence-parallel
+layout "pp 2" 2 --pipeline-model-parallel-size 2
+layout "dp 2" 2
+layout "dp 2 + distributed optimizer" 2 --use-distributed-optimizer
+layout "tp 2 x pp 2" 4 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+
+# --- checkpoints: the fp32 master
+"$tessera" train "${common[@]}" --bf16 --train-iters 10 --save "$work/ckb" \
+  --metrics-file "$work/b1.jsonl" >/dev/null
+"$tessera" train "${common[@]}" --bf16 --load "$work/ckb" --metrics-file "$work/b2.jsonl" >/dev/null
+cmp -s <(losses_by_iteration "$work/bf16.jsonl") \
+  <(cat <(losses_by_iteration "$work/b1.jsonl") <(losses_by_iteration "$work/b2.jsonl"))
+check "bf16: 10 + save + load + 10 == 20 straight, bitwise" $?
+"$tessera" train "${common[@]}" --load "$work/ckb" --metrics-file "$work/b2f.jsonl" >/dev/null
+close "$(losses "$work/b2f.jsonl" | head -n 1)" "$(losses "$work/b2.jsonl" | head -n 1)" 1e-2
+check "fp32 continues a bf16 checkpoint: step-11 loss within 1e-2 of bf16's" $?
+"$tessera" train "${common[@]}" --train-iters 10 --save "$work/ckf" >/dev/null
+"$tessera" train "${common[@]}" --bf16 --load "$work/ckf" --metrics-file "$work/f2b.jsonl" >/dev/null
+close "$(losses "$work/f2b.jsonl" | head -n 1)" "$(losses "$work/fp32.jsonl" | sed -n 11p)" 1e-2
+check "bf16 continues an fp32 checkpoint: step-11 loss within 1e-2 of fp32's" $?
+
+# --- MoE (expert products) and LoRA (frozen base weights mapped too)
+moe=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --group-query-attention
+     --num-query-groups 2 --normalization RMSNorm --position-embedding-type rope --swiglu
+     --ffn-hidden-size 96 --disable-bias-linear --seq-length 32 --micro-batch-size 2
+     --global-batch-size 8 --lr 3e-3 --data-path synthetic:addition:2 --log-interval 1
+     --seed 11 --train-iters 5)
+for kind in moe lora; do
+  extra=()
+  [ "$kind" = moe ] && extra=(--num-experts 8 --moe-router-topk 2 --moe-ffn-hidden-size 48)
+  if [ "$kind" = lora ]; then
+    "$tessera" train "${moe[@]}" --save "$work/base" >/dev/null
+    extra=(--lora-rank 4 --lora-alpha 8 --pretrained-checkpoint "$work/base")
+  fi
+  "$tessera" train "${moe[@]}" "${extra[@]}" --metrics-file "$work/k32.jsonl" >/dev/null
+  "$tessera" train "${moe[@]}" "${extra[@]}" --bf16 --metrics-file "$work/k16.jsonl" >/dev/null
+  within "$work/k32.jsonl" "$work/k16.jsonl" 1e-2 5
+  check "$kind in bf16: 5 losses within 1e-2 of fp32" $?
+done
+finish
