@@ -334,8 +334,11 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             st = tsr_train_load_checkpoint(&run, &trainer);
         if (st == TSR_OK && cfg->async_save)
             st = tsr_train_async_begin(&run, &trainer, mpi_thread_level, dataset->reads_hdf5);
+        double started = tsr_time_s();
         if (st == TSR_OK)
             st = tsr_trainer_run(&trainer, metrics);
+        if (st == TSR_OK)
+            tsr_precision_report(&trainer.precision, tsr_time_s() - started);
         if (run.async != NULL) { /* the last save completes before the run ends */
             tsr_status end = tsr_train_async_end(&run);
             st = st == TSR_OK ? end : st;

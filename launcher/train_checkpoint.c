@@ -25,8 +25,14 @@ tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
     tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
                                   tr->adam_step,           tr->nan_iterations_total,
                                   run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION, false, false,
-                                  ""};
+                                  "",                      0.0,
+                                  0,                       0};
     snprintf(state.lora_base, sizeof state.lora_base, "%s", run->lora_base);
+    if (tr->precision.scales_loss) {
+        state.loss_scale = tr->precision.scaler.scale;
+        state.loss_scale_growth = tr->precision.scaler.growth_tracker;
+        state.loss_scale_hysteresis = tr->precision.scaler.hysteresis_tracker;
+    }
     tsr_checkpoint_content content = checkpoint_content(tr);
     if (run->async != NULL) {
         double held = 0.0;
@@ -100,6 +106,14 @@ tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
     tr->consumed_samples = state.consumed_samples;
     tr->adam_step = state.adam_step;
     tr->nan_iterations_total = state.nan_iterations;
+    /* fp16's dynamic scale goes on from where it was (a fine-tuning start,
+     * a constant --loss-scale or a file without it: from the flags) */
+    if (tr->precision.scales_loss && tr->precision.scaler.dynamic && !finetune &&
+        state.loss_scale > 0.0) {
+        tr->precision.scaler.scale = state.loss_scale;
+        tr->precision.scaler.growth_tracker = state.loss_scale_growth;
+        tr->precision.scaler.hysteresis_tracker = state.loss_scale_hysteresis;
+    }
     /* streams are functions of the seed: nothing to restore, only to say */
     if (state.seed != cfg->seed && !finetune && !cfg->no_load_rng)
         tsr_log_once(TSR_LOG_WARN,

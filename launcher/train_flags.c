@@ -202,7 +202,7 @@ static const tsr_flag train_flags[] = {
     {"--bf16", TSR_FLAG_BOOL, OFF(bf16), 0, 0, NULL, NULL,
      "bf16 matrix products (fp32 accumulation) with fp32 master weights"},
     {"--fp16", TSR_FLAG_BOOL, OFF(fp16), 0, 0, NULL, NULL,
-     "fp16 with loss scaling (not available in this build)"},
+     "fp16 products (fp32 accumulation), fp32 master weights, loss scaling"},
     {"--loss-scale", TSR_FLAG_DOUBLE, OFF(loss_scale), 1e-30, 1e30, NULL, "S",
      "fixed fp16 loss scale (default: dynamic)"},
     {"--initial-loss-scale", TSR_FLAG_DOUBLE, OFF(initial_loss_scale), 1e-30, 1e30, NULL, "S",

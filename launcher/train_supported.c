@@ -4,7 +4,7 @@
  */
 #include "train_supported.h"
 
-#include "kernels/matmul_bf16.h"
+#include "kernels/matmul16.h"
 #include "sharding/grid.h"
 
 tsr_status tsr_train_check_supported(const tsr_config *cfg, int world)
@@ -34,13 +34,8 @@ tsr_status tsr_train_check_supported(const tsr_config *cfg, int world)
     if (st != TSR_OK)
         return st;
     tsr_grid_layout_free(&layout);
-    if (cfg->fp16)
-        return tsr_error_set(TSR_ERR_INVALID_ARG,
-                             "--fp16 is not available in this build yet (loss scaling is "
-                             "parsed, fp16 products are not built); use --bf16, which needs "
-                             "no loss scaling");
     char why[256];
-    if (cfg->bf16 && !tsr_matmul_bf16_supported(why, sizeof why))
+    if (cfg->bf16 && !tsr_matmul16_supported(TSR_MATMUL16_BF16, why, sizeof why))
         return tsr_error_set(TSR_ERR_INVALID_ARG, "--bf16 cannot run here: %s; drop --bf16", why);
     return TSR_OK;
 }

@@ -3,9 +3,14 @@
 (pre-norm LayerNorm, learned positions, GELU, tied output, AdamW, fp32), fed
 uniform random tokens, timed per iteration after warm-up.
 
-  torch_train.py LAYERS HIDDEN HEADS VOCAB SEQ MICRO_BATCH ITERS THREADS
-prints "torch_tokens_per_second <value>".
+  torch_train.py LAYERS HIDDEN HEADS VOCAB SEQ MICRO_BATCH ITERS THREADS [PRECISION]
+prints "torch_tokens_per_second <value>". PRECISION is fp32 (the default:
+plain fp32 throughout) or bf16: forward and loss under
+torch.autocast("cpu", dtype=torch.bfloat16), so the matrix products run in
+bf16 and autocast's fp32 ops stay fp32; weights, gradients and AdamW stay
+fp32, backward runs outside the autocast region as PyTorch recommends.
 """
+import contextlib
 import sys
 import time
 
@@ -59,6 +64,11 @@ class GPT(torch.nn.Module):
 
 def main():
     layers, h, heads, vocab, seq, mb, iters, threads = map(int, sys.argv[1:9])
+    precision = sys.argv[9] if len(sys.argv) > 9 else "fp32"
+    if precision not in ("fp32", "bf16"):
+        sys.exit(f"torch_train.py: precision {precision!r} is neither fp32 nor bf16")
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision == "bf16" \
+        else contextlib.nullcontext
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = GPT(layers, h, heads, vocab, seq)
@@ -69,7 +79,9 @@ def main():
         targets = torch.randint(0, vocab, (mb, seq))
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        model(tokens, targets).backward()
+        with autocast():
+            loss = model(tokens, targets)
+        loss.backward()
         opt.step()
         times.append(time.perf_counter() - t0)
     steady = sorted(times[2:])[len(times[2:]) // 2]  # median after 2 warm-up steps

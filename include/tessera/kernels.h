@@ -56,12 +56,20 @@ void tsr_bf16_from_floats(uint16_t *dst, const float *src, int64_t n);
 void tsr_floats_from_bf16(float *dst, const uint16_t *src, int64_t n);
 bool tsr_bf16_has_vector_convert(void);
 
-/* Under --bf16 the trainer turns the products of tsr_linear_* into bf16
- * products with fp32 accumulation (runtime/kernels/matmul_bf16.h): the
- * operands are rounded to bf16, the sums and the outputs stay fp32. True
- * while that is so; a module never needs to ask, it is said for tests and
- * logs. */
-bool tsr_linear_is_bf16(void);
+/* ---- fp16 (--fp16) --------------------------------------------------------
+ * IEEE binary16, rounded to nearest, ties to even; 65520 and above become
+ * inf (an fp16 overflow); subnormals kept; NaN quiet. round_floats leaves
+ * each value as the fp32 of its fp16 rounding (what --fp16's sgemm reads). */
+uint16_t tsr_fp16_of_float(float f);
+float tsr_float_of_fp16(uint16_t h);
+void tsr_fp16_round_floats(float *dst, const float *src, int64_t n);
+
+/* Under --bf16 / --fp16 the trainer turns the products of tsr_linear_*
+ * into 16-bit products with fp32 accumulation (runtime/kernels/matmul16.h):
+ * the operands are rounded, the sums and the outputs stay fp32. "fp32",
+ * "bf16" or "fp16": what they are now. A module never needs to ask; it is
+ * said for tests and logs. */
+const char *tsr_linear_precision(void);
 
 /* ---- LayerNorm -------------------------------------------------------------
  * inp (N, C), weight (C), bias (C), out (N, C), mean (N), rstd (N) saved */

@@ -48,6 +48,10 @@ typedef struct tsr_checkpoint_state {
      * --pretrained-checkpoint, else --load); loading a LoRA checkpoint
      * reads its lora_base here */
     char lora_base[512];
+    /* fp16's dynamic loss scaler (0: none; written when > 0, read when the
+     * file has it): the scale and its growth and hysteresis trackers */
+    double loss_scale;
+    int64_t loss_scale_growth, loss_scale_hysteresis;
 } tsr_checkpoint_state;
 
 /* What a checkpoint holds: the model's tensor table and three flat arrays

@@ -95,6 +95,11 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
     attr_i64(file, "seed", state->seed);
     if (state->weights_only)
         attr_i64(file, "weights_only", 1);
+    if (state->loss_scale > 0.0) {
+        attr_f64(file, "loss_scale", state->loss_scale);
+        attr_i64(file, "loss_scale_growth", state->loss_scale_growth);
+        attr_i64(file, "loss_scale_hysteresis", state->loss_scale_hysteresis);
+    }
     shape_attr shape[12];
     int n = model_shape(cfg, shape);
     for (int i = 0; i < n; i++)
@@ -276,6 +281,23 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
                                  "load an earlier checkpoint",
                                  path, position[i].name, (long long)v,
                                  (long long)TSR_CHECKPOINT_COUNTER_MAX);
+    }
+    state->loss_scale = 0.0; /* optional: fp16 runs write it */
+    if (H5Aexists(file, "loss_scale") > 0) {
+        hid_t attr = H5Aopen(file, "loss_scale", H5P_DEFAULT);
+        herr_t err = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_DOUBLE, &state->loss_scale);
+        if (attr >= 0)
+            H5Aclose(attr);
+        if (err < 0 || !(state->loss_scale > 0.0))
+            return tsr_error_set(TSR_ERR_FORMAT,
+                                 "checkpoint %s is damaged: its loss_scale cannot be read as a "
+                                 "positive number; load an earlier checkpoint",
+                                 path);
+        if ((r = read_i64(file, "loss_scale_growth", &state->loss_scale_growth)) != ATTR_READ)
+            return attr_error(r, path, "loss_scale_growth");
+        if ((r = read_i64(file, "loss_scale_hysteresis", &state->loss_scale_hysteresis)) !=
+            ATTR_READ)
+            return attr_error(r, path, "loss_scale_hysteresis");
     }
     if (state->adam_step > state->iteration || state->nan_iterations > state->iteration ||
         state->consumed_samples < state->iteration)

@@ -1,5 +1,5 @@
 /*
- * precision.c - the bf16 state of a training run (see precision.h).
+ * precision.c - the 16-bit state of a training run (see precision.h).
  */
 #include "precision.h"
 
@@ -8,6 +8,22 @@
 #include "tessera/log.h"
 
 #define MIN_OPERAND_FLOATS ((size_t)1 << 16)
+
+/* Megatron's defaults for what the flags leave unset (config.h) */
+#define DEFAULT_INITIAL_SCALE 4294967296.0 /* 2^32 */
+#define DEFAULT_MIN_SCALE 1.0
+#define DEFAULT_WINDOW 1000
+#define DEFAULT_HYSTERESIS 2
+
+static bool uses_16_bits(const tsr_config *cfg)
+{
+    return cfg->bf16 || cfg->fp16;
+}
+
+static tsr_matmul16_format format_of(const tsr_config *cfg)
+{
+    return cfg->fp16 ? TSR_MATMUL16_FP16 : TSR_MATMUL16_BF16;
+}
 
 static size_t operand_floats(const tsr_config *cfg, const tsr_model *model)
 {
@@ -18,51 +34,76 @@ static size_t operand_floats(const tsr_config *cfg, const tsr_model *model)
     return floats > MIN_OPERAND_FLOATS ? floats : MIN_OPERAND_FLOATS;
 }
 
-static size_t weight_count(const tsr_model *model)
+static size_t copy_bytes(const tsr_config *cfg, const tsr_model *model)
 {
-    return model->param_count + model->frozen_count;
+    return (model->param_count + model->frozen_count) *
+           tsr_matmul16_element_bytes(format_of(cfg));
 }
 
 void tsr_precision_plan(const tsr_config *cfg, const tsr_model *model, tsr_memory_plan *plan)
 {
-    if (!cfg->bf16)
+    if (!uses_16_bits(cfg))
         return;
-    tsr_plan_add_bytes(plan, TSR_MEM_PARAMS, weight_count(model) * sizeof(uint16_t));
+    tsr_plan_add_bytes(plan, TSR_MEM_PARAMS, copy_bytes(cfg, model));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH,
-                       tsr_matmul_bf16_workspace_bytes(operand_floats(cfg, model)));
+                       tsr_matmul16_workspace_bytes(format_of(cfg), operand_floats(cfg, model)));
+}
+
+static tsr_loss_scaler scaler_of(const tsr_config *cfg)
+{
+    tsr_loss_scaler s = {0};
+    s.dynamic = cfg->loss_scale <= 0.0;
+    s.scale = !s.dynamic                       ? cfg->loss_scale
+              : cfg->initial_loss_scale > 0.0 ? cfg->initial_loss_scale
+                                              : DEFAULT_INITIAL_SCALE;
+    s.min_scale = cfg->min_loss_scale > 0.0 ? cfg->min_loss_scale : DEFAULT_MIN_SCALE;
+    s.window = cfg->loss_scale_window > 0 ? cfg->loss_scale_window : DEFAULT_WINDOW;
+    s.hysteresis = cfg->hysteresis > 0 ? cfg->hysteresis : DEFAULT_HYSTERESIS;
+    s.hysteresis_tracker = s.hysteresis;
+    return s;
 }
 
 tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr_model *model,
                               tsr_memory_plan *plan)
 {
     memset(p, 0, sizeof *p);
-    if (!cfg->bf16)
+    p->scaler.scale = 1.0;
+    if (!uses_16_bits(cfg))
         return TSR_OK;
+    tsr_matmul16_format format = format_of(cfg);
     size_t operands = operand_floats(cfg, model);
     void *workspace = NULL;
-    tsr_status st = tsr_plan_take_bytes(plan, TSR_MEM_PARAMS,
-                                        weight_count(model) * sizeof(uint16_t),
-                                        (void **)&p->weights_bf16);
+    tsr_status st =
+        tsr_plan_take_bytes(plan, TSR_MEM_PARAMS, copy_bytes(cfg, model), &p->weight_copies);
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH,
-                                 tsr_matmul_bf16_workspace_bytes(operands), &workspace);
+                                 tsr_matmul16_workspace_bytes(format, operands), &workspace);
     if (st == TSR_OK)
-        st = tsr_matmul_bf16_create(workspace, operands, &p->matmul);
+        st = tsr_matmul16_create(format, workspace, operands, &p->matmul);
     if (st == TSR_OK)
-        st = tsr_matmul_bf16_map(p->matmul, model->params, p->weights_bf16, model->param_count);
+        st = tsr_matmul16_map(p->matmul, model->params, p->weight_copies, model->param_count);
     if (st == TSR_OK && model->frozen_count > 0)
-        st = tsr_matmul_bf16_map(p->matmul, model->frozen, p->weights_bf16 + model->param_count,
-                                 model->frozen_count);
+        st = tsr_matmul16_map(p->matmul, model->frozen,
+                              (char *)p->weight_copies +
+                                  model->param_count * tsr_matmul16_element_bytes(format),
+                              model->frozen_count);
     if (st != TSR_OK) {
         tsr_precision_release(p);
         return st;
     }
+    if (cfg->fp16) {
+        p->scales_loss = true;
+        p->scaler = scaler_of(cfg);
+    }
     tsr_log_once(TSR_LOG_INFO,
-                 "bf16: linear products through oneDNN (%s), fp32 accumulation; bf16 weight "
-                 "copies %.1f MiB beside the fp32 master; operand workspace %.1f MiB",
-                 tsr_matmul_bf16_impl(p->matmul),
-                 (double)(weight_count(model) * sizeof(uint16_t)) / 1048576.0,
-                 (double)tsr_matmul_bf16_workspace_bytes(operands) / 1048576.0);
+                 "%s: linear products through %s, fp32 accumulation; weight copies %.1f MiB "
+                 "beside the fp32 master; operand workspace %.1f MiB%s",
+                 tsr_matmul16_format_name(format), tsr_matmul16_impl(p->matmul),
+                 (double)copy_bytes(cfg, model) / 1048576.0,
+                 (double)tsr_matmul16_workspace_bytes(format, operands) / 1048576.0,
+                 !cfg->fp16 ? ""
+                 : p->scaler.dynamic ? "; dynamic loss scaling"
+                                     : "; constant loss scale");
     return TSR_OK;
 }
 
@@ -70,18 +111,60 @@ void tsr_precision_refresh(tsr_precision *p)
 {
     if (p->matmul == NULL)
         return;
-    tsr_matmul_bf16_refresh(p->matmul);
-    tsr_matmul_bf16_activate(p->matmul);
+    tsr_matmul16_refresh(p->matmul);
+    tsr_matmul16_activate(p->matmul);
 }
 
 tsr_status tsr_precision_take_status(tsr_precision *p)
 {
-    return p->matmul != NULL ? tsr_matmul_bf16_take_status(p->matmul) : TSR_OK;
+    return p->matmul != NULL ? tsr_matmul16_take_status(p->matmul) : TSR_OK;
+}
+
+double tsr_precision_loss_scale(const tsr_precision *p)
+{
+    return p->scales_loss ? p->scaler.scale : 1.0;
+}
+
+void tsr_precision_scaler_update(tsr_precision *p, bool overflow)
+{
+    tsr_loss_scaler *s = &p->scaler;
+    if (!p->scales_loss || !s->dynamic)
+        return;
+    if (overflow) {
+        s->growth_tracker = 0;
+        if (--s->hysteresis_tracker <= 0) {
+            s->scale *= 0.5;
+            if (s->scale < s->min_scale)
+                s->scale = s->min_scale;
+        }
+        return;
+    }
+    if (++s->growth_tracker == s->window) {
+        s->growth_tracker = 0;
+        s->hysteresis_tracker = s->hysteresis;
+        s->scale *= 2.0;
+    }
+}
+
+void tsr_precision_report(const tsr_precision *p, double seconds)
+{
+    if (p->matmul == NULL || seconds <= 0.0)
+        return;
+    tsr_matmul16_times t = tsr_matmul16_times_of(p->matmul);
+    double rest = seconds - t.product_s - t.rounding_s - t.refresh_s;
+    tsr_log_once(TSR_LOG_INFO,
+                 "%s time of %.2f s training (rank 0): products %.2f s (%.0f%%, %.1f GFLOP/s), "
+                 "operand rounding %.2f s (%.0f%%), weight copies %.2f s (%.0f%%), the rest "
+                 "(attention, norms, activations, loss, optimizer, communication) %.2f s (%.0f%%)",
+                 p->scales_loss ? "fp16" : "bf16", seconds, t.product_s, 100.0 * t.product_s / seconds,
+                 t.product_s > 0.0 ? t.flops / t.product_s * 1e-9 : 0.0, t.rounding_s,
+                 100.0 * t.rounding_s / seconds, t.refresh_s, 100.0 * t.refresh_s / seconds, rest,
+                 100.0 * rest / seconds);
 }
 
 void tsr_precision_release(tsr_precision *p)
 {
-    tsr_matmul_bf16_destroy(p->matmul);
+    tsr_matmul16_destroy(p->matmul);
     p->matmul = NULL;
-    p->weights_bf16 = NULL;
+    p->weight_copies = NULL;
 }

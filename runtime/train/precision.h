@@ -1,32 +1,52 @@
 /*
- * precision.h - what --bf16 adds to training: bf16 compute copies of the
- * model's weights beside the fp32 master the optimizer updates, the bf16
- * operand workspace, and the matrix-product context the linear kernels
- * use while it is active (kernels/matmul_bf16.h).
+ * precision.h - what --bf16 and --fp16 add to training: 16-bit compute
+ * copies of the model's weights beside the fp32 master the optimizer
+ * updates, the operand workspace, the matrix-product context the linear
+ * kernels use while it is active (kernels/matmul16.h), and fp16's loss
+ * scaler.
  *
  * Megatron's rules, as far as this build keeps them: the optimizer, its
  * state, the gradients and their reductions, norms, softmax, attention
  * statistics and losses are fp32; the weights a product reads are the
- * master rounded to bf16 once per update; a product's activation operand
- * is rounded to bf16 as it is read, and its sum is fp32. Activations are
- * held in fp32 (Megatron holds them in bf16: not yet done here, so saved
- * activations do not halve). Checkpoints hold the fp32 master, so fp32
- * and bf16 runs load each other's.
+ * master rounded once per update; a product's activation operand is
+ * rounded as it is read, and its sum is fp32. Activations are held in
+ * fp32 (Megatron holds them in 16 bits: not yet done here, so saved
+ * activations do not halve). Checkpoints hold the fp32 master, so fp32,
+ * bf16 and fp16 runs load each other's.
+ *
+ * fp16 scales the loss (its gradient) by S before backward so that small
+ * gradients survive fp16's range, and divides the gradients by S in the
+ * optimizer step. An iteration whose gradients hold inf or NaN overflowed:
+ * it is skipped (counted in the log line's skipped iterations), and the
+ * scale follows Megatron's dynamic scaler: after `hysteresis` overflows
+ * it halves (not below --min-loss-scale), after --loss-scale-window clean
+ * iterations in a row it doubles and the hysteresis is restored.
+ * --loss-scale S holds it at S (overflowing iterations still skipped).
  */
 #ifndef TSR_RUNTIME_TRAIN_PRECISION_H
 #define TSR_RUNTIME_TRAIN_PRECISION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "arena.h"
-#include "kernels/matmul_bf16.h"
+#include "kernels/matmul16.h"
 #include "tessera/config.h"
 #include "train/model.h"
 
+typedef struct tsr_loss_scaler {
+    bool dynamic;
+    double scale, min_scale;
+    int window, hysteresis;
+    int64_t growth_tracker, hysteresis_tracker;
+} tsr_loss_scaler;
+
 typedef struct tsr_precision {
-    tsr_matmul_bf16 *matmul; /* NULL: fp32 training */
-    uint16_t *weights_bf16;  /* param_count + frozen_count */
+    tsr_matmul16 *matmul; /* NULL: fp32 training */
+    void *weight_copies;  /* param_count + frozen_count rounded elements */
+    bool scales_loss;     /* fp16 */
+    tsr_loss_scaler scaler;
 } tsr_precision;
 
 /* Adds what tsr_precision_init takes for this model (nothing in fp32). */
@@ -38,8 +58,17 @@ tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr
 /* Before the forward passes that follow a parameter update or load:
  * rewrites the copies and makes the context the linear kernels' one. */
 void tsr_precision_refresh(tsr_precision *p);
-/* An execution failure of the bf16 products since the last call. */
+/* An execution failure of the 16-bit products since the last call. */
 tsr_status tsr_precision_take_status(tsr_precision *p);
+
+/* The loss scale of the next iteration (1 unless fp16). */
+double tsr_precision_loss_scale(const tsr_precision *p);
+/* After an iteration under fp16: whether its gradients overflowed. */
+void tsr_precision_scaler_update(tsr_precision *p, bool overflow);
+
+/* Logs (rank 0) where the products' time went out of `seconds` of
+ * training: products, operand rounding, weight copies, everything else. */
+void tsr_precision_report(const tsr_precision *p, double seconds);
 void tsr_precision_release(tsr_precision *p);
 
 #endif /* TSR_RUNTIME_TRAIN_PRECISION_H */

@@ -229,7 +229,9 @@ static tsr_status accumulate_gradients(tsr_trainer *tr, int global_batch, double
     const tsr_config *cfg = tr->cfg;
     int mbs = cfg->micro_batch_size;
     int count = micro_batches_per_rank(tr, global_batch);
-    float scale = 1.0f / (float)(count * tr->hooks.dp_size);
+    /* fp16: the loss gradient is scaled up by the loss scale (precision.h) */
+    float scale = (float)(tsr_precision_loss_scale(&tr->precision) /
+                          (double)(count * tr->hooks.dp_size));
     memset(tr->model.grads, 0, tr->padded_count * sizeof(float));
     double local = 0.0;
     if (tr->model.train_iteration != NULL) { /* a pipeline runs its own schedule */
@@ -374,7 +376,7 @@ static void report(tsr_trainer *tr, interval_stats *s, double lr, int global_bat
     m.learning_rate = lr;
     m.global_batch_size = global_batch;
     m.lm_loss = s->counted > 0 ? s->loss_sum / s->counted : NAN;
-    m.loss_scale = 1.0;
+    m.loss_scale = tsr_precision_loss_scale(&tr->precision);
     m.grad_norm = s->last_norm;
     m.skipped_iterations = s->skipped;
     m.nan_iterations = s->nans;
@@ -491,7 +493,13 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
         if (st != TSR_OK)
             return st;
         lr = tsr_lr_at(cfg, tr->iteration);
-        if (!isfinite(loss) || !isfinite(norm)) {
+        double loss_scale = tsr_precision_loss_scale(&tr->precision);
+        bool overflow = tr->precision.scales_loss && !isfinite(norm);
+        norm /= loss_scale;
+        if (overflow) { /* fp16: skipped, and the scale adapts; not a NaN */
+            stats.skipped++;
+            tsr_precision_scaler_update(&tr->precision, true);
+        } else if (!isfinite(loss) || !isfinite(norm)) {
             stats.skipped++;
             stats.nans++;
             tr->nan_iterations_total++;
@@ -507,7 +515,8 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
             if (cfg->clip_grad > 0.0 && norm > cfg->clip_grad)
                 clip = (float)(cfg->clip_grad / (norm + 1e-6));
             tr->adam_step++;
-            st = adamw_step(tr, lr, clip);
+            st = adamw_step(tr, lr, (float)(clip / loss_scale)); /* unscales fp16's gradients */
+            tsr_precision_scaler_update(&tr->precision, false);
             if (st != TSR_OK)
                 return st;
             stats.loss_sum += loss;

@@ -8,13 +8,13 @@
  * one loop iteration that walks the rows in order, so the sum does not
  * depend on the thread count. Called by every linear layer.
  *
- * While --bf16's context is active (kernels/matmul_bf16.h) the products,
- * and only they, are bf16 with fp32 accumulation; the bias and its
- * gradient stay fp32.
+ * While --bf16's or --fp16's context is active (kernels/matmul16.h) the
+ * products, and only they, are 16-bit with fp32 accumulation; the bias
+ * and its gradient stay fp32.
  */
 #include <cblas.h>
 
-#include "kernels/matmul_bf16.h"
+#include "kernels/matmul16.h"
 #include "simd.h"
 #include "tessera/kernels.h"
 
@@ -32,9 +32,9 @@ void tsr_linear_forward(float *out, const float *inp, const float *weight, const
             memcpy(out + i * out_features, bias, (size_t)out_features * sizeof(float));
         beta = 1.0f;
     }
-    tsr_matmul_bf16 *bf16 = tsr_matmul_bf16_active();
-    if (bf16 != NULL) {
-        tsr_matmul_bf16_linear_forward(bf16, out, inp, weight, n, in_features, out_features,
+    tsr_matmul16 *m16 = tsr_matmul16_active();
+    if (m16 != NULL) {
+        tsr_matmul16_linear_forward(m16, out, inp, weight, n, in_features, out_features,
                                        beta != 0.0f);
         return;
     }
@@ -48,9 +48,9 @@ void tsr_linear_forward_add(float *out, const float *inp, const float *weight, i
 {
     if (n <= 0 || out_features <= 0 || in_features <= 0)
         return;
-    tsr_matmul_bf16 *bf16 = tsr_matmul_bf16_active();
-    if (bf16 != NULL) {
-        tsr_matmul_bf16_linear_forward(bf16, out, inp, weight, n, in_features, out_features,
+    tsr_matmul16 *m16 = tsr_matmul16_active();
+    if (m16 != NULL) {
+        tsr_matmul16_linear_forward(m16, out, inp, weight, n, in_features, out_features,
                                        true);
         return;
     }
@@ -85,9 +85,9 @@ void tsr_linear_backward(float *dinp, float *dweight, float *dbias, const float 
 {
     if (n <= 0 || out_features <= 0 || in_features <= 0)
         return;
-    tsr_matmul_bf16 *bf16 = tsr_matmul_bf16_active();
-    if (bf16 != NULL) {
-        tsr_matmul_bf16_linear_backward(bf16, dinp, dweight, dout, inp, weight, n, in_features,
+    tsr_matmul16 *m16 = tsr_matmul16_active();
+    if (m16 != NULL) {
+        tsr_matmul16_linear_backward(m16, dinp, dweight, dout, inp, weight, n, in_features,
                                         out_features);
         if (dbias != NULL)
             column_sum_accumulate(dbias, dout, n, out_features);

@@ -1,22 +1,24 @@
 /*
- * test_kernels_bf16.c - --bf16's conversions and matrix products
- * (kernels.h, kernels/matmul_bf16.h).
+ * test_kernels_matmul16.c - --bf16's and --fp16's conversions and matrix
+ * products (kernels.h, kernels/matmul16.h).
  *
- * Conversions: the rounding rule on chosen values, and the array path
- * (AVX512-BF16 when the CPU has it) bitwise equal to the scalar rule.
- * Products: the linear kernels under an active context against a
- * double-precision product of the same bf16-rounded operands (fp32
- * accumulation: <= 1e-5 relative to the largest output), against the fp32
- * kernels (bf16 operands: <= 1e-2 relative L2), mapped weight copies
- * bitwise equal to weights rounded on the fly, row blocking of a small
- * workspace within 1e-5, accumulation, the bias, and a failure reported.
+ * Conversions: each rounding rule on chosen values, and the array paths
+ * (AVX512-BF16 and AVX-512's vcvtps2ph when the CPU has them) bitwise
+ * equal to the scalar rules. Products, in each format this build runs:
+ * the linear kernels under an active context against a double-precision
+ * product of the same rounded operands (fp32 accumulation: <= 1e-5
+ * relative to the largest output), against the fp32 kernels (<= 1e-2
+ * relative L2 for bf16, 1e-3 for fp16), mapped weight copies bitwise
+ * equal to weights rounded on the fly, row blocking of a small workspace
+ * within 1e-5, accumulation, the bias, fp16's overflow to inf, and a
+ * failure reported.
  */
 #include <math.h>
 #include <string.h>
 
 #include "harness.h"
 #include "kernel_check.h"
-#include "kernels/matmul_bf16.h"
+#include "kernels/matmul16.h"
 #include "tessera/kernels.h"
 
 static float bits_float(uint32_t bits)
@@ -26,7 +28,7 @@ static float bits_float(uint32_t bits)
     return f;
 }
 
-static void test_rounding_rule(void)
+static void test_bf16_rounding_rule(void)
 {
     CU_ASSERT_EQUAL(tsr_bf16_of_float(1.0f), 0x3f80);
     CU_ASSERT_EQUAL(tsr_bf16_of_float(1.00390625f), 0x3f80); /* tie: to even (down) */
@@ -44,7 +46,7 @@ static void test_rounding_rule(void)
     CU_ASSERT_EQUAL(tsr_float_of_bf16(0x4049), 3.140625f);
 }
 
-static void test_array_path_equals_rule(void)
+static void test_bf16_array_path_equals_rule(void)
 {
     int64_t n = 100003; /* not a multiple of 16 */
     float *x = kc_alloc(n), *back = kc_alloc(n);
@@ -72,6 +74,48 @@ static void test_array_path_equals_rule(void)
     free(back);
 }
 
+static void test_fp16_rounding_rule(void)
+{
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(1.0f), 0x3c00);
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(-2.0f), 0xc000);
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(65504.0f), 0x7bff);     /* the largest half */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(65519.0f), 0x7bff);     /* below the tie */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(65520.0f), 0x7c00);     /* the tie: to even, inf */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(-1e30f), 0xfc00);
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(1.0f + 0x1p-11f), 0x3c00); /* tie: to even (down) */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(1.0f + 0x3p-11f), 0x3c02); /* tie: to even (up) */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(0x1p-14f), 0x0400);     /* the smallest normal */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(0x1p-24f), 0x0001);     /* the smallest subnormal */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(0x1p-25f), 0x0000);     /* tie: to even (zero) */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(0x3p-25f), 0x0002);     /* tie: to even (up) */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(0x1.ffcp-15f), 0x0400); /* rounds up into the normals */
+    CU_ASSERT_EQUAL(tsr_fp16_of_float(-0.0f), 0x8000);
+    uint16_t nan = tsr_fp16_of_float(bits_float(0x7f800001u));
+    CU_ASSERT_TRUE((nan & 0x7c00) == 0x7c00 && (nan & 0x03ff) != 0);
+    CU_ASSERT_EQUAL(tsr_float_of_fp16(0x3555), 0x1.554p-2f);
+    CU_ASSERT_EQUAL(tsr_float_of_fp16(0x0003), 0x3p-24f);
+    CU_ASSERT_TRUE(isinf(tsr_float_of_fp16(0xfc00)) && tsr_float_of_fp16(0xfc00) < 0);
+}
+
+static void test_fp16_array_path_equals_rule(void)
+{
+    int64_t n = 100003;
+    float *x = kc_alloc(n), *got = kc_alloc(n);
+    kc_fill_normal(x, n, 13, 0.0f, 3.0f);
+    for (int64_t i = 0; i < n; i += 97) /* subnormal halves and overflows too */
+        x[i] *= (i / 97) % 2 == 0 ? 1e-6f : 3e4f;
+    x[5] = bits_float(0x7f800001u);
+    tsr_fp16_round_floats(got, x, n);
+    int64_t differ = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float want = tsr_float_of_fp16(tsr_fp16_of_float(x[i]));
+        differ += memcmp(&want, got + i, sizeof want) != 0;
+    }
+    CU_ASSERT_EQUAL(differ, 0);
+    free(x);
+    free(got);
+}
+
 /* ---- products ---------------------------------------------------------- */
 
 typedef struct problem {
@@ -97,9 +141,12 @@ static void problem_free(problem *p)
     free(p->dy);
 }
 
+static tsr_matmul16_format format; /* of the product tests running */
+
 static double rounded(float v)
 {
-    return (double)tsr_float_of_bf16(tsr_bf16_of_float(v));
+    return format == TSR_MATMUL16_BF16 ? (double)tsr_float_of_bf16(tsr_bf16_of_float(v))
+                                       : (double)tsr_float_of_fp16(tsr_fp16_of_float(v));
 }
 
 /* out (rows, cols) = sum_k A(r, k) B(k, c), operands rounded to bf16 */
@@ -160,20 +207,21 @@ static void run_linear(const problem *p, const float *w, outputs *o)
 }
 
 typedef struct context {
-    tsr_matmul_bf16 *ctx;
+    tsr_matmul16 *ctx;
     void *workspace;
 } context;
 
 static context context_make(size_t operand_floats)
 {
-    context c = {NULL, malloc(tsr_matmul_bf16_workspace_bytes(operand_floats))};
-    CU_ASSERT_EQUAL_FATAL(tsr_matmul_bf16_create(c.workspace, operand_floats, &c.ctx), TSR_OK);
+    context c = {NULL, malloc(tsr_matmul16_workspace_bytes(format, operand_floats))};
+    CU_ASSERT_EQUAL_FATAL(tsr_matmul16_create(format, c.workspace, operand_floats, &c.ctx),
+                          TSR_OK);
     return c;
 }
 
 static void context_free(context *c)
 {
-    tsr_matmul_bf16_destroy(c->ctx);
+    tsr_matmul16_destroy(c->ctx);
     free(c->workspace);
 }
 
@@ -183,11 +231,11 @@ static void test_products_against_rounded_reference(void)
     context c = context_make(1 << 16);
     outputs bf = outputs_make(&p), fp = outputs_make(&p);
     run_linear(&p, p.w, &fp);
-    CU_ASSERT_FALSE(tsr_linear_is_bf16());
-    tsr_matmul_bf16_activate(c.ctx);
-    CU_ASSERT_TRUE(tsr_linear_is_bf16());
+    CU_ASSERT_STRING_EQUAL(tsr_linear_precision(), "fp32");
+    tsr_matmul16_activate(c.ctx);
+    CU_ASSERT_STRING_EQUAL(tsr_linear_precision(), tsr_matmul16_format_name(format));
     run_linear(&p, p.w, &bf);
-    CU_ASSERT_EQUAL(tsr_matmul_bf16_take_status(c.ctx), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_matmul16_take_status(c.ctx), TSR_OK);
     double *ry = calloc((size_t)(p.n * p.oc), sizeof(double));
     double *rdx = calloc((size_t)(p.n * p.ic), sizeof(double));
     double *rdw = calloc((size_t)(p.oc * p.ic), sizeof(double));
@@ -201,18 +249,20 @@ static void test_products_against_rounded_reference(void)
     CU_ASSERT_TRUE(ey <= 1e-5 && edx <= 1e-5 && edw <= 1e-5);
     double ly = rel_l2(bf.y, fp.y, p.n * p.oc), ldx = rel_l2(bf.dx, fp.dx, p.n * p.ic),
            ldw = rel_l2(bf.dw, fp.dw, p.oc * p.ic);
-    CU_ASSERT_TRUE(ly <= 1e-2 && ldx <= 1e-2 && ldw <= 1e-2);
-    CU_ASSERT_TRUE(ly > 0.0); /* the products really were bf16 */
+    double tol = format == TSR_MATMUL16_BF16 ? 1e-2 : 1e-3;
+    CU_ASSERT_TRUE(ly <= tol && ldx <= tol && ldw <= tol);
+    CU_ASSERT_TRUE(ly > 0.0); /* the products really were 16-bit */
     CU_ASSERT_EQUAL(memcmp(bf.db, fp.db, sizeof(float) * (size_t)p.oc), 0); /* bias stays fp32 */
-    printf("  vs rounded reference %.2g %.2g %.2g; vs fp32 (rel L2) %.2g %.2g %.2g; %s\n", ey,
-           edx, edw, ly, ldx, ldw, tsr_matmul_bf16_impl(c.ctx));
+    printf("  %s: vs rounded reference %.2g %.2g %.2g; vs fp32 (rel L2) %.2g %.2g %.2g; %s\n",
+           tsr_matmul16_format_name(format), ey,
+           edx, edw, ly, ldx, ldw, tsr_matmul16_impl(c.ctx));
     free(ry);
     free(rdx);
     free(rdw);
     outputs_free(&bf);
     outputs_free(&fp);
     context_free(&c);
-    CU_ASSERT_FALSE(tsr_linear_is_bf16()); /* destroying the active context ends it */
+    CU_ASSERT_STRING_EQUAL(tsr_linear_precision(), "fp32"); /* destroying it ends it */
     problem_free(&p);
 }
 
@@ -220,18 +270,18 @@ static void test_mapped_copy_and_blocking(void)
 {
     problem p = problem_make(300, 96, 80, 31);
     context big = context_make(1 << 16), small = context_make(200); /* 2 rows of 96 */
-    uint16_t *copy = calloc((size_t)(p.oc * p.ic), sizeof *copy);
-    CU_ASSERT_EQUAL(tsr_matmul_bf16_map(big.ctx, p.w, copy, (size_t)(p.oc * p.ic)), TSR_OK);
+    void *copy = calloc((size_t)(p.oc * p.ic), tsr_matmul16_element_bytes(format));
+    CU_ASSERT_EQUAL(tsr_matmul16_map(big.ctx, p.w, copy, (size_t)(p.oc * p.ic)), TSR_OK);
     outputs on_the_fly = outputs_make(&p), mapped = outputs_make(&p), blocked = outputs_make(&p);
     float *w_alias = kc_alloc(p.oc * p.ic); /* the same values, not mapped */
     memcpy(w_alias, p.w, sizeof(float) * (size_t)(p.oc * p.ic));
-    tsr_matmul_bf16_refresh(big.ctx);
-    tsr_matmul_bf16_activate(big.ctx);
+    tsr_matmul16_refresh(big.ctx);
+    tsr_matmul16_activate(big.ctx);
     run_linear(&p, w_alias, &on_the_fly);
     run_linear(&p, p.w, &mapped);
-    tsr_matmul_bf16_activate(small.ctx);
+    tsr_matmul16_activate(small.ctx);
     run_linear(&p, p.w, &blocked);
-    CU_ASSERT_EQUAL(tsr_matmul_bf16_take_status(small.ctx), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_matmul16_take_status(small.ctx), TSR_OK);
     int64_t ny = p.n * p.oc, ndx = p.n * p.ic, ndw = p.oc * p.ic;
     CU_ASSERT_EQUAL(memcmp(on_the_fly.y, mapped.y, sizeof(float) * (size_t)ny), 0);
     CU_ASSERT_EQUAL(memcmp(on_the_fly.dx, mapped.dx, sizeof(float) * (size_t)ndx), 0);
@@ -239,7 +289,8 @@ static void test_mapped_copy_and_blocking(void)
     double by = rel_l2(blocked.y, mapped.y, ny), bdx = rel_l2(blocked.dx, mapped.dx, ndx),
            bdw = rel_l2(blocked.dw, mapped.dw, ndw);
     CU_ASSERT_TRUE(by <= 1e-5 && bdx <= 1e-5 && bdw <= 1e-5);
-    printf("  workspace of 2 rows against one block: %.2g %.2g %.2g\n", by, bdx, bdw);
+    printf("  %s: workspace of 2 rows against one block: %.2g %.2g %.2g\n",
+           tsr_matmul16_format_name(format), by, bdx, bdw);
     /* a second backward accumulates: twice the gradients */
     tsr_linear_backward(blocked.dx, blocked.dw, NULL, p.dy, p.x, p.w, p.n, p.ic, p.oc);
     float *twice = kc_alloc(ndw);
@@ -249,7 +300,7 @@ static void test_mapped_copy_and_blocking(void)
     /* forward_add adds the product to what out holds */
     float *sum = kc_alloc(ny);
     memcpy(sum, mapped.y, sizeof(float) * (size_t)ny);
-    tsr_matmul_bf16_activate(big.ctx);
+    tsr_matmul16_activate(big.ctx);
     tsr_linear_forward_add(sum, p.x, p.w, p.n, p.ic, p.oc);
     double worst = 0.0;
     for (int64_t i = 0; i < ny; i++) /* y holds bias + P; sum: bias + 2P */
@@ -257,10 +308,10 @@ static void test_mapped_copy_and_blocking(void)
     CU_ASSERT_TRUE(worst <= 1e-4);
     /* a row wider than the workspace is an error the trainer reads */
     context tiny = context_make(50);
-    tsr_matmul_bf16_activate(tiny.ctx);
+    tsr_matmul16_activate(tiny.ctx);
     tsr_linear_forward(mapped.y, p.x, p.w, NULL, p.n, p.ic, p.oc);
-    CU_ASSERT_EQUAL(tsr_matmul_bf16_take_status(tiny.ctx), TSR_ERR_INTERNAL);
-    CU_ASSERT_EQUAL(tsr_matmul_bf16_take_status(tiny.ctx), TSR_OK); /* taken, cleared */
+    CU_ASSERT_EQUAL(tsr_matmul16_take_status(tiny.ctx), TSR_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(tsr_matmul16_take_status(tiny.ctx), TSR_OK); /* taken, cleared */
     context_free(&tiny);
     context_free(&big);
     context_free(&small);
@@ -274,15 +325,59 @@ static void test_mapped_copy_and_blocking(void)
     problem_free(&p);
 }
 
-static const tsr_test_case bf16_cases[] = {
-    TSR_TEST(test_rounding_rule),
-    TSR_TEST(test_array_path_equals_rule),
-    TSR_TEST(test_products_against_rounded_reference),
-    TSR_TEST(test_mapped_copy_and_blocking),
+/* fp16: an operand beyond 65504 becomes inf, and so does the output */
+static void test_fp16_overflow_reaches_the_output(void)
+{
+    format = TSR_MATMUL16_FP16;
+    problem p = problem_make(8, 16, 4, 41);
+    context c = context_make(1 << 12);
+    float *y = kc_alloc(p.n * p.oc);
+    p.x[3] = 70000.0f; /* row 0 */
+    tsr_matmul16_activate(c.ctx);
+    tsr_linear_forward(y, p.x, p.w, NULL, p.n, p.ic, p.oc);
+    CU_ASSERT_TRUE(!isfinite(y[0]) && isfinite(y[p.oc])); /* row 0 only */
+    context_free(&c);
+    free(y);
+    problem_free(&p);
+}
+
+/* each product test once per format this build can run */
+static void for_each_format(void (*test)(void))
+{
+    const tsr_matmul16_format formats[] = {TSR_MATMUL16_BF16, TSR_MATMUL16_FP16};
+    for (int f = 0; f < 2; f++) {
+        char why[256];
+        if (!tsr_matmul16_supported(formats[f], why, sizeof why)) {
+            printf("  %s skipped: %s\n", tsr_matmul16_format_name(formats[f]), why);
+            continue;
+        }
+        format = formats[f];
+        test();
+    }
+}
+
+static void test_products_each_format(void)
+{
+    for_each_format(test_products_against_rounded_reference);
+}
+
+static void test_copies_and_blocking_each_format(void)
+{
+    for_each_format(test_mapped_copy_and_blocking);
+}
+
+static const tsr_test_case matmul16_cases[] = {
+    TSR_TEST(test_bf16_rounding_rule),
+    TSR_TEST(test_bf16_array_path_equals_rule),
+    TSR_TEST(test_fp16_rounding_rule),
+    TSR_TEST(test_fp16_array_path_equals_rule),
+    TSR_TEST(test_products_each_format),
+    TSR_TEST(test_copies_and_blocking_each_format),
+    TSR_TEST(test_fp16_overflow_reaches_the_output),
 };
 
 int main(void)
 {
-    const tsr_test_suite suites[] = {TSR_SUITE("kernels_bf16", bf16_cases)};
+    const tsr_test_suite suites[] = {TSR_SUITE("kernels_matmul16", matmul16_cases)};
     return tsr_test_main(suites, 1);
 }

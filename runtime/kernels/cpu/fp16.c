@@ -1,0 +1,92 @@
+/*
+ * fp16.c - fp32 -> IEEE binary16 rounding (the operands of --fp16's
+ * products).
+ *
+ * Round to nearest, ties to even; magnitudes from 65520 up become inf,
+ * which is how an fp16 product overflows and what loss scaling detects;
+ * subnormal halves are kept (down to 2^-24), smaller values become signed
+ * zeros; NaN stays a quiet NaN. The vector path is AVX-512's vcvtps2ph,
+ * chosen at run time; the scalar code computes the same bits.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <stdbool.h>
+
+#include "simd.h"
+#include "tessera/kernels.h"
+
+#define CONVERT_BLOCK 4096
+
+uint16_t tsr_fp16_of_float(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    x &= 0x7fffffffu;
+    if (x > 0x7f800000u) /* NaN: quiet, the payload's top bits kept */
+        return (uint16_t)(sign | 0x7e00u | ((x >> 13) & 0x3ffu));
+    if (x >= 0x477ff000u) /* 65520 and up (and inf): inf */
+        return (uint16_t)(sign | 0x7c00u);
+    if (x < 0x38800000u) { /* below 2^-14: a multiple of 2^-24, rounded to even */
+        float scaled = fabsf(f) * 16777216.0f; /* exact: a power of two */
+        return (uint16_t)(sign | (uint16_t)lrintf(scaled));
+    }
+    uint32_t r = x - 0x38000000u; /* exponent bias 127 -> 15 */
+    r = (r + 0xfffu + ((r >> 13) & 1u)) >> 13;
+    return (uint16_t)(sign | r);
+}
+
+float tsr_float_of_fp16(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) { /* zero or subnormal: m x 2^-24 */
+        float v = (float)m * (1.0f / 16777216.0f);
+        return sign ? -v : v;
+    }
+    uint32_t bits = sign | (e == 31 ? 0x7f800000u | (m << 13) : ((e + 112u) << 23) | (m << 13));
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void round_scalar(float *dst, const float *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = tsr_float_of_fp16(tsr_fp16_of_float(src[i]));
+}
+
+__attribute__((target("avx512f"))) static void round_avx512(float *dst, const float *src,
+                                                            int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm512_cvtps_ph(_mm512_loadu_ps(src + i),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+    }
+    round_scalar(dst + i, src + i, n - i);
+}
+
+static bool has_avx512f(void)
+{
+    static int known = -1;
+    if (known < 0)
+        known = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return known == 1;
+}
+
+void tsr_fp16_round_floats(float *dst, const float *src, int64_t n)
+{
+    if (n <= 0)
+        return;
+    bool vector = has_avx512f();
+    int64_t blocks = (n + CONVERT_BLOCK - 1) / CONVERT_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t lo = b * CONVERT_BLOCK, len = n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK;
+        if (vector)
+            round_avx512(dst + lo, src + lo, len);
+        else
+            round_scalar(dst + lo, src + lo, len);
+    }
+}

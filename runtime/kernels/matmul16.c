@@ -1,0 +1,304 @@
+/*
+ * matmul16.c - the 16-bit products of the linear kernels (matmul16.h):
+ * weight copies, operand rounding in row blocks, and the two engines.
+ *
+ * Operands that are not mapped weights are rounded into the workspace (A
+ * and B halves) in blocks of whole rows. Rounding is elementwise, so the
+ * rounded operand of an element is the same in every layout; blocking
+ * along the summed dimension only changes the fp32 order of the
+ * accumulation.
+ */
+#include "kernels/matmul16.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kernels/matmul16_onednn.h"
+#include "tessera/kernels.h"
+#include "tessera/timer.h"
+
+typedef struct weight_map {
+    const float *master;
+    char *copy;
+    size_t count;
+} weight_map;
+
+struct tsr_matmul16 {
+    tsr_matmul16_format format;
+    size_t esize;        /* bytes of a rounded element */
+    tsr_onednn *onednn;  /* bf16 */
+    char *ws_a, *ws_b;   /* ws_floats elements each */
+    size_t ws_floats;
+    weight_map maps[TSR_MATMUL16_MAX_MAPS];
+    int map_count;
+    tsr_status status;
+    char impl[80];
+    tsr_matmul16_times times;
+};
+
+static tsr_matmul16 *active;
+
+const char *tsr_matmul16_format_name(tsr_matmul16_format format)
+{
+    return format == TSR_MATMUL16_FP16 ? "fp16" : "bf16";
+}
+
+bool tsr_matmul16_supported(tsr_matmul16_format format, char *why, size_t why_size)
+{
+    if (format == TSR_MATMUL16_BF16)
+        return tsr_onednn_bf16_supported(why, why_size);
+    if (why != NULL && why_size > 0)
+        why[0] = '\0';
+    return true;
+}
+
+const char *tsr_matmul16_impl(const tsr_matmul16 *ctx)
+{
+    return ctx != NULL ? ctx->impl : "";
+}
+
+size_t tsr_matmul16_element_bytes(tsr_matmul16_format format)
+{
+    return format == TSR_MATMUL16_FP16 ? sizeof(float) : sizeof(uint16_t);
+}
+
+size_t tsr_matmul16_workspace_bytes(tsr_matmul16_format format, size_t operand_floats)
+{
+    return 2 * operand_floats * tsr_matmul16_element_bytes(format);
+}
+
+tsr_status tsr_matmul16_create(tsr_matmul16_format format, void *workspace, size_t operand_floats,
+                               tsr_matmul16 **out)
+{
+    *out = NULL;
+    if (workspace == NULL || operand_floats == 0)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "the 16-bit products need a workspace");
+    tsr_matmul16 *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "no memory for the 16-bit product context");
+    ctx->format = format;
+    ctx->esize = tsr_matmul16_element_bytes(format);
+    ctx->ws_a = workspace;
+    ctx->ws_b = ctx->ws_a + operand_floats * ctx->esize;
+    ctx->ws_floats = operand_floats;
+    if (format == TSR_MATMUL16_BF16) {
+        char impl[64] = "";
+        tsr_status st = tsr_onednn_create(&ctx->onednn, impl, sizeof impl);
+        if (st != TSR_OK) {
+            free(ctx);
+            return st;
+        }
+        snprintf(ctx->impl, sizeof ctx->impl, "oneDNN %s", impl);
+    } else {
+        snprintf(ctx->impl, sizeof ctx->impl, "sgemm on fp16-rounded operands");
+    }
+    *out = ctx;
+    return TSR_OK;
+}
+
+void tsr_matmul16_destroy(tsr_matmul16 *ctx)
+{
+    if (ctx == NULL)
+        return;
+    if (active == ctx)
+        active = NULL;
+    tsr_onednn_destroy(ctx->onednn);
+    free(ctx);
+}
+
+tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, size_t count)
+{
+    if (count == 0)
+        return TSR_OK;
+    if (ctx->map_count == TSR_MATMUL16_MAX_MAPS)
+        return tsr_error_set(TSR_ERR_INTERNAL, "more than %d weight ranges mapped to 16-bit copies",
+                             TSR_MATMUL16_MAX_MAPS);
+    ctx->maps[ctx->map_count++] = (weight_map){master, copy, count};
+    return TSR_OK;
+}
+
+/* n floats of src rounded to the context's format at dst */
+static void round_elements(const tsr_matmul16 *ctx, void *dst, const float *src, int64_t n)
+{
+    if (ctx->format == TSR_MATMUL16_BF16)
+        tsr_bf16_from_floats(dst, src, n);
+    else
+        tsr_fp16_round_floats(dst, src, n);
+}
+
+void tsr_matmul16_refresh(tsr_matmul16 *ctx)
+{
+    uint64_t t0 = tsr_time_ns();
+    for (int i = 0; i < ctx->map_count; i++)
+        round_elements(ctx, ctx->maps[i].copy, ctx->maps[i].master, (int64_t)ctx->maps[i].count);
+    ctx->times.refresh_s += (double)(tsr_time_ns() - t0) * 1e-9;
+}
+
+tsr_matmul16_times tsr_matmul16_times_of(const tsr_matmul16 *ctx)
+{
+    return ctx->times;
+}
+
+tsr_status tsr_matmul16_take_status(tsr_matmul16 *ctx)
+{
+    tsr_status st = ctx->status;
+    ctx->status = TSR_OK;
+    return st;
+}
+
+void tsr_matmul16_activate(tsr_matmul16 *ctx)
+{
+    active = ctx;
+}
+
+tsr_matmul16 *tsr_matmul16_active(void)
+{
+    return active;
+}
+
+const char *tsr_linear_precision(void)
+{
+    return active == NULL ? "fp32" : tsr_matmul16_format_name(active->format);
+}
+
+/* the rounded copy of w (count floats), NULL when w is not wholly mapped */
+static const char *mapped_copy(const tsr_matmul16 *ctx, const float *w, size_t count)
+{
+    for (int i = 0; i < ctx->map_count; i++) {
+        const weight_map *m = &ctx->maps[i];
+        if (w >= m->master && w + count <= m->master + m->count)
+            return m->copy + (size_t)(w - m->master) * ctx->esize;
+    }
+    return NULL;
+}
+
+static void fail(tsr_matmul16 *ctx, tsr_status st)
+{
+    if (ctx->status == TSR_OK)
+        ctx->status = st;
+}
+
+/* element i of a rounded array */
+static const char *at(const tsr_matmul16 *ctx, const char *base, int64_t i)
+{
+    return base + (size_t)i * ctx->esize;
+}
+
+/* C (m, n; ldc) [+]= A (m, k) B (k, n), stored as the layout says with
+ * leading dimensions lda, ldb */
+static void product(tsr_matmul16 *ctx, tsr_operand_layout layout, bool accumulate, int64_t m,
+                    int64_t n, int64_t k, const char *a, int64_t lda, const char *b, int64_t ldb,
+                    float *c, int64_t ldc)
+{
+    if (m <= 0 || n <= 0 || k <= 0)
+        return;
+    uint64_t t0 = tsr_time_ns();
+    if (ctx->format == TSR_MATMUL16_BF16) {
+        tsr_status st = tsr_onednn_product(ctx->onednn, layout, accumulate, m, n, k,
+                                           (const uint16_t *)a, lda, (const uint16_t *)b, ldb, c,
+                                           ldc);
+        if (st != TSR_OK)
+            fail(ctx, st);
+    } else {
+        enum CBLAS_TRANSPOSE ta = layout == TSR_LAYOUT_A_TRANSPOSED_B ? CblasTrans : CblasNoTrans;
+        enum CBLAS_TRANSPOSE tb = layout == TSR_LAYOUT_A_B_TRANSPOSED ? CblasTrans : CblasNoTrans;
+        cblas_sgemm(CblasRowMajor, ta, tb, (blasint)m, (blasint)n, (blasint)k, 1.0f,
+                    (const float *)a, (blasint)lda, (const float *)b, (blasint)ldb,
+                    accumulate ? 1.0f : 0.0f, c, (blasint)ldc);
+    }
+    ctx->times.product_s += (double)(tsr_time_ns() - t0) * 1e-9;
+    ctx->times.flops += 2.0 * (double)m * (double)n * (double)k;
+}
+
+/* operand rounding into the workspace, timed */
+static void round_into(tsr_matmul16 *ctx, char *dst, const float *src, int64_t n)
+{
+    uint64_t t0 = tsr_time_ns();
+    round_elements(ctx, dst, src, n);
+    ctx->times.rounding_s += (double)(tsr_time_ns() - t0) * 1e-9;
+}
+
+/* rows of `width` elements that fit a workspace half; 0 (and the
+ * context's status set) when not one does */
+static int64_t block_rows(tsr_matmul16 *ctx, int64_t width, int64_t total)
+{
+    int64_t fit = (int64_t)ctx->ws_floats / width;
+    if (fit < 1) {
+        fail(ctx, tsr_error_set(TSR_ERR_INTERNAL,
+                                "a 16-bit product's operand row of %lld elements exceeds the "
+                                "workspace (%zu)",
+                                (long long)width, ctx->ws_floats));
+        return 0;
+    }
+    return fit < total ? fit : total;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+void tsr_matmul16_linear_forward(tsr_matmul16 *ctx, float *out, const float *inp,
+                                 const float *weight, int64_t n, int64_t in_features,
+                                 int64_t out_features, bool accumulate)
+{
+    int64_t ic = in_features, oc = out_features;
+    const char *wb = mapped_copy(ctx, weight, (size_t)(oc * ic));
+    int64_t x_rows = block_rows(ctx, ic, n), w_rows = wb != NULL ? oc : block_rows(ctx, ic, oc);
+    if (x_rows == 0 || w_rows == 0)
+        return;
+    for (int64_t r0 = 0; r0 < n; r0 += x_rows) {
+        int64_t rows = min64(x_rows, n - r0);
+        round_into(ctx, ctx->ws_a, inp + r0 * ic, rows * ic);
+        for (int64_t w0 = 0; w0 < oc; w0 += w_rows) {
+            int64_t cols = min64(w_rows, oc - w0);
+            const char *b = wb != NULL ? at(ctx, wb, w0 * ic) : ctx->ws_b;
+            if (wb == NULL)
+                round_into(ctx, ctx->ws_b, weight + w0 * ic, cols * ic);
+            product(ctx, TSR_LAYOUT_A_B_TRANSPOSED, accumulate, rows, cols, ic, ctx->ws_a, ic, b,
+                    ic, out + r0 * oc + w0, oc);
+        }
+    }
+}
+
+void tsr_matmul16_linear_backward(tsr_matmul16 *ctx, float *dinp, float *dweight,
+                                  const float *dout, const float *inp, const float *weight,
+                                  int64_t n, int64_t in_features, int64_t out_features)
+{
+    int64_t ic = in_features, oc = out_features;
+    int64_t held = 0; /* rows of dout [0, held) already rounded into ws_a */
+    if (dinp != NULL) {
+        const char *wb = mapped_copy(ctx, weight, (size_t)(oc * ic));
+        int64_t d_rows = block_rows(ctx, oc, n);
+        int64_t k_rows = wb != NULL ? oc : block_rows(ctx, ic, oc);
+        if (d_rows == 0 || k_rows == 0)
+            return;
+        for (int64_t r0 = 0; r0 < n; r0 += d_rows) {
+            int64_t rows = min64(d_rows, n - r0);
+            round_into(ctx, ctx->ws_a, dout + r0 * oc, rows * oc);
+            for (int64_t k0 = 0; k0 < oc; k0 += k_rows) {
+                int64_t depth = min64(k_rows, oc - k0);
+                const char *b = wb != NULL ? at(ctx, wb, k0 * ic) : ctx->ws_b;
+                if (wb == NULL)
+                    round_into(ctx, ctx->ws_b, weight + k0 * ic, depth * ic);
+                product(ctx, TSR_LAYOUT_A_B, true, rows, ic, depth, at(ctx, ctx->ws_a, k0), oc, b,
+                        ic, dinp + r0 * ic, ic);
+            }
+        }
+        held = d_rows >= n ? n : 0;
+    }
+    if (dweight == NULL)
+        return;
+    int64_t k_rows = min64(block_rows(ctx, oc, n), block_rows(ctx, ic, n));
+    if (k_rows == 0)
+        return;
+    for (int64_t r0 = 0; r0 < n; r0 += k_rows) {
+        int64_t rows = min64(k_rows, n - r0);
+        if (!(r0 == 0 && rows <= held))
+            round_into(ctx, ctx->ws_a, dout + r0 * oc, rows * oc);
+        round_into(ctx, ctx->ws_b, inp + r0 * ic, rows * ic);
+        product(ctx, TSR_LAYOUT_A_TRANSPOSED_B, true, oc, ic, rows, ctx->ws_a, oc, ctx->ws_b, ic,
+                dweight, ic);
+    }
+}

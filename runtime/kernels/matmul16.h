@@ -1,0 +1,90 @@
+/*
+ * matmul16.h - the 16-bit matrix products of --bf16 and --fp16.
+ *
+ * While a context is active, tsr_linear_forward, _forward_add and
+ * _backward compute their products from operands rounded to the
+ * context's format, with fp32 accumulation into their fp32 outputs, as
+ * Megatron's 16-bit GEMMs do:
+ *   bf16: oneDNN's bf16 matmul (matmul16_onednn.c);
+ *   fp16: the operands rounded to fp16 (overflowing to inf above 65504,
+ *         which is what loss scaling watches for) and multiplied by sgemm:
+ *         fp16 x fp16 is exact in fp32, so the sums are an fp32-accumulating
+ *         fp16 GEMM's, at fp32 speed (this CPU has no fp16 matrix unit and
+ *         oneDNN 2.6 no fp16 matmul for it).
+ * Weights whose fp32 values lie in a mapped range (the model's parameters:
+ * the optimizer's fp32 master) are read from the range's rounded copy,
+ * which tsr_matmul16_refresh rewrites after each parameter update; every
+ * other operand is rounded into the context's workspace, in row blocks
+ * when it is larger than the workspace. Elementwise kernels, norms,
+ * softmax, attention and the losses are untouched and stay fp32.
+ *
+ * bf16's oneDNN primitives are created by tsr_matmul16_create, at
+ * start-up; a step only executes them.
+ */
+#ifndef TSR_KERNELS_MATMUL16_H
+#define TSR_KERNELS_MATMUL16_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/status.h"
+
+typedef enum tsr_matmul16_format { TSR_MATMUL16_BF16 = 0, TSR_MATMUL16_FP16 } tsr_matmul16_format;
+
+typedef struct tsr_matmul16 tsr_matmul16;
+
+#define TSR_MATMUL16_MAX_MAPS 4
+
+/* Whether products of this format can run here; when not, why (may be
+ * NULL) gets the reason. bf16 needs oneDNN built in with an optimized
+ * (not its reference) bf16 matmul for this CPU; fp16 always runs. */
+bool tsr_matmul16_supported(tsr_matmul16_format format, char *why, size_t why_size);
+const char *tsr_matmul16_format_name(tsr_matmul16_format format);
+/* What computes the products ("oneDNN gemm:jit", "sgemm on fp16-rounded
+ * operands"), for logs. */
+const char *tsr_matmul16_impl(const tsr_matmul16 *ctx);
+
+/* Bytes of one rounded element (a weight copy's, the workspace's): 2 for
+ * bf16; 4 for fp16, held as the fp32 of the fp16 value for sgemm. */
+size_t tsr_matmul16_element_bytes(tsr_matmul16_format format);
+/* Bytes of workspace for operands of up to operand_floats elements at a
+ * time (larger ones are cut into row blocks). */
+size_t tsr_matmul16_workspace_bytes(tsr_matmul16_format format, size_t operand_floats);
+/* workspace: tsr_matmul16_workspace_bytes() bytes, 4-byte aligned, owned
+ * by the caller. */
+tsr_status tsr_matmul16_create(tsr_matmul16_format format, void *workspace, size_t operand_floats,
+                               tsr_matmul16 **out);
+void tsr_matmul16_destroy(tsr_matmul16 *ctx);
+/* copy (count elements of tsr_matmul16_element_bytes) is the compute
+ * copy of master (count fp32). */
+tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, size_t count);
+/* Rounds every mapped master into its copy (after an update, a load). */
+void tsr_matmul16_refresh(tsr_matmul16 *ctx);
+/* The first execution failure since the last call, cleared (TSR_OK when
+ * none): the linear kernels return nothing, so the trainer asks. */
+tsr_status tsr_matmul16_take_status(tsr_matmul16 *ctx);
+
+/* Where a context's time went since it was made: the products, the
+ * rounding of operands, the weight copies; and the products' FLOPs. */
+typedef struct tsr_matmul16_times {
+    double product_s, rounding_s, refresh_s;
+    double flops;
+} tsr_matmul16_times;
+tsr_matmul16_times tsr_matmul16_times_of(const tsr_matmul16 *ctx);
+
+/* Makes ctx the one the linear kernels use; NULL: fp32 products. */
+void tsr_matmul16_activate(tsr_matmul16 *ctx);
+tsr_matmul16 *tsr_matmul16_active(void);
+
+/* The linear kernels' products (kernels.h shapes). forward: out = (or +=
+ * when accumulate) inp @ weight^T. backward: dinp += dout @ weight and
+ * dweight += dout^T @ inp, either may be NULL. */
+void tsr_matmul16_linear_forward(tsr_matmul16 *ctx, float *out, const float *inp,
+                                 const float *weight, int64_t n, int64_t in_features,
+                                 int64_t out_features, bool accumulate);
+void tsr_matmul16_linear_backward(tsr_matmul16 *ctx, float *dinp, float *dweight,
+                                  const float *dout, const float *inp, const float *weight,
+                                  int64_t n, int64_t in_features, int64_t out_features);
+
+#endif /* TSR_KERNELS_MATMUL16_H */
