@@ -49,6 +49,8 @@ static const tsr_flag train_flags[] = {
      "split norm/dropout regions along the sequence across TP"},
     {"--use-distributed-optimizer", TSR_FLAG_BOOL, OFF(use_distributed_optimizer), 0, 0, NULL,
      NULL, "shard optimizer state across data-parallel ranks"},
+    {"--grad-reduce-in-bf16", TSR_FLAG_BOOL, OFF(grad_reduce_in_bf16), 0, 0, NULL, NULL,
+     "data-parallel gradient reductions in bf16 (with --bf16; half the bytes)"},
     {"--overlap-grad-reduce", TSR_FLAG_BOOL, OFF(overlap_grad_reduce), 0, 0, NULL, NULL,
      "overlap gradient reduction with backward"},
     {"--overlap-param-gather", TSR_FLAG_BOOL, OFF(overlap_param_gather), 0, 0, NULL, NULL,

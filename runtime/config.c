@@ -368,6 +368,9 @@ static tsr_status validate_precision(const tsr_config *cfg)
         return INVALID("%s is set but --fp16 is not; loss scaling is for fp16 training (bf16 "
                        "and fp32 need none): add --fp16 or drop %s",
                        scaling, scaling);
+    if (cfg->grad_reduce_in_bf16 && !cfg->bf16)
+        return INVALID("--grad-reduce-in-bf16 is set but --bf16 is not; bf16 gradient "
+                       "reductions belong to bf16 training: add --bf16 or drop the flag");
     double initial = cfg->initial_loss_scale > 0.0 ? cfg->initial_loss_scale : 4294967296.0;
     double minimum = cfg->min_loss_scale > 0.0 ? cfg->min_loss_scale : 1.0;
     if (minimum > initial)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tessera/kernels.h"
 #include "tessera/log.h"
 
 const tsr_grad_bucket *tsr_dp_bucket(const tsr_dp *dp, size_t k)
@@ -25,6 +26,26 @@ tsr_comm *tsr_dp_bucket_comm(const tsr_dp *dp, const tsr_grad_bucket *bucket)
     return bucket->expert ? dp->expert_comm : dp->comm;
 }
 
+/* In place, one element at a time: element i's two bytes land at or below
+ * the four still to be read, so going up never overwrites an unread
+ * value; going back down, the same holds the other way round. */
+void tsr_dp_bucket_to_bf16(float *x, size_t n)
+{
+    uint16_t *h = (uint16_t *)(void *)x;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        h[i] = tsr_bf16_of_float(v);
+    }
+}
+
+void tsr_dp_bucket_from_bf16(float *dst, const uint16_t *src, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        float v = tsr_float_of_bf16(src[i]);
+        dst[i] = v;
+    }
+}
+
 static tsr_status start_bucket(tsr_dp *dp, size_t k)
 {
     const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
@@ -34,6 +55,11 @@ static tsr_status start_bucket(tsr_dp *dp, size_t k)
     if (dp->sharded)
         return tsr_dist_opt_reduce_bucket(dp, k);
     float *x = dp->grads + b->offset;
+    if (dp->bf16) {
+        tsr_dp_bucket_to_bf16(x, b->count);
+        return tsr_comm_allreduce(x, x, b->count, TSR_COMM_BF16, TSR_COMM_SUM, comm,
+                                  &dp->grad_reqs[k]);
+    }
     return tsr_comm_allreduce(x, x, b->count, TSR_COMM_FP32, TSR_COMM_SUM, comm,
                               &dp->grad_reqs[k]);
 }
@@ -75,6 +101,16 @@ static tsr_status finish_grad_sync(void *ctx)
     /* wait for whatever started, even after a failure: buffers must not
      * stay lent to the communicator */
     tsr_status wait = tsr_comm_wait_all(dp->grad_reqs, dp->started);
+    for (size_t k = 0; dp->bf16 && k < dp->started; k++) { /* back to fp32 */
+        const tsr_grad_bucket *b = tsr_dp_bucket(dp, k);
+        if (tsr_dp_bucket_comm(dp, b) == NULL)
+            continue;
+        size_t slice = dp->sharded ? b->count / (size_t)tsr_bucket_group_size(&dp->layout, b)
+                                   : b->count;
+        size_t first = dp->sharded ? (size_t)tsr_bucket_group_rank(&dp->layout, b) * slice : 0;
+        float *x = dp->grads + b->offset; /* slice r's bf16 values at r * slice halves */
+        tsr_dp_bucket_from_bf16(x + first, (const uint16_t *)(void *)x + first, slice);
+    }
     dp->started = 0;
     dp->failure = TSR_OK;
     return st != TSR_OK ? st : wait;
@@ -104,11 +140,13 @@ static void log_layout(const tsr_dp *dp, const tsr_config *cfg)
     }
     tsr_log_once(TSR_LOG_INFO,
                  "data parallel: %d ranks, %zu gradient bucket(s) of up to %zu elements, %s; "
-                 "rank 0 owns %zu of %zu elements%s; overlap: grad reduce %s, param gather %s",
+                 "rank 0 owns %zu of %zu elements%s; overlap: grad reduce %s, param gather %s; "
+                 "gradients reduced in %s",
                  l->dp_size, l->bucket_count, largest,
                  dp->sharded ? "reduce-scattered (distributed optimizer)" : "all-reduced", owned,
                  l->padded_count, dp->sharded ? " and their Adam state" : "",
-                 cfg->overlap_grad_reduce ? "on" : "off", dp->overlap_param_gather ? "on" : "off");
+                 cfg->overlap_grad_reduce ? "on" : "off", dp->overlap_param_gather ? "on" : "off",
+                 dp->bf16 ? "bf16" : "fp32");
 }
 
 tsr_status tsr_dp_create(const tsr_config *cfg, tsr_grid *grid, const tsr_model *model,
@@ -126,6 +164,7 @@ tsr_status tsr_dp_create(const tsr_config *cfg, tsr_grid *grid, const tsr_model 
     dp->expert_comm = experts ? tsr_grid_comm(grid, TSR_GROUP_EXPERT_DP) : dp->comm;
     dp->sharded = cfg->use_distributed_optimizer && size > 1;
     dp->overlap_param_gather = cfg->overlap_param_gather;
+    dp->bf16 = cfg->grad_reduce_in_bf16;
     dp->params = model->params;
     dp->grads = model->grads;
     tsr_status st = tsr_bucket_layout_compute_experts(

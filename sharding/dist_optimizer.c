@@ -25,6 +25,12 @@ tsr_status tsr_dist_opt_reduce_bucket(tsr_dp *dp, size_t k)
     size_t slice = b->count / (size_t)tsr_bucket_group_size(&dp->layout, b);
     size_t rank = (size_t)tsr_bucket_group_rank(&dp->layout, b);
     float *x = dp->grads + b->offset;
+    if (dp->bf16) { /* the bucket's bf16 values in its first half; slice r at r * slice */
+        tsr_dp_bucket_to_bf16(x, b->count);
+        uint16_t *h = (uint16_t *)(void *)x;
+        return tsr_comm_reduce_scatter(h, h + rank * slice, slice, TSR_COMM_BF16, TSR_COMM_SUM,
+                                       tsr_dp_bucket_comm(dp, b), &dp->grad_reqs[k]);
+    }
     return tsr_comm_reduce_scatter(x, x + rank * slice, slice, TSR_COMM_FP32, TSR_COMM_SUM,
                                    tsr_dp_bucket_comm(dp, b), &dp->grad_reqs[k]);
 }

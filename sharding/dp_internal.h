@@ -21,6 +21,7 @@ struct tsr_dp {
     tsr_comm *world; /* for the gradient norm */
     bool sharded;    /* distributed optimizer */
     bool overlap_param_gather;
+    bool bf16; /* --grad-reduce-in-bf16: buckets reduced as bf16, in place */
     float *params, *grads;
     tsr_bucket_layout layout;
     tsr_comm_request **grad_reqs;  /* bucket_count, reduction order */
@@ -35,6 +36,12 @@ const tsr_grad_bucket *tsr_dp_bucket(const tsr_dp *dp, size_t k);
 /* The communicator that reduces a bucket; NULL when its group is this
  * rank alone (nothing to exchange). */
 tsr_comm *tsr_dp_bucket_comm(const tsr_dp *dp, const tsr_grad_bucket *bucket);
+
+/* --grad-reduce-in-bf16: n fp32 values at x rounded to bf16 into the
+ * first half of their own bytes; and n bf16 values at src widened into
+ * fp32 at dst, which may overlap src from above (dst >= src) */
+void tsr_dp_bucket_to_bf16(float *x, size_t n);
+void tsr_dp_bucket_from_bf16(float *dst, const uint16_t *src, size_t n);
 
 /* dist_optimizer.c */
 tsr_status tsr_dist_opt_reduce_bucket(tsr_dp *dp, size_t k);

@@ -92,6 +92,9 @@ typedef struct tsr_config {
     bool use_distributed_optimizer;
     bool overlap_grad_reduce;
     bool overlap_param_gather;
+    /* --grad-reduce-in-bf16 (with --bf16): the data-parallel reductions of
+     * the (fp32-accumulated) gradients travel and sum in bf16 */
+    bool grad_reduce_in_bf16;
     int64_t ddp_bucket_size; /* elements; 0: one bucket per parameter group */
     const char *rank_order;  /* e.g. "tp-cp-ep-dp-pp" */
 

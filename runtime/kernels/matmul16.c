@@ -234,6 +234,17 @@ static int64_t block_rows(tsr_matmul16 *ctx, int64_t width, int64_t total)
     return fit < total ? fit : total;
 }
 
+/* rows [r0, r0 + count) of a (rows, ic) weight, rounded: from its mapped
+ * copy wb, else rounded into ws_b */
+static const char *weight_rows(tsr_matmul16 *ctx, const char *wb, const float *weight, int64_t r0,
+                               int64_t count, int64_t ic)
+{
+    if (wb != NULL)
+        return at(ctx, wb, r0 * ic);
+    round_into(ctx, ctx->ws_b, weight + r0 * ic, count * ic);
+    return ctx->ws_b;
+}
+
 static int64_t min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
@@ -251,13 +262,10 @@ void tsr_matmul16_linear_forward(tsr_matmul16 *ctx, float *out, const float *inp
     for (int64_t r0 = 0; r0 < n; r0 += x_rows) {
         int64_t rows = min64(x_rows, n - r0);
         round_into(ctx, ctx->ws_a, inp + r0 * ic, rows * ic);
-        for (int64_t w0 = 0; w0 < oc; w0 += w_rows) {
+        for (int64_t w0 = 0; w0 < oc; w0 += w_rows) { /* weight rows: output columns */
             int64_t cols = min64(w_rows, oc - w0);
-            const char *b = wb != NULL ? at(ctx, wb, w0 * ic) : ctx->ws_b;
-            if (wb == NULL)
-                round_into(ctx, ctx->ws_b, weight + w0 * ic, cols * ic);
-            product(ctx, TSR_LAYOUT_A_B_TRANSPOSED, accumulate, rows, cols, ic, ctx->ws_a, ic, b,
-                    ic, out + r0 * oc + w0, oc);
+            product(ctx, TSR_LAYOUT_A_B_TRANSPOSED, accumulate, rows, cols, ic, ctx->ws_a, ic,
+                    weight_rows(ctx, wb, weight, w0, cols, ic), ic, out + r0 * oc + w0, oc);
         }
     }
 }
@@ -277,13 +285,10 @@ void tsr_matmul16_linear_backward(tsr_matmul16 *ctx, float *dinp, float *dweight
         for (int64_t r0 = 0; r0 < n; r0 += d_rows) {
             int64_t rows = min64(d_rows, n - r0);
             round_into(ctx, ctx->ws_a, dout + r0 * oc, rows * oc);
-            for (int64_t k0 = 0; k0 < oc; k0 += k_rows) {
+            for (int64_t k0 = 0; k0 < oc; k0 += k_rows) { /* weight rows: the summed dim */
                 int64_t depth = min64(k_rows, oc - k0);
-                const char *b = wb != NULL ? at(ctx, wb, k0 * ic) : ctx->ws_b;
-                if (wb == NULL)
-                    round_into(ctx, ctx->ws_b, weight + k0 * ic, depth * ic);
-                product(ctx, TSR_LAYOUT_A_B, true, rows, ic, depth, at(ctx, ctx->ws_a, k0), oc, b,
-                        ic, dinp + r0 * ic, ic);
+                product(ctx, TSR_LAYOUT_A_B, true, rows, ic, depth, at(ctx, ctx->ws_a, k0), oc,
+                        weight_rows(ctx, wb, weight, k0, depth, ic), ic, dinp + r0 * ic, ic);
             }
         }
         held = d_rows >= n ? n : 0;

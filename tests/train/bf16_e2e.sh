@@ -7,6 +7,9 @@
 #   addition demo: answer accuracy at iteration 600 within 0.02 of fp32
 #   TP 2, TP 2 + SP, PP 2, DP 2, DP 2 + distributed optimizer, TP 2 x PP 2:
 #   every loss of 20 steps within 1e-3 relative of the 1-rank bf16 run
+#   --grad-reduce-in-bf16 (all-reduce, and reduce-scatter in buckets
+#   overlapped with backward): 20 losses within 1e-2 of 1 rank, half the
+#   reduction bytes
 #   checkpoints hold the fp32 master: bf16 10 + save + load + 10 equals 20
 #   straight bitwise; fp32 continues a bf16 checkpoint and bf16 an fp32
 #   one (step-11 loss within 1e-2 of the run that wrote it)
@@ -65,6 +68,24 @@ layout "pp 2" 2 --pipeline-model-parallel-size 2
 layout "dp 2" 2
 layout "dp 2 + distributed optimizer" 2 --use-distributed-optimizer
 layout "tp 2 x pp 2" 4 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+
+# --- --grad-reduce-in-bf16: the reductions in bf16, half the bytes
+dp_bytes() { grep '"type": "comm", "group": "dp"' "$1" | grep -v '"kind": "allgather"' |
+  sed 's/.*"bytes": \([0-9]*\).*/\1/' | paste -sd+ | bc; }
+for extra in "" "--use-distributed-optimizer --overlap-grad-reduce --ddp-bucket-size 50000"; do
+  "$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --bf16 $extra \
+    --metrics-file "$work/r32.jsonl" >/dev/null
+  "$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --bf16 $extra \
+    --grad-reduce-in-bf16 --metrics-file "$work/r16.jsonl" >/dev/null
+  name="dp 2${extra:+ $extra}"
+  within "$work/bf16.jsonl" "$work/r16.jsonl" 1e-2 20
+  check "$name --grad-reduce-in-bf16: 20 losses within 1e-2 of 1 rank" $?
+  echo "  gradient reduction bytes: fp32 $(dp_bytes "$work/r32.jsonl"), bf16 $(dp_bytes "$work/r16.jsonl")"
+  [ "$(dp_bytes "$work/r16.jsonl")" -gt 0 ] &&
+    awk -v a="$(dp_bytes "$work/r16.jsonl")" -v b="$(dp_bytes "$work/r32.jsonl")" \
+      'BEGIN { r = a / b; exit !(r > 0.49 && r < 0.51) }'
+  check "$name --grad-reduce-in-bf16: half the gradient reduction's bytes" $?
+done
 
 # --- checkpoints: the fp32 master
 "$tessera" train "${common[@]}" --bf16 --train-iters 10 --save "$work/ckb" \
