@@ -30,6 +30,9 @@ void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, int world, in
 {
     const tsr_net_dims *d = tsr_net_get_dims(net);
     tsr_model model = tsr_net_as_model((tsr_net *)net);
+    /* every input not set below is 0 (score_bytes: the tiled attention
+     * writes no T x T scores), never what the caller's memory held */
+    *in = (tsr_time_inputs){0};
     in->tp = d->tp;
     in->pp = d->pp;
     in->dp = tsr_config_data_parallel_size(cfg, world);

@@ -78,6 +78,10 @@ sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk '
   $1 ~ /^[0-9]+$/ { n++; if ($10 + 0 < last) bad = 1; last = $10 + 0; if (!($10 > 0)) bad = 1 }
   END { exit bad || n != '"$layouts"' }'
 check "$layouts layouts with a positive predicted time, fastest first" $?
+sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk '
+  $1 ~ /^[0-9]+$/ { for (i = 10; i <= NF; i++) if (!($i >= 0 && $i < 1e6)) bad = 1 }
+  END { exit bad }'
+check "every term of every layout is a number from 0 to 1e6 ms (no uninitialised input)" $?
 
 # Megatron's mixed precision on a GPU: the fp32 plan's categories converted,
 # the time of 2-byte activations and messages
