@@ -22,11 +22,19 @@ static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
 tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
 {
     train_run *run = ctx;
-    tsr_checkpoint_state state = {tr->iteration,           tr->consumed_samples,
-                                  tr->adam_step,           tr->nan_iterations_total,
-                                  run->cfg->seed,          TSR_CHECKPOINT_FORMAT_VERSION, false, false,
-                                  "",                      0.0,
-                                  0,                       0};
+    tsr_checkpoint_state state = {tr->iteration,
+                                  tr->consumed_samples,
+                                  tr->adam_step,
+                                  tr->nan_iterations_total,
+                                  run->cfg->seed,
+                                  TSR_CHECKPOINT_FORMAT_VERSION,
+                                  false,
+                                  false,
+                                  "",
+                                  0.0,
+                                  0,
+                                  0,
+                                  tr->overflow_iterations_total};
     snprintf(state.lora_base, sizeof state.lora_base, "%s", run->lora_base);
     if (tr->precision.scales_loss) {
         state.loss_scale = tr->precision.scaler.scale;
@@ -96,6 +104,7 @@ tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
                      "optimizer state and data position start fresh",
                      (long long)state.iteration, dir);
         state.iteration = state.consumed_samples = state.nan_iterations = 0;
+        state.overflow_iterations = 0;
     } else {
         tsr_log_once(TSR_LOG_INFO,
                      "loaded checkpoint of iteration %lld from %s (%lld samples consumed)%s",
@@ -106,6 +115,9 @@ tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
     tr->consumed_samples = state.consumed_samples;
     tr->adam_step = state.adam_step;
     tr->nan_iterations_total = state.nan_iterations;
+    /* kept under --no-load-optim too: like the iteration, it is where the
+     * LR schedule stands, not optimizer state */
+    tr->overflow_iterations_total = state.overflow_iterations;
     /* fp16's dynamic scale goes on from where it was (a fine-tuning start,
      * a constant --loss-scale or a file without it: from the flags) */
     if (tr->precision.scales_loss && tr->precision.scaler.dynamic && !finetune &&

@@ -33,7 +33,8 @@
 
 /* The training position: everything besides tensors that resuming needs.
  * The RNG is counter-based, so (seed, iteration, consumed samples) is its
- * whole state; the LR schedule is a function of the iteration. */
+ * whole state; the LR schedule is a function of the iteration less the
+ * overflowed fp16 iterations. */
 typedef struct tsr_checkpoint_state {
     int64_t iteration;
     int64_t consumed_samples;
@@ -52,6 +53,9 @@ typedef struct tsr_checkpoint_state {
      * file has it): the scale and its growth and hysteresis trackers */
     double loss_scale;
     int64_t loss_scale_growth, loss_scale_hysteresis;
+    /* fp16 iterations skipped for overflow, which did not step the LR
+     * schedule (written when > 0, 0 when the file lacks it) */
+    int64_t overflow_iterations;
 } tsr_checkpoint_state;
 
 /* What a checkpoint holds: the model's tensor table and three flat arrays

@@ -100,6 +100,10 @@ void tsr_checkpoint_write_metadata(hid_t file, const tsr_config *cfg,
         attr_i64(file, "loss_scale_growth", state->loss_scale_growth);
         attr_i64(file, "loss_scale_hysteresis", state->loss_scale_hysteresis);
     }
+    /* apart from the scale: an fp32 or bf16 run resuming an fp16 one must
+     * keep its schedule's step, and write it on */
+    if (state->overflow_iterations > 0)
+        attr_i64(file, "overflow_iterations", state->overflow_iterations);
     shape_attr shape[12];
     int n = model_shape(cfg, shape);
     for (int i = 0; i < n; i++)
@@ -299,15 +303,27 @@ tsr_status tsr_checkpoint_read_metadata(hid_t file, const char *path, const tsr_
             ATTR_READ)
             return attr_error(r, path, "loss_scale_hysteresis");
     }
+    state->overflow_iterations = 0; /* optional: written once an fp16 iteration overflowed */
+    if ((r = read_i64(file, "overflow_iterations", &state->overflow_iterations)) == ATTR_DAMAGED)
+        return attr_error(r, path, "overflow_iterations");
+    if (state->overflow_iterations < 0 || state->overflow_iterations > TSR_CHECKPOINT_COUNTER_MAX)
+        return tsr_error_set(TSR_ERR_FORMAT,
+                             "checkpoint %s is damaged: its overflow_iterations is %lld, outside "
+                             "0 .. %lld; load an earlier checkpoint",
+                             path, (long long)state->overflow_iterations,
+                             (long long)TSR_CHECKPOINT_COUNTER_MAX);
     if (state->adam_step > state->iteration || state->nan_iterations > state->iteration ||
+        state->overflow_iterations > state->iteration - state->adam_step ||
         state->consumed_samples < state->iteration)
         return tsr_error_set(TSR_ERR_FORMAT,
                              "checkpoint %s is damaged: its counters disagree (iteration %lld, "
-                             "adam_step %lld, nan_iterations %lld, consumed_samples %lld: each "
-                             "iteration consumes samples and takes at most one step); load an "
-                             "earlier checkpoint",
+                             "adam_step %lld, nan_iterations %lld, overflow_iterations %lld, "
+                             "consumed_samples %lld: each iteration consumes samples and takes "
+                             "at most one step, and an overflowed one none); load an earlier "
+                             "checkpoint",
                              path, (long long)state->iteration, (long long)state->adam_step,
                              (long long)state->nan_iterations,
+                             (long long)state->overflow_iterations,
                              (long long)state->consumed_samples);
     shape_attr shape[12];
     int n = model_shape(cfg, shape);

@@ -296,6 +296,18 @@ static tsr_status gradient_norm(tsr_trainer *tr, double *norm)
     return TSR_OK;
 }
 
+/* The LR schedule's step for the current iteration: the weight updates
+ * so far plus this one. An fp16 iteration skipped for overflow leaves the
+ * weights, Adam's step and the schedule where they were, so that a run
+ * whose first iterations only search for a loss scale warms up from the
+ * first update on, as Megatron's does. A NaN iteration still counts:
+ * Megatron's fp32 and bf16 steps never skip, so its schedule steps at
+ * every iteration there. */
+static int64_t schedule_step(const tsr_trainer *tr)
+{
+    return tr->iteration - tr->overflow_iterations_total;
+}
+
 static tsr_status adamw_step(tsr_trainer *tr, double lr, float clip_coeff)
 {
     const tsr_config *cfg = tr->cfg;
@@ -492,12 +504,13 @@ tsr_status tsr_trainer_run(tsr_trainer *tr, FILE *metrics)
         st = gradient_norm(tr, &norm);
         if (st != TSR_OK)
             return st;
-        lr = tsr_lr_at(cfg, tr->iteration);
+        lr = tsr_lr_at(cfg, schedule_step(tr));
         double loss_scale = tsr_precision_loss_scale(&tr->precision);
         bool overflow = tr->precision.scales_loss && !isfinite(norm);
         norm /= loss_scale;
         if (overflow) { /* fp16: skipped, and the scale adapts; not a NaN */
             stats.skipped++;
+            tr->overflow_iterations_total++;
             tsr_precision_scaler_update(&tr->precision, true);
         } else if (!isfinite(loss) || !isfinite(norm)) {
             stats.skipped++;

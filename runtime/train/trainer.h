@@ -77,6 +77,10 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     int32_t *doc_start, *prefix_lo, *prefix_hi; /* NULL unless the attention flags need them */
     int64_t iteration, consumed_samples, adam_step;
     int64_t nan_iterations_total;
+    /* fp16 iterations skipped because their gradients overflowed: they
+     * did not update the weights, so the LR schedule has not stepped for
+     * them (its step is iteration - this) */
+    int64_t overflow_iterations_total;
     double last_loss;  /* loss of the last iteration */
     /* the iterations of this run after its first (which warms caches and
      * pages) and their seconds: the measured iteration time */

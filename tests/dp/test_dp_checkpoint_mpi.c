@@ -187,7 +187,7 @@ static void save_and_reload(bool sharded, int64_t bucket)
     fill(&shard, params, m, v);
     tsr_config cfg;
     tsr_config_defaults(&cfg);
-    tsr_checkpoint_state state = {7, 70, 7, 0, 1234, TSR_CHECKPOINT_FORMAT_VERSION, false, false, "", 0.0, 0, 0};
+    tsr_checkpoint_state state = {7, 70, 7, 0, 1234, TSR_CHECKPOINT_FORMAT_VERSION, false, false, "", 0.0, 0, 0, 0};
     tsr_checkpoint_content c = {tensors, 3, params, m, v, shard, NULL};
     CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_save(dir, &cfg, &state, &c, MPI_COMM_WORLD), TSR_OK);
 

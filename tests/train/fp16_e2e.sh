@@ -10,12 +10,25 @@
 #   TP 2, PP 2, DP 2 + distributed optimizer: 20 losses within 1e-3 of
 #   1 rank; with the default scale the same iterations are skipped
 #   exact resume mid-halving: the scaler's state is in the checkpoint
+#   a skipped iteration advances the iteration and the consumed samples,
+#   not the LR schedule nor Adam's step: the first update's logged LR is
+#   the warmup's step 1, every logged LR the schedule's at (updates before
+#   it + 1); the checkpoint holds the overflowed count (overflow_iterations)
+#   and a resume among the updates, with a skip still ahead, is exact
 # Prints one line per check and "N passed, M failed".
 set -u
 tessera=$1
 mpiexec=$2
 source "$(dirname "$0")/../harness/e2e.sh"
 field() { grep "\"type\": \"$2\"" "$1" | sed "s/.*\"$3\": \([^,}]*\).*/\1/"; }
+# rows FILE: "iteration learning_rate skipped consumed_samples" per training line
+rows() {
+  paste <(field "$1" train iteration) <(field "$1" train learning_rate) \
+    <(field "$1" train skipped_iterations) <(field "$1" train consumed_samples)
+}
+# the LR of step K under common's flags (--lr 3e-3, warmup 5, cosine to 0 at 30)
+schedule='function lr_at(k) { return k <= 5 ? 3e-3 * k / 5 : 0.5 * (cos(3.14159265358979 * (k - 5) / 25) + 1) * 3e-3 }'
+root_attr() { h5dump -a "$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
 close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { r = (a - b) / b; if (r < 0) r = -r; exit !(r <= t) }'; }
 
 common=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 32
@@ -38,6 +51,16 @@ losses "$work/dyn.jsonl" | tail -n 5 | awk '$1 + 0 == $1 && $1 < 2.8 { n++ } END
 check "dynamic scale: once it fits, the loss is finite and falls" $?
 grep -q "fp16: linear products through sgemm on fp16-rounded operands" "$work/dyn.log"
 check "the log says what computes the fp16 products" $?
+
+# --- what a skipped iteration advances
+rows "$work/dyn.jsonl" | awk '$3 == 0 { print "  first update at iteration " $1 ", learning rate " $2; exit }'
+rows "$work/dyn.jsonl" | awk '$3 == 0 { ok = $1 > 1 && $2 == 0.0006; exit } END { exit !ok }'
+check "dynamic scale: the first update, after the skipped ones, logs the warmup's step-1 LR (6e-4)" $?
+rows "$work/dyn.jsonl" | awk "$schedule"'
+  { want = lr_at(updates + 1); r = ($2 - want) / want; if (r < 0) r = -r
+    if (r > 1e-7 || $4 != 8 * $1) bad = 1; updates += $3 == 0 }
+  END { exit bad || NR != 30 || updates == 30 }'
+check "dynamic scale: every logged LR is the schedule's at the updates so far + 1; samples still advance" $?
 
 "$tessera" train "${common[@]}" --fp16 --initial-loss-scale 1024 --loss-scale-window 5 \
   --train-iters 12 --metrics-file "$work/grow.jsonl" >/dev/null
@@ -91,4 +114,22 @@ cmp -s <(losses_by_iteration "$work/dyn.jsonl") \
   cmp -s <(field "$work/dyn.jsonl" train loss_scale) \
     <(cat <(field "$work/h1.jsonl" train loss_scale) <(field "$work/h2.jsonl" train loss_scale))
 check "fp16: 6 + save + load + 24 == 30 straight (losses and scales), bitwise" $?
+
+# --- resume among the updates: the schedule's step is not the iteration
+overflowed=$(rows "$work/dyn.jsonl" | head -n 16 | awk '{ n += $3 } END { print n }')
+"$tessera" train "${common[@]}" --fp16 --train-iters 16 --save "$work/ck16" \
+  --metrics-file "$work/u1.jsonl" >/dev/null
+"$tessera" train "${common[@]}" --fp16 --load "$work/ck16" --metrics-file "$work/u2.jsonl" \
+  >/dev/null
+echo "  at iteration 16: overflow_iterations $(root_attr "$work/ck16/iter_0000016.h5" \
+  overflow_iterations) ($overflowed skipped), adam_step $(root_attr "$work/ck16/iter_0000016.h5" adam_step)"
+[ "$(root_attr "$work/ck16/iter_0000016.h5" overflow_iterations)" = "$overflowed" ] &&
+  [ "$(root_attr "$work/ck16/iter_0000016.h5" adam_step)" = $((16 - overflowed)) ] &&
+  [ "$overflowed" -lt 16 ] && rows "$work/u2.jsonl" | awk '$3 == 1 { n++ } END { exit !n }'
+check "fp16: the checkpoint of iteration 16 holds the overflowed iterations and the updates (a skip still ahead)" $?
+cmp -s <(losses_by_iteration "$work/dyn.jsonl") \
+  <(cat <(losses_by_iteration "$work/u1.jsonl") <(losses_by_iteration "$work/u2.jsonl")) &&
+  cmp -s <(rows "$work/dyn.jsonl" | cut -f 1-3) \
+    <(cat <(rows "$work/u1.jsonl") <(rows "$work/u2.jsonl") | cut -f 1-3)
+check "fp16: 16 + save + load + 14 == 30 straight (losses, LRs, skips), bitwise" $?
 finish

@@ -131,7 +131,7 @@ static void test_frozen_final_norm(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
     tsr_checkpoint_state state = {tr.iteration, tr.consumed_samples, tr.adam_step,
-                                  0,            cfg.seed,           TSR_CHECKPOINT_FORMAT_VERSION, false, false, "", 0.0, 0, 0};
+                                  0,            cfg.seed,           TSR_CHECKPOINT_FORMAT_VERSION, false, false, "", 0.0, 0, 0, 0};
     tsr_checkpoint_content content = {model.tensors, model.tensor_count, model.params, tr.adam_m,
                                       tr.adam_v,     hooks.shard,        model.frozen};
     CU_ASSERT_EQUAL_FATAL(tsr_checkpoint_save(dir, &cfg, &state, &content, MPI_COMM_WORLD),
