@@ -281,6 +281,12 @@ static tsr_status check_decl(const char *name, const tsr_module_kind *kind,
             return tsr_error_set(TSR_ERR_INVALID_ARG,
                                  "module %s (%s): buffer %s has %lld columns", name, kind->name,
                                  b->name, (long long)b->cols);
+        if (b->activation && b->life != TSR_BUFFER_SAVED)
+            return tsr_error_set(TSR_ERR_INVALID_ARG,
+                                 "module %s (%s): scratch buffer %s is marked an activation "
+                                 "(tsr_decl_activation); only saved buffers are held between "
+                                 "forward and backward",
+                                 name, kind->name, b->name);
     }
     return TSR_OK;
 }

@@ -57,6 +57,9 @@ tsr_status tsr_net_decode_step(tsr_net *net, const int32_t *tokens, int64_t posi
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "generation position %lld is outside the model's %lld positions",
                              (long long)position, (long long)net->d.seq);
+    if (net->held != TSR_NET_HELD_FP32) /* its key/value cache would be held in 16 bits */
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "generation runs in fp32: build the model "
+                                                  "without --bf16 or --fp16");
     net->decode_rows = net->d.micro_batch;
     net->decode_position = position;
     tsr_status st = tsr_net_logits(net, tokens, logits, count);

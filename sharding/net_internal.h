@@ -44,6 +44,14 @@ typedef struct tsr_module_node {
     float *params[TSR_MODULE_MAX_PARAMS], *grads[TSR_MODULE_MAX_PARAMS];
 } tsr_module_node;
 
+/* How saved activations wait for backward: fp32, or rounded to 16 bits
+ * (Megatron's --bf16 / --fp16 activations). */
+typedef enum tsr_net_held {
+    TSR_NET_HELD_FP32 = 0,
+    TSR_NET_HELD_BF16,
+    TSR_NET_HELD_FP16
+} tsr_net_held;
+
 typedef enum unit_role { UNIT_EMBEDDING = 0, UNIT_LAYER, UNIT_FINAL_NORM, UNIT_HEAD } unit_role;
 
 typedef struct tsr_net_unit {
@@ -52,7 +60,9 @@ typedef struct tsr_net_unit {
     int root;      /* node index */
     bool local;
     int64_t local_index;  /* local layer index (UNIT_LAYER, local) */
-    size_t saved_floats;  /* its saved block */
+    size_t saved_floats;  /* its saved block: activations first, then the fp32-only rest */
+    size_t activation_floats; /* the activations' part (tsr_decl_activation) */
+    size_t held_floats;   /* its block in a slot: the activations in 16 bits when held */
     size_t scratch_floats; /* deepest path of scratch in its tree */
     size_t slot_offset;   /* floats into a slot: its saved block (unless recomputed) */
     size_t out_offset;    /* floats into a slot: a layer's output */
@@ -103,11 +113,15 @@ struct tsr_net {
     size_t recompute_block, recompute_group;
     size_t module_scratch;    /* the deepest scratch path of any local unit */
     bool norm_out_saved;      /* the final norm's output is kept for the head */
+    /* saved activations between forward and backward (--bf16, --fp16) */
+    tsr_net_held held;
+    size_t staging_floats; /* the largest held unit's saved block, fp32 */
 
     /* memory (from carve) */
     float *params, *grads, *frozen;
     float *slots_base;        /* slots x slot_floats */
     float *recompute_base;    /* recompute_group x recompute_block */
+    float *staging;           /* the held unit being run: its saved block in fp32 */
     float *scratch;           /* module scratch region */
     chunk_io *io;             /* slots x chunks */
     float *norm_out_scratch;  /* the final norm's output when not saved */
@@ -154,6 +168,20 @@ tsr_status tsr_net_layout_memory(tsr_net *net);
 
 /* Whether local layer j of a chunk of n layers is recomputed, and its group. */
 bool tsr_net_recomputed(const tsr_net *net, int j, int n, int *first, int *count);
+
+/* Saved activations held in 16 bits (net_held.c): whether unit u's are;
+ * the floats a block of `activations` fp32 activations and `rest` fp32
+ * values takes in a slot; rounding the staged block into the slot after
+ * forward and widening it back before backward; a recomputed unit's
+ * block rounded in place, so that its backward reads what a held one's
+ * would. */
+bool tsr_net_unit_held(const tsr_net *net, const tsr_net_unit *u);
+size_t tsr_net_held_block_floats(tsr_net_held held, size_t activations, size_t rest);
+void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_block);
+void tsr_net_restore_saved(const tsr_net *net, const tsr_net_unit *u, const float *slot_block);
+void tsr_net_round_saved(const tsr_net *net, const tsr_net_unit *u, float *block);
+/* x rounded in place to the held precision (nothing when fp32). */
+void tsr_net_round_held(const tsr_net *net, float *x, size_t n);
 
 /* Execution (net_step.c). */
 void tsr_net_select_slot(tsr_net *net, int slot);

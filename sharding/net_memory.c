@@ -6,7 +6,9 @@
  *
  * Per activation slot (a micro batch in flight): each local unit's saved
  * block (a recomputed layer's lives in the shared recompute workspace
- * instead), each local layer's output, the final norm's output when the
+ * instead; under --bf16 / --fp16 its activations take 2 bytes each, and
+ * one fp32 staging block serves the unit being run: net_held.c), each
+ * local layer's output, the final norm's output when the
  * head keeps it. Scratch: one region as deep as the deepest unit tree,
  * and the step's own buffers (the stream gradient, loss rows).
  */
@@ -57,9 +59,12 @@ size_t tsr_net_largest_buffer_floats(const tsr_net *net)
     return largest;
 }
 
-/* Lays out node n's buffers (saved after *saved, scratch from
- * scratch_base); returns the end of the deepest scratch path below it. */
-static size_t layout_node(tsr_net *net, int n, size_t *saved, size_t scratch_base)
+/* Lays out node n's buffers: saved activations after *activations, the
+ * other saved buffers after *rest (offsets from the rest's start, moved
+ * behind the activations by shift_rest), scratch from scratch_base;
+ * returns the end of the deepest scratch path below it. */
+static size_t layout_node(tsr_net *net, int n, size_t *activations, size_t *rest,
+                          size_t scratch_base)
 {
     tsr_module_node *node = &net->nodes[n];
     size_t scratch = scratch_base;
@@ -68,21 +73,31 @@ static size_t layout_node(tsr_net *net, int n, size_t *saved, size_t scratch_bas
         if (!buf->enabled)
             continue;
         size_t floats = buffer_floats(net, buf);
-        if (buf->life == TSR_BUFFER_SAVED) {
-            node->buffer_offset[b] = *saved;
-            *saved += floats;
-        } else {
-            node->buffer_offset[b] = scratch;
-            scratch += floats;
-        }
+        size_t *next = buf->life != TSR_BUFFER_SAVED ? &scratch
+                       : buf->activation            ? activations
+                                                    : rest;
+        node->buffer_offset[b] = *next;
+        *next += floats;
     }
     node->scratch_floats = scratch - scratch_base;
     size_t deepest = scratch;
     for (int c = 0; c < node->info.child_count; c++) {
-        size_t end = layout_node(net, node->child[c], saved, scratch);
+        size_t end = layout_node(net, node->child[c], activations, rest, scratch);
         deepest = end > deepest ? end : deepest;
     }
     return deepest;
+}
+
+static void shift_rest(tsr_net *net, int n, size_t by)
+{
+    tsr_module_node *node = &net->nodes[n];
+    for (int b = 0; b < node->decl.buffer_count; b++) {
+        const tsr_buffer_decl *buf = &node->decl.buffers[b];
+        if (buf->enabled && buf->life == TSR_BUFFER_SAVED && !buf->activation)
+            node->buffer_offset[b] += by;
+    }
+    for (int c = 0; c < node->info.child_count; c++)
+        shift_rest(net, node->child[c], by);
 }
 
 static int recompute_group_size(const tsr_config *cfg)
@@ -115,11 +130,16 @@ tsr_status tsr_net_layout_memory(tsr_net *net)
     net->recompute_group = (size_t)recompute_group_size(&net->cfg);
     net->module_scratch = 0;
     net->recompute_block = 0;
+    net->held = net->cfg.bf16   ? TSR_NET_HELD_BF16
+                : net->cfg.fp16 ? TSR_NET_HELD_FP16
+                                : TSR_NET_HELD_FP32;
     for (int u = 0; u < net->unit_count; u++) {
         tsr_net_unit *unit = &net->units[u];
-        size_t saved = 0;
-        unit->scratch_floats = layout_node(net, unit->root, &saved, 0);
-        unit->saved_floats = saved;
+        size_t activations = 0, rest = 0;
+        unit->scratch_floats = layout_node(net, unit->root, &activations, &rest, 0);
+        shift_rest(net, unit->root, activations);
+        unit->activation_floats = activations;
+        unit->saved_floats = activations + rest;
         if (!unit->local)
             continue;
         if (unit->scratch_floats > net->module_scratch)
@@ -136,6 +156,16 @@ tsr_status tsr_net_layout_memory(tsr_net *net)
             if (unit->recomputed && unit->saved_floats > net->recompute_block)
                 net->recompute_block = unit->saved_floats;
         }
+    net->staging_floats = 0;
+    for (int u = 0; u < net->unit_count; u++) {
+        tsr_net_unit *unit = &net->units[u];
+        bool held = tsr_net_unit_held(net, unit);
+        unit->held_floats = tsr_net_held_block_floats(held ? net->held : TSR_NET_HELD_FP32,
+                                                      unit->activation_floats,
+                                                      unit->saved_floats - unit->activation_floats);
+        if (held && unit->saved_floats > net->staging_floats)
+            net->staging_floats = unit->saved_floats;
+    }
     const tsr_module_node *head = &net->nodes[net->units[tsr_net_unit_head(net)].root];
     const tsr_module_node *norm = &net->nodes[net->units[tsr_net_unit_final_norm(net)].root];
     net->norm_out_saved = head->decl.keeps_input;
@@ -147,7 +177,7 @@ tsr_status tsr_net_layout_memory(tsr_net *net)
             continue;
         if (!unit->recomputed) {
             unit->slot_offset = slot;
-            slot += unit->saved_floats;
+            slot += unit->held_floats;
         }
         if (unit->role == UNIT_LAYER) {
             unit->out_offset = slot;
@@ -208,6 +238,7 @@ static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
     floats_item(&w, TSR_MEM_ACTIVATIONS, slots * net->slot_floats, &net->slots_base);
     floats_item(&w, TSR_MEM_ACTIVATIONS, net->recompute_group * net->recompute_block,
                 &net->recompute_base);
+    floats_item(&w, TSR_MEM_ACTIVATIONS, net->staging_floats, &net->staging);
     bytes_item(&w, TSR_MEM_SCRATCH, slots * chunks * sizeof *net->io, (void **)&net->io);
     for (size_t i = 0; i < slots * chunks; i++) {
         chunk_io *io = carve ? &net->io[i] : NULL;

@@ -37,6 +37,8 @@ static float *unit_block(const tsr_net *net, const tsr_net_unit *u)
 {
     if (u->recomputed)
         return net->recompute_base + (size_t)u->recompute_index * net->recompute_block;
+    if (tsr_net_unit_held(net, u))
+        return net->staging;
     return slot_base(net) + u->slot_offset;
 }
 
@@ -68,17 +70,28 @@ static tsr_status node_backward(tsr_net *net, int n, const float *in, const floa
     return node->spec->kind->backward(&run, in, out, dout, din);
 }
 
+/* A training forward leaves its activations for backward as 16-bit
+ * values under --bf16 / --fp16 (net_held.c); evaluation keeps nothing. */
 static tsr_status unit_forward(tsr_net *net, int u, const float *in, float *out)
 {
-    net->exec.unit_saved = unit_block(net, &net->units[u]);
-    return node_forward(net, net->units[u].root, in, out);
+    const tsr_net_unit *unit = &net->units[u];
+    net->exec.unit_saved = unit_block(net, unit);
+    TRY(node_forward(net, unit->root, in, out));
+    if (net->exec.train && tsr_net_unit_held(net, unit))
+        tsr_net_hold_saved(net, unit, slot_base(net) + unit->slot_offset);
+    else if (net->exec.train && unit->recomputed)
+        tsr_net_round_saved(net, unit, net->exec.unit_saved);
+    return TSR_OK;
 }
 
 static tsr_status unit_backward(tsr_net *net, int u, const float *in, const float *out,
                                 const float *dout, float *din)
 {
-    net->exec.unit_saved = unit_block(net, &net->units[u]);
-    return node_backward(net, net->units[u].root, in, out, dout, din);
+    const tsr_net_unit *unit = &net->units[u];
+    net->exec.unit_saved = unit_block(net, unit);
+    if (tsr_net_unit_held(net, unit))
+        tsr_net_restore_saved(net, unit, slot_base(net) + unit->slot_offset);
+    return node_backward(net, unit->root, in, out, dout, din);
 }
 
 tsr_status tsr_module_child_forward(const tsr_module_run *run, int child, const float *in,
@@ -102,6 +115,12 @@ tsr_status tsr_module_child_backward(const tsr_module_run *run, int child, const
 int64_t tsr_module_rows(const tsr_module_run *run, tsr_buffer_rows rows)
 {
     return tsr_net_rows(run->exec->net, rows);
+}
+
+void tsr_module_round_activation(const tsr_module_run *run, float *x, int64_t n)
+{
+    if (n > 0)
+        tsr_net_round_held(run->exec->net, x, (size_t)n);
 }
 
 tsr_status tsr_module_tp_sum_at(tsr_call_site site, const tsr_module_run *run, float *x,

@@ -54,6 +54,8 @@ uint16_t tsr_bf16_of_float(float f);
 float tsr_float_of_bf16(uint16_t h);
 void tsr_bf16_from_floats(uint16_t *dst, const float *src, int64_t n);
 void tsr_floats_from_bf16(float *dst, const uint16_t *src, int64_t n);
+/* dst[i] = the fp32 of src[i]'s bf16 rounding (dst may be src) */
+void tsr_bf16_round_floats(float *dst, const float *src, int64_t n);
 bool tsr_bf16_has_vector_convert(void);
 
 /* ---- fp16 (--fp16) --------------------------------------------------------
@@ -63,6 +65,8 @@ bool tsr_bf16_has_vector_convert(void);
 uint16_t tsr_fp16_of_float(float f);
 float tsr_float_of_fp16(uint16_t h);
 void tsr_fp16_round_floats(float *dst, const float *src, int64_t n);
+void tsr_fp16_from_floats(uint16_t *dst, const float *src, int64_t n);
+void tsr_floats_from_fp16(float *dst, const uint16_t *src, int64_t n);
 
 /* Under --bf16 / --fp16 the trainer turns the products of tsr_linear_*
  * into 16-bit products with fp32 accumulation (runtime/kernels/matmul16.h):

@@ -141,6 +141,9 @@ typedef struct tsr_buffer_decl {
     tsr_buffer_rows rows;
     int64_t cols; /* local columns (this rank's heads, MLP columns, ...) */
     tsr_buffer_life life;
+    /* a saved activation (tsr_decl_activation): held in 16 bits between
+     * forward and backward under --bf16 / --fp16 */
+    bool activation;
 } tsr_buffer_decl;
 
 /* What an instance declared (filled by its kind's declare()). */
@@ -184,6 +187,15 @@ void tsr_decl_expert_split(tsr_module_decl *decl, int slot, tsr_param_split spli
 /* Adds buffer slot decl->buffer_count (returns its index). */
 int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_buffer_rows rows,
                     int64_t cols, tsr_buffer_life life);
+/* Marks saved buffer slot `slot` as an activation. Under --bf16 (--fp16)
+ * the runtime holds it in bf16 (fp16) from the end of the module's forward
+ * to its backward, as Megatron holds activations, and backward reads the
+ * rounded values; during forward it is fp32. A saved buffer not marked
+ * stays fp32: statistics (a norm's rstd, attention's log-sum-exp), indices
+ * and counts, gradients computed ahead. A saved value that other saved
+ * values are computed from is rounded first (tsr_module_round_activation)
+ * so that backward sees it exactly as forward did. */
+void tsr_decl_activation(tsr_module_decl *decl, int slot);
 
 /* What a child declared, as its parent's declare() sees it. */
 typedef struct tsr_child_summary {
@@ -277,6 +289,12 @@ tsr_status tsr_module_child_backward(const tsr_module_run *run, int child, const
 
 /* Rows of a buffer of the given kind for this instance. */
 int64_t tsr_module_rows(const tsr_module_run *run, tsr_buffer_rows rows);
+/* Rounds x (n values) in place to the precision saved activations are
+ * held in: bf16 under --bf16, fp16 under --fp16, nothing in fp32. For a
+ * saved activation that other saved values are computed from: rounded
+ * before they are computed, backward reads exactly what forward used
+ * (attention's q, k and v, from which its log-sum-exp comes). */
+void tsr_module_round_activation(const tsr_module_run *run, float *x, int64_t n);
 
 /* The tensor-parallel group (no-ops on one rank). x (n) summed or maxed in
  * place over tp. Macros, so that the watchdog's ring of recent calls names

@@ -71,11 +71,11 @@ static tsr_status attention_declare(const tsr_module_info *info, tsr_module_decl
                             cfg->heads * d, TSR_PARAM_SPLIT_NONE);
     tsr_buffer_life S = TSR_BUFFER_SAVED, X = TSR_BUFFER_SCRATCH;
     tsr_buffer_rows R = TSR_ROWS_TOKENS;
-    tsr_decl_buffer(decl, sp, "in_full", R, c, S);
-    tsr_decl_buffer(decl, true, "q", R, hd, S);
-    tsr_decl_buffer(decl, true, "k", R, gd, S);
-    tsr_decl_buffer(decl, true, "v", R, gd, S);
-    tsr_decl_buffer(decl, true, "att", R, hd, S);
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, sp, "in_full", R, c, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "q", R, hd, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "k", R, gd, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "v", R, gd, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "att", R, hd, S));
     tsr_decl_buffer(decl, true, "lse", R, hl, S);
     tsr_decl_buffer(decl, true, "qkv", R, qkv_out / tp, X);
     tsr_decl_buffer(decl, sp, "out_full", R, c, X);
@@ -225,6 +225,11 @@ static tsr_status attention_forward(const tsr_module_run *run, const float *in, 
         tsr_rope_forward_docs(buf[Q], buf[Q], docs, s.b, s.t, s.hl, s.d, 0, cfg->rotary_base);
         tsr_rope_forward_docs(buf[K], buf[K], docs, s.b, s.t, s.gl, s.d, 0, cfg->rotary_base);
     }
+    /* held in 16 bits for backward, which recomputes the scores against
+     * the log-sum-exp: the forward must use those same values */
+    tsr_module_round_activation(run, buf[Q], s.nt * s.hd);
+    tsr_module_round_activation(run, buf[K], s.nt * s.gd);
+    tsr_module_round_activation(run, buf[V], s.nt * s.gd);
     tsr_dropout dr;
     tsr_attn_mask mask = mask_of(run);
     tsr_attention_forward(buf[ATT], buf[LSE], buf[Q], buf[K], buf[V], s.b, s.t, s.hl, s.gl, s.d,

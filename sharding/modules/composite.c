@@ -38,8 +38,10 @@ static void declare_edges(const tsr_module_info *info, tsr_module_decl *decl, in
         const tsr_child_summary *c = &info->children[i];
         bool on = i < edges;
         bool kept = on && i + 1 < info->child_count && info->children[i + 1].keeps_input;
-        tsr_decl_buffer(decl, on, "edge", c->out_rows, c->out_cols,
-                        kept ? TSR_BUFFER_SAVED : TSR_BUFFER_SCRATCH);
+        int edge = tsr_decl_buffer(decl, on, "edge", c->out_rows, c->out_cols,
+                                   kept ? TSR_BUFFER_SAVED : TSR_BUFFER_SCRATCH);
+        if (kept) /* the next child's input, as Megatron holds it */
+            tsr_decl_activation(decl, edge);
     }
     for (int i = 0; i < TSR_MODULE_MAX_CHILDREN; i++) {
         const tsr_child_summary *c = &info->children[i];

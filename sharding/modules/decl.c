@@ -81,6 +81,12 @@ int tsr_decl_buffer(tsr_module_decl *decl, bool enabled, const char *name, tsr_b
     return i;
 }
 
+void tsr_decl_activation(tsr_module_decl *decl, int slot)
+{
+    if (slot >= 0 && slot < decl->buffer_count && slot < TSR_MODULE_MAX_BUFFERS)
+        decl->buffers[slot].activation = true; /* a scratch one: the builder says so */
+}
+
 typedef struct arena_block {
     struct arena_block *next;
     max_align_t data[];

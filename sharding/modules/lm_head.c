@@ -45,7 +45,7 @@ static tsr_status head_declare(const tsr_module_info *info, tsr_module_decl *dec
                    TSR_INIT_NORMAL, cfg->init_std,
                    TSR_PARAM_DECAY | (cfg->tied ? TSR_PARAM_TIED_EMBEDDING : 0u));
     tsr_buffer_life S = TSR_BUFFER_SAVED, X = TSR_BUFFER_SCRATCH;
-    tsr_decl_buffer(decl, sp, "in_full", TSR_ROWS_TOKENS, c, S);
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, sp, "in_full", TSR_ROWS_TOKENS, c, S));
     tsr_decl_buffer(decl, true, "d_in_full", TSR_ROWS_TOKENS, c, S);
     tsr_decl_buffer(decl, true, "logits", TSR_ROWS_FIXED, chunk * info->local_vocab, X);
     tsr_decl_buffer(decl, true, "row_max", TSR_ROWS_TOKENS, 1, X);

@@ -51,7 +51,8 @@ void tsr_lora_declare_buffers(tsr_module_decl *decl, const tsr_lora_config *cfg,
     int64_t r = on ? cfg->rank : 1;
     char name[32];
     snprintf(name, sizeof name, "lora_%s_xa", names[linear]);
-    tsr_decl_buffer(decl, on, name, TSR_ROWS_TOKENS, r, TSR_BUFFER_SAVED);
+    tsr_decl_activation(decl,
+                        tsr_decl_buffer(decl, on, name, TSR_ROWS_TOKENS, r, TSR_BUFFER_SAVED));
     snprintf(name, sizeof name, "lora_%s_x", names[linear]);
     tsr_decl_buffer(decl, on && cfg->dropout > 0.0, name, TSR_ROWS_TOKENS, in_local,
                     TSR_BUFFER_SCRATCH);

@@ -50,9 +50,9 @@ static tsr_status mlp_declare(const tsr_module_info *info, tsr_module_decl *decl
                             cfg->ffn, TSR_PARAM_SPLIT_NONE);
     tsr_buffer_life S = TSR_BUFFER_SAVED, X = TSR_BUFFER_SCRATCH;
     tsr_buffer_rows R = TSR_ROWS_TOKENS;
-    tsr_decl_buffer(decl, sp, "in_full", R, c, S);
-    tsr_decl_buffer(decl, true, "fc1", R, fc1_out / tp, S);
-    tsr_decl_buffer(decl, true, "act", R, f, S);
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, sp, "in_full", R, c, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "fc1", R, fc1_out / tp, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "act", R, f, S));
     tsr_decl_buffer(decl, sp, "out_full", R, c, X);
     tsr_decl_buffer(decl, true, "d_act", R, f, X);
     tsr_decl_buffer(decl, true, "d_fc1", R, fc1_out / tp, X);

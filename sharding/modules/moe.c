@@ -176,12 +176,13 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_decl_buffer(decl, true, "slot", R, k, S);
     tsr_decl_buffer(decl, true, "counts", F, e, S);
     tsr_decl_buffer(decl, true, "recv_counts", F, e, S);
-    tsr_decl_buffer(decl, true, "x_perm", R, r * c, S);
-    tsr_decl_buffer(decl, true, "h", R, r * f1, S);
-    tsr_decl_buffer(decl, true, "act", R, r * f, S);
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "x_perm", R, r * c, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "h", R, r * f1, S));
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "act", R, r * f, S));
     tsr_decl_buffer(decl, true, "y", R, (gathers_all && r > ks ? r : ks) * c, S);
-    tsr_decl_buffer(decl, shared, "shared_h", L, shared ? fs1 : 1, S);
-    tsr_decl_buffer(decl, shared, "shared_act", L, shared ? fs : 1, S);
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, shared, "shared_h", L, shared ? fs1 : 1, S));
+    tsr_decl_activation(decl,
+                        tsr_decl_buffer(decl, shared, "shared_act", L, shared ? fs : 1, S));
     tsr_decl_buffer(decl, true, "stats", F, 2 * info->micro_batch * e + 1, S);
     tsr_decl_buffer(decl, true, "send", R, ks * c, X);
     tsr_decl_buffer(decl, exchanges, "recv", R, r * c, X);

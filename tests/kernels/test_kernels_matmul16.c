@@ -62,6 +62,11 @@ static void test_bf16_array_path_equals_rule(void)
         differ += h[i] != tsr_bf16_of_float(x[i]);
     CU_ASSERT_EQUAL(differ, 0);
     tsr_floats_from_bf16(back, h, n);
+    float *rounded = kc_alloc(n);
+    memcpy(rounded, x, (size_t)n * sizeof *x);
+    tsr_bf16_round_floats(rounded, rounded, n); /* in place: what held activations get */
+    CU_ASSERT_EQUAL(memcmp(rounded, back, (size_t)n * sizeof *x), 0);
+    free(rounded);
     double worst = 0.0;
     for (int64_t i = 0; i < n; i++)
         if (fabsf(x[i]) > 1e-30f && fabsf(x[i]) < 1e38f) /* normal, no overflow */
@@ -112,6 +117,19 @@ static void test_fp16_array_path_equals_rule(void)
         differ += memcmp(&want, got + i, sizeof want) != 0;
     }
     CU_ASSERT_EQUAL(differ, 0);
+    /* whole halves (held activations): the rule's bits, and back to the
+     * rounded values */
+    uint16_t *h = calloc((size_t)n, sizeof *h);
+    float *back = kc_alloc(n);
+    tsr_fp16_from_floats(h, x, n);
+    int64_t halves_differ = 0;
+    for (int64_t i = 0; i < n; i++)
+        halves_differ += h[i] != tsr_fp16_of_float(x[i]);
+    CU_ASSERT_EQUAL(halves_differ, 0);
+    tsr_floats_from_fp16(back, h, n);
+    CU_ASSERT_EQUAL(memcmp(back, got, (size_t)n * sizeof *got), 0);
+    free(h);
+    free(back);
     free(x);
     free(got);
 }

@@ -6,7 +6,9 @@
  *   EMPTY    its registration function registers nothing
  *   BADSPEC  registers "bad_split", whose layer declares a weight of 3
  *            output rows split over tensor parallelism: the builder must
- *            refuse it under --tensor-model-parallel-size 2
+ *            refuse it under --tensor-model-parallel-size 2; and
+ *            "bad_activation", whose layer marks a scratch buffer as an
+ *            activation (tsr_decl_activation)
  */
 #include "tessera/modules.h"
 #include "tessera/spec.h"
@@ -40,6 +42,15 @@ static tsr_status odd_declare(const tsr_module_info *info, tsr_module_decl *decl
     return TSR_OK;
 }
 
+static tsr_status scratch_activation_declare(const tsr_module_info *info, tsr_module_decl *decl)
+{
+    tsr_decl_activation(decl, tsr_decl_buffer(decl, true, "work", TSR_ROWS_LOCAL, info->hidden,
+                                              TSR_BUFFER_SCRATCH));
+    decl->out_rows = TSR_ROWS_LOCAL;
+    decl->out_cols = info->hidden;
+    return TSR_OK;
+}
+
 static tsr_status odd_forward(const tsr_module_run *run, const float *in, float *out)
 {
     (void)run, (void)in, (void)out;
@@ -55,14 +66,18 @@ static tsr_status odd_backward(const tsr_module_run *run, const float *in, const
 
 static const tsr_module_kind odd_linear = {
     .name = "odd_linear", .declare = odd_declare, .forward = odd_forward, .backward = odd_backward};
+static const tsr_module_kind scratch_activation = {.name = "scratch_activation",
+                                                   .declare = scratch_activation_declare,
+                                                   .forward = odd_forward,
+                                                   .backward = odd_backward};
 
-static tsr_status bad_split_build(const tsr_config *cfg, tsr_spec_arena *arena,
-                                  tsr_model_spec *out)
+static tsr_status build_with_layer(const tsr_config *cfg, tsr_spec_arena *arena,
+                                   const tsr_module_kind *kind, tsr_model_spec *out)
 {
     tsr_embedding_config embedding = {true, cfg->seq_length, 0.02f, 0.0, false};
     tsr_norm_config norm = {TSR_NORM_LAYERNORM, 1e-5f};
     tsr_lm_head_config head = {true, 0.02f};
-    const tsr_spec *layer = tsr_spec_new(arena, &odd_linear, "odd_linear", NULL, 0);
+    const tsr_spec *layer = tsr_spec_new(arena, kind, kind->name, NULL, 0);
     out->embedding = tsr_spec_new(arena, &tsr_module_embedding, "embedding", &embedding,
                                   sizeof embedding);
     out->final_norm = tsr_spec_new(arena, &tsr_module_norm, "decoder.final_layernorm", &norm,
@@ -79,10 +94,26 @@ static tsr_status bad_split_build(const tsr_config *cfg, tsr_spec_arena *arena,
     return TSR_OK;
 }
 
+static tsr_status bad_split_build(const tsr_config *cfg, tsr_spec_arena *arena,
+                                  tsr_model_spec *out)
+{
+    return build_with_layer(cfg, arena, &odd_linear, out);
+}
+
+static tsr_status bad_activation_build(const tsr_config *cfg, tsr_spec_arena *arena,
+                                       tsr_model_spec *out)
+{
+    return build_with_layer(cfg, arena, &scratch_activation, out);
+}
+
 EXPORT tsr_status tsr_plugin_register(void)
 {
-    return tsr_model_register("bad_split", "a weight of 3 rows split over tp (test)",
-                              bad_split_build);
+    tsr_status st = tsr_model_register("bad_split", "a weight of 3 rows split over tp (test)",
+                                       bad_split_build);
+    if (st != TSR_OK)
+        return st;
+    return tsr_model_register("bad_activation", "a scratch buffer marked an activation (test)",
+                              bad_activation_build);
 }
 
 #else

@@ -5,8 +5,12 @@
 #   to it (the products really are bf16); the plan holds the bf16 weight
 #   copies (parameters x 1.5)
 #   addition demo: answer accuracy at iteration 600 within 0.02 of fp32
-#   TP 2, TP 2 + SP, PP 2, DP 2, DP 2 + distributed optimizer, TP 2 x PP 2:
-#   every loss of 20 steps within 1e-3 relative of the 1-rank bf16 run
+#   TP 2, TP 2 + SP, PP 2, DP 2, DP 2 + distributed optimizer, TP 2 x PP 2,
+#   interleaved PP 2 x DP 2: every loss of 20 steps within 1e-3 relative
+#   of the 1-rank bf16 run
+#   saved activations in 16 bits (bf16 and fp16): the plan's activations
+#   0.5-0.7 of fp32's; full recomputation (uniform, block) bitwise equal
+#   to none
 #   --grad-reduce-in-bf16 (all-reduce, and reduce-scatter in buckets
 #   overlapped with backward): 20 losses within 1e-2 of 1 rank, half the
 #   reduction bytes
@@ -68,6 +72,32 @@ layout "pp 2" 2 --pipeline-model-parallel-size 2
 layout "dp 2" 2
 layout "dp 2 + distributed optimizer" 2 --use-distributed-optimizer
 layout "tp 2 x pp 2" 4 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
+
+layout "pp 2 interleaved x dp 2" 4 --pipeline-model-parallel-size 2 \
+  --num-layers-per-virtual-pipeline-stage 1 --use-distributed-optimizer
+
+# --- saved activations held in 16 bits between forward and backward
+act_mib() { grep "memory plan: activations" "$1" | head -n 1 | awk '{print $(NF-1)}'; }
+deep=(--num-layers 8 --hidden-size 128 --num-attention-heads 4 --seq-length 64
+      --micro-batch-size 4 --global-batch-size 4 --data-path synthetic:addition
+      --log-interval 1 --seed 5 --train-iters 6)
+"$tessera" train "${deep[@]}" >"$work/deep32.log"
+for p in bf16 fp16; do
+  "$tessera" train "${deep[@]}" --$p >"$work/deep16.log"
+  echo "  activations in the plan: fp32 $(act_mib "$work/deep32.log") MiB, $p $(act_mib "$work/deep16.log") MiB"
+  awk -v b="$(act_mib "$work/deep16.log")" -v f="$(act_mib "$work/deep32.log")" \
+    'BEGIN { r = b / f; exit !(r > 0.5 && r < 0.7) }'
+  check "memory plan: $p activations 0.5-0.7 of fp32's (16-bit saved activations; the residual stream, statistics and one staging layer fp32)" $?
+  # a recomputed layer's backward reads the values a held one's does
+  "$tessera" train "${deep[@]}" --$p --metrics-file "$work/nore.jsonl" >/dev/null
+  for method in "uniform --recompute-num-layers 2" "block --recompute-num-layers 3"; do
+    "$tessera" train "${deep[@]}" --$p --recompute-granularity full --recompute-method $method \
+      --metrics-file "$work/re.jsonl" >/dev/null
+    cmp -s <(losses_by_iteration "$work/nore.jsonl") <(losses_by_iteration "$work/re.jsonl") &&
+      [ -n "$(losses "$work/re.jsonl")" ]
+    check "$p: full recomputation ($method) gives bitwise the losses of none" $?
+  done
+done
 
 # --- --grad-reduce-in-bf16: the reductions in bf16, half the bytes
 dp_bytes() { grep '"type": "comm", "group": "dp"' "$1" | grep -v '"kind": "allgather"' |

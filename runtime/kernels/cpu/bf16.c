@@ -1,6 +1,7 @@
 /*
  * bf16.c - fp32 <-> bf16 conversions of whole arrays (the operands of the
- * bf16 matrix products, the weights' compute copies).
+ * bf16 matrix products, the weights' compute copies, the activations a
+ * micro batch holds for its backward).
  *
  * The vector path is AVX512-BF16's vcvtneps2bf16, chosen at run time so
  * that one binary serves CPUs with and without it. The scalar path
@@ -43,9 +44,8 @@ static void to_bf16_scalar(uint16_t *dst, const float *src, int64_t n)
         dst[i] = tsr_bf16_of_float(src[i]);
 }
 
-__attribute__((target("avx512f,avx512bf16"))) static void to_bf16_avx512(uint16_t *dst,
-                                                                         const float *src,
-                                                                         int64_t n)
+__attribute__((target("avx512f,avx512bf16"))) static void
+to_bf16_avx512(uint16_t *dst, const float *src, int64_t n)
 {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -85,5 +85,19 @@ void tsr_floats_from_bf16(float *dst, const uint16_t *src, int64_t n)
     for (int64_t i = 0; i < n; i++) {
         uint32_t bits = (uint32_t)src[i] << 16;
         memcpy(dst + i, &bits, sizeof bits);
+    }
+}
+
+void tsr_bf16_round_floats(float *dst, const float *src, int64_t n)
+{
+    if (n <= 0)
+        return;
+    int64_t blocks = (n + CONVERT_BLOCK - 1) / CONVERT_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t lo = b * CONVERT_BLOCK, len = n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK;
+        uint16_t half[CONVERT_BLOCK];
+        tsr_bf16_from_floats(half, src + lo, len);
+        tsr_floats_from_bf16(dst + lo, half, len);
     }
 }

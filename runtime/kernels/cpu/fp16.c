@@ -1,6 +1,6 @@
 /*
- * fp16.c - fp32 -> IEEE binary16 rounding (the operands of --fp16's
- * products).
+ * fp16.c - fp32 <-> IEEE binary16 (the operands of --fp16's products,
+ * the activations a micro batch holds for its backward).
  *
  * Round to nearest, ties to even; magnitudes from 65520 up become inf,
  * which is how an fp16 product overflows and what loss scaling detects;
@@ -55,8 +55,7 @@ static void round_scalar(float *dst, const float *src, int64_t n)
         dst[i] = tsr_float_of_fp16(tsr_fp16_of_float(src[i]));
 }
 
-__attribute__((target("avx512f"))) static void round_avx512(float *dst, const float *src,
-                                                            int64_t n)
+__attribute__((target("avx512f"))) static void round_avx512(float *dst, const float *src, int64_t n)
 {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -88,5 +87,69 @@ void tsr_fp16_round_floats(float *dst, const float *src, int64_t n)
             round_avx512(dst + lo, src + lo, len);
         else
             round_scalar(dst + lo, src + lo, len);
+    }
+}
+
+static void to_fp16_scalar(uint16_t *dst, const float *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = tsr_fp16_of_float(src[i]);
+}
+
+static void of_fp16_scalar(float *dst, const uint16_t *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = tsr_float_of_fp16(src[i]);
+}
+
+__attribute__((target("avx512f"))) static void to_fp16_avx512(uint16_t *dst, const float *src,
+                                                              int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    to_fp16_scalar(dst + i, src + i, n - i);
+}
+
+__attribute__((target("avx512f"))) static void of_fp16_avx512(float *dst, const uint16_t *src,
+                                                              int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    of_fp16_scalar(dst + i, src + i, n - i);
+}
+
+void tsr_fp16_from_floats(uint16_t *dst, const float *src, int64_t n)
+{
+    if (n <= 0)
+        return;
+    bool vector = has_avx512f();
+    int64_t blocks = (n + CONVERT_BLOCK - 1) / CONVERT_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t lo = b * CONVERT_BLOCK, len = n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK;
+        if (vector)
+            to_fp16_avx512(dst + lo, src + lo, len);
+        else
+            to_fp16_scalar(dst + lo, src + lo, len);
+    }
+}
+
+void tsr_floats_from_fp16(float *dst, const uint16_t *src, int64_t n)
+{
+    if (n <= 0)
+        return;
+    bool vector = has_avx512f();
+    int64_t blocks = (n + CONVERT_BLOCK - 1) / CONVERT_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t lo = b * CONVERT_BLOCK, len = n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK;
+        if (vector)
+            of_fp16_avx512(dst + lo, src + lo, len);
+        else
+            of_fp16_scalar(dst + lo, src + lo, len);
     }
 }

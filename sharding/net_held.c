@@ -1,0 +1,77 @@
+/*
+ * net_held.c - saved activations held in 16 bits between a unit's forward
+ * and its backward (--bf16, --fp16), as Megatron holds its activations.
+ *
+ * A unit's saved block is laid out with the buffers its modules marked as
+ * activations first and everything that must stay fp32 after them
+ * (net_memory.c). A held unit runs its forward and backward on one fp32
+ * staging block; after a training forward the activations are rounded
+ * into the micro batch's slot (2 bytes each) and the rest copied, and
+ * before backward both come back. Modules never see 16-bit memory.
+ *
+ * A recomputed unit's block is never stored, but after its forward its
+ * activations are rounded in place, so that its backward reads the same
+ * values a held unit's backward would: recomputation does not change the
+ * numbers.
+ */
+#include <string.h>
+
+#include "net_internal.h"
+#include "tessera/kernels.h"
+
+static size_t aligned(size_t floats)
+{
+    return (floats + 15) / 16 * 16;
+}
+
+bool tsr_net_unit_held(const tsr_net *net, const tsr_net_unit *u)
+{
+    return net->held != TSR_NET_HELD_FP32 && u->local && !u->recomputed &&
+           u->activation_floats > 0;
+}
+
+size_t tsr_net_held_block_floats(tsr_net_held held, size_t activations, size_t rest)
+{
+    if (held == TSR_NET_HELD_FP32)
+        return activations + rest;
+    return aligned((activations + 1) / 2) + rest; /* two halves to a float */
+}
+
+void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_block)
+{
+    size_t n = u->activation_floats;
+    uint16_t *half = (uint16_t *)slot_block;
+    if (net->held == TSR_NET_HELD_BF16)
+        tsr_bf16_from_floats(half, net->staging, (int64_t)n);
+    else
+        tsr_fp16_from_floats(half, net->staging, (int64_t)n);
+    size_t rest = u->saved_floats - n;
+    memcpy(slot_block + tsr_net_held_block_floats(net->held, n, 0), net->staging + n,
+           rest * sizeof(float));
+}
+
+void tsr_net_restore_saved(const tsr_net *net, const tsr_net_unit *u, const float *slot_block)
+{
+    size_t n = u->activation_floats;
+    const uint16_t *half = (const uint16_t *)slot_block;
+    if (net->held == TSR_NET_HELD_BF16)
+        tsr_floats_from_bf16(net->staging, half, (int64_t)n);
+    else
+        tsr_floats_from_fp16(net->staging, half, (int64_t)n);
+    size_t rest = u->saved_floats - n;
+    memcpy(net->staging + n, slot_block + tsr_net_held_block_floats(net->held, n, 0),
+           rest * sizeof(float));
+}
+
+void tsr_net_round_held(const tsr_net *net, float *x, size_t n)
+{
+    if (net->held == TSR_NET_HELD_BF16)
+        tsr_bf16_round_floats(x, x, (int64_t)n);
+    else if (net->held == TSR_NET_HELD_FP16)
+        tsr_fp16_round_floats(x, x, (int64_t)n);
+}
+
+void tsr_net_round_saved(const tsr_net *net, const tsr_net_unit *u, float *block)
+{
+    tsr_net_round_held(net, block, u->activation_floats);
+}
