@@ -74,22 +74,6 @@ static bool has_avx512f(void)
     return known == 1;
 }
 
-void tsr_fp16_round_floats(float *dst, const float *src, int64_t n)
-{
-    if (n <= 0)
-        return;
-    bool vector = has_avx512f();
-    int64_t blocks = (n + CONVERT_BLOCK - 1) / CONVERT_BLOCK;
-#pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
-    for (int64_t b = 0; b < blocks; b++) {
-        int64_t lo = b * CONVERT_BLOCK, len = n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK;
-        if (vector)
-            round_avx512(dst + lo, src + lo, len);
-        else
-            round_scalar(dst + lo, src + lo, len);
-    }
-}
-
 static void to_fp16_scalar(uint16_t *dst, const float *src, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -122,7 +106,30 @@ __attribute__((target("avx512f"))) static void of_fp16_avx512(float *dst, const 
     of_fp16_scalar(dst + i, src + i, n - i);
 }
 
-void tsr_fp16_from_floats(uint16_t *dst, const float *src, int64_t n)
+/* What a conversion does to one block of len elements from lo. */
+typedef enum conversion { ROUND, TO_HALVES, OF_HALVES } conversion;
+
+static void convert_block(conversion c, bool vector, void *dst, const void *src, int64_t lo,
+                          int64_t len)
+{
+    const float *from_floats = (const float *)src + lo;
+    const uint16_t *from_halves = (const uint16_t *)src + lo;
+    float *floats = (float *)dst + lo;
+    uint16_t *halves = (uint16_t *)dst + lo;
+    switch (c) {
+    case ROUND:
+        (vector ? round_avx512 : round_scalar)(floats, from_floats, len);
+        break;
+    case TO_HALVES:
+        (vector ? to_fp16_avx512 : to_fp16_scalar)(halves, from_floats, len);
+        break;
+    case OF_HALVES:
+        (vector ? of_fp16_avx512 : of_fp16_scalar)(floats, from_halves, len);
+        break;
+    }
+}
+
+static void convert(conversion c, void *dst, const void *src, int64_t n)
 {
     if (n <= 0)
         return;
@@ -130,26 +137,22 @@ void tsr_fp16_from_floats(uint16_t *dst, const float *src, int64_t n)
     int64_t blocks = (n + CONVERT_BLOCK - 1) / CONVERT_BLOCK;
 #pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
     for (int64_t b = 0; b < blocks; b++) {
-        int64_t lo = b * CONVERT_BLOCK, len = n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK;
-        if (vector)
-            to_fp16_avx512(dst + lo, src + lo, len);
-        else
-            to_fp16_scalar(dst + lo, src + lo, len);
+        int64_t lo = b * CONVERT_BLOCK;
+        convert_block(c, vector, dst, src, lo, n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK);
     }
+}
+
+void tsr_fp16_round_floats(float *dst, const float *src, int64_t n)
+{
+    convert(ROUND, dst, src, n);
+}
+
+void tsr_fp16_from_floats(uint16_t *dst, const float *src, int64_t n)
+{
+    convert(TO_HALVES, dst, src, n);
 }
 
 void tsr_floats_from_fp16(float *dst, const uint16_t *src, int64_t n)
 {
-    if (n <= 0)
-        return;
-    bool vector = has_avx512f();
-    int64_t blocks = (n + CONVERT_BLOCK - 1) / CONVERT_BLOCK;
-#pragma omp parallel for schedule(static) if (n >= TSR_PARALLEL_MIN)
-    for (int64_t b = 0; b < blocks; b++) {
-        int64_t lo = b * CONVERT_BLOCK, len = n - lo < CONVERT_BLOCK ? n - lo : CONVERT_BLOCK;
-        if (vector)
-            of_fp16_avx512(dst + lo, src + lo, len);
-        else
-            of_fp16_scalar(dst + lo, src + lo, len);
-    }
+    convert(OF_HALVES, dst, src, n);
 }
