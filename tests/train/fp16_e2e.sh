@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fp16_e2e.sh TESSERA MPIEXEC - --fp16 training (fp16-rounded products,
+# fp16_e2e.sh TESSERA MPIEXEC SET_ROOT_ATTR - --fp16 training (fp16-rounded products,
 # fp32 accumulation, fp32 master weights) and Megatron's loss scaling:
 #   dynamic scaling from the default 2^32: the first iterations overflow
 #   and are skipped (not NaN iterations), the scale halves from the second
@@ -14,11 +14,13 @@
 #   not the LR schedule nor Adam's step: the first update's logged LR is
 #   the warmup's step 1, every logged LR the schedule's at (updates before
 #   it + 1); the checkpoint holds the overflowed count (overflow_iterations)
-#   and a resume among the updates, with a skip still ahead, is exact
+#   and a resume among the updates, with a skip still ahead, is exact; a
+#   forged count (more than the iterations without an update) is refused
 # Prints one line per check and "N passed, M failed".
 set -u
 tessera=$1
 mpiexec=$2
+set_root_attr=$3
 source "$(dirname "$0")/../harness/e2e.sh"
 field() { grep "\"type\": \"$2\"" "$1" | sed "s/.*\"$3\": \([^,}]*\).*/\1/"; }
 # rows FILE: "iteration learning_rate skipped consumed_samples" per training line
@@ -132,4 +134,9 @@ cmp -s <(losses_by_iteration "$work/dyn.jsonl") \
   cmp -s <(rows "$work/dyn.jsonl" | cut -f 1-3) \
     <(cat <(rows "$work/u1.jsonl") <(rows "$work/u2.jsonl") | cut -f 1-3)
 check "fp16: 16 + save + load + 14 == 30 straight (losses, LRs, skips), bitwise" $?
+cp -r "$work/ck16" "$work/forged"
+"$set_root_attr" "$work/forged/iter_0000016.h5" overflow_iterations 14
+"$tessera" train "${common[@]}" --fp16 --load "$work/forged" >"$work/forged.log" 2>&1
+[ $? -eq 2 ] && grep -q "is damaged: .*overflow_iterations 14" "$work/forged.log"
+check "fp16: a checkpoint claiming 14 overflowed iterations beside 3 updates in 16: exit 2" $?
 finish
