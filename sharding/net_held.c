@@ -30,11 +30,15 @@ bool tsr_net_unit_held(const tsr_net *net, const tsr_net_unit *u)
            u->activation_floats > 0;
 }
 
-size_t tsr_net_held_block_floats(tsr_net_held held, size_t activations, size_t rest)
+/* floats that n 16-bit values take, two to a float */
+static size_t halves_floats(size_t n)
 {
-    if (held == TSR_NET_HELD_FP32)
-        return activations + rest;
-    return aligned((activations + 1) / 2) + rest; /* two halves to a float */
+    return aligned((n + 1) / 2);
+}
+
+size_t tsr_net_held_floats(const tsr_net_unit *u)
+{
+    return halves_floats(u->activation_floats) + (u->saved_floats - u->activation_floats);
 }
 
 void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_block)
@@ -46,8 +50,7 @@ void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_b
     else
         tsr_fp16_from_floats(half, net->staging, (int64_t)n);
     size_t rest = u->saved_floats - n;
-    memcpy(slot_block + tsr_net_held_block_floats(net->held, n, 0), net->staging + n,
-           rest * sizeof(float));
+    memcpy(slot_block + halves_floats(n), net->staging + n, rest * sizeof(float));
 }
 
 void tsr_net_restore_saved(const tsr_net *net, const tsr_net_unit *u, const float *slot_block)
@@ -59,8 +62,7 @@ void tsr_net_restore_saved(const tsr_net *net, const tsr_net_unit *u, const floa
     else
         tsr_floats_from_fp16(net->staging, half, (int64_t)n);
     size_t rest = u->saved_floats - n;
-    memcpy(net->staging + n, slot_block + tsr_net_held_block_floats(net->held, n, 0),
-           rest * sizeof(float));
+    memcpy(net->staging + n, slot_block + halves_floats(n), rest * sizeof(float));
 }
 
 void tsr_net_round_held(const tsr_net *net, float *x, size_t n)
@@ -69,9 +71,4 @@ void tsr_net_round_held(const tsr_net *net, float *x, size_t n)
         tsr_bf16_round_floats(x, x, (int64_t)n);
     else if (net->held == TSR_NET_HELD_FP16)
         tsr_fp16_round_floats(x, x, (int64_t)n);
-}
-
-void tsr_net_round_saved(const tsr_net *net, const tsr_net_unit *u, float *block)
-{
-    tsr_net_round_held(net, block, u->activation_floats);
 }

@@ -62,7 +62,6 @@ typedef struct tsr_net_unit {
     int64_t local_index;  /* local layer index (UNIT_LAYER, local) */
     size_t saved_floats;  /* its saved block: activations first, then the fp32-only rest */
     size_t activation_floats; /* the activations' part (tsr_decl_activation) */
-    size_t held_floats;   /* its block in a slot: the activations in 16 bits when held */
     size_t scratch_floats; /* deepest path of scratch in its tree */
     size_t slot_offset;   /* floats into a slot: its saved block (unless recomputed) */
     size_t out_offset;    /* floats into a slot: a layer's output */
@@ -170,17 +169,15 @@ tsr_status tsr_net_layout_memory(tsr_net *net);
 bool tsr_net_recomputed(const tsr_net *net, int j, int n, int *first, int *count);
 
 /* Saved activations held in 16 bits (net_held.c): whether unit u's are;
- * the floats a block of `activations` fp32 activations and `rest` fp32
- * values takes in a slot; rounding the staged block into the slot after
- * forward and widening it back before backward; a recomputed unit's
- * block rounded in place, so that its backward reads what a held one's
- * would. */
+ * the floats a held unit's block takes in a slot; rounding the staged
+ * block into the slot after forward and widening it back before
+ * backward; x rounded in place to the held precision (nothing when fp32:
+ * a recomputed unit's activations, so that its backward reads what a
+ * held one's would). */
 bool tsr_net_unit_held(const tsr_net *net, const tsr_net_unit *u);
-size_t tsr_net_held_block_floats(tsr_net_held held, size_t activations, size_t rest);
+size_t tsr_net_held_floats(const tsr_net_unit *u);
 void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_block);
 void tsr_net_restore_saved(const tsr_net *net, const tsr_net_unit *u, const float *slot_block);
-void tsr_net_round_saved(const tsr_net *net, const tsr_net_unit *u, float *block);
-/* x rounded in place to the held precision (nothing when fp32). */
 void tsr_net_round_held(const tsr_net *net, float *x, size_t n);
 
 /* Execution (net_step.c). */

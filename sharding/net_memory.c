@@ -157,15 +157,10 @@ tsr_status tsr_net_layout_memory(tsr_net *net)
                 net->recompute_block = unit->saved_floats;
         }
     net->staging_floats = 0;
-    for (int u = 0; u < net->unit_count; u++) {
-        tsr_net_unit *unit = &net->units[u];
-        bool held = tsr_net_unit_held(net, unit);
-        unit->held_floats = tsr_net_held_block_floats(held ? net->held : TSR_NET_HELD_FP32,
-                                                      unit->activation_floats,
-                                                      unit->saved_floats - unit->activation_floats);
-        if (held && unit->saved_floats > net->staging_floats)
-            net->staging_floats = unit->saved_floats;
-    }
+    for (int u = 0; u < net->unit_count; u++)
+        if (tsr_net_unit_held(net, &net->units[u]) &&
+            net->units[u].saved_floats > net->staging_floats)
+            net->staging_floats = net->units[u].saved_floats;
     const tsr_module_node *head = &net->nodes[net->units[tsr_net_unit_head(net)].root];
     const tsr_module_node *norm = &net->nodes[net->units[tsr_net_unit_final_norm(net)].root];
     net->norm_out_saved = head->decl.keeps_input;
@@ -177,7 +172,8 @@ tsr_status tsr_net_layout_memory(tsr_net *net)
             continue;
         if (!unit->recomputed) {
             unit->slot_offset = slot;
-            slot += unit->held_floats;
+            slot += tsr_net_unit_held(net, unit) ? tsr_net_held_floats(unit)
+                                                 : unit->saved_floats;
         }
         if (unit->role == UNIT_LAYER) {
             unit->out_offset = slot;

@@ -80,7 +80,7 @@ static tsr_status unit_forward(tsr_net *net, int u, const float *in, float *out)
     if (net->exec.train && tsr_net_unit_held(net, unit))
         tsr_net_hold_saved(net, unit, slot_base(net) + unit->slot_offset);
     else if (net->exec.train && unit->recomputed)
-        tsr_net_round_saved(net, unit, net->exec.unit_saved);
+        tsr_net_round_held(net, net->exec.unit_saved, unit->activation_floats);
     return TSR_OK;
 }
 

@@ -44,8 +44,9 @@ static void to_bf16_scalar(uint16_t *dst, const float *src, int64_t n)
         dst[i] = tsr_bf16_of_float(src[i]);
 }
 
-__attribute__((target("avx512f,avx512bf16"))) static void
-to_bf16_avx512(uint16_t *dst, const float *src, int64_t n)
+__attribute__((target("avx512f,avx512bf16"))) static void to_bf16_avx512(uint16_t *dst,
+                                                                         const float *src,
+                                                                         int64_t n)
 {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {

@@ -55,7 +55,8 @@ static void round_scalar(float *dst, const float *src, int64_t n)
         dst[i] = tsr_float_of_fp16(tsr_fp16_of_float(src[i]));
 }
 
-__attribute__((target("avx512f"))) static void round_avx512(float *dst, const float *src, int64_t n)
+__attribute__((target("avx512f"))) static void round_avx512(float *dst, const float *src,
+                                                            int64_t n)
 {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
