@@ -5,16 +5,17 @@
  * (flash-attention style).
  *
  * Forward: one work unit is (sample, query head). It packs the head's keys
- * (transposed) and values once, then for each 64-query block walks the key
- * blocks whose tile the mask does not empty, keeping a running row max m,
+ * (transposed) and values once, a key block at a time as the tiles first
+ * need it, and for each 64-query block walks the key blocks whose tile
+ * the mask does not empty, keeping a running row max m,
  * row sum l and unnormalised output O; only one 64x64 score tile per
  * thread exists at a time. It saves lse = m + log(l) per query.
  * Backward: one work unit is (sample, key/value head), so that dK and dV
- * have a single writer. It packs K, V (and their transposes), then for
- * every query head of the group packs q, dO, lse and Di = rowsum(dO * O),
- * and for each key block and each query block whose tile is not empty
- * recomputes P = exp(S - lse) and accumulates dV, dK and dQ in packed
- * buffers, written out once per head / unit.
+ * have a single writer. For every query head of the group it packs q, dO,
+ * lse and Di = rowsum(dO * O), and for each key block (its K, K^T and V^T
+ * packed with the first head) and each query block whose tile is not
+ * empty recomputes P = exp(S - lse) and accumulates dV, dK and dQ in
+ * packed buffers, written out once per head (dQ) or key block (dK, dV).
  * Empty tiles are skipped in both passes (attention_mask.c says which);
  * in the others the tile products skip, per group of 4 rows or columns,
  * what lies outside the hull of the counted scores (the upper triangle of
@@ -72,7 +73,7 @@ static int64_t per_thread_floats(const attn_shape *sh)
 {
     int64_t tp = sh->tp, dp = sh->dp;
     int64_t fwd = 2 * tp * dp + 2 * BLK * dp + 2 * BLK * BLK + 2 * BLK;
-    int64_t bwd = 9 * tp * dp + 3 * BLK * BLK + 2 * tp +
+    int64_t bwd = 8 * tp * dp + 3 * BLK * BLK + 2 * tp +
                   tsr_round_up64(sh->nblk * QBLOCK_FLOATS, 16);
     return (fwd > bwd ? fwd : bwd) + TSR_ATTN_TILE_FLOATS + 16; /* + alignment slack */
 }
@@ -154,14 +155,34 @@ static int dropout_on(const tsr_dropout *dropout)
     return dropout != NULL && dropout->p > 0.0f;
 }
 
-/* Query block qb of head h of sample bi, with the head's keys (kt, dp x tp)
- * and values (vs, tp x dp) packed: out rows and lse. */
+/* One head's keys (kt, transposed in 64-column blocks) and values (vs,
+ * tp x dp), packed a key block at a time as the tiles first need them, so
+ * that the packing's memory traffic interleaves with the tiles' products
+ * (packed in one go it is a phase of its own, as long as a window's
+ * products). */
+typedef struct kv_packs {
+    float *kt, *vs;
+    const float *k, *v; /* the head's first row */
+    int64_t stride, packed; /* key blocks [0, packed) are packed */
+} kv_packs;
+
+static void kv_packs_need(kv_packs *p, const attn_shape *sh, int64_t kb)
+{
+    for (; p->packed <= kb; p->packed++) {
+        int64_t k0 = p->packed * BLK, nk = tsr_min64(BLK, sh->t - k0);
+        tsr_attn_pack_cols(p->kt + k0 * sh->dp, p->k + k0 * p->stride, p->stride, nk, BLK,
+                           sh->d, sh->dp);
+        tsr_attn_pack_rows(p->vs + k0 * sh->dp, sh->dp, p->v + k0 * p->stride, p->stride, nk,
+                           BLK, sh->d, 1.0f);
+    }
+}
+
+/* Query block qb of head h of sample bi: out rows and lse. */
 static void forward_block(float *out, float *lse, const float *q, const attn_shape *sh,
                           const tsr_attn_sample *ms, tsr_attn_tile *tile, int64_t bi, int64_t h,
-                          int64_t qb, const float *kt, const float *vs,
-                          const tsr_dropout *dropout, float *ws)
+                          int64_t qb, kv_packs *kv, const tsr_dropout *dropout, float *ws)
 {
-    int64_t dp = sh->dp, d = sh->d, t = sh->t, tp = sh->tp;
+    int64_t dp = sh->dp, d = sh->d, t = sh->t;
     float *qs = ws, *o = qs + BLK * dp, *s = o + BLK * dp, *mask = s + BLK * BLK;
     float *m = mask + BLK * BLK, *l = m + BLK;
     int64_t q0 = qb * BLK, mq = tsr_min64(BLK, t - q0), mq4 = tsr_round_up64(mq, 4);
@@ -181,7 +202,8 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
         if (tile->empty)
             continue;
         int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0), nk16 = tsr_round_up64(nk, 16);
-        tsr_attn_tile_gemm(s, BLK, qs, dp, 1, kt + k0, tp, mq4, nk16, dp, 1,
+        kv_packs_need(kv, sh, kb);
+        tsr_attn_tile_gemm(s, BLK, qs, dp, 1, kv->kt + k0 * dp, BLK, mq4, nk16, dp, 1,
                            TSR_TILE_N_BOUNDED, tile->row_lo, tile->row_hi);
         for (int64_t i = 0; i < mq4; i++) {
             float *si = s + i * BLK;
@@ -220,7 +242,7 @@ static void forward_block(float *out, float *lse, const float *q, const attn_sha
                 for (int64_t j = 0; j < nk16; j++)
                     s[i * BLK + j] *= mask[i * BLK + j];
         }
-        tsr_attn_tile_gemm(o, dp, s, BLK, 1, vs + k0 * dp, dp, mq4, dp, nk16, 0,
+        tsr_attn_tile_gemm(o, dp, s, BLK, 1, kv->vs + k0 * dp, dp, mq4, dp, nk16, 0,
                            TSR_TILE_K_BOUNDED, tile->row_lo, tile->row_hi);
     }
     for (int64_t i = 0; i < mq; i++) {
@@ -253,19 +275,21 @@ void tsr_attention_forward(float *out, float *lse, const float *q, const float *
         int64_t bi = u / hq, h = u % hq, g = h / r;
         tsr_attn_tile *tile = NULL;
         float *ws = thread_scratch(scratch, &sh, &tile);
-        float *kt = ws, *vs = kt + sh.tp * sh.dp, *rest = vs + sh.tp * sh.dp;
+        /* V is packed although its rows are whole: read in place, rows
+         * Hkv * D floats apart share L1 sets, and causal ran 25% slower */
+        kv_packs kv = {ws, ws + sh.tp * sh.dp, k + bi * t * kstride + g * d,
+                       v + bi * t * kstride + g * d, kstride, 0};
+        float *rest = ws + 2 * sh.tp * sh.dp;
         tsr_attn_sample ms;
         tsr_attn_sample_init(&ms, mask, bi, t);
-        tsr_attn_pack_cols(kt, k + bi * t * kstride + g * d, kstride, t, sh.tp, d, sh.dp);
-        tsr_attn_pack_rows(vs, sh.dp, v + bi * t * kstride + g * d, kstride, t, sh.tp, d, 1.0f);
         for (int64_t qb = 0; qb < sh.nblk; qb++)
-            forward_block(out, lse, q, &sh, &ms, tile, bi, h, qb, kt, vs, dropout, rest);
+            forward_block(out, lse, q, &sh, &ms, tile, bi, h, qb, &kv, dropout, rest);
     }
 }
 
 /* Packed per-unit buffers of the backward pass (tp rows unless noted). */
 typedef struct bwd_buffers {
-    float *ks, *vs, *kt, *vt; /* kt, vt: dp x tp */
+    float *ks, *kt, *vt; /* kt, vt: dp x 64 blocks (tsr_attn_pack_cols) */
     float *qs, *dos, *dq, *dk, *dv;
     float *p, *ds, *mask; /* BLK x BLK */
     float *lse, *di;      /* tp */
@@ -279,8 +303,7 @@ static bwd_buffers bwd_carve(float *ws, const attn_shape *sh, tsr_attn_tile *til
     int64_t n = sh->tp * sh->dp;
     bwd_buffers w;
     w.ks = ws;
-    w.vs = w.ks + n;
-    w.kt = w.vs + n;
+    w.kt = w.ks + n;
     w.vt = w.kt + n;
     w.qs = w.vt + n;
     w.dos = w.qs + n;
@@ -309,7 +332,7 @@ typedef struct bwd_args {
 static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *w, int64_t bi,
                           int64_t h, int64_t qb, int64_t kb)
 {
-    int64_t dp = sh->dp, t = sh->t, tp = sh->tp;
+    int64_t dp = sh->dp, t = sh->t;
     int64_t q0 = qb * BLK, mq = tsr_min64(BLK, t - q0), mq4 = tsr_round_up64(mq, 4);
     int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0), nk16 = tsr_round_up64(nk, 16);
     const tsr_attn_tile *tile = w->tile;
@@ -321,7 +344,7 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
     const tsr_vf zero = {0};
 
     /* P = exp(S - lse) where the mask counts the score, 0 elsewhere */
-    tsr_attn_tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0, tp, mq4, nk16, dp, 1,
+    tsr_attn_tile_gemm(w->p, BLK, qs, dp, 1, w->kt + k0 * dp, BLK, mq4, nk16, dp, 1,
                        TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK;
@@ -348,7 +371,7 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
     if (a->dq == NULL && a->dk == NULL)
         return;
     /* dP = dO V^T (times the dropout mask); dS = P (dP - Di) */
-    tsr_attn_tile_gemm(w->ds, BLK, dos, dp, 1, w->vt + k0, tp, mq4, nk16, dp, 1,
+    tsr_attn_tile_gemm(w->ds, BLK, dos, dp, 1, w->vt + k0 * dp, BLK, mq4, nk16, dp, 1,
                        TSR_TILE_N_BOUNDED, rlo, rhi);
     for (int64_t i = 0; i < mq4; i++) {
         float *pi = w->p + i * BLK, *dsi = w->ds + i * BLK, *mi = w->mask + i * BLK;
@@ -372,6 +395,19 @@ static void backward_tile(const bwd_args *a, const attn_shape *sh, bwd_buffers *
                            nk16, 0, TSR_TILE_K_BOUNDED, rlo, rhi);
 }
 
+/* sum over j < d of a[j] * b[j], in vectors (Di, one per query row) */
+static float row_dot(const float *a, const float *b, int64_t d)
+{
+    tsr_vf acc = {0};
+    int64_t j = 0;
+    for (; j + TSR_VL <= d; j += TSR_VL)
+        acc += TSR_VF_LOAD(a + j) * TSR_VF_LOAD(b + j);
+    float s = tsr_vf_sum(acc);
+    for (; j < d; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
 /* adds rows [0, n) of the packed src (ld dp) times mul into the strided dst */
 static void unpack_add(float *dst, int64_t stride, const float *src, int64_t dp, int64_t n,
                        int64_t d, float mul)
@@ -392,18 +428,13 @@ static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, i
 {
     int64_t dp = sh->dp, d = sh->d, t = sh->t, tp = sh->tp, r = sh->hq / sh->hkv;
     int64_t kstride = sh->hkv * d, qstride = sh->hq * d;
-    size_t packed = (size_t)(tp * dp) * sizeof(float);
     bwd_buffers w = bwd_carve(ws, sh, tile);
     tsr_attn_sample_init(&w.sample, a->mask, bi, t);
     for (int64_t qb = 0; qb < sh->nblk; qb++)
         tsr_attn_qblock_summarise(&w.summary[qb], &w.sample, qb);
     const float *ksrc = a->k + bi * t * kstride + g * d, *vsrc = a->v + bi * t * kstride + g * d;
-    tsr_attn_pack_rows(w.ks, dp, ksrc, kstride, t, tp, d, 1.0f);
-    tsr_attn_pack_cols(w.kt, ksrc, kstride, t, tp, d, dp);
-    tsr_attn_pack_rows(w.vs, dp, vsrc, kstride, t, tp, d, 1.0f);
-    tsr_attn_pack_cols(w.vt, vsrc, kstride, t, tp, d, dp);
-    memset(w.dk, 0, packed);
-    memset(w.dv, 0, packed);
+    float *dkdst = a->dk != NULL ? a->dk + bi * t * kstride + g * d : NULL;
+    float *dvdst = a->dv != NULL ? a->dv + bi * t * kstride + g * d : NULL;
     for (int64_t hh = 0; hh < r; hh++) {
         int64_t h = g * r + hh;
         const float *qsrc = a->q + bi * t * qstride + h * d;
@@ -413,11 +444,7 @@ static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, i
         tsr_attn_pack_rows(w.dos, dp, dosrc, qstride, t, tp, d, 1.0f);
         for (int64_t i = 0; i < tp; i++) {
             if (i < t) {
-                const float *oi = osrc + i * qstride, *gi = w.dos + i * dp;
-                float s = 0.0f;
-                for (int64_t j = 0; j < d; j++)
-                    s += oi[j] * gi[j];
-                w.di[i] = s;
+                w.di[i] = row_dot(osrc + i * qstride, w.dos + i * dp, d);
                 w.lse[i] = a->lse[(bi * sh->hq + h) * t + i];
             } else {
                 w.di[i] = 0.0f;
@@ -425,20 +452,35 @@ static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, i
             }
         }
         if (a->dq != NULL)
-            memset(w.dq, 0, packed);
-        for (int64_t kb = 0; kb < sh->nblk; kb++)
+            memset(w.dq, 0, (size_t)(tp * dp) * sizeof(float));
+        for (int64_t kb = 0; kb < sh->nblk; kb++) {
+            /* key block kb's operands are packed, and its dK and dV
+             * written out, beside its tiles rather than in phases of
+             * their own (as in the forward) */
+            int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0);
+            if (hh == 0) {
+                tsr_attn_pack_rows(w.ks + k0 * dp, dp, ksrc + k0 * kstride, kstride, nk, BLK,
+                                   d, 1.0f);
+                tsr_attn_pack_cols(w.kt + k0 * dp, ksrc + k0 * kstride, kstride, nk, BLK, d,
+                                   dp);
+                tsr_attn_pack_cols(w.vt + k0 * dp, vsrc + k0 * kstride, kstride, nk, BLK, d,
+                                   dp);
+                memset(w.dk + k0 * dp, 0, (size_t)(BLK * dp) * sizeof(float));
+                memset(w.dv + k0 * dp, 0, (size_t)(BLK * dp) * sizeof(float));
+            }
             for (int64_t qb = 0; qb < sh->nblk; qb++) {
                 tsr_attn_tile_resolve(w.tile, &w.sample, &w.summary[qb], qb, kb);
                 if (!w.tile->empty)
                     backward_tile(a, sh, &w, bi, h, qb, kb);
             }
+            if (hh == r - 1 && dkdst != NULL)
+                unpack_add(dkdst + k0 * kstride, kstride, w.dk + k0 * dp, dp, nk, d, 1.0f);
+            if (hh == r - 1 && dvdst != NULL)
+                unpack_add(dvdst + k0 * kstride, kstride, w.dv + k0 * dp, dp, nk, d, 1.0f);
+        }
         if (a->dq != NULL)
             unpack_add(a->dq + bi * t * qstride + h * d, qstride, w.dq, dp, t, d, sh->scale);
     }
-    if (a->dk != NULL)
-        unpack_add(a->dk + bi * t * kstride + g * d, kstride, w.dk, dp, t, d, 1.0f);
-    if (a->dv != NULL)
-        unpack_add(a->dv + bi * t * kstride + g * d, kstride, w.dv, dp, t, d, 1.0f);
 }
 
 void tsr_attention_backward(float *dq, float *dk, float *dv, const float *dout,

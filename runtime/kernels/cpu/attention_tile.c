@@ -120,18 +120,24 @@ void tsr_attn_pack_rows(float *dst, int64_t dp, const float *src, int64_t stride
     }
 }
 
-/* Done in 16-row strips so that the writes of a strip stay within a few
- * cache lines per output row. */
+/* The transpose is written in 64-column blocks, each a contiguous dp x 64
+ * matrix: with the plain dp x T layout every row of a tile's B operand is
+ * T floats from the last, a multiple of 4 KiB, so the 64 rows a tile
+ * product reads (and the 64 a strip of the packing writes) all fall in
+ * the same few L1 sets. Done in 16-row strips. */
 void tsr_attn_pack_cols(float *dst, const float *src, int64_t stride, int64_t n, int64_t cols,
                         int64_t d, int64_t dp)
 {
-    for (int64_t j = d; j < dp; j++)
-        memset(dst + j * cols, 0, (size_t)cols * sizeof(float));
-    for (int64_t i0 = 0; i0 < cols; i0 += 16) {
-        for (int64_t j = 0; j < d; j++) {
-            float *o = dst + j * cols + i0;
-            for (int64_t i = 0; i < 16; i++)
-                o[i] = i0 + i < n ? src[(i0 + i) * stride + j] : 0.0f;
+    for (int64_t b0 = 0; b0 < cols; b0 += TSR_ATTN_BLK) {
+        float *blk = dst + b0 * dp;
+        for (int64_t j = d; j < dp; j++)
+            memset(blk + j * TSR_ATTN_BLK, 0, TSR_ATTN_BLK * sizeof(float));
+        for (int64_t i0 = b0; i0 < b0 + TSR_ATTN_BLK; i0 += 16) {
+            for (int64_t j = 0; j < d; j++) {
+                float *o = blk + j * TSR_ATTN_BLK + (i0 - b0);
+                for (int64_t i = 0; i < 16; i++)
+                    o[i] = i0 + i < n ? src[(i0 + i) * stride + j] : 0.0f;
+            }
         }
     }
 }

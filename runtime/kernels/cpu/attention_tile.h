@@ -42,8 +42,9 @@ void tsr_attn_tile_gemm(float *c, int64_t ldc, const float *a, int64_t ars, int6
 void tsr_attn_pack_rows(float *dst, int64_t dp, const float *src, int64_t stride, int64_t n,
                         int64_t rows, int64_t d, float mul);
 
-/* The transpose: dst (dp x cols, leading dimension cols), column i =
- * source row i; zero beyond n and d. */
+/* The transpose in blocks of 64 columns (cols a multiple of 64): block b
+ * is the dp x 64 matrix at dst + b * 64 * dp (leading dimension 64), its
+ * column c source row 64 b + c; zero beyond n and d. */
 void tsr_attn_pack_cols(float *dst, const float *src, int64_t stride, int64_t n, int64_t cols,
                         int64_t d, int64_t dp);
 
