@@ -9,7 +9,10 @@
  * linears (2048 rows; 768 -> 2304, 768 -> 768, 768 -> 3072, 3072 -> 768),
  * each repeated for at least 0.2 s, with 1, 2, 4, ... and this process's
  * OpenMP threads; the median shape's rate at each count is kept, the one
- * at this process's threads is the machine's. Memory bandwidth: a triad
+ * at this process's threads is the machine's; and, at this process's
+ * threads, rows x width -> width products over a grid of 16-4096 rows and
+ * 64-2048 widths (gemm_by_shape, the rates the time model prices each
+ * layer's products by; about 4 s). Memory bandwidth: a triad
  * over three 64 MiB arrays. Links, under mpirun: bus bandwidth of a 16
  * MiB all-reduce of tessera's communicator (the one training reduces
  * with; 2 (p-1)/p x bytes / time) and the latency of an 8-byte one (its
@@ -48,8 +51,8 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* FLOP/s of out = in W^T for rows x k -> n. */
-static double gemm_rate(int64_t rows, int64_t k, int64_t n)
+/* FLOP/s of out = in W^T for rows x k -> n, repeated for `seconds`. */
+static double gemm_rate(int64_t rows, int64_t k, int64_t n, double seconds)
 {
     float *in = calloc((size_t)(rows * k), sizeof *in), *w = calloc((size_t)(n * k), sizeof *w);
     float *out = calloc((size_t)(rows * n), sizeof *out);
@@ -65,7 +68,7 @@ static double gemm_rate(int64_t rows, int64_t k, int64_t n)
         do {
             tsr_linear_forward(out, in, w, NULL, rows, k, n);
             reps++;
-        } while (seconds_since(t0) < 0.2);
+        } while (seconds_since(t0) < seconds);
         rate = 2.0 * (double)rows * (double)k * (double)n * reps / seconds_since(t0);
     }
     free(in);
@@ -130,13 +133,46 @@ static double median_gemm_rate(int threads, int rank)
     openblas_set_num_threads(threads);
     double rates[4];
     for (int i = 0; i < 4; i++) {
-        rates[i] = gemm_rate(2048, shapes[i][0], shapes[i][1]);
+        rates[i] = gemm_rate(2048, shapes[i][0], shapes[i][1], 0.2);
         if (rank == 0)
             printf("GEMM 2048 x %lld -> %lld, %d thread(s): %.1f GFLOP/s\n",
                    (long long)shapes[i][0], (long long)shapes[i][1], threads, rates[i] / 1e9);
     }
     qsort(rates, 4, sizeof rates[0], by_value);
     return 0.5 * (rates[1] + rates[2]);
+}
+
+/* The rates of rows x width -> width products with this process's
+ * threads (gemm_by_shape): from an expert's few rows to a long micro
+ * batch's, from a tensor-parallel split of a small model's width to a
+ * large model's. Each shape's best of three sweeps of the grid, 0.03 s a
+ * shape and sweep (about 5 s in all): a process that takes a core for a
+ * while slows one sweep, not every one. */
+static void measure_shapes(tsr_gemm_grid *g, int threads, int rank)
+{
+    static const double rows[] = {16, 64, 256, 1024, 4096};
+    static const double width[] = {64, 128, 256, 512, 1024, 2048};
+    g->threads = threads;
+    g->rows_points = (int)(sizeof rows / sizeof rows[0]);
+    g->width_points = (int)(sizeof width / sizeof width[0]);
+    memcpy(g->rows, rows, sizeof rows);
+    memcpy(g->width, width, sizeof width);
+    memset(g->flops, 0, sizeof g->flops);
+    for (int sweep = 0; sweep < 3; sweep++)
+        for (int i = 0; i < g->rows_points; i++)
+            for (int j = 0; j < g->width_points; j++) {
+                int64_t r = (int64_t)rows[i], w = (int64_t)width[j];
+                double rate = gemm_rate(r, w, w, 0.03);
+                g->flops[i][j] = rate > g->flops[i][j] ? rate : g->flops[i][j];
+            }
+    for (int i = 0; i < g->rows_points; i++) {
+        if (rank == 0) {
+            printf("GEMM %4.0f x w -> w, %d thread(s), GFLOP/s by w", rows[i], threads);
+            for (int j = 0; j < g->width_points; j++)
+                printf(" %.0f: %.1f", width[j], g->flops[i][j] / 1e9);
+            printf("\n");
+        }
+    }
 }
 
 /* The all-reduce's bus bandwidth by size over the first `ranks` ranks of
@@ -186,6 +222,7 @@ static tsr_status measure(tsr_machine *m, tsr_comm *comm, int rank, int world)
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     m->gemm_flops = m->gemm_rates[m->gemm_points - 1];
+    measure_shapes(&m->gemm_grid, threads, rank);
     m->memory_bandwidth = triad_bandwidth();
     if (world <= 1) {
         m->intra_bandwidth = m->memory_bandwidth / 4.0;

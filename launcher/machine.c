@@ -87,6 +87,62 @@ bad:
                          path, TSR_MACHINE_MAX_POINTS);
 }
 
+/* A list of 1 to TSR_MACHINE_MAX_POINTS ascending whole sizes into out:
+ * their count, or 0 when it is not one. */
+static int ascending_sizes(json_t *list, double *out)
+{
+    size_t n = json_array_size(list);
+    if (!json_is_array(list) || n == 0 || n > TSR_MACHINE_MAX_POINTS)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(list, i);
+        out[i] = json_is_number(v) ? json_number_value(v) : 0.0;
+        if (!(out[i] >= 1.0 && out[i] <= 1e9) || out[i] != floor(out[i]) ||
+            (i > 0 && out[i] <= out[i - 1]))
+            return 0;
+    }
+    return (int)n;
+}
+
+/* "gemm_by_shape" (optional): a rows x width grid of positive rates. */
+static tsr_status grid_from_json(const char *path, json_t *root, tsr_machine *m)
+{
+    json_t *obj = json_object_get(root, "gemm_by_shape");
+    if (obj == NULL)
+        return TSR_OK;
+    tsr_gemm_grid *g = &m->gemm_grid;
+    double threads = 0.0;
+    json_t *flops = json_object_get(obj, "flops");
+    if (!json_is_object(obj) || !positive_whole(obj, "threads", &threads))
+        goto bad;
+    g->rows_points = ascending_sizes(json_object_get(obj, "rows"), g->rows);
+    g->width_points = ascending_sizes(json_object_get(obj, "width"), g->width);
+    if (g->rows_points == 0 || g->width_points == 0 || !json_is_array(flops) ||
+        json_array_size(flops) != (size_t)g->rows_points)
+        goto bad;
+    for (int i = 0; i < g->rows_points; i++) {
+        json_t *row = json_array_get(flops, (size_t)i);
+        if (!json_is_array(row) || json_array_size(row) != (size_t)g->width_points)
+            goto bad;
+        for (int j = 0; j < g->width_points; j++) {
+            json_t *v = json_array_get(row, (size_t)j);
+            g->flops[i][j] = json_is_number(v) ? json_number_value(v) : 0.0;
+            if (!isfinite(g->flops[i][j]) || !(g->flops[i][j] > 0.0))
+                goto bad;
+        }
+    }
+    g->threads = (int)threads;
+    return TSR_OK;
+bad:
+    memset(g, 0, sizeof *g);
+    return tsr_error_set(TSR_ERR_INVALID_ARG,
+                         "%s: \"gemm_by_shape\" must be {\"threads\": N, \"rows\": [...], "
+                         "\"width\": [...], \"flops\": [[...], ...]} with 1-%d ascending whole "
+                         "rows and widths and one list of as many positive rates as widths per "
+                         "rows entry; write the file with 'tessera calibrate'",
+                         path, TSR_MACHINE_MAX_POINTS);
+}
+
 /* "allreduce_busbw" (optional): per group size, sizes ascending. */
 static tsr_status curves_from_json(const char *path, json_t *root, tsr_machine *m)
 {
@@ -164,6 +220,8 @@ static tsr_status from_json(const char *path, json_t *root, tsr_machine *m)
     m->cores_per_node = (int)cores;
     m->threads_per_device = (int)threads;
     tsr_status st = gemm_from_json(path, root, m);
+    if (st == TSR_OK)
+        st = grid_from_json(path, root, m);
     return st == TSR_OK ? curves_from_json(path, root, m) : st;
 }
 
@@ -196,6 +254,29 @@ tsr_status tsr_machine_load(const char *name_or_path, tsr_machine *out)
     return st;
 }
 
+/* g as "gemm_by_shape" holds it; NULL when out of memory. */
+static json_t *grid_to_json(const tsr_gemm_grid *g)
+{
+    json_t *rows = json_array(), *width = json_array(), *flops = json_array();
+    for (int i = 0; i < g->rows_points && rows != NULL && flops != NULL; i++) {
+        json_t *line = json_array();
+        for (int j = 0; j < g->width_points && line != NULL; j++)
+            json_array_append_new(line, json_real(g->flops[i][j]));
+        json_array_append_new(rows, json_integer((json_int_t)g->rows[i]));
+        json_array_append_new(flops, line);
+    }
+    for (int j = 0; j < g->width_points && width != NULL; j++)
+        json_array_append_new(width, json_integer((json_int_t)g->width[j]));
+    if (rows == NULL || width == NULL || flops == NULL) {
+        json_decref(rows);
+        json_decref(width);
+        json_decref(flops);
+        return NULL;
+    }
+    return json_pack("{s:i, s:o, s:o, s:o}", "threads", g->threads, "rows", rows, "width", width,
+                     "flops", flops);
+}
+
 tsr_status tsr_machine_save(const tsr_machine *m, const char *path)
 {
     json_t *root = json_pack(
@@ -218,18 +299,24 @@ tsr_status tsr_machine_save(const tsr_machine *m, const char *path)
         json_array_append_new(curves, json_pack("{s:i, s:o, s:o}", "ranks", c->ranks, "bytes",
                                                 bytes, "busbw", busbw));
     }
-    if (root == NULL || gemm == NULL || curves == NULL) {
+    bool has_grid = m->gemm_grid.rows_points > 0;
+    json_t *grid = has_grid ? grid_to_json(&m->gemm_grid) : NULL;
+    if (root == NULL || gemm == NULL || curves == NULL || (has_grid && grid == NULL)) {
         json_decref(root);
         json_decref(gemm);
         json_decref(curves);
+        json_decref(grid);
         return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory writing %s", path);
     }
     if (m->gemm_points > 0)
         json_object_set(root, "gemm_by_threads", gemm);
     if (m->curves > 0)
         json_object_set(root, "allreduce_busbw", curves);
+    if (grid != NULL)
+        json_object_set(root, "gemm_by_shape", grid);
     json_decref(gemm);
     json_decref(curves);
+    json_decref(grid);
     int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (rc != 0)

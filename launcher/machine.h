@@ -20,6 +20,12 @@
  *   "gemm_by_threads": [{"threads": 1, "flops": 1.1e11}, ...]
  *   "allreduce_busbw": [{"ranks": 2, "bytes": [65536, ...],
  *                        "busbw": [4.1e9, ...]}, ...]   (intra-node)
+ *   "gemm_by_shape": {"threads": 1, "rows": [16, 64, ...], "width": [64, 128, ...],
+ *                     "flops": [[r(16, 64), r(16, 128), ...], [r(64, 64), ...], ...]}
+ * gemm_by_shape: the rate of a rows x width -> width product (one row of
+ * "flops" per entry of "rows", one rate per entry of "width"), measured
+ * with "threads" threads; rows and width ascending, 1-8 entries each. A
+ * file without it prices every product at the rate by threads.
  */
 #ifndef TSR_LAUNCHER_MACHINE_H
 #define TSR_LAUNCHER_MACHINE_H
@@ -28,6 +34,14 @@
 
 #define TSR_MACHINE_MAX_POINTS 8
 #define TSR_MACHINE_MAX_CURVES 4
+
+/* GEMM rates by shape (gemm_by_shape); rows_points 0: none. */
+typedef struct tsr_gemm_grid {
+    int threads; /* the rates were measured with */
+    int rows_points, width_points;
+    double rows[TSR_MACHINE_MAX_POINTS], width[TSR_MACHINE_MAX_POINTS]; /* ascending */
+    double flops[TSR_MACHINE_MAX_POINTS][TSR_MACHINE_MAX_POINTS];       /* [rows][width] */
+} tsr_gemm_grid;
 
 /* An all-reduce's measured bus bandwidth by message size over a group. */
 typedef struct tsr_link_curve {
@@ -50,6 +64,8 @@ typedef struct tsr_machine {
     int gemm_points;
     int gemm_threads[TSR_MACHINE_MAX_POINTS];
     double gemm_rates[TSR_MACHINE_MAX_POINTS];
+    /* measured GEMM rate by shape at one thread count (calibrated files) */
+    tsr_gemm_grid gemm_grid;
     /* intra-node all-reduce curves, by ascending group size */
     int curves;
     tsr_link_curve intra_curves[TSR_MACHINE_MAX_CURVES];

@@ -3,7 +3,63 @@
  */
 #include "time_inputs.h"
 
+#include "gpt_spec.h"
 #include "sharding/pipeline_sim.h"
+#include "tessera/kernels.h"
+#include "tessera/modules.h"
+
+static void add_gemm(tsr_time_inputs *in, double rows, double k, double n, double count)
+{
+    if (count > 0.0 && rows > 0.0 && in->gemms < TSR_TIME_MAX_GEMMS)
+        in->gemm[in->gemms++] = (tsr_time_gemm){rows, k, n, count};
+}
+
+/* The stage's matrix products of one micro batch's forward as the
+ * built-in decoder (models/gpt_spec.c) runs them on this rank, and its
+ * attention scores' FLOPs (Megatron's 4 h per computed score element and
+ * sample, over tp). Column-parallel products see every token (gathered
+ * under SP), row-parallel ones a tp share of their input width. An MoE
+ * layer's router and shared expert see the rank's tokens (a tp share
+ * under SP unless experts are cut over tp), and each local expert the
+ * rows routed to it from the ep ranks, taken as balanced: tokens x k / E
+ * from each (a capacity's drops and padding are not counted). */
+static void gemms_of(const tsr_config *cfg, const tsr_net_dims *d, tsr_time_inputs *in)
+{
+    double tp = d->tp, c = (double)d->hidden, tokens = (double)(d->micro_batch * d->seq);
+    double heads = cfg->num_attention_heads, head_dim = c / heads;
+    double qkv = (heads + 2.0 * tsr_config_num_query_groups(cfg)) * head_dim;
+    double ffn = tsr_config_ffn_hidden_size(cfg), gate = cfg->swiglu ? 2.0 : 1.0;
+    bool etp = cfg->expert_tensor_parallel_size > 1 && d->tp > 1;
+    double routed = d->sp && !etp ? tokens / tp : tokens, own = d->sp ? tokens / tp : tokens;
+    double experts = cfg->num_experts, k = cfg->moe_router_topk;
+    double width = tsr_config_moe_ffn_hidden_size(cfg) / (etp ? tp : 1.0);
+    double shared = cfg->moe_shared_expert_intermediate_size;
+    double per_expert = experts > 0 ? routed * k / experts * d->ep : 0.0;
+    double layers = (double)in->layers_per_stage, moe = (double)in->moe_layers_per_stage;
+    in->gemms = 0;
+    add_gemm(in, tokens, c, qkv / tp, layers);
+    add_gemm(in, tokens, heads * head_dim / tp, c, layers);
+    add_gemm(in, tokens, c, gate * ffn / tp, layers - moe);
+    add_gemm(in, tokens, ffn / tp, c, layers - moe);
+    add_gemm(in, routed, c, experts, moe);
+    add_gemm(in, per_expert, c, gate * width, moe * experts / d->ep);
+    add_gemm(in, per_expert, width, c, moe * experts / d->ep);
+    add_gemm(in, own, c, gate * shared, shared > 0 ? moe : 0.0);
+    add_gemm(in, own, shared, c, shared > 0 ? moe : 0.0);
+    if (d->has_head) {
+        double chunk = tokens < TSR_LM_HEAD_CHUNK_ROWS ? tokens : TSR_LM_HEAD_CHUNK_ROWS;
+        add_gemm(in, chunk, c, (double)d->l_vocab, tokens / chunk);
+    }
+    double scores = 0.0;
+    for (int ch = 0; ch < d->chunks; ch++)
+        for (int l = d->chunk_first_layer[ch]; l < d->chunk_first_layer[ch] + d->chunk_layers[ch];
+             l++) {
+            tsr_attn_mask mask;
+            if (tsr_config_layer_attention(cfg, l, &mask) == TSR_OK)
+                scores += tsr_attention_computed_elements(&mask, d->seq);
+        }
+    in->other_flops = 4.0 * c / tp * (double)d->micro_batch * scores;
+}
 
 double tsr_time_pipeline_bubble(const tsr_net_dims *dims)
 {
@@ -62,6 +118,10 @@ void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, int world, in
     in->overlap_grad_reduce = cfg->overlap_grad_reduce;
     in->overlap_param_gather = cfg->overlap_param_gather;
     in->bucket_elements = (double)cfg->ddp_bucket_size;
+    /* the list describes the built-in decoder; another spec's products
+     * are not known, and its FLOPs keep the rate by threads */
+    if (tsr_net_spec(net)->flops_per_sample == tsr_gpt_flops_per_sample)
+        gemms_of(cfg, d, in);
 }
 
 void tsr_time_inputs_set_precision(tsr_time_inputs *in, int element_bytes, int grad_bytes)

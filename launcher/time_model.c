@@ -61,6 +61,65 @@ double tsr_time_gemm_rate(const tsr_machine *m, int threads)
     return m->gemm_rates[n - 1] * t / m->gemm_threads[n - 1];
 }
 
+/* Where x lies among n ascending points: the lower point of its segment
+ * and in *f the share of the way to the next, linear in log x; beyond the
+ * ends, the end itself. */
+static int segment(const double *points, int n, double x, double *f)
+{
+    *f = 0.0;
+    if (x <= points[0] || n == 1)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if (x <= points[i]) {
+            *f = log(x / points[i - 1]) / log(points[i] / points[i - 1]);
+            return i - 1;
+        }
+    *f = 1.0;
+    return n - 2;
+}
+
+/* The grid's rate at (rows, width): bilinear in log rows and log width. */
+static double grid_rate(const tsr_gemm_grid *g, double rows, double width)
+{
+    double fr, fw;
+    int i = segment(g->rows, g->rows_points, rows, &fr);
+    int j = segment(g->width, g->width_points, width, &fw);
+    int i1 = i + 1 < g->rows_points ? i + 1 : i, j1 = j + 1 < g->width_points ? j + 1 : j;
+    double lo = g->flops[i][j] + fw * (g->flops[i][j1] - g->flops[i][j]);
+    double hi = g->flops[i1][j] + fw * (g->flops[i1][j1] - g->flops[i1][j]);
+    return lo + fr * (hi - lo);
+}
+
+double tsr_time_gemm_shape_rate(const tsr_machine *m, int threads, double rows, double k, double n)
+{
+    double rate = tsr_time_gemm_rate(m, threads);
+    const tsr_gemm_grid *g = &m->gemm_grid;
+    if (g->rows_points <= 0 || g->width_points <= 0)
+        return rate;
+    /* the shape's efficiency is taken to be the same at every thread count */
+    return rate * grid_rate(g, rows, sqrt(k * n)) / tsr_time_gemm_rate(m, g->threads);
+}
+
+/* Seconds per FLOP of the stage's mix (time_model.h). A product's input
+ * gradient (rows x n -> k) has its forward's rows and width; its weight
+ * gradient (n x rows -> k) is a product of n rows. */
+static double seconds_per_flop(const tsr_machine *m, const tsr_time_inputs *in)
+{
+    double base = tsr_time_gemm_rate(m, in->threads);
+    if (m->gemm_grid.rows_points <= 0 || in->gemms <= 0)
+        return 1.0 / base;
+    double forwards = in->recompute ? 3.0 : 2.0; /* forward (twice) and input gradient */
+    double flops = (forwards + 1.0) * in->other_flops, seconds = flops / base;
+    for (int i = 0; i < in->gemms && i < TSR_TIME_MAX_GEMMS; i++) {
+        const tsr_time_gemm *g = &in->gemm[i];
+        double f = 2.0 * g->rows * g->k * g->n * g->count;
+        flops += (forwards + 1.0) * f;
+        seconds += forwards * f / tsr_time_gemm_shape_rate(m, in->threads, g->rows, g->k, g->n);
+        seconds += f / tsr_time_gemm_shape_rate(m, in->threads, g->n, g->k, g->rows);
+    }
+    return flops > 0.0 ? seconds / flops : 1.0 / base;
+}
+
 /* Bus bandwidth of a curve at `bytes`: linear in log size between the
  * measured sizes, the end points beyond them. */
 static double curve_busbw(const tsr_link_curve *c, double bytes)
@@ -136,7 +195,7 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
     int devices = in->tp * in->pp * in->dp;
     double mb = in->microbatches;
     double flops = in->flops_per_iteration * (in->recompute ? 4.0 / 3.0 : 1.0) / devices;
-    out->compute = flops / (tsr_time_gemm_rate(m, in->threads) * cores);
+    out->compute = flops * seconds_per_flop(m, in) / cores;
     double share = thread_share(m, in) * cores;
     double passes = in->recompute ? 4.0 : 3.0;
     out->elementwise =

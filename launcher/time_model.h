@@ -36,6 +36,17 @@
  * the node's ranks ask for more threads than it has cores; a calibrated
  * file's measured GEMM rates by threads and all-reduce bus bandwidths by
  * size and group size are used where they apply.
+ *
+ * Compute by shape: the stage's FLOPs above take the rate of the stage's
+ * own mix of matrix products (gemm[], from the model's layers: each
+ * product's forward and input gradient at the rate of its rows x k -> n
+ * shape, its weight gradient, n x rows -> k, at that one's; other_flops,
+ * the attention scores, at the rate by threads), each weighted by its
+ * FLOPs. A shape's rate is the machine's gemm_by_shape grid at (rows,
+ * sqrt(k n)), linear in log rows and log width between the measured
+ * points and the edge's beyond, as a share of the median shape's rate at
+ * the grid's threads, times the rate by threads. Without a grid (the GPU
+ * presets, older files) or products, every FLOP is at the rate by threads.
  */
 #ifndef TSR_LAUNCHER_TIME_MODEL_H
 #define TSR_LAUNCHER_TIME_MODEL_H
@@ -44,6 +55,14 @@
 #include <stdint.h>
 
 #include "machine.h"
+
+#define TSR_TIME_MAX_GEMMS 16
+
+/* A matrix product of a stage's micro batch forward: rows x k -> n,
+ * `count` times (layers, local experts, the head's chunks). */
+typedef struct tsr_time_gemm {
+    double rows, k, n, count;
+} tsr_time_gemm;
 
 typedef struct tsr_time_inputs {
     int tp, pp, dp, ep;
@@ -64,6 +83,11 @@ typedef struct tsr_time_inputs {
     int grad_bytes;    /* of a reduced gradient (0: 4) */
     bool distributed_optimizer, overlap_grad_reduce, overlap_param_gather;
     double bucket_elements; /* --ddp-bucket-size (0: one bucket) */
+    /* the stage's products and the other forward FLOPs of a micro batch:
+     * the mix whose rates price compute (0 products: the rate by threads) */
+    int gemms;
+    tsr_time_gemm gemm[TSR_TIME_MAX_GEMMS];
+    double other_flops;
 } tsr_time_inputs;
 
 typedef struct tsr_time_prediction {
@@ -78,6 +102,11 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
 /* A device's GEMM rate with `threads` (a CPU machine's measured rate by
  * threads, or its calibrated rate scaled; a GPU's own). */
 double tsr_time_gemm_rate(const tsr_machine *m, int threads);
+
+/* A device's rate on a rows x k -> n product with `threads`: the rate by
+ * threads times the shape's share of it on the machine's gemm_by_shape
+ * grid (the rate by threads without a grid). */
+double tsr_time_gemm_shape_rate(const tsr_machine *m, int threads, double rows, double k, double n);
 
 /* Seconds of a ring all-reduce of `bytes` over `ranks` on a link. */
 double tsr_time_ring(double bytes, int ranks, double bandwidth, double latency);

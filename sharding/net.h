@@ -105,6 +105,8 @@ tsr_status tsr_net_carve(tsr_net *net, tsr_grid *grid, tsr_memory_plan *plan);
 tsr_model tsr_net_as_model(tsr_net *net);
 
 const tsr_net_dims *tsr_net_get_dims(const tsr_net *net);
+/* The spec the net was built from. */
+const tsr_model_spec *tsr_net_spec(const tsr_net *net);
 const tsr_net_param *tsr_net_params(const tsr_net *net, size_t *count);
 float *tsr_net_param_data(tsr_net *net);
 /* Where parameter p's local block is (NULL when not local). */

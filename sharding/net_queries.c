@@ -64,6 +64,11 @@ int64_t tsr_net_global_param_count(const tsr_net *net)
     return n;
 }
 
+const tsr_model_spec *tsr_net_spec(const tsr_net *net)
+{
+    return net->spec;
+}
+
 double tsr_net_flops_per_sample(const tsr_net *net)
 {
     if (net->spec->flops_per_sample == NULL)

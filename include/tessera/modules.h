@@ -130,6 +130,9 @@ typedef struct tsr_lm_head_config {
     bool tied;      /* use the embedding's table (TSR_PARAM_TIED_EMBEDDING) */
     float init_std; /* output_layer.weight when untied */
 } tsr_lm_head_config;
+/* Rows the head holds logits for at a time (the planner prices its
+ * products at this many rows). */
+#define TSR_LM_HEAD_CHUNK_ROWS 256
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
  * lm_head.c - the vocab-parallel output layer fused with the
  * cross-entropy: local rows (C) -> per-row loss.
  *
- * Logits exist only for CHUNK_ROWS rows at a time: each chunk's row max,
+ * Logits exist only for TSR_LM_HEAD_CHUNK_ROWS rows at a time: each chunk's row max,
  * then sum-exp and target logit, are reduced over the vocabulary shards
  * (tp), the loss follows, and in training the logits are turned into
  * their gradient in place and folded straight into the weight gradient
@@ -22,12 +22,10 @@
 enum { WEIGHT };
 enum { IN_FULL, D_IN_FULL, LOGITS, ROW_MAX, SUMEXP, TARGET, PACK, D_IN_LOCAL };
 
-#define CHUNK_ROWS 256
-
 static int64_t chunk_rows(const tsr_module_info *info)
 {
     int64_t rows = info->micro_batch * info->seq;
-    return rows < CHUNK_ROWS ? rows : CHUNK_ROWS;
+    return rows < TSR_LM_HEAD_CHUNK_ROWS ? rows : TSR_LM_HEAD_CHUNK_ROWS;
 }
 
 static tsr_status head_declare(const tsr_module_info *info, tsr_module_decl *decl)

@@ -211,6 +211,58 @@ static void test_measured_curves(void)
     near(t.dp, tsr_time_ring(4e4, 2, 1e10, 1e-6));
 }
 
+/* A 2 x 2 grid: 100 and 10000 rows, widths 10 and 1000; rates in GFLOP/s
+ * 10, 40 (100 rows) and 20, 80 (10000 rows), measured with 4 threads. */
+static tsr_gemm_grid grid_2x2(void)
+{
+    tsr_gemm_grid g = {.threads = 4, .rows_points = 2, .width_points = 2};
+    g.rows[0] = 100, g.rows[1] = 10000, g.width[0] = 10, g.width[1] = 1000;
+    g.flops[0][0] = 1e10, g.flops[0][1] = 4e10, g.flops[1][0] = 2e10, g.flops[1][1] = 8e10;
+    return g;
+}
+
+static void test_gemm_by_shape(void)
+{
+    tsr_machine m = toy(); /* a GPU: the rate by threads is gemm_flops, 1e12 */
+    near(tsr_time_gemm_shape_rate(&m, 1, 1000, 100, 100), 1e12); /* no grid */
+    m.gemm_grid = grid_2x2();
+    /* the grid's own rates (its share of 1e12 times 1e12), then bilinear in logs:
+     * 1000 rows and width 100 are half way on both: 10 + 15 = 25, 20 + 30 = 50 -> 37.5 */
+    near(tsr_time_gemm_shape_rate(&m, 1, 100, 10, 10), 1e10);
+    near(tsr_time_gemm_shape_rate(&m, 1, 10000, 1000, 1000), 8e10);
+    near(tsr_time_gemm_shape_rate(&m, 1, 1000, 100, 100), 3.75e10);
+    near(tsr_time_gemm_shape_rate(&m, 1, 1000, 10, 1000), 3.75e10); /* width sqrt(k n) */
+    near(tsr_time_gemm_shape_rate(&m, 1, 10, 1, 1), 1e10);          /* the edges beyond */
+    near(tsr_time_gemm_shape_rate(&m, 1, 1e6, 1e4, 1e4), 8e10);
+
+    /* on the thread curve of measured() (1e11 at 1, 2.5e11 at 4 threads):
+     * with 2 threads 1.5e11, x the shape's share of the 4-thread rate */
+    tsr_machine c = measured();
+    c.gemm_grid = grid_2x2();
+    near(tsr_time_gemm_shape_rate(&c, 2, 1000, 100, 100), 1.5e11 * 3.75e10 / 2.5e11);
+
+    /* compute: one product of 1000 x 100 -> 100 (2e7 FLOPs, 3 layers) and
+     * 1e7 FLOPs of scores a forward. Forward and input gradient at 3.75e10;
+     * the weight gradient, 100 rows of width sqrt(100 x 1000), 3/4 of the
+     * way in log width: 10 + 0.75 x 30 = 32.5 GFLOP/s; scores at 1e12. */
+    tsr_time_inputs in = base_inputs();
+    in.gemms = 1;
+    in.gemm[0] = (tsr_time_gemm){1000, 100, 100, 3};
+    in.other_flops = 1e7;
+    double f = 2.0 * 1000 * 100 * 100 * 3;
+    double per_flop = (2 * f / 3.75e10 + f / 3.25e10 + 3 * 1e7 / 1e12) / (3 * f + 3 * 1e7);
+    tsr_time_prediction t;
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, 8e12 * per_flop);
+    in.recompute = true; /* the forward again, at the forward's rate */
+    tsr_time_predict(&m, &in, &t);
+    per_flop = (3 * f / 3.75e10 + f / 3.25e10 + 4 * 1e7 / 1e12) / (4 * f + 4 * 1e7);
+    near(t.compute, 8e12 * 4 / 3 * per_flop);
+    m.gemm_grid.rows_points = 0; /* without a grid the products change nothing */
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, 8e12 * 4 / 3 / 1e12);
+}
+
 static void test_presets_and_files(void)
 {
     tsr_machine m;
@@ -244,6 +296,16 @@ static void test_presets_and_files(void)
     CU_ASSERT_EQUAL(m.intra_curves[0].points, 2);
     near(m.intra_curves[0].bytes[1], 1e7);
     near(m.intra_curves[0].busbw[0], 1e9);
+    CU_ASSERT_EQUAL(m.gemm_grid.rows_points, 0); /* absent: none */
+    w.gemm_grid = grid_2x2();
+    CU_ASSERT_EQUAL_FATAL(tsr_machine_save(&w, path), TSR_OK);
+    CU_ASSERT_EQUAL_FATAL(tsr_machine_load(path, &m), TSR_OK);
+    CU_ASSERT_EQUAL(m.gemm_grid.threads, 4);
+    CU_ASSERT_EQUAL(m.gemm_grid.rows_points, 2);
+    CU_ASSERT_EQUAL(m.gemm_grid.width_points, 2);
+    near(m.gemm_grid.rows[1], 10000);
+    near(m.gemm_grid.width[1], 1000);
+    near(m.gemm_grid.flops[1][0], 2e10);
     static const char *const bad[] = {
         "{\"devices_per_node\": 8}", /* rates missing */
         "[1, 2]",                    /* not an object */
@@ -260,6 +322,14 @@ static void test_presets_and_files(void)
         "\"allreduce_busbw\": [{\"ranks\": 2, \"bytes\": [2, 1], \"busbw\": [1, 1]}]",
         "\"allreduce_busbw\": [{\"ranks\": 2, \"bytes\": [1, 2], \"busbw\": [1]}]",
         "\"allreduce_busbw\": [{\"ranks\": 1, \"bytes\": [1], \"busbw\": [1]}]",
+        "\"gemm_by_shape\": {\"threads\": 1, \"rows\": [2, 1], \"width\": [1], "
+        "\"flops\": [[1], [1]]}",
+        "\"gemm_by_shape\": {\"threads\": 1, \"rows\": [1, 2], \"width\": [1, 2], "
+        "\"flops\": [[1, 1], [1]]}",
+        "\"gemm_by_shape\": {\"threads\": 1, \"rows\": [1], \"width\": [1], "
+        "\"flops\": [[-1]]}",
+        "\"gemm_by_shape\": {\"rows\": [1], \"width\": [1], \"flops\": [[1]]}",
+        "\"gemm_by_shape\": [1]",
     };
     for (size_t i = 0; i < sizeof bad_curves / sizeof bad_curves[0]; i++) {
         FILE *f = fopen(path, "w");
@@ -267,8 +337,8 @@ static void test_presets_and_files(void)
         fprintf(f, "{%s, %s}", rates, bad_curves[i]);
         fclose(f);
         CU_ASSERT_EQUAL(tsr_machine_load(path, &m), TSR_ERR_INVALID_ARG);
-        CU_ASSERT_PTR_NOT_NULL(
-            strstr(tsr_last_error(), i < 2 ? "gemm_by_threads" : "allreduce_busbw"));
+        const char *field = i < 2 ? "gemm_by_threads" : i < 5 ? "allreduce_busbw" : "gemm_by_shape";
+        CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), field));
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         FILE *f = fopen(path, "w");
@@ -290,6 +360,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_data_parallel_overlap_and_precision),
     TSR_TEST(test_experts_and_shared_cores),
     TSR_TEST(test_measured_curves),
+    TSR_TEST(test_gemm_by_shape),
     TSR_TEST(test_presets_and_files),
 };
 
