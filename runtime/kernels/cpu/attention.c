@@ -155,11 +155,25 @@ static int dropout_on(const tsr_dropout *dropout)
     return dropout != NULL && dropout->p > 0.0f;
 }
 
-/* One head's keys (kt, transposed in 64-column blocks) and values (vs,
- * tp x dp), packed a key block at a time as the tiles first need them, so
- * that the packing's memory traffic interleaves with the tiles' products
- * (packed in one go it is a phase of its own, as long as a window's
- * products). */
+/* Key block kb of one head's K or V (its first row at src, rows `stride`
+ * apart): its rows into `rows` (tp x dp) and its transpose into `cols`
+ * (64-column blocks), each skipped when NULL. Both passes pack a key block
+ * just before its tiles, so that the packing's memory traffic overlaps
+ * their products instead of being a phase of its own. */
+static void pack_key_block(float *rows, float *cols, const float *src, int64_t stride,
+                           const attn_shape *sh, int64_t kb)
+{
+    int64_t k0 = kb * BLK, nk = tsr_min64(BLK, sh->t - k0);
+    if (rows != NULL)
+        tsr_attn_pack_rows(rows + k0 * sh->dp, sh->dp, src + k0 * stride, stride, nk, BLK,
+                           sh->d, 1.0f);
+    if (cols != NULL)
+        tsr_attn_pack_cols(cols + k0 * sh->dp, src + k0 * stride, stride, nk, BLK, sh->d,
+                           sh->dp);
+}
+
+/* The forward's packed keys (kt, transposed) and values (vs), packed as
+ * the tiles first reach each key block. */
 typedef struct kv_packs {
     float *kt, *vs;
     const float *k, *v; /* the head's first row */
@@ -169,11 +183,8 @@ typedef struct kv_packs {
 static void kv_packs_need(kv_packs *p, const attn_shape *sh, int64_t kb)
 {
     for (; p->packed <= kb; p->packed++) {
-        int64_t k0 = p->packed * BLK, nk = tsr_min64(BLK, sh->t - k0);
-        tsr_attn_pack_cols(p->kt + k0 * sh->dp, p->k + k0 * p->stride, p->stride, nk, BLK,
-                           sh->d, sh->dp);
-        tsr_attn_pack_rows(p->vs + k0 * sh->dp, sh->dp, p->v + k0 * p->stride, p->stride, nk,
-                           BLK, sh->d, 1.0f);
+        pack_key_block(NULL, p->kt, p->k, p->stride, sh, p->packed);
+        pack_key_block(p->vs, NULL, p->v, p->stride, sh, p->packed);
     }
 }
 
@@ -454,17 +465,12 @@ static void backward_unit(const bwd_args *a, const attn_shape *sh, int64_t bi, i
         if (a->dq != NULL)
             memset(w.dq, 0, (size_t)(tp * dp) * sizeof(float));
         for (int64_t kb = 0; kb < sh->nblk; kb++) {
-            /* key block kb's operands are packed, and its dK and dV
-             * written out, beside its tiles rather than in phases of
-             * their own (as in the forward) */
+            /* key block kb's dK and dV are zeroed and written out beside
+             * its tiles too, as its operands are packed */
             int64_t k0 = kb * BLK, nk = tsr_min64(BLK, t - k0);
             if (hh == 0) {
-                tsr_attn_pack_rows(w.ks + k0 * dp, dp, ksrc + k0 * kstride, kstride, nk, BLK,
-                                   d, 1.0f);
-                tsr_attn_pack_cols(w.kt + k0 * dp, ksrc + k0 * kstride, kstride, nk, BLK, d,
-                                   dp);
-                tsr_attn_pack_cols(w.vt + k0 * dp, vsrc + k0 * kstride, kstride, nk, BLK, d,
-                                   dp);
+                pack_key_block(w.ks, w.kt, ksrc, kstride, sh, kb);
+                pack_key_block(NULL, w.vt, vsrc, kstride, sh, kb);
                 memset(w.dk + k0 * dp, 0, (size_t)(BLK * dp) * sizeof(float));
                 memset(w.dv + k0 * dp, 0, (size_t)(BLK * dp) * sizeof(float));
             }
