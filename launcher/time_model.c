@@ -61,33 +61,28 @@ double tsr_time_gemm_rate(const tsr_machine *m, int threads)
     return m->gemm_rates[n - 1] * t / m->gemm_threads[n - 1];
 }
 
-/* Where x lies among n ascending points: the lower point of its segment
- * and in *f the share of the way to the next, linear in log x; beyond the
- * ends, the end itself. */
-static int segment(const double *points, int n, double x, double *f)
+/* values[] at x among n ascending points: linear in log x between them,
+ * the end values beyond them (the measured curves and the GEMM grid). */
+static double log_linear(const double *points, const double *values, int n, double x)
 {
-    *f = 0.0;
-    if (x <= points[0] || n == 1)
-        return 0;
+    if (x <= points[0])
+        return values[0];
     for (int i = 1; i < n; i++)
         if (x <= points[i]) {
-            *f = log(x / points[i - 1]) / log(points[i] / points[i - 1]);
-            return i - 1;
+            double f = log(x / points[i - 1]) / log(points[i] / points[i - 1]);
+            return values[i - 1] + f * (values[i] - values[i - 1]);
         }
-    *f = 1.0;
-    return n - 2;
+    return values[n - 1];
 }
 
-/* The grid's rate at (rows, width): bilinear in log rows and log width. */
+/* The grid's rate at (rows, width): bilinear in log rows and log width
+ * (each row of rates at the width, then those at the rows). */
 static double grid_rate(const tsr_gemm_grid *g, double rows, double width)
 {
-    double fr, fw;
-    int i = segment(g->rows, g->rows_points, rows, &fr);
-    int j = segment(g->width, g->width_points, width, &fw);
-    int i1 = i + 1 < g->rows_points ? i + 1 : i, j1 = j + 1 < g->width_points ? j + 1 : j;
-    double lo = g->flops[i][j] + fw * (g->flops[i][j1] - g->flops[i][j]);
-    double hi = g->flops[i1][j] + fw * (g->flops[i1][j1] - g->flops[i1][j]);
-    return lo + fr * (hi - lo);
+    double at_width[TSR_MACHINE_MAX_POINTS];
+    for (int i = 0; i < g->rows_points; i++)
+        at_width[i] = log_linear(g->width, g->flops[i], g->width_points, width);
+    return log_linear(g->rows, at_width, g->rows_points, rows);
 }
 
 double tsr_time_gemm_shape_rate(const tsr_machine *m, int threads, double rows, double k, double n)
@@ -124,14 +119,7 @@ static double seconds_per_flop(const tsr_machine *m, const tsr_time_inputs *in)
  * measured sizes, the end points beyond them. */
 static double curve_busbw(const tsr_link_curve *c, double bytes)
 {
-    if (bytes <= c->bytes[0])
-        return c->busbw[0];
-    for (int k = 1; k < c->points; k++)
-        if (bytes <= c->bytes[k]) {
-            double f = log(bytes / c->bytes[k - 1]) / log(c->bytes[k] / c->bytes[k - 1]);
-            return c->busbw[k - 1] + f * (c->busbw[k] - c->busbw[k - 1]);
-        }
-    return c->busbw[c->points - 1];
+    return log_linear(c->bytes, c->busbw, c->points, bytes);
 }
 
 /* A ring all-reduce of `bytes` over a group of `size` ranks `stride`
