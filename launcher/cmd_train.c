@@ -351,9 +351,12 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             tsr_log_once(TSR_LOG_INFO, "peak RSS %.1f MiB, memory plan %.1f MiB",
                          (double)tsr_peak_rss_bytes() / 1048576.0,
                          (double)tsr_plan_total_bytes(&plan) / 1048576.0);
+        double expert_load = 1.0;
         if (st == TSR_OK)
-            tsr_train_prediction_report(&prediction, &trainer, tsr_plan_total_bytes(&plan),
-                                        metrics);
+            st = tsr_train_expert_load_report(net, grid, metrics, &expert_load);
+        if (st == TSR_OK)
+            st = tsr_train_prediction_report(&prediction, &trainer, grid,
+                                             tsr_plan_total_bytes(&plan), expert_load, metrics);
         tsr_trainer_release(&trainer);
     }
     tsr_dp_destroy(dp);

@@ -11,7 +11,15 @@
 static void add_gemm(tsr_time_inputs *in, double rows, double k, double n, double count)
 {
     if (count > 0.0 && rows > 0.0 && in->gemms < TSR_TIME_MAX_GEMMS)
-        in->gemm[in->gemms++] = (tsr_time_gemm){rows, k, n, count};
+        in->gemm[in->gemms++] = (tsr_time_gemm){rows, k, n, count, false};
+}
+
+static void add_routed_gemm(tsr_time_inputs *in, double rows, double k, double n, double count)
+{
+    int before = in->gemms;
+    add_gemm(in, rows, k, n, count);
+    if (in->gemms > before)
+        in->gemm[before].routed = true;
 }
 
 /* The stage's matrix products of one micro batch's forward as the
@@ -42,8 +50,8 @@ static void gemms_of(const tsr_config *cfg, const tsr_net_dims *d, tsr_time_inpu
     add_gemm(in, tokens, c, gate * ffn / tp, layers - moe);
     add_gemm(in, tokens, ffn / tp, c, layers - moe);
     add_gemm(in, routed, c, experts, moe);
-    add_gemm(in, per_expert, c, gate * width, moe * experts / d->ep);
-    add_gemm(in, per_expert, width, c, moe * experts / d->ep);
+    add_routed_gemm(in, per_expert, c, gate * width, moe * experts / d->ep);
+    add_routed_gemm(in, per_expert, width, c, moe * experts / d->ep);
     add_gemm(in, own, c, gate * shared, shared > 0 ? moe : 0.0);
     add_gemm(in, own, shared, c, shared > 0 ? moe : 0.0);
     if (d->has_head) {

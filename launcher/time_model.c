@@ -177,6 +177,23 @@ static void data_parallel(const tsr_machine *m, const tsr_time_inputs *in, doubl
     out->dp_hidden = reduce + gather - out->dp;
 }
 
+/* Seconds of one micro batch's routed products on a device (forward,
+ * again under recomputation, input and weight gradients) at an even
+ * routing: what an uneven one adds to in proportion. */
+static double routed_seconds(const tsr_machine *m, const tsr_time_inputs *in)
+{
+    double forwards = in->recompute ? 3.0 : 2.0, seconds = 0.0;
+    for (int i = 0; i < in->gemms && i < TSR_TIME_MAX_GEMMS; i++) {
+        const tsr_time_gemm *g = &in->gemm[i];
+        if (!g->routed)
+            continue;
+        double f = 2.0 * g->rows * g->k * g->n * g->count;
+        seconds += forwards * f / tsr_time_gemm_shape_rate(m, in->threads, g->rows, g->k, g->n);
+        seconds += f / tsr_time_gemm_shape_rate(m, in->threads, g->n, g->k, g->rows);
+    }
+    return seconds;
+}
+
 void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_prediction *out)
 {
     double cores = core_share(m, in);
@@ -184,6 +201,8 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
     double mb = in->microbatches;
     double flops = in->flops_per_iteration * (in->recompute ? 4.0 / 3.0 : 1.0) / devices;
     out->compute = flops * seconds_per_flop(m, in) / cores;
+    double uneven = in->expert_load > 0.0 ? in->expert_load - 1.0 : 0.0;
+    out->compute += uneven * routed_seconds(m, in) * (double)in->microbatches / cores;
     double share = thread_share(m, in) * cores;
     double passes = in->recompute ? 4.0 : 3.0;
     out->elementwise =
@@ -205,7 +224,8 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
     if (in->sp)
         rows /= in->tp;
     out->ep = in->ep > 1 ? 4.0 * (double)in->moe_layers_per_stage * mb *
-                               (rows * (in->ep - 1) / in->ep / bw + (in->ep - 1) * lat)
+                               (rows * (in->ep - 1) / in->ep / bw + (in->ep - 1) * lat) *
+                               (1.0 + uneven)
                          : 0.0;
 
     double stage = out->compute + out->elementwise + out->tp + out->pp + out->ep;

@@ -18,6 +18,9 @@
  *                next stage (/ tp under SP)
  *   ep           per MoE layer and micro batch 4 all-to-alls of the rows'
  *                k copies ((ep-1)/ep of them leave the rank)
+ * The routing is taken as even unless expert_load says how it was: then
+ * the busiest rank's routed products and all-to-alls take expert_load x
+ * their time at an even routing (the exchanges wait for that rank).
  *   dp           a ring all-reduce of the device's gradients, or under
  *                the distributed optimizer a reduce-scatter of them and an
  *                all-gather of the parameters; what overlaps is hidden:
@@ -62,6 +65,7 @@
  * `count` times (layers, local experts, the head's chunks). */
 typedef struct tsr_time_gemm {
     double rows, k, n, count;
+    bool routed; /* an expert's: its rows follow the router (expert_load) */
 } tsr_time_gemm;
 
 typedef struct tsr_time_inputs {
@@ -88,6 +92,11 @@ typedef struct tsr_time_inputs {
     int gemms;
     tsr_time_gemm gemm[TSR_TIME_MAX_GEMMS];
     double other_flops;
+    /* the busiest rank's expert rows in an exchange over an even
+     * routing's share (0: even, as a prediction before the run takes it;
+     * below 1 when a capacity dropped assignments): its routed products
+     * and its all-to-alls take that share of their even time */
+    double expert_load;
 } tsr_time_inputs;
 
 typedef struct tsr_time_prediction {

@@ -17,6 +17,16 @@ tsr_status tsr_train_prediction_check(const tsr_config *cfg)
     return cfg->cluster != NULL ? tsr_machine_load(cfg->cluster, &m) : TSR_OK;
 }
 
+/* The prediction of the slowest stage: each term its largest over the
+ * world's ranks (a collective). */
+static tsr_status predict_slowest(const tsr_machine *m, const tsr_time_inputs *in,
+                                  tsr_comm *world, tsr_time_prediction *out)
+{
+    tsr_time_predict(m, in, out);
+    return tsr_comm_allreduce(out, out, sizeof *out / sizeof(double), TSR_COMM_FP64, TSR_COMM_MAX,
+                              world, NULL);
+}
+
 tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net, tsr_grid *grid,
                                      tsr_train_prediction *out)
 {
@@ -28,13 +38,9 @@ tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net, 
         return st;
     tsr_comm *world = tsr_grid_world(grid);
     tsr_rank_info info = tsr_rank_info_from_env();
-    tsr_time_inputs in;
     tsr_time_inputs_of(cfg, net, tsr_comm_size(world), info.local_size, omp_get_max_threads(),
-                       tsr_time_pipeline_bubble(tsr_net_get_dims(net)), &in);
-    tsr_time_predict(&out->machine, &in, &out->time);
-    /* the slowest stage sets the pace: each term its largest */
-    st = tsr_comm_allreduce(&out->time, &out->time, sizeof out->time / sizeof(double),
-                            TSR_COMM_FP64, TSR_COMM_MAX, world, NULL);
+                       tsr_time_pipeline_bubble(tsr_net_get_dims(net)), &out->inputs);
+    st = predict_slowest(&out->machine, &out->inputs, world, &out->time);
     if (st != TSR_OK)
         return st;
     out->on = true;
@@ -48,11 +54,34 @@ tsr_status tsr_train_prediction_make(const tsr_config *cfg, const tsr_net *net, 
     return TSR_OK;
 }
 
-void tsr_train_prediction_report(const tsr_train_prediction *p, const tsr_trainer *tr,
-                                 size_t plan_bytes, FILE *metrics)
+tsr_status tsr_train_expert_load_report(const tsr_net *net, tsr_grid *grid, FILE *metrics,
+                                        double *busiest)
+{
+    *busiest = 1.0;
+    tsr_expert_load_stats load;
+    tsr_status st = tsr_net_expert_load_measure(net, grid, &load);
+    if (st != TSR_OK || !load.measured)
+        return st;
+    *busiest = load.exchange;
+    tsr_log_once(TSR_LOG_INFO,
+                 "expert load: the busiest rank of each exchange computed %.3fx the rows an "
+                 "even routing gives (the last %lld MoE layer forwards); over the run the "
+                 "busiest rank %.3fx, the least busy %.3fx",
+                 load.exchange, (long long)load.exchanges, load.busiest, load.least);
+    if (metrics != NULL)
+        fprintf(metrics,
+                "{\"type\": \"expert_load\", \"exchange\": %.6g, \"exchanges\": %lld, "
+                "\"busiest\": %.6g, \"least_busy\": %.6g}\n",
+                load.exchange, (long long)load.exchanges, load.busiest, load.least);
+    return TSR_OK;
+}
+
+tsr_status tsr_train_prediction_report(const tsr_train_prediction *p, const tsr_trainer *tr,
+                                       tsr_grid *grid, size_t plan_bytes, double expert_load,
+                                       FILE *metrics)
 {
     if (!p->on || tr->timed_iterations <= 0)
-        return;
+        return TSR_OK;
     double measured = tr->timed_seconds / (double)tr->timed_iterations;
     double rss = (double)tsr_peak_rss_bytes(), planned = (double)plan_bytes + p->baseline_rss;
     tsr_log_once(TSR_LOG_INFO,
@@ -62,15 +91,31 @@ void tsr_train_prediction_report(const tsr_train_prediction *p, const tsr_traine
                  measured * 1e3, (long long)tr->timed_iterations, p->time.total * 1e3,
                  p->machine.name, measured / p->time.total, rss / 1048576.0, planned / 1048576.0,
                  p->baseline_rss / 1048576.0, rss / planned);
+    /* the prediction takes the routing as even; the run tells how it was */
+    tsr_time_prediction at_load = p->time;
+    if (expert_load != 1.0) {
+        tsr_time_inputs in = p->inputs;
+        in.expert_load = expert_load;
+        tsr_status st = predict_slowest(&p->machine, &in, tsr_grid_world(grid), &at_load);
+        if (st != TSR_OK)
+            return st;
+        tsr_log_once(TSR_LOG_INFO,
+                     "iteration time at the measured expert load %.3f: predicted %.2f ms "
+                     "(compute %.2f, ep %.2f): measured / predicted %.3f",
+                     expert_load, at_load.total * 1e3, at_load.compute * 1e3, at_load.ep * 1e3,
+                     measured / at_load.total);
+    }
     if (metrics != NULL)
         fprintf(metrics,
                 "{\"type\": \"prediction\", \"machine\": \"%s\", \"measured_ms\": %.6g, "
                 "\"predicted_ms\": %.6g, \"ratio\": %.6g, \"compute_ms\": %.6g, "
                 "\"elementwise_ms\": %.6g, \"tp_ms\": %.6g, \"pp_ms\": %.6g, \"ep_ms\": %.6g, "
-                "\"dp_ms\": %.6g, \"bubble_ms\": %.6g, \"predicted_memory_bytes\": %.0f, "
+                "\"dp_ms\": %.6g, \"bubble_ms\": %.6g, \"expert_load\": %.6g, "
+                "\"predicted_at_load_ms\": %.6g, \"predicted_memory_bytes\": %.0f, "
                 "\"peak_rss_bytes\": %.0f}\n",
                 p->machine.name, measured * 1e3, p->time.total * 1e3, measured / p->time.total,
                 p->time.compute * 1e3, p->time.elementwise * 1e3, p->time.tp * 1e3,
-                p->time.pp * 1e3, p->time.ep * 1e3, p->time.dp * 1e3, p->time.bubble * 1e3, planned,
-                rss);
+                p->time.pp * 1e3, p->time.ep * 1e3, p->time.dp * 1e3, p->time.bubble * 1e3,
+                expert_load, at_load.total * 1e3, planned, rss);
+    return TSR_OK;
 }

@@ -154,6 +154,21 @@ tsr_status tsr_net_decode_logits(tsr_net *net, const int32_t *tokens, int64_t po
  * training forwards on this rank since the last call, and zeroes them. */
 double tsr_net_take_aux_loss(tsr_net *net);
 
+/* How evenly the router spread the rows of the training forwards so far
+ * over the expert-parallel ranks, each as a share of the rows an even
+ * routing gives a rank: exchange, at the busiest rank of each exchange
+ * (the one the others wait for), summed over the last TSR_NET_EXPERT_LOG
+ * MoE layer forwards, the largest over the groups; busiest and least, the
+ * run's totals of the ranks. measured is false without expert
+ * parallelism. A collective over the grid's world (and EP groups). */
+typedef struct tsr_expert_load_stats {
+    bool measured;
+    double exchange, busiest, least;
+    int64_t exchanges; /* behind `exchange`, per rank */
+} tsr_expert_load_stats;
+tsr_status tsr_net_expert_load_measure(const tsr_net *net, tsr_grid *grid,
+                                       tsr_expert_load_stats *out);
+
 /* Folds every low-rank adapter into the weight it adapts (W += scale x
  * up @ down on this rank's blocks, which hold matching pieces in any
  * layout) and zeroes the up halves, so the model computes the same

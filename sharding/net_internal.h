@@ -85,6 +85,21 @@ typedef struct chunk_io {
     float *d_send; /* gradient of the chunk's input, to send */
 } chunk_io;
 
+/* The rows experts computed in the training forwards: the run's totals,
+ * and each MoE layer's call of the last TSR_NET_EXPERT_LOG ones (a ring;
+ * the ranks of an expert-parallel group make the same calls in the same
+ * order, so entry i is the same exchange on each). */
+#define TSR_NET_EXPERT_LOG 4096
+typedef struct tsr_net_expert_log {
+    tsr_expert_load total;
+    int64_t calls;
+    double rows[TSR_NET_EXPERT_LOG], even_rows[TSR_NET_EXPERT_LOG];
+} tsr_net_expert_log;
+
+/* After a unit's training forward: logs its experts' rows if it has any
+ * (its even share grew from even_before). */
+void tsr_net_expert_log_note(tsr_net *net, double rows_before, double even_before);
+
 struct tsr_net {
     tsr_config cfg;
     tsr_net_dims d;
@@ -140,6 +155,7 @@ struct tsr_net {
     int64_t decode_rows, decode_position;
     float loss_scale;  /* of the micro batch being computed (set_loss_weights) */
     double aux_loss;   /* modules' own loss terms since tsr_net_take_aux_loss */
+    tsr_net_expert_log expert_log; /* net_expert_load.c */
     size_t *ep_counts; /* 4 x ep: alltoallv counts and displacements (ep > 1) */
 };
 

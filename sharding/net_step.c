@@ -76,7 +76,10 @@ static tsr_status unit_forward(tsr_net *net, int u, const float *in, float *out)
 {
     const tsr_net_unit *unit = &net->units[u];
     net->exec.unit_saved = unit_block(net, unit);
+    double rows = net->expert_log.total.rows, even = net->expert_log.total.even_rows;
     TRY(node_forward(net, unit->root, in, out));
+    if (net->exec.io.expert_load != NULL)
+        tsr_net_expert_log_note(net, rows, even);
     if (net->exec.train && tsr_net_unit_held(net, unit))
         tsr_net_hold_saved(net, unit, slot_base(net) + unit->slot_offset);
     else if (net->exec.train && unit->recomputed)
@@ -247,7 +250,8 @@ static void set_io(tsr_net *net, const tsr_microbatch *mb, bool train)
                                  net->row_loss, net->row_correct, mb->first_sample,
                                  mb->iteration, mb->doc_start,    mb->prefix_lo,
                                  mb->prefix_hi, net->decode_rows > 0 ? net->decode_position : -1,
-                                 net->loss_scale, train ? &net->aux_loss : NULL};
+                                 net->loss_scale, train ? &net->aux_loss : NULL,
+                                 train ? &net->expert_log.total : NULL};
 }
 
 /* embedding, the chunk's layers, and (head chunk) the final norm, then the
@@ -329,6 +333,7 @@ static tsr_status backward_stack(tsr_net *net, const tsr_microbatch *mb, int chu
              * (and the same loss terms, counted once already) */
             net->exec.train = true;
             net->exec.io.aux_loss = NULL;
+            net->exec.io.expert_load = NULL;
             for (int k = first; k < first + count; k++) {
                 int64_t lk = d->chunk_first_layer[chunk] + k;
                 TRY(unit_forward(net, tsr_net_unit_layer(net, lk),

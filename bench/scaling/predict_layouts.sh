@@ -6,7 +6,9 @@
 # --cluster and prints, per layout, the predicted and the measured
 # iteration time (mean of the iterations after the first) and the
 # predicted memory (the plan + the process before it) against the peak
-# RSS, with their ratios. Ranks beyond the cores
+# RSS, with their ratios; under expert parallelism also the prediction at
+# the routing's measured load (the prediction itself takes it as even).
+# Ranks beyond the cores
 # share them: the model scales their rate by cores / threads asked (see
 # docs/planner.md). Not a test: the numbers go to the closing notes.
 set -u
@@ -55,4 +57,9 @@ for l in "${layouts[@]}"; do
   awk -v np="$np" -v name="$name" -v p="$pred_ms" -v m="$meas_ms" -v plan="$pred_mem" \
     -v rss="$rss" 'BEGIN { printf "%-4s %-62s %11.2f %11.2f %7.3f %9.1f %9.1f %7.3f\n", np,
              substr(name, 1, 62), p, m, m / p, plan / 1048576, rss / 1048576, rss / plan }'
+  if [ "$load" != 1 ]; then
+    awk -v load="$load" -v p="$load_ms" -v m="$meas_ms" 'BEGIN {
+      printf "     at the measured expert load %.3f (busiest rank of each exchange): predicted %.2f ms, ratio %.3f\n",
+             load, p, m / p }'
+  fi
 done

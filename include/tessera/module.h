@@ -224,6 +224,13 @@ typedef struct tsr_module_info {
     tsr_child_summary children[TSR_MODULE_MAX_CHILDREN];
 } tsr_module_info;
 
+/* Rows that experts computed, against the rows an even routing would have
+ * given them: a rank's busiest share sets an expert-parallel step's pace. */
+typedef struct tsr_expert_load {
+    double rows;      /* rows this rank's experts computed */
+    double even_rows; /* what they would compute if every expert took as many */
+} tsr_expert_load;
+
 /* The micro batch and the loss rows, shared by every module of a step. */
 typedef struct tsr_step_io {
     const int32_t *tokens;  /* (B, T) */
@@ -248,6 +255,9 @@ typedef struct tsr_step_io {
      * here in a training forward (NULL when it must not: evaluation,
      * recomputation) */
     double *aux_loss;
+    /* a module that runs experts adds their rows here in a training
+     * forward (NULL as for aux_loss) */
+    tsr_expert_load *expert_load;
 } tsr_step_io;
 
 struct tsr_module_node;

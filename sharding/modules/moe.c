@@ -429,6 +429,13 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
         return st;
     if (run->io->aux_loss != NULL && run->io->decode_position < 0)
         *run->io->aux_loss += tsr_moe_loss_terms(cfg, &d, buf);
+    if (run->io->expert_load != NULL && run->io->decode_position < 0) {
+        /* every rank sends n k assignments, so n k is also what each
+         * receives on average */
+        for (int64_t i = 0; i < d.el; i++)
+            run->io->expert_load->rows += (double)tsr_moe_expert_rows(&d, buf, i);
+        run->io->expert_load->even_rows += (double)(d.n * d.k);
+    }
     return TSR_OK;
 }
 

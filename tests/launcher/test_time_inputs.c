@@ -62,6 +62,9 @@ static void test_moe_products(void)
     expect_gemm(&in->gemm[5], 64, 64, 128, 2);
     expect_gemm(&in->gemm[6], 64, 128, 64, 2);
     expect_gemm(&in->gemm[7], 64, 64, 128, 1); /* head: the vocabulary padded to 128 */
+    for (int i = 0; i < in->gemms; i++) /* only the experts' rows follow the router */
+        CU_ASSERT_EQUAL(in->gemm[i].routed, i == 5 || i == 6);
+    CU_ASSERT_EQUAL(in->expert_load, 0.0); /* a prediction takes the routing as even */
     tsr_attn_mask mask;
     CU_ASSERT_EQUAL_FATAL(tsr_config_layer_attention(&cfg, 0, &mask), TSR_OK);
     CU_ASSERT_DOUBLE_EQUAL(in->other_flops,

@@ -158,6 +158,27 @@ static void test_experts_and_shared_cores(void)
     tsr_time_predict(&m, &in, &t);
     double rows = 2.0 * 1024 * 2 * 1024 * 4; /* B T k C floats */
     near(t.ep, 4.0 * 4 * 4 * (rows * 3 / 4 / 1e10 + 3 * 1e-6));
+    double even_compute = t.compute, even_ep = t.ep;
+    /* the busiest rank of each exchange at 1.5 x an even share: its routed
+     * products (one of 1024 x 1024 -> 2048, 2 local experts x 4 layers,
+     * at 1e12: forward, input and weight gradients) take half as long
+     * again per micro batch, and its exchanges too; a product not routed
+     * (the router) does not */
+    in.gemms = 2;
+    in.gemm[0] = (tsr_time_gemm){1024, 1024, 2048, 8, true};
+    in.gemm[1] = (tsr_time_gemm){2048, 1024, 4, 4, false};
+    in.expert_load = 1.5;
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, even_compute + 0.5 * 3 * 2.0 * 1024 * 1024 * 2048 * 8 / 1e12 * 4);
+    near(t.ep, 1.5 * even_ep);
+    in.expert_load = 0.75; /* below an even share (assignments dropped): less */
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, even_compute - 0.25 * 3 * 2.0 * 1024 * 1024 * 2048 * 8 / 1e12 * 4);
+    near(t.ep, 0.75 * even_ep);
+    in.expert_load = 0.0; /* not measured: even */
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, even_compute);
+    near(t.ep, even_ep);
     /* 4 ranks of 2 threads on 4 cores: half the calibrated one-thread rate x 2 */
     m.cores_per_node = 4;
     in = base_inputs();
@@ -247,7 +268,7 @@ static void test_gemm_by_shape(void)
      * way in log width: 10 + 0.75 x 30 = 32.5 GFLOP/s; scores at 1e12. */
     tsr_time_inputs in = base_inputs();
     in.gemms = 1;
-    in.gemm[0] = (tsr_time_gemm){1000, 100, 100, 3};
+    in.gemm[0] = (tsr_time_gemm){1000, 100, 100, 3, false};
     in.other_flops = 1e7;
     double f = 2.0 * 1000 * 100 * 100 * 3;
     double per_flop = (2 * f / 3.75e10 + f / 3.25e10 + 3 * 1e7 / 1e12) / (3 * f + 3 * 1e7);

@@ -9,6 +9,9 @@
 #   experts cut over tp (--expert-tensor-parallel-size 2) and EP 2 under full
 #   recomputation, each with and without the distributed optimizer, equal
 #   the 1-rank run within 1e-5 relative;
+#   the expert load EP 2 reports (the ranks' shares of an even routing
+#   sum to 2; the busiest of each exchange at least the run's busiest;
+#   padded to capacity, every rank as busy in every exchange);
 #   with capacity factor 1.0 (assignments dropped) EP 2, EP 4,
 #   PP 2 x EP 2, TP 2 with SP and TP 2 x EP 2 with SP (experts whole or cut
 #   over tp) equal 1 rank within 1e-5 (drops are decided over each micro batch before dispatch, so the
@@ -85,6 +88,20 @@ for layout in "${layouts[@]}"; do
   done
 done
 
+# the expert load the run reports (its "expert_load" line): at EP 2 every
+# assignment is computed on one of the two ranks, so their shares of an
+# even routing sum to 2 (to the 6 digits printed); each exchange waits for
+# its busiest rank, so the share at the busiest of each exchange is at
+# least the run's busiest
+load_of() { grep '"type": "expert_load"' "$1" | sed "s/.*\"$2\": \([^,}]*\).*/\1/"; }
+run 2 "$work/load.jsonl" --expert-model-parallel-size 2
+awk -v x="$(load_of "$work/load.jsonl" exchange)" -v n="$(load_of "$work/load.jsonl" exchanges)" \
+  -v b="$(load_of "$work/load.jsonl" busiest)" -v l="$(load_of "$work/load.jsonl" least_busy)" '
+  BEGIN { printf "  exchange %s over %s, busiest %s, least %s\n", x, n, b, l
+          s = b + l - 2; if (s < 0) s = -s
+          exit !(n == 80 && s < 1e-5 && b >= 1 && x >= b && x < 2) }'
+check "EP 2: the expert load (2 MoE layers x 2 micro batches x 20 steps exchanges; the two shares sum to 2; the busiest of each exchange at least the run's busiest)" $?
+
 cap=(--moe-expert-capacity-factor 1.0)
 "$tessera" train "${model[@]}" "${cap[@]}" --metrics-file "$work/cap1.jsonl" >/dev/null 2>&1
 ! within "$work/one.jsonl" "$work/cap1.jsonl" 1e-5 20 >/dev/null
@@ -105,8 +122,10 @@ for layout in "1 " "2 --expert-model-parallel-size 2" "4 --expert-model-parallel
   # shellcheck disable=SC2086
   run "$np" "$work/pad.jsonl" "${cap[@]}" --moe-pad-expert-input-to-capacity $flags
   within "$work/cap1.jsonl" "$work/pad.jsonl" 1e-5 20 &&
-    ! grep -q '"group": "ep", "kind": "alltoall"' "$work/pad.jsonl"
-  check "padded to capacity, $np rank(s) ${flags}: 20 losses as unpadded (1e-5), no count exchange" $?
+    ! grep -q '"group": "ep", "kind": "alltoall"' "$work/pad.jsonl" &&
+    { [ "$np" = 1 ] || [ "$(load_of "$work/pad.jsonl" exchange)" = \
+      "$(load_of "$work/pad.jsonl" least_busy)" ]; }
+  check "padded to capacity, $np rank(s) ${flags}: 20 losses as unpadded (1e-5), no count exchange, every rank as busy in every exchange" $?
 done
 
 ag=(--moe-token-dispatcher-type allgather)
