@@ -5,9 +5,11 @@
  *   tessera plan --gpus N [--device-memory GIB] [--threads-per-device T]
  *                [train's model and batch flags]
  *
- * Layouts: TP x PP x DP = N for every TP dividing N and PP dividing N/TP,
- * with sequence parallelism (TP > 1), the distributed optimizer (DP > 1)
- * and full recomputation each on and off; those `tessera train` would
+ * Layouts: TP x CP x PP x DP = N for every TP dividing N, CP dividing N/TP
+ * and PP dividing N/(TP CP), with sequence parallelism (TP > 1), the
+ * distributed optimizer (DP x CP > 1) and full recomputation each on and
+ * off; context parallelism is planned (a rank's stage as the model at
+ * sequence T/CP, layout_estimate.c), not trained; those `tessera train` would
  * refuse (tsr_config_validate, the builder's own checks: heads or the MLP
  * not dividing by TP, layers by PP, the batch by DP) are left out and
  * counted. Memory is not estimated: for every pipeline stage the model is
@@ -40,7 +42,7 @@
 #include "train_supported.h"
 
 typedef struct layout {
-    int tp, pp, dp, ep, vpp, mbs;
+    int tp, cp, pp, dp, ep, vpp, mbs;
     bool sp, dist, recompute;
     tsr_layout_estimate est;
 } layout;
@@ -99,6 +101,7 @@ static tsr_status try_layout(const enumeration *e, layout *l)
 {
     tsr_config cfg = *e->base;
     cfg.tensor_model_parallel_size = l->tp;
+    cfg.context_parallel_size = l->cp;
     cfg.pipeline_model_parallel_size = l->pp;
     cfg.expert_model_parallel_size = l->ep;
     cfg.micro_batch_size = l->mbs;
@@ -116,8 +119,12 @@ static tsr_status try_layout(const enumeration *e, layout *l)
     cfg.recompute_num_layers = 1;
     int gpus = e->args->gpus;
     tsr_status why = tsr_config_validate(&cfg, gpus);
+    /* context parallelism is planned for the machines it would run on,
+     * although this build does not train with it: the rest is checked */
+    tsr_config trained = cfg;
+    trained.context_parallel_size = 1;
     if (why == TSR_OK)
-        why = tsr_train_check_supported(&cfg, gpus);
+        why = tsr_train_check_supported(&trained, gpus / l->cp);
     if (why == TSR_OK)
         why = tsr_layout_estimate_of(&cfg, e->spec, e->vocab, gpus, e->machine,
                                      omp_get_max_threads(), e->args->precision->bytes, &l->est);
@@ -190,7 +197,8 @@ static void print_help(void)
     puts("usage: tessera plan --gpus N [--device-memory GIB] [--threads-per-device T]\n"
          "                    [--cluster PRESET|FILE] [--precision fp32|bf16|fp16]\n"
          "                    [--vary-micro-batch] [model and batch flags of 'tessera train']\n\n"
-         "lists every layout (TP x PP x DP = N; EP dividing DP for an MoE model, virtual\n"
+         "lists every layout (TP x CP x PP x DP = N; EP dividing DP x CP for an MoE model,\n"
+         "context parallelism planned though not trained by this build; virtual\n"
          "pipeline stages, sequence parallel, distributed optimizer, full recomputation;\n"
          "with --vary-micro-batch every power-of-two micro batch) the model takes, with\n"
          "the memory each device allocates in it (the largest pipeline stage), smallest\n"
@@ -206,18 +214,76 @@ static void print_times(const layout *found, int count)
 {
     printf("\npredicted iteration time per layout, fastest first (ms; terms in "
            "docs/planner.md):\n");
-    printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n", "TP", "PP",
-           "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "total", "TFLOP/s", "compute", "elemwise",
-           "tp", "pp", "ep", "dp", "bubble");
+    printf("%4s %3s %4s %4s %3s %3s %4s %3s %4s %4s %10s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n",
+           "TP", "CP", "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "total", "TFLOP/s",
+           "compute", "elemwise", "tp", "cp", "pp", "ep", "dp", "bubble");
     for (int i = 0; i < count; i++) {
         const layout *l = &found[i];
         const tsr_time_prediction *t = &l->est.time;
-        printf("%4d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f "
-               "%9.3f %9.3f\n",
-               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-", l->dist ? "on" : "-",
-               l->recompute ? "full" : "-", t->total * 1e3, l->est.tflops, t->compute * 1e3,
-               t->elementwise * 1e3, t->tp * 1e3, t->pp * 1e3, t->ep * 1e3, t->dp * 1e3,
-               t->bubble * 1e3);
+        printf("%4d %3d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %9.3f %9.3f %9.3f %9.3f %9.3f "
+               "%9.3f %9.3f %9.3f %9.3f\n",
+               l->tp, l->cp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-",
+               l->dist ? "on" : "-", l->recompute ? "full" : "-", t->total * 1e3, l->est.tflops,
+               t->compute * 1e3, t->elementwise * 1e3, t->tp * 1e3, t->cp * 1e3, t->pp * 1e3,
+               t->ep * 1e3, t->dp * 1e3, t->bubble * 1e3);
+    }
+}
+
+/* The layouts taken so far, and what was refused. */
+typedef struct layout_list {
+    layout *found; /* NULL: out of memory */
+    int count;
+    size_t capacity;
+    int refused;
+    char first_reason[512];
+} layout_list;
+
+static void list_add(layout_list *list, const layout *l)
+{
+    if ((size_t)list->count == list->capacity) {
+        layout *more = realloc(list->found, 2 * list->capacity * sizeof *more);
+        if (more == NULL) {
+            free(list->found);
+            list->found = NULL;
+            return;
+        }
+        list->found = more;
+        list->capacity *= 2;
+    }
+    list->found[list->count++] = *l;
+}
+
+/* Every layout of one TP x CP x PP split: expert-parallel sizes dividing
+ * dp x cp (an MoE model), virtual stages (PP > 1), micro batches
+ * (--vary-micro-batch), and SP, the distributed optimizer and
+ * recomputation on and off. */
+static void try_split(const enumeration *e, int tp, int cp, int pp, layout_list *list)
+{
+    const plan_args *a = e->args;
+    int dp = a->gpus / tp / cp / pp;
+    int per_rank = tsr_config_global_batch_size(e->base, a->gpus / cp) / dp;
+    for (int ep = 1; ep <= dp * cp && list->found != NULL; ep++) {
+        if ((dp * cp) % ep != 0 || (ep > 1 && e->base->num_experts <= 0))
+            continue;
+        for (int vpp = 1; vpp <= (pp > 1 ? 8 : 1) && list->found != NULL; vpp *= 2)
+            for (int mbs = 1; mbs <= per_rank && list->found != NULL; mbs *= 2) {
+                if (a->vary_micro_batch ? per_rank % mbs != 0
+                                        : mbs != e->base->micro_batch_size)
+                    continue;
+                for (int v = 0; v < 8 && list->found != NULL; v++) {
+                    layout l = {.tp = tp, .cp = cp, .pp = pp, .dp = dp, .ep = ep, .vpp = vpp,
+                                .mbs = mbs, .sp = v & 1, .dist = (v >> 1) & 1,
+                                .recompute = (v >> 2) & 1};
+                    if ((l.sp && tp == 1) || (l.dist && dp * cp == 1))
+                        continue;
+                    if (try_layout(e, &l) == TSR_OK) {
+                        list_add(list, &l);
+                    } else if (list->refused++ == 0) {
+                        snprintf(list->first_reason, sizeof list->first_reason,
+                                 "TP %d x CP %d x PP %d: %s", tp, cp, pp, tsr_last_error());
+                    }
+                }
+            }
     }
 }
 
@@ -246,64 +312,16 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
         tsr_spec_arena_destroy(arena);
         return st;
     }
-    size_t capacity = 256;
-    layout *found = calloc(capacity, sizeof *found);
-    int count = 0, refused = 0;
-    char first_reason[512] = "";
+    layout_list list = {calloc(256, sizeof(layout)), 0, 256, 0, ""};
     enumeration e = {base, a, &spec, vocab, a->cluster != NULL ? &machine : NULL};
-    for (int tp = 1; tp <= a->gpus && found != NULL; tp++) {
-        for (int pp = 1; a->gpus % tp == 0 && pp <= a->gpus / tp && found != NULL; pp++) {
-            int dp = a->gpus / tp / pp;
-            if ((a->gpus / tp) % pp != 0)
-                continue;
-            int per_rank = tsr_config_global_batch_size(base, a->gpus) / dp;
-            for (int ep = 1; ep <= dp && found != NULL; ep++) {
-                if (dp % ep != 0 || (ep > 1 && base->num_experts <= 0))
-                    continue;
-                for (int vpp = 1; vpp <= (pp > 1 ? 8 : 1) && found != NULL; vpp *= 2) {
-                    for (int mbs = 1; mbs <= per_rank && found != NULL; mbs *= 2) {
-                        if (!a->vary_micro_batch && mbs != base->micro_batch_size)
-                            continue;
-                        if (a->vary_micro_batch && per_rank % mbs != 0)
-                            continue;
-                        for (int v = 0; v < 8 && found != NULL; v++) {
-                            layout l;
-                            memset(&l, 0, sizeof l);
-                            l.tp = tp;
-                            l.pp = pp;
-                            l.dp = dp;
-                            l.ep = ep;
-                            l.vpp = vpp;
-                            l.mbs = a->vary_micro_batch ? mbs : base->micro_batch_size;
-                            l.sp = v & 1;
-                            l.dist = (v >> 1) & 1;
-                            l.recompute = (v >> 2) & 1;
-                            if ((l.sp && tp == 1) || (l.dist && dp == 1))
-                                continue;
-                            tsr_status why = try_layout(&e, &l);
-                            if (why != TSR_OK) {
-                                if (refused++ == 0)
-                                    snprintf(first_reason, sizeof first_reason, "TP %d x PP %d: %s",
-                                             tp, pp, tsr_last_error());
-                                continue;
-                            }
-                            if ((size_t)count == capacity) {
-                                layout *more = realloc(found, 2 * capacity * sizeof *found);
-                                if (more == NULL) {
-                                    free(found);
-                                    found = NULL;
-                                    break;
-                                }
-                                found = more;
-                                capacity *= 2;
-                            }
-                            found[count++] = l;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    for (int tp = 1; tp <= a->gpus && list.found != NULL; tp++)
+        for (int cp = 1; a->gpus % tp == 0 && cp <= a->gpus / tp && list.found != NULL; cp++)
+            for (int pp = 1; (a->gpus / tp) % cp == 0 && pp <= a->gpus / tp / cp; pp++)
+                if ((a->gpus / tp / cp) % pp == 0 && list.found != NULL)
+                    try_split(&e, tp, cp, pp, &list);
+    layout *found = list.found;
+    int count = list.count, refused = list.refused;
+    const char *first_reason = list.first_reason;
     tsr_spec_arena_destroy(arena);
     if (found == NULL)
         return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory");
@@ -323,9 +341,9 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
            "in %s, %s, %d thread(s) per device, of the largest pipeline stage:\n",
            count, a->gpus, refused, unit == gib ? "GiB" : "MiB", a->precision->memory,
            omp_get_max_threads());
-    printf("%4s %4s %4s %3s %3s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %7s %14s%s\n",
-           "TP", "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "params", "grads", "optimizer",
-           "activations", "scratch", "total", "stage", "bubble", "stage 0 (MiB)",
+    printf("%4s %3s %4s %4s %3s %3s %4s %3s %4s %4s %10s %10s %10s %12s %10s %10s %6s %7s %14s%s\n",
+           "TP", "CP", "PP", "DP", "EP", "VPP", "MBS", "SP", "DOPT", "RC", "params", "grads",
+           "optimizer", "activations", "scratch", "total", "stage", "bubble", "stage 0 (MiB)",
            a->device_gib > 0.0 ? "  fits" : "");
     for (int i = 0; i < count; i++) {
         const layout *l = &found[i];
@@ -335,10 +353,11 @@ static tsr_status run_plan(const tsr_config *base, const plan_args *a)
         char bubble[16] = "-";
         if (l->pp > 1 && est->bubble >= 0.0)
             snprintf(bubble, sizeof bubble, "%.1f%%", 100.0 * est->bubble);
-        printf("%4d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f %10.3f "
-               "%6d %7s %14.2f%s\n",
-               l->tp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-", l->dist ? "on" : "-",
-               l->recompute ? "full" : "-", (double)est->bytes[TSR_MEM_PARAMS] / unit,
+        printf("%4d %3d %4d %4d %3d %3d %4d %3s %4s %4s %10.3f %10.3f %10.3f %12.3f %10.3f "
+               "%10.3f %6d %7s %14.2f%s\n",
+               l->tp, l->cp, l->pp, l->dp, l->ep, l->vpp, l->mbs, l->sp ? "on" : "-",
+               l->dist ? "on" : "-", l->recompute ? "full" : "-",
+               (double)est->bytes[TSR_MEM_PARAMS] / unit,
                (double)est->bytes[TSR_MEM_GRADS] / unit,
                (double)est->bytes[TSR_MEM_OPTIMIZER] / unit,
                (double)est->bytes[TSR_MEM_ACTIVATIONS] / unit,

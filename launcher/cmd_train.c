@@ -139,12 +139,12 @@ static void log_attention(const tsr_config *cfg)
 {
     char text[512] = "", item[64], repeat[24];
     size_t used = 0;
-    double elements = 0.0, square = (double)cfg->seq_length * (double)cfg->seq_length;
+    double square = (double)cfg->seq_length * (double)cfg->seq_length;
+    double elements = tsr_config_attention_elements(cfg, 0, cfg->num_layers, cfg->seq_length);
     for (int64_t l = 0, run = 1; l < cfg->num_layers; l++) {
         tsr_attn_mask mask, next;
         if (tsr_config_layer_attention(cfg, l, &mask) != TSR_OK)
             return;
-        elements += tsr_attention_computed_elements(&mask, cfg->seq_length);
         if (l + 1 < cfg->num_layers && tsr_config_layer_attention(cfg, l + 1, &next) == TSR_OK &&
             memcmp(&mask, &next, sizeof mask) == 0) {
             run++;

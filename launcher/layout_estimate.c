@@ -23,15 +23,36 @@ static void convert_plan(tsr_memory_plan *plan, tsr_layout_precision precision)
     plan->bytes[TSR_MEM_SCRATCH] = (size_t)((double)plan->bytes[TSR_MEM_SCRATCH] * element);
 }
 
-tsr_status tsr_layout_estimate_of(const tsr_config *cfg, const tsr_model_spec *spec, int64_t vocab,
-                                  int world, const tsr_machine *machine, int threads,
-                                  tsr_layout_precision precision, tsr_layout_estimate *out)
+/* A context-parallel rank holds T / cp of every sequence: its stage is
+ * the model at that length (the position table still the whole
+ * sequence's), over world / cp ranks of the same data-parallel size. */
+static tsr_config chunk_config(const tsr_config *cfg, int cp)
+{
+    tsr_config chunk = *cfg;
+    if (cp > 1) {
+        if (chunk.max_position_embeddings <= 0)
+            chunk.max_position_embeddings = cfg->seq_length;
+        chunk.seq_length = cfg->seq_length / cp;
+        chunk.context_parallel_size = 1;
+    }
+    return chunk;
+}
+
+tsr_status tsr_layout_estimate_of(const tsr_config *full, const tsr_model_spec *spec,
+                                  int64_t vocab, int full_world, const tsr_machine *machine,
+                                  int threads, tsr_layout_precision precision,
+                                  tsr_layout_estimate *out)
 {
     memset(out, 0, sizeof *out);
+    int cp = full->context_parallel_size > 1 ? full->context_parallel_size : 1;
+    tsr_config chunk = chunk_config(full, cp);
+    const tsr_config *cfg = &chunk;
+    int world = full_world / cp;
     int dp = tsr_config_data_parallel_size(cfg, world);
     for (int p = 0; p < cfg->pipeline_model_parallel_size; p++) {
         tsr_net_dims dims = tsr_net_dims_from_config(cfg, vocab, 0);
-        tsr_net_dims_set_experts(&dims, 0, dp);
+        /* experts over ep of the dp x cp ranks */
+        tsr_net_dims_set_experts(&dims, 0, dp * cp);
         tsr_status st =
             tsr_net_dims_set_pipeline(&dims, cfg, p, tsr_config_microbatches_per_rank(cfg, world));
         tsr_net *net = NULL;
@@ -44,19 +65,30 @@ tsr_status tsr_layout_estimate_of(const tsr_config *cfg, const tsr_model_spec *s
         tsr_memory_plan plan = {0};
         tsr_net_plan(net, &plan);
         tsr_model model = tsr_net_as_model(net);
-        tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp,
-                                         dp / dims.ep, &plan);
+        /* the distributed optimizer shards over dp x cp, as the gradients are reduced */
+        tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp * cp,
+                                         dp * cp / dims.ep, &plan);
+        tsr_time_inputs in;
+        int per_node = machine != NULL && machine->devices_per_node < full_world
+                           ? machine->devices_per_node
+                           : full_world;
+        tsr_time_inputs_of(cfg, net, world, per_node, threads, out->bubble, &in);
+        tsr_time_inputs_set_context_parallel(
+            &in, full, cp,
+            spec->flops_per_sample != NULL
+                ? spec->flops_per_sample(full, dims.padded_vocab) *
+                      tsr_config_global_batch_size(full, full_world)
+                : 0.0);
+        /* the ring's two chunks of K and V in flight */
+        tsr_plan_add_bytes(&plan, TSR_MEM_SCRATCH, (size_t)(2.0 * in.cp_elements * sizeof(float)));
         if (machine != NULL) { /* the slowest stage sets the pace */
-            tsr_time_inputs in;
-            int per_node = world < machine->devices_per_node ? world : machine->devices_per_node;
-            tsr_time_inputs_of(cfg, net, world, per_node, threads, out->bubble, &in);
             tsr_time_inputs_set_precision(&in, precision.element_bytes, precision.grad_bytes);
             tsr_time_prediction t;
             tsr_time_predict(machine, &in, &t);
             if (t.total > out->time.total) {
                 out->time = t;
                 out->inputs = in;
-                out->tflops = in.flops_per_iteration / world / t.total / 1e12;
+                out->tflops = in.flops_per_iteration / full_world / t.total / 1e12;
             }
         }
         tsr_net_destroy(net);

@@ -60,12 +60,8 @@ static void gemms_of(const tsr_config *cfg, const tsr_net_dims *d, tsr_time_inpu
     }
     double scores = 0.0;
     for (int ch = 0; ch < d->chunks; ch++)
-        for (int l = d->chunk_first_layer[ch]; l < d->chunk_first_layer[ch] + d->chunk_layers[ch];
-             l++) {
-            tsr_attn_mask mask;
-            if (tsr_config_layer_attention(cfg, l, &mask) == TSR_OK)
-                scores += tsr_attention_computed_elements(&mask, d->seq);
-        }
+        scores += tsr_config_attention_elements(cfg, d->chunk_first_layer[ch],
+                                                d->chunk_layers[ch], d->seq);
     in->other_flops = 4.0 * c / tp * (double)d->micro_batch * scores;
 }
 
@@ -130,6 +126,19 @@ void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, int world, in
      * are not known, and its FLOPs keep the rate by threads */
     if (tsr_net_spec(net)->flops_per_sample == tsr_gpt_flops_per_sample)
         gemms_of(cfg, d, in);
+}
+
+void tsr_time_inputs_set_context_parallel(tsr_time_inputs *in, const tsr_config *cfg, int cp,
+                                          double flops_per_iteration)
+{
+    if (cp <= 1)
+        return;
+    double head_dim = (double)cfg->hidden_size / cfg->num_attention_heads;
+    double kv = 2.0 * tsr_config_num_query_groups(cfg) * head_dim / in->tp;
+    in->cp = cp;
+    in->flops_per_iteration = flops_per_iteration;
+    in->other_flops *= cp;
+    in->cp_elements = (double)(in->micro_batch * in->seq) * kv;
 }
 
 void tsr_time_inputs_set_precision(tsr_time_inputs *in, int element_bytes, int grad_bytes)

@@ -23,6 +23,14 @@ double tsr_time_pipeline_bubble(const tsr_net_dims *dims);
  * precision (fp32). */
 void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, int world, int ranks_per_node,
                         int threads, double bubble, tsr_time_inputs *in);
+/* A context-parallel layout (cp > 1) from in, read off its stage planned
+ * as a rank holds it (cfg's sequence cut to seq / cp, cp 1): the whole
+ * model's FLOPs flops_per_iteration at the full sequence, the attention
+ * scores' FLOPs a rank's share of the full sequence's (Megatron's chunks
+ * balance the causal work: cp times those of a seq / cp sequence), and
+ * the ring's K and V chunk. */
+void tsr_time_inputs_set_context_parallel(tsr_time_inputs *in, const tsr_config *cfg, int cp,
+                                          double flops_per_iteration);
 /* The same layout run with activations and messages of element_bytes and
  * gradients reduced in grad_bytes (2 and 4: Megatron's --bf16; 2 and 2:
  * --fp16 without fp32 gradient reduction). */

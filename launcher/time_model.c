@@ -156,13 +156,14 @@ static void data_parallel(const tsr_machine *m, const tsr_time_inputs *in, doubl
     double elements = in->params_per_device;
     double bucket =
         in->bucket_elements > 0 && in->bucket_elements < elements ? in->bucket_elements : elements;
-    double reduce = ring_on(m, elements * grad, in->dp, in->tp);
-    double last = ring_on(m, bucket * grad, in->dp, in->tp);
+    int group = in->dp * (in->cp > 1 ? in->cp : 1);
+    double reduce = ring_on(m, elements * grad, group, in->tp);
+    double last = ring_on(m, bucket * grad, group, in->tp);
     double gather = 0.0;
     if (in->distributed_optimizer) { /* each half a ring all-reduce */
         reduce /= 2.0;
         last /= 2.0;
-        gather = ring_on(m, elements * element, in->dp, in->tp) / 2.0;
+        gather = ring_on(m, elements * element, group, in->tp) / 2.0;
     }
     double exposed_reduce = reduce;
     if (in->overlap_grad_reduce) {
@@ -194,10 +195,28 @@ static double routed_seconds(const tsr_machine *m, const tsr_time_inputs *in)
     return seconds;
 }
 
+/* The exposed time of context parallelism's ring (time_model.h) over
+ * the stage's layers and micro batches; attention runs at the rate by
+ * threads, as its FLOPs in the compute term. */
+static double context_parallel(const tsr_machine *m, const tsr_time_inputs *in, double cores)
+{
+    if (in->cp <= 1 || in->layers_per_stage <= 0)
+        return 0.0;
+    double bw, lat, element = in->element_bytes > 0 ? in->element_bytes : 4;
+    link_of(m, in->cp, in->tp, &bw, &lat);
+    double passes = in->recompute ? 2.0 : 1.0; /* the forward's ring runs again */
+    double steps = (2.0 + passes) * (in->cp - 1);
+    double ring = steps * (in->cp_elements * element / bw + lat);
+    double layers = (double)in->layers_per_stage;
+    double attention = (2.0 + passes) * in->other_flops / layers /
+                       (tsr_time_gemm_rate(m, in->threads) * cores);
+    return ring > attention ? (ring - attention) * layers * in->microbatches : 0.0;
+}
+
 void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_prediction *out)
 {
     double cores = core_share(m, in);
-    int devices = in->tp * in->pp * in->dp;
+    int devices = in->tp * (in->cp > 1 ? in->cp : 1) * in->pp * in->dp;
     double mb = in->microbatches;
     double flops = in->flops_per_iteration * (in->recompute ? 4.0 / 3.0 : 1.0) / devices;
     out->compute = flops * seconds_per_flop(m, in) / cores;
@@ -214,11 +233,13 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
     double per_layer = in->recompute ? 6.0 : 4.0;
     out->tp = per_layer * (double)in->layers_per_stage * mb * ring_on(m, stream, in->tp, 1);
 
-    link_of(m, in->pp, in->tp * in->dp, &bw, &lat);
+    out->cp = context_parallel(m, in, cores);
+
+    link_of(m, in->pp, in->tp * (in->cp > 1 ? in->cp : 1) * in->dp, &bw, &lat);
     double boundary = in->sp ? stream / in->tp : stream;
     out->pp = in->pp > 1 ? 2.0 * mb * (boundary / bw + lat) : 0.0;
 
-    /* ep folds into dp: its ranks are tp apart */
+    /* ep folds into cp x dp: its ranks are tp apart */
     link_of(m, in->ep, in->tp, &bw, &lat);
     double rows = (double)(in->micro_batch * in->seq * in->topk * in->hidden) * element;
     if (in->sp)
@@ -228,7 +249,7 @@ void tsr_time_predict(const tsr_machine *m, const tsr_time_inputs *in, tsr_time_
                                (1.0 + uneven)
                          : 0.0;
 
-    double stage = out->compute + out->elementwise + out->tp + out->pp + out->ep;
+    double stage = out->compute + out->elementwise + out->tp + out->cp + out->pp + out->ep;
     data_parallel(m, in, stage / (mb > 0 ? mb : 1), out);
     double idle = in->bubble > 0.0 && in->bubble < 1.0 ? in->bubble : 0.0;
     out->bubble = stage / (1.0 - idle) - stage;

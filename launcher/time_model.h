@@ -16,6 +16,14 @@
  *                and reduce-scatters moving the same bytes), 6 recomputed
  *   pp           per micro batch an activation and its gradient to the
  *                next stage (/ tp under SP)
+ *   cp           per layer and micro batch the ring of context
+ *                parallelism: a rank's chunk of K and V passes every other
+ *                rank of the group (cp - 1 steps) in forward, and again
+ *                with dK and dV in backward, 3 (cp - 1) steps of
+ *                cp_elements, each overlapping the attention of the block
+ *                it brought: exposed is what exceeds the layer's attention
+ *                time (4 (cp - 1) steps under recomputation, whose
+ *                forward runs twice)
  *   ep           per MoE layer and micro batch 4 all-to-alls of the rows'
  *                k copies ((ep-1)/ep of them leave the rank)
  * The routing is taken as even unless expert_load says how it was: then
@@ -29,9 +37,11 @@
  *                --overlap-param-gather the all-gather behind the first
  *                micro batch's forward
  * A ring collective over g ranks moving S bytes takes 2(g-1)/g S / bw +
- * 2(g-1) latency on the link its group spans (tp fastest, then dp, then
+ * 2(g-1) latency on the link its group spans (tp fastest, then cp, dp,
  * pp in the default rank order: a group spans nodes when its size times
- * its stride exceeds the devices of a node); a reduce-scatter or an
+ * its stride exceeds the devices of a node; gradients are reduced over
+ * dp x cp ranks, as Megatron's data-parallel group with context
+ * parallelism); a reduce-scatter or an
  * all-gather half of it. The stage's work is stretched by the pipeline's
  * idle share (the schedule simulation's bubble); dp follows. On a machine
  * of CPU ranks (cores_per_node > 0) a device's rate scales with its
@@ -70,6 +80,7 @@ typedef struct tsr_time_gemm {
 
 typedef struct tsr_time_inputs {
     int tp, pp, dp, ep;
+    int cp; /* context parallelism (0 or 1: none); micro_batch x seq is then a rank's chunk */
     bool sp, recompute;
     int threads;                /* per device */
     int ranks_per_node;         /* devices (ranks) placed on one node */
@@ -97,10 +108,14 @@ typedef struct tsr_time_inputs {
      * below 1 when a capacity dropped assignments): its routed products
      * and its all-to-alls take that share of their even time */
     double expert_load;
+    /* context parallelism: the elements of a rank's chunk of one layer's
+     * K and V (B T/cp x 2 x query groups x head dim / tp), what each ring
+     * step moves */
+    double cp_elements;
 } tsr_time_inputs;
 
 typedef struct tsr_time_prediction {
-    double compute, elementwise, tp, pp, ep, dp; /* seconds (dp: exposed) */
+    double compute, elementwise, tp, cp, pp, ep, dp; /* seconds (cp, dp: exposed) */
     double bubble;                               /* seconds idle in the pipeline */
     double dp_hidden;                            /* seconds of dp behind backward/forward */
     double total;

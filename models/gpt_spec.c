@@ -147,11 +147,6 @@ double tsr_gpt_flops_per_sample(const tsr_config *cfg, int64_t padded_vocab)
         mlp += tsr_config_layer_is_moe(cfg, l) ? moe_mlp : dense_mlp;
     mlp /= L;
     double logits = (double)padded_vocab / (2.0 * L * h);
-    double scores = 0.0;
-    for (int64_t l = 0; l < cfg->num_layers; l++) {
-        tsr_attn_mask mask;
-        if (tsr_config_layer_attention(cfg, l, &mask) == TSR_OK)
-            scores += tsr_attention_computed_elements(&mask, cfg->seq_length);
-    }
+    double scores = tsr_config_attention_elements(cfg, 0, cfg->num_layers, cfg->seq_length);
     return 12.0 * s * L * h * h * (projections + mlp + logits) + 12.0 * h * scores;
 }

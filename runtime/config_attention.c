@@ -203,3 +203,24 @@ tsr_status tsr_config_layer_attention(const tsr_config *cfg, int64_t layer, tsr_
     }
     return TSR_OK;
 }
+
+double tsr_config_attention_elements(const tsr_config *cfg, int64_t first, int64_t count,
+                                     int64_t t)
+{
+    double elements = 0.0, last_elements = 0.0;
+    tsr_attn_mask last;
+    bool counted = false;
+    for (int64_t l = first; l < first + count; l++) {
+        tsr_attn_mask mask;
+        if (tsr_config_layer_attention(cfg, l, &mask) != TSR_OK)
+            continue;
+        /* the per-query arrays are NULL: equal bytes, equal pattern */
+        if (!counted || memcmp(&mask, &last, sizeof mask) != 0) {
+            last = mask;
+            last_elements = tsr_attention_computed_elements(&mask, t);
+            counted = true;
+        }
+        elements += last_elements;
+    }
+    return elements;
+}

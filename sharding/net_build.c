@@ -154,11 +154,6 @@ static tsr_status add_entry(tsr_net *net, const tsr_net_unit *unit, const char *
     st = local_shape(net, name, p, &e->local_rows, &e->local_cols);
     if (st != TSR_OK)
         return st;
-    for (size_t i = 0; i < net->param_count_entries; i++)
-        if (!net->table[i].tied_copy && strcmp(net->table[i].name, name) == 0)
-            return tsr_error_set(TSR_ERR_INVALID_ARG,
-                                 "two parameters are named %s; give the modules distinct names",
-                                 name);
     *entry = net->param_count_entries++;
     return TSR_OK;
 }
@@ -428,6 +423,36 @@ static tsr_status check_stream(const tsr_net *net, const tsr_module_node *root, 
     return TSR_OK;
 }
 
+static int by_param_name(const void *a, const void *b)
+{
+    const tsr_net_param *x = *(const tsr_net_param *const *)a;
+    const tsr_net_param *y = *(const tsr_net_param *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* One name, one tensor of a checkpoint: sorted by name (a tied copy
+ * shares its table's), neighbours must differ. Sorting keeps a planner's
+ * thousands of builds of a many-layer model from comparing every pair. */
+static tsr_status check_unique_names(const tsr_net *net)
+{
+    size_t n = 0;
+    const tsr_net_param **sorted = malloc((net->param_count_entries + 1) * sizeof *sorted);
+    if (sorted == NULL)
+        return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "out of memory declaring the model");
+    for (size_t i = 0; i < net->param_count_entries; i++)
+        if (!net->table[i].tied_copy)
+            sorted[n++] = &net->table[i];
+    qsort(sorted, n, sizeof *sorted, by_param_name);
+    tsr_status st = TSR_OK;
+    for (size_t i = 1; i < n && st == TSR_OK; i++)
+        if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0)
+            st = tsr_error_set(TSR_ERR_INVALID_ARG,
+                               "two parameters are named %s; give the modules distinct names",
+                               sorted[i]->name);
+    free(sorted);
+    return st;
+}
+
 static tsr_status declare_units(tsr_net *net)
 {
     const tsr_model_spec *spec = net->spec;
@@ -513,6 +538,8 @@ tsr_status tsr_net_build(const tsr_model_spec *spec, const tsr_config *cfg,
     net->d = *dims;
     net->spec = spec;
     tsr_status st = declare_units(net);
+    if (st == TSR_OK)
+        st = check_unique_names(net);
     if (st == TSR_OK && cfg->lora_rank > 0 && !has_adapters(net))
         st = tsr_error_set(TSR_ERR_INVALID_ARG,
                            "--lora-rank %d: model %s declares no adapters (its modules take no "

@@ -250,6 +250,13 @@ int tsr_config_padded_vocab_size(const tsr_config *cfg, int vocab_size);
 struct tsr_attn_mask;
 tsr_status tsr_config_layer_attention(const tsr_config *cfg, int64_t layer,
                                       struct tsr_attn_mask *out);
+/* The score elements the attention kernels compute for one (sample, head)
+ * in layers [first, first + count) at t tokens: each layer's
+ * tsr_attention_computed_elements, counted once for a run of layers that
+ * share a pattern (the count walks every tile); a layer whose pattern
+ * does not parse adds nothing. */
+double tsr_config_attention_elements(const tsr_config *cfg, int64_t first, int64_t count,
+                                     int64_t t);
 
 /* Whether layer `layer` is a mixture-of-experts layer (--num-experts with
  * --moe-layer-freq); false for every layer of a dense model. */

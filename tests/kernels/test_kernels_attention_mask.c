@@ -301,6 +301,9 @@ static void test_computed_elements(void)
     /* causal, T = 4096: the 64 * 65 / 2 tiles on and below the diagonal */
     CU_ASSERT_EQUAL(tsr_attention_computed_elements(&m, 4096), 64.0 * 64.0 * (64.0 * 65.0 / 2.0));
     CU_ASSERT_EQUAL(tsr_attention_computed_elements(NULL, 4096), 64.0 * 64.0 * (64.0 * 65.0 / 2.0));
+    /* a partial last tile: 64 x 64, then 36 rows x 100 keys */
+    CU_ASSERT_EQUAL(tsr_attention_computed_elements(NULL, 100), 64.0 * 64.0 + 36.0 * 100.0);
+    CU_ASSERT_EQUAL(tsr_attention_computed_elements(NULL, 1), 1.0);
     /* window 256, T = 4096: query block I (rows 64I .. 64I+63) sees keys
      * 64I-255 .. 64I+63, so key blocks I-4 .. I (block I-4 holds key
      * 64I-255 for row 64I); blocks 0..3 have 1, 2, 3, 4 tiles, the other

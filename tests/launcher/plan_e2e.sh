@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # plan_e2e.sh TESSERA MPIEXEC - `tessera plan`:
-#   for a 4-layer model on 4 devices it lists the 34 layouts the model
-#   takes (TP x PP x DP, virtual pipeline stages, with sequence
-#   parallelism, the distributed optimizer and full recomputation); an MoE
+#   for a 4-layer model on 4 devices it lists the 58 layouts the model
+#   takes (TP x CP x PP x DP, virtual pipeline stages, with sequence
+#   parallelism, the distributed optimizer and full recomputation), a
+#   context-parallel rank's activations a cp share of the sequence's; an MoE
 #   model adds EP layouts, each holding fewer parameters, and
 #   --vary-micro-batch the micro batches 1 to 8; for three of them the memory it
 #   gives for stage 0 is, to the printed 0.01 MiB, the memory plan rank 0
@@ -26,9 +27,15 @@ model=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 32
        --micro-batch-size 2 --global-batch-size 8 --data-path synthetic:addition:2)
 "$tessera" plan --gpus 4 --threads-per-device 1 "${model[@]}" >"$work/plan.out" 2>&1
 check "plan --gpus 4 runs" $?
-grep -q "^34 layouts of 4 devices" "$work/plan.out"
-check "it lists 34 layouts ($(head -n 1 "$work/plan.out" | cut -c1-60))" $?
-layouts=34
+grep -q "^58 layouts of 4 devices" "$work/plan.out"
+check "it lists 58 layouts ($(head -n 1 "$work/plan.out" | cut -c1-60))" $?
+layouts=58
+# context parallelism (planned, not trained here): a rank holds T / cp of
+# each sequence, so TP 1 x PP 1 activations halve with CP 2 and quarter with CP 4
+awk '$1 == 1 && $3 == 1 && $6 == 1 && $8 == "-" && $9 == "-" && $10 == "-" { a[$2] = $14 }
+     function near(x, y) { return y / x > 0.999 && y / x < 1.001 }
+     END { exit !(near(a[1], 2 * a[2]) && near(a[1], 4 * a[4])) }' "$work/plan.out"
+check "CP 2 and CP 4 hold half and a quarter of CP 1's activations" $?
 
 # TP PP DP SP DOPT RC, and the train flags of that layout
 cases=("2 2 1 - - -|--tensor-model-parallel-size 2 --pipeline-model-parallel-size 2"
@@ -39,7 +46,7 @@ for c in "${cases[@]}"; do
   flags=${c#*|}
   read -r tp pp dp sp dopt rc <<<"$key"
   planned=$(awk -v tp="$tp" -v pp="$pp" -v dp="$dp" -v sp="$sp" -v d="$dopt" -v rc="$rc" \
-    '$1 == tp && $2 == pp && $3 == dp && $4 == 1 && $5 == 1 && $7 == sp && $8 == d && $9 == rc {
+    '$1 == tp && $3 == pp && $4 == dp && $5 == 1 && $6 == 1 && $8 == sp && $9 == d && $10 == rc {
        print $NF }' "$work/plan.out")
   # shellcheck disable=SC2086
   "$mpiexec" -np 4 --oversubscribe "$tessera" train "${model[@]}" $flags --train-iters 1 \
@@ -50,23 +57,23 @@ for c in "${cases[@]}"; do
   check "TP $tp x PP $pp x DP $dp (SP $sp, DOPT $dopt, RC $rc): planned = the run's memory plan" $?
 done
 
-awk '$1 == 2 && $2 == 2 && $3 == 1 && $5 == 1 { if ($17 != "20.0%") bad = 1; n++ }
-     $1 == 1 && $2 == 4 && $5 == 1 { if ($17 != "42.9%") bad = 1; n++ }
-     $1 == 2 && $2 == 2 && $5 == 2 { if (!($17 + 0 < 20.0)) bad = 1; v++ }
-     $2 == 1 && $1 ~ /^[0-9]+$/ && $17 != "-" { bad = 1 }
+awk '$1 == 2 && $3 == 2 && $4 == 1 && $6 == 1 { if ($18 != "20.0%") bad = 1; n++ }
+     $1 == 1 && $3 == 4 && $6 == 1 { if ($18 != "42.9%") bad = 1; n++ }
+     $1 == 2 && $3 == 2 && $6 == 2 { if (!($18 + 0 < 20.0)) bad = 1; v++ }
+     $3 == 1 && $1 ~ /^[0-9]+$/ && $18 != "-" { bad = 1 }
      END { exit bad || n == 0 || v == 0 }' "$work/plan.out"
 check "bubbles: PP 2 20.0%, PP 4 42.9% (1F1B, 4 micro batches), less interleaved (VPP 2), none without a pipeline" $?
 
 # expert parallelism and the micro batch
 "$tessera" plan --gpus 4 --threads-per-device 1 "${model[@]}" --num-experts 4 \
   --moe-router-topk 2 >"$work/moe.out" 2>&1
-awk '$1 == 1 && $2 == 1 && $3 == 4 && $5 == 1 && $7 == "-" && $8 == "-" && $9 == "-" {
-       p[$4] = $10 }
+awk '$1 == 1 && $3 == 1 && $4 == 4 && $6 == 1 && $8 == "-" && $9 == "-" && $10 == "-" {
+       p[$5] = $11 }
      END { exit !(p[1] > p[2] && p[2] > p[4]) }' "$work/moe.out"
 check "an MoE model on 4 devices: EP 1, 2, 4 layouts, fewer parameters per device with more EP" $?
 "$tessera" plan --gpus 4 --threads-per-device 1 --vary-micro-batch "${model[@]}" \
   >"$work/mbs.out" 2>&1
-awk '$1 ~ /^[0-9]+$/ { seen[$6] = 1 } END { exit !(seen[1] && seen[2] && seen[4] && seen[8]) }' \
+awk '$1 ~ /^[0-9]+$/ { seen[$7] = 1 } END { exit !(seen[1] && seen[2] && seen[4] && seen[8]) }' \
   "$work/mbs.out" && [ "$(head -n 1 "$work/mbs.out" | cut -d' ' -f1)" -gt "$layouts" ]
 check "--vary-micro-batch adds micro batches 1, 2, 4, 8 ($(head -n 1 "$work/mbs.out" | cut -c1-40))" $?
 
@@ -75,11 +82,11 @@ check "--vary-micro-batch adds micro batches 1, 2, 4, 8 ($(head -n 1 "$work/mbs.
   >"$work/timed.out" 2>&1
 check "plan --cluster dgx-a100 runs" $?
 sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk '
-  $1 ~ /^[0-9]+$/ { n++; if ($10 + 0 < last) bad = 1; last = $10 + 0; if (!($10 > 0)) bad = 1 }
+  $1 ~ /^[0-9]+$/ { n++; if ($11 + 0 < last) bad = 1; last = $11 + 0; if (!($11 > 0)) bad = 1 }
   END { exit bad || n != '"$layouts"' }'
 check "$layouts layouts with a positive predicted time, fastest first" $?
 sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk '
-  $1 ~ /^[0-9]+$/ { for (i = 10; i <= NF; i++) if (!($i >= 0 && $i < 1e6)) bad = 1 }
+  $1 ~ /^[0-9]+$/ { for (i = 11; i <= NF; i++) if (!($i >= 0 && $i < 1e6)) bad = 1 }
   END { exit bad }'
 check "every term of every layout is a number from 0 to 1e6 ms (no uninitialised input)" $?
 
@@ -88,15 +95,15 @@ check "every term of every layout is a number from 0 to 1e6 ms (no uninitialised
 "$tessera" plan --gpus 4 --threads-per-device 1 --cluster dgx-a100 --precision bf16 \
   "${model[@]}" >"$work/bf16.out" 2>&1
 check "plan --precision bf16 runs ($(head -n 1 "$work/bf16.out" | cut -c60-140))" $?
-row='$1 == 2 && $2 == 2 && $3 == 1 && $5 == 1 && $7 == "-" && $8 == "-" && $9 == "-"'
-paste <(awk "$row"' { print $10, $11, $12, $13; exit }' "$work/plan.out") \
-      <(awk "$row"' { print $10, $11, $12, $13; exit }' "$work/bf16.out") |
+row='$1 == 2 && $3 == 2 && $4 == 1 && $6 == 1 && $8 == "-" && $9 == "-" && $10 == "-"'
+paste <(awk "$row"' { print $11, $12, $13, $14; exit }' "$work/plan.out") \
+      <(awk "$row"' { print $11, $12, $13, $14; exit }' "$work/bf16.out") |
   awk 'function near(x, y) { return x > 0 && y / x > 0.95 * r && y / x < 1.05 * r }
        { r = 0.5; a = near($1, $5); r = 1.0; b = near($2, $6); r = 1.5; c = near($3, $7)
          r = 0.5; d = near($4, $8); exit !(a && b && c && d) }'
 check "bf16 memory of TP 2 x PP 2: weights and activations halved, fp32 gradients, optimizer + fp32 master" $?
-fp32_ms=$(sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk "$row"' { print $10; exit }')
-bf16_ms=$(sed -n '/^predicted iteration time/,$p' "$work/bf16.out" | awk "$row"' { print $10; exit }')
+fp32_ms=$(sed -n '/^predicted iteration time/,$p' "$work/timed.out" | awk "$row"' { print $11; exit }')
+bf16_ms=$(sed -n '/^predicted iteration time/,$p' "$work/bf16.out" | awk "$row"' { print $11; exit }')
 awk -v a="$fp32_ms" -v b="$bf16_ms" 'BEGIN { exit !(b > 0 && b < a) }'
 check "bf16 predicts TP 2 x PP 2 faster than fp32 ($bf16_ms vs $fp32_ms ms)" $?
 

@@ -188,6 +188,36 @@ static void test_experts_and_shared_cores(void)
     near(t.compute, 8.0 / (2 * 0.5));
 }
 
+static void test_context_parallel(void)
+{
+    tsr_machine m = toy();
+    tsr_time_inputs in = base_inputs();
+    in.cp = 2;
+    in.dp = 2;
+    in.cp_elements = 1e8;  /* K and V of a rank's chunk of one layer, 4-byte elements */
+    in.other_flops = 8e9;  /* the stage's attention scores, 1e9 a layer */
+    tsr_time_prediction t;
+    tsr_time_predict(&m, &in, &t);
+    near(t.compute, 8e12 / 4 / 1e12); /* tp x cp x pp x dp = 4 devices */
+    /* 3 ring steps a layer (forward, and K V with dK dV in backward) of
+     * 4e8 bytes on NVLink, less the layer's attention, 3 x 1e9 / 1e12 */
+    double ring = 3 * (4e8 / 1e10 + 1e-6), attention = 3 * 1e9 / 1e12;
+    near(t.cp, (ring - attention) * 8 * 4);
+    /* the gradients are reduced over dp x cp = 4 ranks */
+    near(t.dp, 2.0 * 3 / 4 * 1e8 * 4 / 1e10 + 6 * 1e-6);
+    in.recompute = true; /* the forward's ring and attention again */
+    tsr_time_predict(&m, &in, &t);
+    near(t.cp, (4 * (4e8 / 1e10 + 1e-6) - 4 * 1e9 / 1e12) * 8 * 4);
+    in.recompute = false;
+    in.other_flops = 1e12; /* attention longer than the ring: all of it hidden */
+    tsr_time_predict(&m, &in, &t);
+    near(t.cp, 0.0);
+    in.cp = 16; /* 16 x dp 2 = 32 devices span nodes of 8: the network's link */
+    in.other_flops = 8e9;
+    tsr_time_predict(&m, &in, &t);
+    near(t.cp, (45 * (4e8 / 1e9 + 1e-5) - attention) * 8 * 4);
+}
+
 /* A calibrated CPU machine: GEMM rates by threads and the all-reduce's
  * bus bandwidth by size, preferred to the single figures. */
 static tsr_machine measured(void)
@@ -382,6 +412,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_experts_and_shared_cores),
     TSR_TEST(test_measured_curves),
     TSR_TEST(test_gemm_by_shape),
+    TSR_TEST(test_context_parallel),
     TSR_TEST(test_presets_and_files),
 };
 

@@ -8,7 +8,8 @@
  *            output rows split over tensor parallelism: the builder must
  *            refuse it under --tensor-model-parallel-size 2; and
  *            "bad_activation", whose layer marks a scratch buffer as an
- *            activation (tsr_decl_activation)
+ *            activation (tsr_decl_activation); and "bad_duplicate", whose
+ *            layer declares two parameters of one name
  */
 #include "tessera/modules.h"
 #include "tessera/spec.h"
@@ -51,6 +52,17 @@ static tsr_status scratch_activation_declare(const tsr_module_info *info, tsr_mo
     return TSR_OK;
 }
 
+static tsr_status duplicate_declare(const tsr_module_info *info, tsr_module_decl *decl)
+{
+    for (int i = 0; i < 2; i++)
+        tsr_decl_param(decl, true, "weight", info->hidden, info->hidden, TSR_PARAM_SPLIT_NONE,
+                       TSR_INIT_NORMAL, 0.02f, TSR_PARAM_DECAY);
+    decl->out_rows = TSR_ROWS_LOCAL;
+    decl->out_cols = info->hidden;
+    decl->keeps_input = true;
+    return TSR_OK;
+}
+
 static tsr_status odd_forward(const tsr_module_run *run, const float *in, float *out)
 {
     (void)run, (void)in, (void)out;
@@ -70,6 +82,10 @@ static const tsr_module_kind scratch_activation = {.name = "scratch_activation",
                                                    .declare = scratch_activation_declare,
                                                    .forward = odd_forward,
                                                    .backward = odd_backward};
+static const tsr_module_kind duplicate = {.name = "duplicate",
+                                          .declare = duplicate_declare,
+                                          .forward = odd_forward,
+                                          .backward = odd_backward};
 
 static tsr_status build_with_layer(const tsr_config *cfg, tsr_spec_arena *arena,
                                    const tsr_module_kind *kind, tsr_model_spec *out)
@@ -106,14 +122,23 @@ static tsr_status bad_activation_build(const tsr_config *cfg, tsr_spec_arena *ar
     return build_with_layer(cfg, arena, &scratch_activation, out);
 }
 
+static tsr_status bad_duplicate_build(const tsr_config *cfg, tsr_spec_arena *arena,
+                                      tsr_model_spec *out)
+{
+    return build_with_layer(cfg, arena, &duplicate, out);
+}
+
 EXPORT tsr_status tsr_plugin_register(void)
 {
     tsr_status st = tsr_model_register("bad_split", "a weight of 3 rows split over tp (test)",
                                        bad_split_build);
+    if (st == TSR_OK)
+        st = tsr_model_register("bad_activation", "a scratch buffer marked an activation (test)",
+                                bad_activation_build);
     if (st != TSR_OK)
         return st;
-    return tsr_model_register("bad_activation", "a scratch buffer marked an activation (test)",
-                              bad_activation_build);
+    return tsr_model_register("bad_duplicate", "two parameters of one name (test)",
+                              bad_duplicate_build);
 }
 
 #else

@@ -30,6 +30,7 @@ cat >"$table" <<CASES
 # the builder refuses the plugin's spec before anything is allocated
 model 'bad_split' from plugin $bad/libbad_badspec.so: parameter decoder.layers.0.odd_linear.weight is split by rows, but its 3 rows are not divisible by --tensor-model-parallel-size 2 | train --model-plugin $bad/libbad_badspec.so --model bad_split --tensor-model-parallel-size 2
 model 'bad_activation' from plugin $bad/libbad_badspec.so: module decoder.layers.0.scratch_activation (scratch_activation): scratch buffer work is marked an activation | train --model-plugin $bad/libbad_badspec.so --model bad_activation
+model 'bad_duplicate' from plugin $bad/libbad_badspec.so: two parameters are named decoder.layers.0.duplicate.weight; give the modules distinct names | train --model-plugin $bad/libbad_badspec.so --model bad_duplicate
 CASES
 
 bash "$run_cases" --mpirun "$mpiexec" 2 "$tessera" "$table"

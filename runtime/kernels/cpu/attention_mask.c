@@ -266,11 +266,19 @@ double tsr_attention_computed_elements(const tsr_attn_mask *mask, int64_t t)
     pattern.doc_start = pattern.prefix_lo = pattern.prefix_hi = NULL;
     if (t <= 0 || tsr_attention_mask_check(&pattern, t) != TSR_OK)
         return 0.0;
+    int64_t nblk = (t + TSR_ATTN_BLK - 1) / TSR_ATTN_BLK;
+    double elements = 0.0;
+    if (pattern.pattern == TSR_ATTN_CAUSAL) {
+        /* the tiles on and below the diagonal, without resolving each
+         * (planners ask this for every layout) */
+        for (int64_t qb = 0; qb < nblk; qb++)
+            elements += (double)tsr_min64(TSR_ATTN_BLK, t - qb * TSR_ATTN_BLK) *
+                        (double)tsr_min64((qb + 1) * TSR_ATTN_BLK, t);
+        return elements;
+    }
     tsr_attn_sample s;
     tsr_attn_sample_init(&s, &pattern, 0, t);
     tsr_attn_tile tile;
-    int64_t nblk = (t + TSR_ATTN_BLK - 1) / TSR_ATTN_BLK;
-    double elements = 0.0;
     for (int64_t qb = 0; qb < nblk; qb++) {
         tsr_attn_qblock summary;
         tsr_attn_qblock_summarise(&summary, &s, qb);
