@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # gpu-check.sh [BUILD_DIR] - on a machine with a GPU: builds tessera with
 # CUDA and NCCL and runs every GPU test in one go (ctest label "gpu"):
-#   test_kernels_cuda            the element-wise, norm, embedding, loss and
-#                                optimizer kernels against the CPU's
+#   test_kernels_cuda            the norm, activation, rotary and bf16
+#                                conversion kernels against the CPU's
+#   test_kernels_cuda_train      the embedding, loss, element-wise, sum of
+#                                squares and optimizer kernels against the CPU's
 #   test_kernels_cuda_attention  flash attention (forward, backward) and the
 #                                cuBLASLt products (fp32 and bf16) against the CPU's
 #   test_comm_gpu_np1/np2        the collectives on device memory: 1 rank per
@@ -16,5 +18,5 @@ dir=${1:-build-gpu}
 nvidia-smi -L || { echo "gpu-check: no GPU visible"; exit 1; }
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DTSR_ENABLE_CUDA=ON -DTSR_BUILD_BENCH=OFF
 cmake --build "$dir" -j"$(nproc)" --target test_comm_gpu test_kernels_cuda \
-  test_kernels_cuda_attention
+  test_kernels_cuda_train test_kernels_cuda_attention
 (cd "$dir" && ctest -L gpu --output-on-failure 2>&1 | tee gpu-check.log)

@@ -183,37 +183,41 @@ static void test_attention_causal_ranges(void)
 
 /* ---- linear ---------------------------------------------------------------- */
 
-static void assert_matrix(const tsr_cuda_gemm_matrix *m, tsr_cuda_linear_buffer buffer,
-                          int64_t rows, int64_t cols, int64_t ld)
+static void assert_matrix(const tsr_cuda_gemm_matrix *got, const tsr_cuda_gemm_matrix *want)
 {
-    CU_ASSERT_EQUAL(m->buffer, buffer);
-    CU_ASSERT_EQUAL(m->rows, rows);
-    CU_ASSERT_EQUAL(m->cols, cols);
-    CU_ASSERT_EQUAL(m->ld, ld);
+    CU_ASSERT_EQUAL(got->buffer, want->buffer);
+    CU_ASSERT_EQUAL(got->rows, want->rows);
+    CU_ASSERT_EQUAL(got->cols, want->cols);
+    CU_ASSERT_EQUAL(got->ld, want->ld);
 }
 
 static void test_linear_map_fields(void)
 {
     tsr_cuda_linear_shape s = {77, 33, 1000};
+    /* by hand, for n 77, in 33, out 1000: {trans_a, trans_b, m, n, k, a, b, c, beta} */
+    const tsr_cuda_gemm_map want[TSR_CUDA_LINEAR_PRODUCTS] = {
+        [TSR_CUDA_LINEAR_FORWARD] = {1, 0, 1000, 77, 33, {TSR_CUDA_BUF_WEIGHT, 33, 1000, 33},
+                                     {TSR_CUDA_BUF_INP, 33, 77, 33},
+                                     {TSR_CUDA_BUF_OUT, 1000, 77, 1000}, 0.0f},
+        [TSR_CUDA_LINEAR_DINP] = {0, 0, 33, 77, 1000, {TSR_CUDA_BUF_WEIGHT, 33, 1000, 33},
+                                  {TSR_CUDA_BUF_DOUT, 1000, 77, 1000},
+                                  {TSR_CUDA_BUF_DINP, 33, 77, 33}, 1.0f},
+        [TSR_CUDA_LINEAR_DWEIGHT] = {0, 1, 33, 1000, 77, {TSR_CUDA_BUF_INP, 33, 77, 33},
+                                     {TSR_CUDA_BUF_DOUT, 1000, 77, 1000},
+                                     {TSR_CUDA_BUF_DWEIGHT, 33, 1000, 33}, 1.0f},
+    };
+    for (int p = 0; p < TSR_CUDA_LINEAR_PRODUCTS; p++) {
+        const tsr_cuda_gemm_map *w = &want[p];
+        tsr_cuda_gemm_map m;
+        CU_ASSERT_EQUAL_FATAL(tsr_cuda_gemm_map_init(&m, (tsr_cuda_linear_product)p, &s), TSR_OK);
+        CU_ASSERT_TRUE(m.trans_a == w->trans_a && m.trans_b == w->trans_b && m.m == w->m &&
+                       m.n == w->n && m.k == w->k);
+        assert_matrix(&m.a, &w->a);
+        assert_matrix(&m.b, &w->b);
+        assert_matrix(&m.c, &w->c);
+        CU_ASSERT_EQUAL(m.beta, w->beta);
+    }
     tsr_cuda_gemm_map m;
-    CU_ASSERT_EQUAL_FATAL(tsr_cuda_gemm_map_init(&m, TSR_CUDA_LINEAR_FORWARD, &s), TSR_OK);
-    CU_ASSERT_TRUE(m.trans_a == 1 && m.trans_b == 0 && m.m == 1000 && m.n == 77 && m.k == 33);
-    assert_matrix(&m.a, TSR_CUDA_BUF_WEIGHT, 33, 1000, 33);
-    assert_matrix(&m.b, TSR_CUDA_BUF_INP, 33, 77, 33);
-    assert_matrix(&m.c, TSR_CUDA_BUF_OUT, 1000, 77, 1000);
-    CU_ASSERT_EQUAL(m.beta, 0.0f);
-    CU_ASSERT_EQUAL_FATAL(tsr_cuda_gemm_map_init(&m, TSR_CUDA_LINEAR_DINP, &s), TSR_OK);
-    CU_ASSERT_TRUE(m.trans_a == 0 && m.trans_b == 0 && m.m == 33 && m.n == 77 && m.k == 1000);
-    assert_matrix(&m.a, TSR_CUDA_BUF_WEIGHT, 33, 1000, 33);
-    assert_matrix(&m.b, TSR_CUDA_BUF_DOUT, 1000, 77, 1000);
-    assert_matrix(&m.c, TSR_CUDA_BUF_DINP, 33, 77, 33);
-    CU_ASSERT_EQUAL(m.beta, 1.0f);
-    CU_ASSERT_EQUAL_FATAL(tsr_cuda_gemm_map_init(&m, TSR_CUDA_LINEAR_DWEIGHT, &s), TSR_OK);
-    CU_ASSERT_TRUE(m.trans_a == 0 && m.trans_b == 1 && m.m == 33 && m.n == 1000 && m.k == 77);
-    assert_matrix(&m.a, TSR_CUDA_BUF_INP, 33, 77, 33);
-    assert_matrix(&m.b, TSR_CUDA_BUF_DOUT, 1000, 77, 1000);
-    assert_matrix(&m.c, TSR_CUDA_BUF_DWEIGHT, 33, 1000, 33);
-    CU_ASSERT_EQUAL(m.beta, 1.0f);
     CU_ASSERT_EQUAL(tsr_cuda_gemm_map_init(&m, TSR_CUDA_LINEAR_PRODUCTS, &s), TSR_ERR_INVALID_ARG);
 }
 

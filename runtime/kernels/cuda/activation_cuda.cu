@@ -83,11 +83,7 @@ static tsr_status elements_of(const char *kernel, int64_t n, tsr_cuda_launch *la
     tsr_status st = tsr_cuda_sizes(kernel, n, 1, empty);
     if (st != TSR_OK || *empty)
         return st;
-    tsr_cuda_limits limits;
-    st = tsr_cuda_limits_query(&limits, kernel);
-    if (st != TSR_OK)
-        return st;
-    return tsr_cuda_geometry_elements(&limits, n, kernel, launch);
+    return tsr_cuda_device_elements(kernel, n, launch);
 }
 
 /* a block per row of f outputs; the rows of inp (and dinp) are 2f wide */
@@ -102,11 +98,7 @@ static tsr_status swiglu_rows(const char *kernel, int64_t n, int64_t f, tsr_cuda
                              "%s: %" PRId64 " rows of 2 x %" PRId64
                              " inputs overflow a 64-bit index",
                              kernel, n, f);
-    tsr_cuda_limits limits;
-    st = tsr_cuda_limits_query(&limits, kernel);
-    if (st != TSR_OK)
-        return st;
-    return tsr_cuda_geometry_rows(&limits, n, f, 0, kernel, launch);
+    return tsr_cuda_device_rows(kernel, n, f, 0, NULL, launch);
 }
 
 static tsr_status need2(const void *a, const char *name_a, const void *b, const char *name_b,
@@ -127,9 +119,7 @@ extern "C" tsr_status tsr_cuda_gelu_forward(float *out, const float *inp, int64_
     st = need2(out, "out", inp, "inp", kernel);
     if (st != TSR_OK)
         return st;
-    gelu_forward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        out, inp, n);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, gelu_forward_kernel, out, inp, n);
 }
 
 extern "C" tsr_status tsr_cuda_gelu_backward(float *dinp, const float *dout, const float *inp,
@@ -144,9 +134,7 @@ extern "C" tsr_status tsr_cuda_gelu_backward(float *dinp, const float *dout, con
     st = need2(dout, "dout", inp, "inp", kernel);
     if (st != TSR_OK)
         return st;
-    gelu_backward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        dinp, dout, inp, n);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, gelu_backward_kernel, dinp, dout, inp, n);
 }
 
 extern "C" tsr_status tsr_cuda_swiglu_forward(float *out, const float *inp, int64_t n, int64_t f,
@@ -161,9 +149,7 @@ extern "C" tsr_status tsr_cuda_swiglu_forward(float *out, const float *inp, int6
     st = need2(out, "out", inp, "inp", kernel);
     if (st != TSR_OK)
         return st;
-    swiglu_forward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        out, inp, n, f);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, swiglu_forward_kernel, out, inp, n, f);
 }
 
 extern "C" tsr_status tsr_cuda_swiglu_backward(float *dinp, const float *dout, const float *inp,
@@ -178,7 +164,5 @@ extern "C" tsr_status tsr_cuda_swiglu_backward(float *dinp, const float *dout, c
     st = need2(dout, "dout", inp, "inp", kernel);
     if (st != TSR_OK)
         return st;
-    swiglu_backward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        dinp, dout, inp, n, f);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, swiglu_backward_kernel, dinp, dout, inp, n, f);
 }

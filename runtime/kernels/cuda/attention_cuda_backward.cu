@@ -125,54 +125,66 @@ struct bwd_args {
     float scale;
 };
 
+/* The shared memory of both backward kernels, as
+ * tsr_cuda_attention_smem_bytes counts it: K, V, Q and dO tiles (ld D + 1),
+ * P or dS (ld BC + 16), then lse and Di of the query rows. */
+template <int D, int BR, int BC> struct bwd_smem {
+    float *sk, *sv, *sq, *sdo, *sp, *slse, *sdi;
+
+    __device__ explicit bwd_smem(float *smem)
+    {
+        constexpr int LD = D + 1, LDP = BC + 16;
+        sk = smem;
+        sv = sk + BC * LD;
+        sq = sv + BC * LD;
+        sdo = sq + BR * LD;
+        sp = sdo + BR * LD;
+        slse = sp + BR * LDP;
+        sdi = slse + BR;
+    }
+};
+
 template <int D, int BR, int BC>
 __global__ void __launch_bounds__(kThreads) dkv_kernel(bwd_args a)
 {
-    constexpr int RM = BR / kSide, RN = BC / kSide, DC = D / kSide, LD = D + 1, LDP = BC + 16;
+    constexpr int RM = BR / kSide, RN = BC / kSide, DC = D / kSide, LDP = BC + 16;
     extern __shared__ float smem[];
-    float *sk = smem, *sv = sk + BC * LD, *sq = sv + BC * LD, *sdo = sq + BR * LD;
-    float *sp = sdo + BR * LD, *slse = sp + BR * LDP, *sdi = slse + BR;
+    const bwd_smem<D, BR, BC> sm(smem);
     const int ty = threadIdx.x / kSide, tx = threadIdx.x % kSide;
     const int k0 = blockIdx.x * BC, g = blockIdx.y, bi = blockIdx.z, t = a.t;
     const int64_t qstride = (int64_t)a.hq * D, kstride = (int64_t)(a.hq / a.group) * D;
-    const int64_t kv0 = (int64_t)bi * t * kstride + (int64_t)g * D;
-    load_rows<BC, D>(sk, a.k + kv0, kstride, k0, t, 1.0f);
-    load_rows<BC, D>(sv, a.v + kv0, kstride, k0, t, 1.0f);
+    const int64_t kv0 = head_origin<D>(bi, t, kstride, g);
+    load_key_block<BC, D>(sm.sk, sm.sv, a.k + kv0, a.v + kv0, kstride, k0, t);
 
     float dk[RN][DC], dv[RN][DC];
-#pragma unroll
-    for (int i = 0; i < RN; i++)
-#pragma unroll
-        for (int j = 0; j < DC; j++) {
-            dk[i][j] = 0.0f;
-            dv[i][j] = 0.0f;
-        }
+    zero_tile(dk);
+    zero_tile(dv);
     const int qblocks = (t + BR - 1) / BR;
     const int qb0 = (int)tsr_cuda_attention_first_query_block(k0, BR);
     for (int hh = 0; hh < a.group; hh++) {
         const int h = g * a.group + hh;
-        const int64_t q_head = (int64_t)bi * t * qstride + (int64_t)h * D;
+        const int64_t q_head = head_origin<D>(bi, t, qstride, h);
         const int64_t stat0 = ((int64_t)bi * a.hq + h) * t;
         for (int qb = qb0; qb < qblocks; qb++) {
             const int q0 = qb * BR;
             __syncthreads(); /* the last tile's readers of sq, sdo, sp, slse, sdi are done */
-            load_rows<BR, D>(sq, a.q + q_head, qstride, q0, t, a.scale);
-            load_rows<BR, D>(sdo, a.dout + q_head, qstride, q0, t, 1.0f);
-            load_row_stats<BR>(slse, sdi, a.lse, a.di, stat0, q0, t);
+            load_rows<BR, D>(sm.sq, a.q + q_head, qstride, q0, t, a.scale);
+            load_rows<BR, D>(sm.sdo, a.dout + q_head, qstride, q0, t, 1.0f);
+            load_row_stats<BR>(sm.slse, sm.sdi, a.lse, a.di, stat0, q0, t);
             __syncthreads();
             float s[RM][RN], dp[RM][RN];
-            tile_abt<D, RM, RN>(s, sq, sk, ty, tx);
-            tile_abt<D, RM, RN>(dp, sdo, sv, ty, tx);
-            probs_and_dscores<RM, RN>(s, dp, slse, sdi, q0, k0, t, ty, tx);
-            store_tile<RM, RN, LDP>(sp, s, ty, tx);
+            tile_abt<D, RM, RN>(s, sm.sq, sm.sk, ty, tx);
+            tile_abt<D, RM, RN>(dp, sm.sdo, sm.sv, ty, tx);
+            probs_and_dscores<RM, RN>(s, dp, sm.slse, sm.sdi, q0, k0, t, ty, tx);
+            store_tile<RM, RN, LDP>(sm.sp, s, ty, tx);
             __syncthreads(); /* P is whole */
             if (a.dv != nullptr) /* dV += P^T dO: rows of P^T are P's columns */
-                tile_px<D, RN, BR, 1, LDP>(dv, sp, sdo, ty, tx);
+                tile_px<D, RN, BR, 1, LDP>(dv, sm.sp, sm.sdo, ty, tx);
             __syncthreads(); /* every reader of P is done before dS replaces it */
-            store_tile<RM, RN, LDP>(sp, dp, ty, tx);
+            store_tile<RM, RN, LDP>(sm.sp, dp, ty, tx);
             __syncthreads(); /* dS is whole */
             if (a.dk != nullptr) /* dK += dS^T (Q / sqrt(D)) */
-                tile_px<D, RN, BR, 1, LDP>(dk, sp, sq, ty, tx);
+                tile_px<D, RN, BR, 1, LDP>(dk, sm.sp, sm.sq, ty, tx);
         }
     }
     if (a.dk != nullptr)
@@ -184,40 +196,34 @@ __global__ void __launch_bounds__(kThreads) dkv_kernel(bwd_args a)
 template <int D, int BR, int BC>
 __global__ void __launch_bounds__(kThreads) dq_kernel(bwd_args a)
 {
-    constexpr int RM = BR / kSide, RN = BC / kSide, DC = D / kSide, LD = D + 1, LDP = BC + 16;
+    constexpr int RM = BR / kSide, RN = BC / kSide, DC = D / kSide, LDP = BC + 16;
     extern __shared__ float smem[];
-    float *sk = smem, *sv = sk + BC * LD, *sq = sv + BC * LD, *sdo = sq + BR * LD;
-    float *sp = sdo + BR * LD, *slse = sp + BR * LDP, *sdi = slse + BR;
+    const bwd_smem<D, BR, BC> sm(smem);
     const int ty = threadIdx.x / kSide, tx = threadIdx.x % kSide;
     const int q0 = ((int)gridDim.x - 1 - (int)blockIdx.x) * BR; /* longest rows first */
     const int h = blockIdx.y, bi = blockIdx.z, g = h / a.group, t = a.t;
     const int64_t qstride = (int64_t)a.hq * D, kstride = (int64_t)(a.hq / a.group) * D;
-    const int64_t q_head = (int64_t)bi * t * qstride + (int64_t)h * D;
-    const int64_t kv0 = (int64_t)bi * t * kstride + (int64_t)g * D;
-    load_rows<BR, D>(sq, a.q + q_head, qstride, q0, t, a.scale);
-    load_rows<BR, D>(sdo, a.dout + q_head, qstride, q0, t, 1.0f);
-    load_row_stats<BR>(slse, sdi, a.lse, a.di, ((int64_t)bi * a.hq + h) * t, q0, t);
+    const int64_t q_head = head_origin<D>(bi, t, qstride, h);
+    const int64_t kv0 = head_origin<D>(bi, t, kstride, g);
+    load_rows<BR, D>(sm.sq, a.q + q_head, qstride, q0, t, a.scale);
+    load_rows<BR, D>(sm.sdo, a.dout + q_head, qstride, q0, t, 1.0f);
+    load_row_stats<BR>(sm.slse, sm.sdi, a.lse, a.di, ((int64_t)bi * a.hq + h) * t, q0, t);
 
     float dq[RM][DC];
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-        for (int j = 0; j < DC; j++)
-            dq[i][j] = 0.0f;
+    zero_tile(dq);
     const int kblocks = (int)tsr_cuda_attention_key_blocks(q0, BR, BC, t);
     for (int kb = 0; kb < kblocks; kb++) {
         const int k0 = kb * BC;
         __syncthreads(); /* the last tile's readers of sk, sv and sp are done */
-        load_rows<BC, D>(sk, a.k + kv0, kstride, k0, t, 1.0f);
-        load_rows<BC, D>(sv, a.v + kv0, kstride, k0, t, 1.0f);
+        load_key_block<BC, D>(sm.sk, sm.sv, a.k + kv0, a.v + kv0, kstride, k0, t);
         __syncthreads();
         float s[RM][RN], dp[RM][RN];
-        tile_abt<D, RM, RN>(s, sq, sk, ty, tx);
-        tile_abt<D, RM, RN>(dp, sdo, sv, ty, tx);
-        probs_and_dscores<RM, RN>(s, dp, slse, sdi, q0, k0, t, ty, tx);
-        store_tile<RM, RN, LDP>(sp, dp, ty, tx);
+        tile_abt<D, RM, RN>(s, sm.sq, sm.sk, ty, tx);
+        tile_abt<D, RM, RN>(dp, sm.sdo, sm.sv, ty, tx);
+        probs_and_dscores<RM, RN>(s, dp, sm.slse, sm.sdi, q0, k0, t, ty, tx);
+        store_tile<RM, RN, LDP>(sm.sp, dp, ty, tx);
         __syncthreads(); /* dS is whole */
-        tile_px<D, RM, BC, LDP, 1>(dq, sp, sk, ty, tx); /* dQ += dS K */
+        tile_px<D, RM, BC, LDP, 1>(dq, sm.sp, sm.sk, ty, tx); /* dQ += dS K */
     }
     /* S was computed from Q / sqrt(D): dQ = dS K / sqrt(D) */
     add_rows<RM, D>(a.dq + q_head, qstride, dq, q0, t, a.scale, ty, tx);
@@ -232,28 +238,12 @@ struct backward_launch {
     tsr_status run() const
     {
         tsr_status st = TSR_OK;
-        if (args.dk != nullptr || args.dv != nullptr) {
-            const tsr_cuda_attention_launch *g = &plan->dkv;
-            st = allow_smem(dkv_kernel<D, BR, BC>, g->smem_bytes);
-            if (st != TSR_OK)
-                return st;
-            dim3 grid((unsigned)g->grid[0], (unsigned)g->grid[1], (unsigned)g->grid[2]);
-            dkv_kernel<D, BR, BC>
-                <<<grid, (unsigned)g->threads, (size_t)g->smem_bytes, stream>>>(args);
-            st = check_cuda(cudaGetLastError(), "the attention dK/dV launch");
-            if (st != TSR_OK)
-                return st;
-        }
-        if (args.dq != nullptr) {
-            const tsr_cuda_attention_launch *g = &plan->dq;
-            st = allow_smem(dq_kernel<D, BR, BC>, g->smem_bytes);
-            if (st != TSR_OK)
-                return st;
-            dim3 grid((unsigned)g->grid[0], (unsigned)g->grid[1], (unsigned)g->grid[2]);
-            dq_kernel<D, BR, BC>
-                <<<grid, (unsigned)g->threads, (size_t)g->smem_bytes, stream>>>(args);
-            st = check_cuda(cudaGetLastError(), "the attention dQ launch");
-        }
+        if (args.dk != nullptr || args.dv != nullptr)
+            st = launch_tiles(&plan->dkv, stream, "the attention dK/dV launch",
+                              dkv_kernel<D, BR, BC>, args);
+        if (st == TSR_OK && args.dq != nullptr)
+            st = launch_tiles(&plan->dq, stream, "the attention dQ launch", dq_kernel<D, BR, BC>,
+                              args);
         return st;
     }
 };

@@ -32,9 +32,9 @@ __global__ void __launch_bounds__(kThreads)
     const int h = blockIdx.y, bi = blockIdx.z, g = h / group;
     const int q0 = qb * BR;
     const int64_t qstride = (int64_t)hq * D, kstride = (int64_t)(hq / group) * D;
-    const float *qh = q + (int64_t)bi * t * qstride + (int64_t)h * D;
-    const float *kh = k + (int64_t)bi * t * kstride + (int64_t)g * D;
-    const float *vh = v + (int64_t)bi * t * kstride + (int64_t)g * D;
+    const float *qh = q + head_origin<D>(bi, t, qstride, h);
+    const float *kh = k + head_origin<D>(bi, t, kstride, g);
+    const float *vh = v + head_origin<D>(bi, t, kstride, g);
 
     load_rows<BR, D>(sq, qh, qstride, q0, t, scale);
     float m[RM], l[RM], o[RM][DC];
@@ -42,16 +42,13 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < RM; i++) {
         m[i] = -INFINITY;
         l[i] = 0.0f;
-#pragma unroll
-        for (int j = 0; j < DC; j++)
-            o[i][j] = 0.0f;
     }
+    zero_tile(o);
     const int kblocks = (int)tsr_cuda_attention_key_blocks(q0, BR, BC, t);
     for (int kb = 0; kb < kblocks; kb++) {
         const int k0 = kb * BC;
         __syncthreads(); /* the last tile's readers of sk, sv and sp are done */
-        load_rows<BC, D>(sk, kh, kstride, k0, t, 1.0f);
-        load_rows<BC, D>(sv, vh, kstride, k0, t, 1.0f);
+        load_key_block<BC, D>(sk, sv, kh, vh, kstride, k0, t);
         __syncthreads();
         float s[RM][RN];
         tile_abt<D, RM, RN>(s, sq, sk, ty, tx);
@@ -118,15 +115,9 @@ struct forward_launch {
     template <int D, int BR, int BC>
     tsr_status run() const
     {
-        const tsr_cuda_attention_launch *g = &plan->forward;
-        tsr_status st = allow_smem(forward_kernel<D, BR, BC>, g->smem_bytes);
-        if (st != TSR_OK)
-            return st;
-        dim3 grid((unsigned)g->grid[0], (unsigned)g->grid[1], (unsigned)g->grid[2]);
-        forward_kernel<D, BR, BC><<<grid, (unsigned)g->threads, (size_t)g->smem_bytes, stream>>>(
-            out, lse, q, k, v, (int)plan->t, (int)plan->hq, (int)(plan->hq / plan->hkv),
-            plan->scale);
-        return check_cuda(cudaGetLastError(), "the attention forward launch");
+        return launch_tiles(&plan->forward, stream, "the attention forward launch",
+                            forward_kernel<D, BR, BC>, out, lse, q, k, v, (int)plan->t,
+                            (int)plan->hq, (int)(plan->hq / plan->hkv), plan->scale);
     }
 };
 

@@ -1,9 +1,10 @@
 /*
  * attention_cuda_tile.cuh - what the CUDA attention's forward
  * (attention_cuda_forward.cu) and backward (attention_cuda_backward.cu)
- * share: tile loads into shared memory, the 16x16-thread tile products,
- * the row reductions, argument checks and the dispatch from a plan's
- * (D, Br, Bc) to the compiled kernels. Internal to these two files.
+ * share: head offsets, tile loads into shared memory, the 16x16-thread
+ * tile products, the row reductions, argument checks and the dispatch from
+ * a plan's (D, Br, Bc) to the compiled kernels. Internal to these two
+ * files.
  *
  * Thread (ty, tx) = (threadIdx.x / 16, threadIdx.x % 16) owns rows ty + 16 i
  * and columns tx + 16 j of a tile, so the 16 threads of a row are one
@@ -28,6 +29,23 @@ constexpr int kThreads = TSR_CUDA_ATTN_THREADS;
 constexpr int kSide = 16;
 static_assert(kThreads == kSide * kSide, "a block is 16 x 16 threads");
 
+/* Where (b, 0, h, 0) of a (B, T, H, D) tensor is, rows `stride` floats
+ * apart (stride H * D). */
+template <int D>
+__device__ __forceinline__ int64_t head_origin(int b, int t, int64_t stride, int h)
+{
+    return (int64_t)b * t * stride + (int64_t)h * D;
+}
+
+template <int R, int C> __device__ __forceinline__ void zero_tile(float (&x)[R][C])
+{
+#pragma unroll
+    for (int i = 0; i < R; i++)
+#pragma unroll
+        for (int j = 0; j < C; j++)
+            x[i][j] = 0.0f;
+}
+
 /* Rows [r0, r0 + ROWS) of one head of a (B, T, H, D) tensor, times mul,
  * into dst (row-major, ld D + 1); rows at or past t are zero. src is the
  * head's row 0, rows `stride` floats apart. */
@@ -44,6 +62,17 @@ __device__ __forceinline__ void load_rows(float *dst, const float *__restrict__ 
     }
 }
 
+/* Key block [k0, k0 + BC) of K and V into sk and sv: k and v point at the
+ * key/value head's row 0. */
+template <int BC, int D>
+__device__ __forceinline__ void load_key_block(float *sk, float *sv, const float *__restrict__ k,
+                                               const float *__restrict__ v, int64_t stride,
+                                               int k0, int t)
+{
+    load_rows<BC, D>(sk, k, stride, k0, t, 1.0f);
+    load_rows<BC, D>(sv, v, stride, k0, t, 1.0f);
+}
+
 /* acc[i][j] = sum over k < D of a[row i][k] * b[row j][k], rows ty + 16 i
  * of a and tx + 16 j of b (both ld D + 1): a tile of A B^T. */
 template <int D, int RM, int RN>
@@ -51,11 +80,7 @@ __device__ __forceinline__ void tile_abt(float (&acc)[RM][RN], const float *a, c
                                          int ty, int tx)
 {
     constexpr int LD = D + 1;
-#pragma unroll
-    for (int i = 0; i < RM; i++)
-#pragma unroll
-        for (int j = 0; j < RN; j++)
-            acc[i][j] = 0.0f;
+    zero_tile(acc);
 #pragma unroll 4
     for (int k = 0; k < D; k++) {
         float av[RM], bv[RN];
@@ -170,6 +195,20 @@ static tsr_status allow_smem(Kernel *kernel, int64_t bytes)
     return check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            (int)bytes),
                       "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+}
+
+/* A tiled kernel over the plan's launch g: the opt-in to its shared
+ * memory, the launch on the stream, and the launch's status as `what`. */
+template <typename... Params, typename... Args>
+static tsr_status launch_tiles(const tsr_cuda_attention_launch *g, cudaStream_t stream,
+                               const char *what, void (*kernel)(Params...), Args... args)
+{
+    tsr_status st = allow_smem(kernel, g->smem_bytes);
+    if (st != TSR_OK)
+        return st;
+    dim3 grid((unsigned)g->grid[0], (unsigned)g->grid[1], (unsigned)g->grid[2]);
+    kernel<<<grid, (unsigned)g->threads, (size_t)g->smem_bytes, stream>>>(args...);
+    return check_cuda(cudaGetLastError(), what);
 }
 
 } /* namespace tsr_attn */

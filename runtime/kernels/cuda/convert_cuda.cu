@@ -50,61 +50,35 @@ __global__ void bf16_round_floats_kernel(float *dst, const float *src, int64_t n
 
 } /* namespace */
 
-static tsr_status convert_geometry(const char *kernel, int64_t n, const void *dst,
-                                   const void *src, tsr_cuda_launch *launch, int *empty)
+/* the three conversions differ in their kernel only */
+template <typename Dst, typename Src>
+static tsr_status convert(const char *kernel, void (*fn)(Dst *, const Src *, int64_t), Dst *dst,
+                          const Src *src, int64_t n, void *stream)
 {
-    tsr_status st = tsr_cuda_sizes(kernel, n, 1, empty);
-    if (st != TSR_OK || *empty)
+    const void *ptrs[] = {dst, src};
+    const char *names[] = {"dst", "src"};
+    tsr_cuda_launch g;
+    int empty = 0;
+    tsr_status st = tsr_cuda_elements_of(kernel, n, ptrs, names, 2, &g, &empty);
+    if (st != TSR_OK || empty)
         return st;
-    st = tsr_cuda_need(dst, "dst", kernel);
-    if (st == TSR_OK)
-        st = tsr_cuda_need(src, "src", kernel);
-    tsr_cuda_limits limits;
-    if (st == TSR_OK)
-        st = tsr_cuda_limits_query(&limits, kernel);
-    if (st != TSR_OK)
-        return st;
-    return tsr_cuda_geometry_elements(&limits, n, kernel, launch);
+    return tsr_cuda_run(kernel, &g, stream, fn, dst, src, n);
 }
 
 extern "C" tsr_status tsr_cuda_bf16_from_floats(uint16_t *dst, const float *src, int64_t n,
                                                 void *stream)
 {
-    const char *kernel = "tsr_cuda_bf16_from_floats";
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = convert_geometry(kernel, n, dst, src, &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
-    bf16_from_floats_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        dst, src, n);
-    return tsr_cuda_launch_status(kernel);
+    return convert("tsr_cuda_bf16_from_floats", bf16_from_floats_kernel, dst, src, n, stream);
 }
 
 extern "C" tsr_status tsr_cuda_floats_from_bf16(float *dst, const uint16_t *src, int64_t n,
                                                 void *stream)
 {
-    const char *kernel = "tsr_cuda_floats_from_bf16";
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = convert_geometry(kernel, n, dst, src, &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
-    floats_from_bf16_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        dst, src, n);
-    return tsr_cuda_launch_status(kernel);
+    return convert("tsr_cuda_floats_from_bf16", floats_from_bf16_kernel, dst, src, n, stream);
 }
 
 extern "C" tsr_status tsr_cuda_bf16_round_floats(float *dst, const float *src, int64_t n,
                                                  void *stream)
 {
-    const char *kernel = "tsr_cuda_bf16_round_floats";
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = convert_geometry(kernel, n, dst, src, &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
-    bf16_round_floats_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0,
-                               (cudaStream_t)stream>>>(dst, src, n);
-    return tsr_cuda_launch_status(kernel);
+    return convert("tsr_cuda_bf16_round_floats", bf16_round_floats_kernel, dst, src, n, stream);
 }

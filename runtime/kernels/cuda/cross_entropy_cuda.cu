@@ -86,46 +86,19 @@ __global__ void ce_logits_to_grad_kernel(float *logits, const float *row_max,
 
 } /* namespace */
 
-/* sizes and a row geometry; *empty when nothing is to be done */
-static tsr_status ce_rows(const char *kernel, int64_t n, int64_t v_local, int64_t reduce_bytes,
-                          tsr_cuda_launch *launch, int *empty)
-{
-    tsr_status st = tsr_cuda_sizes(kernel, n, v_local, empty);
-    if (st != TSR_OK || *empty)
-        return st;
-    tsr_cuda_limits limits;
-    st = tsr_cuda_limits_query(&limits, kernel);
-    if (st != TSR_OK)
-        return st;
-    return tsr_cuda_geometry_rows(&limits, n, v_local, reduce_bytes, kernel, launch);
-}
-
-static tsr_status need_all(const char *kernel, const void *const *ptrs, const char *const *names,
-                           int count)
-{
-    tsr_status st = TSR_OK;
-    for (int i = 0; i < count && st == TSR_OK; i++)
-        st = tsr_cuda_need(ptrs[i], names[i], kernel);
-    return st;
-}
-
 extern "C" tsr_status tsr_cuda_ce_row_max(float *row_max, const float *logits, int64_t n,
                                           int64_t v_local, void *stream)
 {
     const char *kernel = "tsr_cuda_ce_row_max";
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = ce_rows(kernel, n, v_local, sizeof(float), &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *ptrs[] = {row_max, logits};
     const char *names[] = {"row_max", "logits"};
-    st = need_all(kernel, ptrs, names, 2);
-    if (st != TSR_OK)
+    tsr_cuda_launch g;
+    int empty = 0;
+    tsr_status st = tsr_cuda_rows_of(kernel, n, v_local, sizeof(float), ptrs, names, 2, NULL, &g,
+                                     &empty);
+    if (st != TSR_OK || empty)
         return st;
-    ce_row_max_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), (size_t)g.shared_bytes,
-                        (cudaStream_t)stream>>>(row_max, logits, n, v_local);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, ce_row_max_kernel, row_max, logits, n, v_local);
 }
 
 extern "C" tsr_status tsr_cuda_ce_sumexp_target(float *sumexp, float *target_logit,
@@ -135,44 +108,31 @@ extern "C" tsr_status tsr_cuda_ce_sumexp_target(float *sumexp, float *target_log
                                                 void *stream)
 {
     const char *kernel = "tsr_cuda_ce_sumexp_target";
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = ce_rows(kernel, n, v_local, sizeof(double), &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *ptrs[] = {sumexp, target_logit, logits, row_max, targets};
     const char *names[] = {"sumexp", "target_logit", "logits", "row_max", "targets"};
-    st = need_all(kernel, ptrs, names, 5);
-    if (st != TSR_OK)
+    tsr_cuda_launch g;
+    int empty = 0;
+    tsr_status st = tsr_cuda_rows_of(kernel, n, v_local, sizeof(double), ptrs, names, 5, NULL, &g,
+                                     &empty);
+    if (st != TSR_OK || empty)
         return st;
-    ce_sumexp_target_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), (size_t)g.shared_bytes,
-                              (cudaStream_t)stream>>>(sumexp, target_logit, logits, row_max,
-                                                      targets, n, v_local, vocab_start);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, ce_sumexp_target_kernel, sumexp, target_logit,
+                        logits, row_max, targets, n, v_local, vocab_start);
 }
 
 extern "C" tsr_status tsr_cuda_ce_loss(float *loss, const float *sumexp, const float *row_max,
                                        const float *target_logit, int64_t n, void *stream)
 {
     const char *kernel = "tsr_cuda_ce_loss";
-    int empty = 0;
-    tsr_status st = tsr_cuda_sizes(kernel, n, 1, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *ptrs[] = {loss, sumexp, row_max, target_logit};
     const char *names[] = {"loss", "sumexp", "row_max", "target_logit"};
-    st = need_all(kernel, ptrs, names, 4);
-    tsr_cuda_limits limits;
-    if (st == TSR_OK)
-        st = tsr_cuda_limits_query(&limits, kernel);
     tsr_cuda_launch g;
-    if (st == TSR_OK)
-        st = tsr_cuda_geometry_elements(&limits, n, kernel, &g);
-    if (st != TSR_OK)
+    int empty = 0;
+    tsr_status st = tsr_cuda_elements_of(kernel, n, ptrs, names, 4, &g, &empty);
+    if (st != TSR_OK || empty)
         return st;
-    ce_loss_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        loss, sumexp, row_max, target_logit, n);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, ce_loss_kernel, loss, sumexp, row_max, target_logit,
+                        n);
 }
 
 extern "C" tsr_status tsr_cuda_ce_logits_to_grad(float *logits, const float *row_max,
@@ -181,18 +141,13 @@ extern "C" tsr_status tsr_cuda_ce_logits_to_grad(float *logits, const float *row
                                                  int64_t vocab_start, void *stream)
 {
     const char *kernel = "tsr_cuda_ce_logits_to_grad";
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = ce_rows(kernel, n, v_local, 0, &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *ptrs[] = {logits, row_max, sumexp, targets, dloss};
     const char *names[] = {"logits", "row_max", "sumexp", "targets", "dloss"};
-    st = need_all(kernel, ptrs, names, 5);
-    if (st != TSR_OK)
+    tsr_cuda_launch g;
+    int empty = 0;
+    tsr_status st = tsr_cuda_rows_of(kernel, n, v_local, 0, ptrs, names, 5, NULL, &g, &empty);
+    if (st != TSR_OK || empty)
         return st;
-    ce_logits_to_grad_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0,
-                               (cudaStream_t)stream>>>(logits, row_max, sumexp, targets, dloss,
-                                                       n, v_local, vocab_start);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, ce_logits_to_grad_kernel, logits, row_max, sumexp,
+                        targets, dloss, n, v_local, vocab_start);
 }

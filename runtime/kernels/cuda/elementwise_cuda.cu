@@ -65,63 +65,46 @@ __global__ void sum_squares_total_kernel(double *out, const double *partials, in
 
 } /* namespace */
 
-/* sizes, pointers, limits and an element geometry; *empty when n == 0 */
-static tsr_status elements_of(const char *kernel, int64_t n, const void *p, const char *p_name,
-                              const void *q, const char *q_name, tsr_cuda_launch *launch,
-                              int *empty)
-{
-    tsr_status st = tsr_cuda_sizes(kernel, n, 1, empty);
-    if (st != TSR_OK || *empty)
-        return st;
-    st = tsr_cuda_need(p, p_name, kernel);
-    if (st == TSR_OK)
-        st = tsr_cuda_need(q, q_name, kernel);
-    tsr_cuda_limits limits;
-    if (st == TSR_OK)
-        st = tsr_cuda_limits_query(&limits, kernel);
-    if (st != TSR_OK)
-        return st;
-    return tsr_cuda_geometry_elements(&limits, n, kernel, launch);
-}
-
 extern "C" tsr_status tsr_cuda_add_forward(float *out, const float *a, const float *b, int64_t n,
                                            void *stream)
 {
     const char *kernel = "tsr_cuda_add_forward";
+    const void *ptrs[] = {a, b};
+    const char *names[] = {"a", "b"};
     tsr_cuda_launch g;
     int empty = 0;
-    tsr_status st = elements_of(kernel, n, a, "a", b, "b", &g, &empty);
+    tsr_status st = tsr_cuda_elements_of(kernel, n, ptrs, names, 2, &g, &empty);
     if (st == TSR_OK && !empty)
         st = tsr_cuda_need(out, "out", kernel);
     if (st != TSR_OK || empty)
         return st;
-    add_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(out, a, b, n);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, add_kernel, out, a, b, n);
 }
 
 extern "C" tsr_status tsr_cuda_accumulate(float *y, const float *x, int64_t n, void *stream)
 {
     const char *kernel = "tsr_cuda_accumulate";
+    const void *ptrs[] = {y, x};
+    const char *names[] = {"y", "x"};
     tsr_cuda_launch g;
     int empty = 0;
-    tsr_status st = elements_of(kernel, n, y, "y", x, "x", &g, &empty);
+    tsr_status st = tsr_cuda_elements_of(kernel, n, ptrs, names, 2, &g, &empty);
     if (st != TSR_OK || empty)
         return st;
-    accumulate_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(y, x,
-                                                                                         n);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, accumulate_kernel, y, x, n);
 }
 
 extern "C" tsr_status tsr_cuda_scale(float *x, float s, int64_t n, void *stream)
 {
     const char *kernel = "tsr_cuda_scale";
+    const void *ptrs[] = {x};
+    const char *names[] = {"x"};
     tsr_cuda_launch g;
     int empty = 0;
-    tsr_status st = elements_of(kernel, n, x, "x", x, "x", &g, &empty);
+    tsr_status st = tsr_cuda_elements_of(kernel, n, ptrs, names, 1, &g, &empty);
     if (st != TSR_OK || empty)
         return st;
-    scale_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(x, s, n);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, scale_kernel, x, s, n);
 }
 
 extern "C" tsr_status tsr_cuda_sum_squares(double *out, const float *x, int64_t n,

@@ -85,17 +85,13 @@ extern "C" tsr_status tsr_cuda_embedding_forward(float *out, const int32_t *toke
         st = tsr_cuda_need(tokens, "tokens", kernel);
     if (st == TSR_OK && vocab_local > 0)
         st = tsr_cuda_need(table, "table", kernel);
-    tsr_cuda_limits limits;
-    if (st == TSR_OK)
-        st = tsr_cuda_limits_query(&limits, kernel);
     tsr_cuda_launch g;
     if (st == TSR_OK)
-        st = tsr_cuda_geometry_rows(&limits, n, c, 0, kernel, &g);
+        st = tsr_cuda_device_rows(kernel, n, c, 0, NULL, &g);
     if (st != TSR_OK)
         return st;
-    embedding_forward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        out, tokens, table, n, c, vocab_start, vocab_local);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, embedding_forward_kernel, out, tokens, table, n, c,
+                        vocab_start, vocab_local);
 }
 
 extern "C" tsr_status tsr_cuda_embedding_backward(float *dtable, const float *dout,
@@ -120,8 +116,6 @@ extern "C" tsr_status tsr_cuda_embedding_backward(float *dtable, const float *do
     if (st != TSR_OK)
         return st;
     int64_t slots = tsr_cuda_scatter_slots(&g, vocab_local);
-    embedding_backward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0,
-                                (cudaStream_t)stream>>>(dtable, dout, tokens, n, c, vocab_start,
-                                                        vocab_local, g.split, slots);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, embedding_backward_kernel, dtable, dout, tokens, n, c,
+                        vocab_start, vocab_local, g.split, slots);
 }

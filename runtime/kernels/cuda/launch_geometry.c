@@ -104,19 +104,24 @@ static tsr_status check_shared(const tsr_cuda_limits *limits, int64_t bytes, con
     return TSR_OK;
 }
 
-static void launch_clear(tsr_cuda_launch *launch)
+/* What every geometry does first: an all-zero launch (what a refused call
+ * leaves), then the limits and the extent rows x cols it is asked for. */
+static tsr_status geometry_begin(const tsr_cuda_limits *limits, const char *kernel,
+                                 const char *what_rows, int64_t rows, const char *what_cols,
+                                 int64_t cols, tsr_cuda_launch *launch)
 {
     launch->blocks = launch->threads = launch->shared_bytes = launch->split = 0;
+    tsr_status st = tsr_cuda_limits_check(limits, kernel);
+    if (st != TSR_OK)
+        return st;
+    return check_extent(kernel, what_rows, rows, what_cols, cols);
 }
 
 tsr_status tsr_cuda_geometry_rows(const tsr_cuda_limits *limits, int64_t rows, int64_t cols,
                                   int64_t reduce_bytes, const char *kernel,
                                   tsr_cuda_launch *launch)
 {
-    launch_clear(launch);
-    tsr_status st = tsr_cuda_limits_check(limits, kernel);
-    if (st == TSR_OK)
-        st = check_extent(kernel, "rows", rows, "cols", cols);
+    tsr_status st = geometry_begin(limits, kernel, "rows", rows, "cols", cols, launch);
     if (st != TSR_OK)
         return st;
     if (reduce_bytes < 0 || reduce_bytes > limits->max_shared_per_block)
@@ -139,10 +144,7 @@ tsr_status tsr_cuda_geometry_rows(const tsr_cuda_limits *limits, int64_t rows, i
 tsr_status tsr_cuda_geometry_elements(const tsr_cuda_limits *limits, int64_t n,
                                       const char *kernel, tsr_cuda_launch *launch)
 {
-    launch_clear(launch);
-    tsr_status st = tsr_cuda_limits_check(limits, kernel);
-    if (st == TSR_OK)
-        st = check_extent(kernel, "elements", n, "width", 1);
+    tsr_status st = geometry_begin(limits, kernel, "elements", n, "width", 1, launch);
     if (st != TSR_OK)
         return st;
     int64_t threads = block_cap(limits, TSR_CUDA_ELEMENT_THREADS);
@@ -157,10 +159,7 @@ tsr_status tsr_cuda_geometry_elements(const tsr_cuda_limits *limits, int64_t n,
 tsr_status tsr_cuda_geometry_columns(const tsr_cuda_limits *limits, int64_t rows, int64_t cols,
                                      int64_t sums, const char *kernel, tsr_cuda_launch *launch)
 {
-    launch_clear(launch);
-    tsr_status st = tsr_cuda_limits_check(limits, kernel);
-    if (st == TSR_OK)
-        st = check_extent(kernel, "rows", rows, "cols", cols);
+    tsr_status st = geometry_begin(limits, kernel, "rows", rows, "cols", cols, launch);
     if (st != TSR_OK)
         return st;
     if (sums < 1 || sums > 16)
@@ -187,10 +186,8 @@ tsr_status tsr_cuda_geometry_scatter(const tsr_cuda_limits *limits, int64_t cols
                                      int64_t vocab_local, const char *kernel,
                                      tsr_cuda_launch *launch)
 {
-    launch_clear(launch);
-    tsr_status st = tsr_cuda_limits_check(limits, kernel);
-    if (st == TSR_OK)
-        st = check_extent(kernel, "vocab_local", vocab_local, "cols", cols);
+    tsr_status st =
+        geometry_begin(limits, kernel, "vocab_local", vocab_local, "cols", cols, launch);
     if (st != TSR_OK)
         return st;
     /* as many owners per column as fill the device once, so that a narrow

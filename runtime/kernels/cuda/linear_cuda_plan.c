@@ -43,6 +43,23 @@ static tsr_cuda_gemm_matrix matrix(tsr_cuda_linear_buffer buffer, int64_t rows, 
     return m;
 }
 
+/* C = op(A) op(B) + beta C: m, n and k follow from the operands, so the
+ * three products cannot disagree with their own shapes. */
+static tsr_status map_set(tsr_cuda_gemm_map *map, int trans_a, int trans_b, tsr_cuda_gemm_matrix a,
+                          tsr_cuda_gemm_matrix b, tsr_cuda_gemm_matrix c, float beta)
+{
+    map->trans_a = trans_a;
+    map->trans_b = trans_b;
+    map->m = c.rows;
+    map->n = c.cols;
+    map->k = trans_a ? a.rows : a.cols;
+    map->a = a;
+    map->b = b;
+    map->c = c;
+    map->beta = beta;
+    return TSR_OK;
+}
+
 tsr_status tsr_cuda_gemm_map_init(tsr_cuda_gemm_map *map, tsr_cuda_linear_product product,
                                   const tsr_cuda_linear_shape *shape)
 {
@@ -53,42 +70,16 @@ tsr_status tsr_cuda_gemm_map_init(tsr_cuda_gemm_map *map, tsr_cuda_linear_produc
         return tsr_error_set(TSR_ERR_INVALID_ARG, "CUDA linear: the GEMM map is NULL");
     int64_t n = shape->n, ic = shape->in_features, oc = shape->out_features;
     switch (product) {
-    case TSR_CUDA_LINEAR_FORWARD:
-        /* out^T (OC x N) = W (OC x IC) @ inp^T (IC x N) */
-        map->trans_a = 1;
-        map->trans_b = 0;
-        map->m = oc;
-        map->n = n;
-        map->k = ic;
-        map->a = matrix(TSR_CUDA_BUF_WEIGHT, ic, oc);
-        map->b = matrix(TSR_CUDA_BUF_INP, ic, n);
-        map->c = matrix(TSR_CUDA_BUF_OUT, oc, n);
-        map->beta = 0.0f;
-        return TSR_OK;
-    case TSR_CUDA_LINEAR_DINP:
-        /* dinp^T (IC x N) += W^T (IC x OC) @ dout^T (OC x N) */
-        map->trans_a = 0;
-        map->trans_b = 0;
-        map->m = ic;
-        map->n = n;
-        map->k = oc;
-        map->a = matrix(TSR_CUDA_BUF_WEIGHT, ic, oc);
-        map->b = matrix(TSR_CUDA_BUF_DOUT, oc, n);
-        map->c = matrix(TSR_CUDA_BUF_DINP, ic, n);
-        map->beta = 1.0f;
-        return TSR_OK;
-    case TSR_CUDA_LINEAR_DWEIGHT:
-        /* dW^T (IC x OC) += inp^T (IC x N) @ dout (N x OC) */
-        map->trans_a = 0;
-        map->trans_b = 1;
-        map->m = ic;
-        map->n = oc;
-        map->k = n;
-        map->a = matrix(TSR_CUDA_BUF_INP, ic, n);
-        map->b = matrix(TSR_CUDA_BUF_DOUT, oc, n);
-        map->c = matrix(TSR_CUDA_BUF_DWEIGHT, ic, oc);
-        map->beta = 1.0f;
-        return TSR_OK;
+    case TSR_CUDA_LINEAR_FORWARD: /* out^T (OC x N) = W (OC x IC) @ inp^T (IC x N) */
+        return map_set(map, 1, 0, matrix(TSR_CUDA_BUF_WEIGHT, ic, oc),
+                       matrix(TSR_CUDA_BUF_INP, ic, n), matrix(TSR_CUDA_BUF_OUT, oc, n), 0.0f);
+    case TSR_CUDA_LINEAR_DINP: /* dinp^T (IC x N) += W^T (IC x OC) @ dout^T (OC x N) */
+        return map_set(map, 0, 0, matrix(TSR_CUDA_BUF_WEIGHT, ic, oc),
+                       matrix(TSR_CUDA_BUF_DOUT, oc, n), matrix(TSR_CUDA_BUF_DINP, ic, n), 1.0f);
+    case TSR_CUDA_LINEAR_DWEIGHT: /* dW^T (IC x OC) += inp^T (IC x N) @ dout (N x OC) */
+        return map_set(map, 0, 1, matrix(TSR_CUDA_BUF_INP, ic, n),
+                       matrix(TSR_CUDA_BUF_DOUT, oc, n), matrix(TSR_CUDA_BUF_DWEIGHT, ic, oc),
+                       1.0f);
     case TSR_CUDA_LINEAR_PRODUCTS:
         break;
     }

@@ -155,58 +155,60 @@ __global__ void rmsnorm_backward_input_kernel(float *dinp, const float *dout, co
 
 } /* namespace */
 
-/* sizes, limits and a row geometry for a norm kernel; *empty when n == 0 */
-static tsr_status norm_rows(const char *kernel, int64_t n, int64_t c, int64_t reduce_bytes,
-                            tsr_cuda_limits *limits, tsr_cuda_launch *launch, int *empty)
-{
-    tsr_status st = tsr_cuda_sizes(kernel, n, c, empty);
-    if (st != TSR_OK || *empty)
-        return st;
-    st = tsr_cuda_limits_query(limits, kernel);
-    if (st != TSR_OK)
-        return st;
-    return tsr_cuda_geometry_rows(limits, n, c, reduce_bytes, kernel, launch);
-}
-
 extern "C" tsr_status tsr_cuda_layernorm_forward(float *out, float *mean, float *rstd,
                                                  const float *inp, const float *weight,
                                                  const float *bias, int64_t n, int64_t c,
                                                  float eps, void *stream)
 {
     const char *kernel = "tsr_cuda_layernorm_forward";
+    const void *need[] = {out, mean, rstd, inp, weight, bias};
+    const char *names[] = {"out", "mean", "rstd", "inp", "weight", "bias"};
+    tsr_cuda_launch g;
+    int empty = 0;
+    tsr_status st =
+        tsr_cuda_rows_of(kernel, n, c, sizeof(double), need, names, 6, NULL, &g, &empty);
+    if (st != TSR_OK || empty)
+        return st;
+    return tsr_cuda_run(kernel, &g, stream, layernorm_forward_kernel, out, mean, rstd, inp,
+                        weight, bias, n, c, eps);
+}
+
+/* Both norms' backward: dinp, when asked, by the norm's own row kernel
+ * (which reads weight), then the column sums of dweight (and, for
+ * LayerNorm, dbias) over the same limits. need: the pointers every call
+ * reads; mean and dbias are NULL for RMSNorm. */
+template <bool LAYERNORM>
+static tsr_status norm_backward(const char *kernel, const void *const *need,
+                                const char *const *names, int count, float *dinp, float *dweight,
+                                float *dbias, const float *dout, const float *inp,
+                                const float *weight, const float *mean, const float *rstd,
+                                int64_t n, int64_t c, void *stream)
+{
     tsr_cuda_limits limits;
     tsr_cuda_launch g;
     int empty = 0;
-    tsr_status st = norm_rows(kernel, n, c, sizeof(double), &limits, &g, &empty);
+    tsr_status st =
+        tsr_cuda_rows_of(kernel, n, c, sizeof(float), need, names, count, &limits, &g, &empty);
     if (st != TSR_OK || empty)
         return st;
-    const void *need[] = {out, mean, rstd, inp, weight, bias};
-    const char *names[] = {"out", "mean", "rstd", "inp", "weight", "bias"};
-    for (int i = 0; i < 6 && st == TSR_OK; i++)
-        st = tsr_cuda_need(need[i], names[i], kernel);
+    if (dinp != NULL) {
+        st = tsr_cuda_need(weight, "weight", kernel);
+        if (st != TSR_OK)
+            return st;
+        st = LAYERNORM ? tsr_cuda_run(kernel, &g, stream, layernorm_backward_input_kernel, dinp,
+                                      dout, inp, weight, mean, rstd, n, c)
+                       : tsr_cuda_run(kernel, &g, stream, rmsnorm_backward_input_kernel, dinp,
+                                      dout, inp, weight, rstd, n, c);
+        if (st != TSR_OK)
+            return st;
+    }
+    if (dweight == NULL && dbias == NULL)
+        return TSR_OK;
+    st = tsr_cuda_geometry_columns(&limits, n, c, LAYERNORM ? 2 : 1, kernel, &g);
     if (st != TSR_OK)
         return st;
-    layernorm_forward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), (size_t)g.shared_bytes,
-                               (cudaStream_t)stream>>>(out, mean, rstd, inp, weight, bias, n, c,
-                                                       eps);
-    return tsr_cuda_launch_status(kernel);
-}
-
-/* the weight (and bias) gradient launch shared by both norms */
-template <bool LAYERNORM>
-static tsr_status norm_weight_grad(const char *kernel, const tsr_cuda_limits *limits,
-                                   float *dweight, float *dbias, const float *dout,
-                                   const float *inp, const float *mean, const float *rstd,
-                                   int64_t n, int64_t c, void *stream)
-{
-    tsr_cuda_launch g;
-    tsr_status st = tsr_cuda_geometry_columns(limits, n, c, LAYERNORM ? 2 : 1, kernel, &g);
-    if (st != TSR_OK)
-        return st;
-    norm_weight_grad_kernel<LAYERNORM><<<tsr_cuda_grid(&g), tsr_cuda_block(&g),
-                                         (size_t)g.shared_bytes, (cudaStream_t)stream>>>(
-        dweight, dbias, dout, inp, mean, rstd, n, c);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, norm_weight_grad_kernel<LAYERNORM>, dweight, dbias,
+                        dout, inp, mean, rstd, n, c);
 }
 
 extern "C" tsr_status tsr_cuda_layernorm_backward(float *dinp, float *dweight, float *dbias,
@@ -215,33 +217,10 @@ extern "C" tsr_status tsr_cuda_layernorm_backward(float *dinp, float *dweight, f
                                                   const float *rstd, int64_t n, int64_t c,
                                                   void *stream)
 {
-    const char *kernel = "tsr_cuda_layernorm_backward";
-    tsr_cuda_limits limits;
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = norm_rows(kernel, n, c, sizeof(float), &limits, &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *need[] = {dout, inp, mean, rstd};
     const char *names[] = {"dout", "inp", "mean", "rstd"};
-    for (int i = 0; i < 4 && st == TSR_OK; i++)
-        st = tsr_cuda_need(need[i], names[i], kernel);
-    if (st == TSR_OK && dinp != NULL)
-        st = tsr_cuda_need(weight, "weight", kernel);
-    if (st != TSR_OK)
-        return st;
-    if (dinp != NULL) {
-        layernorm_backward_input_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g),
-                                          (size_t)g.shared_bytes, (cudaStream_t)stream>>>(
-            dinp, dout, inp, weight, mean, rstd, n, c);
-        st = tsr_cuda_launch_status(kernel);
-        if (st != TSR_OK)
-            return st;
-    }
-    if (dweight == NULL && dbias == NULL)
-        return TSR_OK;
-    return norm_weight_grad<true>(kernel, &limits, dweight, dbias, dout, inp, mean, rstd, n, c,
-                                  stream);
+    return norm_backward<true>("tsr_cuda_layernorm_backward", need, names, 4, dinp, dweight,
+                               dbias, dout, inp, weight, mean, rstd, n, c, stream);
 }
 
 extern "C" tsr_status tsr_cuda_rmsnorm_forward(float *out, float *rstd, const float *inp,
@@ -249,21 +228,16 @@ extern "C" tsr_status tsr_cuda_rmsnorm_forward(float *out, float *rstd, const fl
                                                float eps, void *stream)
 {
     const char *kernel = "tsr_cuda_rmsnorm_forward";
-    tsr_cuda_limits limits;
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = norm_rows(kernel, n, c, sizeof(double), &limits, &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *need[] = {out, rstd, inp, weight};
     const char *names[] = {"out", "rstd", "inp", "weight"};
-    for (int i = 0; i < 4 && st == TSR_OK; i++)
-        st = tsr_cuda_need(need[i], names[i], kernel);
-    if (st != TSR_OK)
+    tsr_cuda_launch g;
+    int empty = 0;
+    tsr_status st =
+        tsr_cuda_rows_of(kernel, n, c, sizeof(double), need, names, 4, NULL, &g, &empty);
+    if (st != TSR_OK || empty)
         return st;
-    rmsnorm_forward_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), (size_t)g.shared_bytes,
-                             (cudaStream_t)stream>>>(out, rstd, inp, weight, n, c, eps);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, rmsnorm_forward_kernel, out, rstd, inp, weight, n, c,
+                        eps);
 }
 
 extern "C" tsr_status tsr_cuda_rmsnorm_backward(float *dinp, float *dweight, const float *dout,
@@ -271,31 +245,8 @@ extern "C" tsr_status tsr_cuda_rmsnorm_backward(float *dinp, float *dweight, con
                                                 const float *rstd, int64_t n, int64_t c,
                                                 void *stream)
 {
-    const char *kernel = "tsr_cuda_rmsnorm_backward";
-    tsr_cuda_limits limits;
-    tsr_cuda_launch g;
-    int empty = 0;
-    tsr_status st = norm_rows(kernel, n, c, sizeof(float), &limits, &g, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *need[] = {dout, inp, rstd};
     const char *names[] = {"dout", "inp", "rstd"};
-    for (int i = 0; i < 3 && st == TSR_OK; i++)
-        st = tsr_cuda_need(need[i], names[i], kernel);
-    if (st == TSR_OK && dinp != NULL)
-        st = tsr_cuda_need(weight, "weight", kernel);
-    if (st != TSR_OK)
-        return st;
-    if (dinp != NULL) {
-        rmsnorm_backward_input_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g),
-                                        (size_t)g.shared_bytes, (cudaStream_t)stream>>>(
-            dinp, dout, inp, weight, rstd, n, c);
-        st = tsr_cuda_launch_status(kernel);
-        if (st != TSR_OK)
-            return st;
-    }
-    if (dweight == NULL)
-        return TSR_OK;
-    return norm_weight_grad<false>(kernel, &limits, dweight, NULL, dout, inp, NULL, rstd, n, c,
-                                   stream);
+    return norm_backward<false>("tsr_cuda_rmsnorm_backward", need, names, 3, dinp, dweight, NULL,
+                                dout, inp, weight, NULL, rstd, n, c, stream);
 }

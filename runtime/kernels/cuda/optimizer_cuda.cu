@@ -47,25 +47,14 @@ extern "C" tsr_status tsr_cuda_adamw_update(float *param, const float *grad, flo
                                             float grad_scale, void *stream)
 {
     const char *kernel = "tsr_cuda_adamw_update";
-    int empty = 0;
-    tsr_status st = tsr_cuda_sizes(kernel, n, 1, &empty);
-    if (st != TSR_OK || empty)
-        return st;
     const void *ptrs[] = {param, grad, m, v};
     const char *names[] = {"param", "grad", "m", "v"};
-    for (int i = 0; i < 4 && st == TSR_OK; i++)
-        st = tsr_cuda_need(ptrs[i], names[i], kernel);
-    tsr_cuda_limits limits;
-    if (st == TSR_OK)
-        st = tsr_cuda_limits_query(&limits, kernel);
     tsr_cuda_launch g;
-    if (st == TSR_OK)
-        st = tsr_cuda_geometry_elements(&limits, n, kernel, &g);
-    if (st != TSR_OK)
+    int empty = 0;
+    tsr_status st = tsr_cuda_elements_of(kernel, n, ptrs, names, 4, &g, &empty);
+    if (st != TSR_OK || empty)
         return st;
     tsr_cuda_adamw_factors factors;
     tsr_cuda_adamw_factors_make(&factors, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
-    adamw_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        param, grad, m, v, n, factors);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, adamw_kernel, param, grad, m, v, n, factors);
 }

@@ -85,18 +85,14 @@ static tsr_status rope_launch(const char *kernel, float *y, const float *x, int6
     st = tsr_cuda_need(y, sign > 0 ? "out" : "dx", kernel);
     if (st == TSR_OK)
         st = tsr_cuda_need(x, sign > 0 ? "x" : "dout", kernel);
-    tsr_cuda_limits limits;
-    if (st == TSR_OK)
-        st = tsr_cuda_limits_query(&limits, kernel);
     tsr_cuda_launch g;
     int64_t half = d / 2;
     if (st == TSR_OK)
-        st = tsr_cuda_geometry_rows(&limits, b * t, h * half, 0, kernel, &g);
+        st = tsr_cuda_device_rows(kernel, b * t, h * half, 0, NULL, &g);
     if (st != TSR_OK)
         return st;
-    rope_kernel<<<tsr_cuda_grid(&g), tsr_cuda_block(&g), 0, (cudaStream_t)stream>>>(
-        y, x, table, b * t, t, h, half, t_offset, sign, accumulate);
-    return tsr_cuda_launch_status(kernel);
+    return tsr_cuda_run(kernel, &g, stream, rope_kernel, y, x, table, b * t, t, h, half, t_offset,
+                        sign, accumulate);
 }
 
 extern "C" tsr_status tsr_cuda_rope_forward(float *out, const float *x, int64_t b, int64_t t,
