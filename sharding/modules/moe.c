@@ -269,6 +269,15 @@ int64_t tsr_moe_expert_rows(const moe_dims *d, float *const *buf, int64_t i)
     return m;
 }
 
+/* The rows of all the local experts: x_perm's rows. */
+static int64_t local_expert_rows(const moe_dims *d, float *const *buf)
+{
+    int64_t rows = 0;
+    for (int64_t i = 0; i < d->el; i++)
+        rows += tsr_moe_expert_rows(d, buf, i);
+    return rows;
+}
+
 /* Received order (source by source, each source's rows expert by expert)
  * <-> expert order (expert by expert, each expert's rows source by
  * source), rows of c floats. */
@@ -432,8 +441,7 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
     if (run->io->expert_load != NULL && run->io->decode_position < 0) {
         /* every rank sends n k assignments, so n k is also what each
          * receives on average */
-        for (int64_t i = 0; i < d.el; i++)
-            run->io->expert_load->rows += (double)tsr_moe_expert_rows(&d, buf, i);
+        run->io->expert_load->rows += (double)local_expert_rows(&d, buf);
         run->io->expert_load->even_rows += (double)(d.n * d.k);
     }
     return TSR_OK;
@@ -442,9 +450,7 @@ static tsr_status moe_forward(const tsr_module_run *run, const float *in, float 
 void tsr_moe_experts_backward(const tsr_moe_config *cfg, const moe_dims *d, float *const *buf,
                               float *const *w, float *const *g, const float *d_y)
 {
-    int64_t rows = 0;
-    for (int64_t i = 0; i < d->el; i++)
-        rows += tsr_moe_expert_rows(d, buf, i);
+    int64_t rows = local_expert_rows(d, buf);
     memset(buf[MOE_D_ACT], 0, (size_t)(rows * d->f) * sizeof(float));
     memset(buf[MOE_D_H], 0, (size_t)(rows * d->f1) * sizeof(float));
     memset(buf[MOE_D_XPERM], 0, (size_t)(rows * d->c) * sizeof(float));
