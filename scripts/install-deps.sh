@@ -13,6 +13,7 @@ packages=(
   libopenblas-dev                     # sgemm on CPU
   libjansson-dev                      # Hugging Face config.json and safetensors headers
   libdnnl-dev                         # oneDNN bf16 matmul (bench/kernels/bench_gemm_bf16)
+  ocl-icd-opencl-dev                  # Debian's oneDNN CMake config requires OpenCL's (a recommend only)
   gnuplot-nox                         # bench/scaling plots
   slurmctld slurmd slurm-client munge # a throw-away Slurm for the "slurm" tests
 )
