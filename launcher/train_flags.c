@@ -51,6 +51,8 @@ static const tsr_flag train_flags[] = {
      NULL, "shard optimizer state across data-parallel ranks"},
     {"--grad-reduce-in-bf16", TSR_FLAG_BOOL, OFF(grad_reduce_in_bf16), 0, 0, NULL, NULL,
      "data-parallel gradient reductions in bf16 (with --bf16; half the bytes)"},
+    {"--fp32-residual-connection", TSR_FLAG_BOOL, OFF(fp32_residual_connection), 0, 0, NULL,
+     NULL, "keep the residual stream between layers in fp32 (with --bf16 / --fp16)"},
     {"--overlap-grad-reduce", TSR_FLAG_BOOL, OFF(overlap_grad_reduce), 0, 0, NULL, NULL,
      "overlap gradient reduction with backward"},
     {"--overlap-param-gather", TSR_FLAG_BOOL, OFF(overlap_param_gather), 0, 0, NULL, NULL,

@@ -371,6 +371,10 @@ static tsr_status validate_precision(const tsr_config *cfg)
     if (cfg->grad_reduce_in_bf16 && !cfg->bf16)
         return INVALID("--grad-reduce-in-bf16 is set but --bf16 is not; bf16 gradient "
                        "reductions belong to bf16 training: add --bf16 or drop the flag");
+    if (cfg->fp32_residual_connection && !cfg->bf16 && !cfg->fp16)
+        return INVALID("--fp32-residual-connection is set but neither --bf16 nor --fp16 is; "
+                       "without them the residual stream is fp32 already: add one or drop "
+                       "the flag");
     double initial = cfg->initial_loss_scale > 0.0 ? cfg->initial_loss_scale : 4294967296.0;
     double minimum = cfg->min_loss_scale > 0.0 ? cfg->min_loss_scale : 1.0;
     if (minimum > initial)

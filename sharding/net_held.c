@@ -13,6 +13,11 @@
  * activations are rounded in place, so that its backward reads the same
  * values a held unit's backward would: recomputation does not change the
  * numbers.
+ *
+ * The residual stream between layers is kept the same way (net_internal.h),
+ * but rounded in the forward itself, before the next layer reads it: the
+ * stream then is what Megatron's bf16 hidden states are, and every layout
+ * computes from the same rounded values.
  */
 #include <string.h>
 
@@ -71,4 +76,51 @@ void tsr_net_round_held(const tsr_net *net, float *x, size_t n)
         tsr_bf16_round_floats(x, x, (int64_t)n);
     else if (net->held == TSR_NET_HELD_FP16)
         tsr_fp16_round_floats(x, x, (int64_t)n);
+}
+
+bool tsr_net_stream_held(const tsr_net *net)
+{
+    return net->held != TSR_NET_HELD_FP32 && !net->cfg.fp32_residual_connection;
+}
+
+size_t tsr_net_stream_store_floats(const tsr_net *net, size_t n)
+{
+    return tsr_net_stream_held(net) ? halves_floats(n) : aligned(n);
+}
+
+float *tsr_net_stream_target(const tsr_net *net, float *store, int k)
+{
+    return tsr_net_stream_held(net) ? net->stream_work[k] : store;
+}
+
+void tsr_net_keep_stream(const tsr_net *net, float *x, float *store, size_t n)
+{
+    if (!tsr_net_stream_held(net))
+        return;
+    uint16_t *half = (uint16_t *)store;
+    if (net->held == TSR_NET_HELD_BF16) {
+        tsr_bf16_from_floats(half, x, (int64_t)n);
+        tsr_floats_from_bf16(x, half, (int64_t)n);
+    } else {
+        tsr_fp16_from_floats(half, x, (int64_t)n);
+        tsr_floats_from_fp16(x, half, (int64_t)n);
+    }
+}
+
+const float *tsr_net_stream_view(const tsr_net *net, const float *store, int k, size_t n)
+{
+    if (!tsr_net_stream_held(net))
+        return store;
+    const uint16_t *half = (const uint16_t *)store;
+    if (net->held == TSR_NET_HELD_BF16)
+        tsr_floats_from_bf16(net->stream_work[k], half, (int64_t)n);
+    else
+        tsr_floats_from_fp16(net->stream_work[k], half, (int64_t)n);
+    return net->stream_work[k];
+}
+
+tsr_comm_dtype tsr_net_stream_dtype(const tsr_net *net)
+{
+    /* moved, never summed: the 16-bit type only sets the bytes */
+    return tsr_net_stream_held(net) ? TSR_COMM_BF16 : TSR_COMM_FP32;
 }

@@ -80,7 +80,8 @@ struct tsr_module_exec {
 };
 
 typedef struct chunk_io {
-    float *x_in;   /* local rows: the embedding output or the activation received */
+    float *x_in;   /* local rows: the embedding output or the activation received, kept as
+                    * the residual stream is (tsr_net_stream_held) */
     float *d_recv; /* gradient of the chunk's output, received */
     float *d_send; /* gradient of the chunk's input, to send */
 } chunk_io;
@@ -136,6 +137,7 @@ struct tsr_net {
     float *slots_base;        /* slots x slot_floats */
     float *recompute_base;    /* recompute_group x recompute_block */
     float *staging;           /* the held unit being run: its saved block in fp32 */
+    float *stream_work[2];    /* the residual stream in fp32 when it is kept in 16 bits */
     float *scratch;           /* module scratch region */
     chunk_io *io;             /* slots x chunks */
     float *norm_out_scratch;  /* the final norm's output when not saved */
@@ -195,6 +197,23 @@ size_t tsr_net_held_floats(const tsr_net_unit *u);
 void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_block);
 void tsr_net_restore_saved(const tsr_net *net, const tsr_net_unit *u, const float *slot_block);
 void tsr_net_round_held(const tsr_net *net, float *x, size_t n);
+
+/* The residual stream between layers (a chunk's input, each layer's
+ * output) is kept in 16 bits under --bf16 / --fp16 unless
+ * --fp32-residual-connection, as Megatron keeps its hidden states: a
+ * forward writes fp32 into a work buffer (tsr_net_stream_target), which
+ * tsr_net_keep_stream rounds in place (the next layer reads the rounded
+ * values, the ones backward will see) and packs into the slot's store;
+ * tsr_net_stream_view widens a store back. In fp32 the store is the fp32
+ * buffer itself and keeping is nothing. Work buffer k is 0 or 1: a layer
+ * reads one and writes the other. Pipelines send the store as it is. */
+bool tsr_net_stream_held(const tsr_net *net);
+size_t tsr_net_stream_store_floats(const tsr_net *net, size_t n);
+float *tsr_net_stream_target(const tsr_net *net, float *store, int k);
+void tsr_net_keep_stream(const tsr_net *net, float *x, float *store, size_t n);
+const float *tsr_net_stream_view(const tsr_net *net, const float *store, int k, size_t n);
+/* the element type a stored stream travels as between pipeline stages */
+tsr_comm_dtype tsr_net_stream_dtype(const tsr_net *net);
 
 /* Execution (net_step.c). */
 void tsr_net_select_slot(tsr_net *net, int slot);

@@ -8,7 +8,8 @@
  * block (a recomputed layer's lives in the shared recompute workspace
  * instead; under --bf16 / --fp16 its activations take 2 bytes each, and
  * one fp32 staging block serves the unit being run: net_held.c), each
- * local layer's output, the final norm's output when the
+ * local layer's output (the residual stream, in 16 bits too unless
+ * --fp32-residual-connection), the final norm's output when the
  * head keeps it. Scratch: one region as deep as the deepest unit tree,
  * and the step's own buffers (the stream gradient, loss rows).
  */
@@ -126,13 +127,14 @@ bool tsr_net_recomputed(const tsr_net *net, int j, int n, int *first, int *count
 tsr_status tsr_net_layout_memory(tsr_net *net)
 {
     const tsr_net_dims *d = &net->d;
-    size_t stream = aligned((size_t)(tsr_net_rows(net, TSR_ROWS_LOCAL) * d->hidden));
     net->recompute_group = (size_t)recompute_group_size(&net->cfg);
     net->module_scratch = 0;
     net->recompute_block = 0;
     net->held = net->cfg.bf16   ? TSR_NET_HELD_BF16
                 : net->cfg.fp16 ? TSR_NET_HELD_FP16
                                 : TSR_NET_HELD_FP32;
+    size_t stream =
+        tsr_net_stream_store_floats(net, (size_t)(tsr_net_rows(net, TSR_ROWS_LOCAL) * d->hidden));
     for (int u = 0; u < net->unit_count; u++) {
         tsr_net_unit *unit = &net->units[u];
         size_t activations = 0, rest = 0;
@@ -234,12 +236,13 @@ static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
     floats_item(&w, TSR_MEM_ACTIVATIONS, slots * net->slot_floats, &net->slots_base);
     floats_item(&w, TSR_MEM_ACTIVATIONS, net->recompute_group * net->recompute_block,
                 &net->recompute_base);
-    floats_item(&w, TSR_MEM_ACTIVATIONS, net->staging_floats, &net->staging);
+    /* scratch: it holds a unit's block only while that unit runs */
+    floats_item(&w, TSR_MEM_SCRATCH, net->staging_floats, &net->staging);
     bytes_item(&w, TSR_MEM_SCRATCH, slots * chunks * sizeof *net->io, (void **)&net->io);
     for (size_t i = 0; i < slots * chunks; i++) {
         chunk_io *io = carve ? &net->io[i] : NULL;
         float *x = NULL, *dr = NULL, *ds = NULL;
-        floats_item(&w, TSR_MEM_ACTIVATIONS, stream, &x);
+        floats_item(&w, TSR_MEM_ACTIVATIONS, tsr_net_stream_store_floats(net, stream), &x);
         if (d->pp > 1) { /* the gradients the pipeline exchanges */
             floats_item(&w, TSR_MEM_ACTIVATIONS, stream, &dr);
             floats_item(&w, TSR_MEM_ACTIVATIONS, stream, &ds);
@@ -249,6 +252,8 @@ static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
     }
     floats_item(&w, TSR_MEM_SCRATCH, net->module_scratch, &net->scratch);
     floats_item(&w, TSR_MEM_SCRATCH, nt * (size_t)d->hidden, &net->tp.scratch);
+    for (int k = 0; k < 2 && tsr_net_stream_held(net); k++)
+        floats_item(&w, TSR_MEM_SCRATCH, stream, &net->stream_work[k]);
     floats_item(&w, TSR_MEM_SCRATCH, stream, &net->d_stream);
     floats_item(&w, TSR_MEM_SCRATCH, stream, &net->d_other);
     floats_item(&w, TSR_MEM_SCRATCH, norm_out, &net->d_norm);

@@ -11,7 +11,8 @@
  * stay untouched until their micro batch's next action. Every exchange is
  * posted as one batch of non-blocking sends and receives and waited for
  * as one, like Megatron's batched p2p; shapes come from the config, so no
- * size is exchanged. Each rank's idle time in exchanges is measured: that
+ * size is exchanged. Activations travel as the residual stream is kept
+ * (16 bits under --bf16 / --fp16, as Megatron sends them). Each rank's idle time in exchanges is measured: that
  * is the pipeline bubble as this rank saw it.
  */
 #include <string.h>
@@ -59,7 +60,9 @@ static tsr_status exchange(tsr_net *g, const tsr_pp_action *action)
         ops[i].is_send = op->kind == TSR_PP_SEND_ACTIVATION || op->kind == TSR_PP_SEND_GRAD;
         ops[i].buf = p2p_buffer(g, op);
         ops[i].count = activation_floats(g);
-        ops[i].dtype = TSR_COMM_FP32;
+        ops[i].dtype = op->kind == TSR_PP_SEND_ACTIVATION || op->kind == TSR_PP_RECV_ACTIVATION
+                           ? tsr_net_stream_dtype(g)
+                           : TSR_COMM_FP32;
         ops[i].peer = op->peer;
     }
     tsr_comm_request *request = NULL;
@@ -161,14 +164,14 @@ tsr_status tsr_net_pipeline_eval(tsr_net *g, const tsr_microbatch *mb, tsr_eval_
         bool first_piece = r == 0 && c == 0;
         bool last_piece = r == p - 1 && c == g->d.chunks - 1;
         if (!first_piece)
-            TRY(tsr_comm_recv(g->io[c].x_in, activation_floats(g), TSR_COMM_FP32,
+            TRY(tsr_comm_recv(g->io[c].x_in, activation_floats(g), tsr_net_stream_dtype(g),
                               (r + p - 1) % p, pp, NULL));
         TRY(tsr_net_forward_chunk(g, mb, c, false, NULL));
         if (last_piece)
             TRY((tsr_net_eval_counts(g, mb, out), TSR_OK));
         else
-            TRY(tsr_comm_send(tsr_net_chunk_output(g, c), activation_floats(g), TSR_COMM_FP32,
-                              (r + 1) % p, pp, NULL));
+            TRY(tsr_comm_send(tsr_net_chunk_output(g, c), activation_floats(g),
+                              tsr_net_stream_dtype(g), (r + 1) % p, pp, NULL));
     }
     double counts[3] = {out->loss_sum, out->tokens, out->correct};
     TRY(tsr_comm_allreduce(counts, counts, 3, TSR_COMM_FP64, TSR_COMM_SUM, pp, NULL));

@@ -262,13 +262,22 @@ static tsr_status forward_stack(tsr_net *net, const tsr_microbatch *mb, int chun
     const tsr_net_dims *d = &net->d;
     set_io(net, mb, train);
     chunk_io *io = current_io(net, chunk);
-    if (chunk_has_embedding(net, chunk))
-        TRY(unit_forward(net, tsr_net_unit_embedding(net), NULL, io->x_in));
-    const float *x = io->x_in;
+    size_t n = stream_floats(net);
+    const float *x;
+    if (chunk_has_embedding(net, chunk)) {
+        float *y = tsr_net_stream_target(net, io->x_in, 0);
+        TRY(unit_forward(net, tsr_net_unit_embedding(net), NULL, y));
+        tsr_net_keep_stream(net, y, io->x_in, n);
+        x = y;
+    } else {
+        x = tsr_net_stream_view(net, io->x_in, 0, n);
+    }
     for (int j = 0; j < d->chunk_layers[chunk]; j++) {
         int64_t l = d->chunk_first_layer[chunk] + j;
-        TRY(unit_forward(net, tsr_net_unit_layer(net, l), x, layer_output(net, l)));
-        x = layer_output(net, l);
+        float *y = tsr_net_stream_target(net, layer_output(net, l), (j + 1) & 1);
+        TRY(unit_forward(net, tsr_net_unit_layer(net, l), x, y));
+        tsr_net_keep_stream(net, y, layer_output(net, l), n);
+        x = y;
     }
     if (!chunk_has_head(net, chunk))
         return TSR_OK;
@@ -290,14 +299,18 @@ static void report_grads_ready(const tsr_net *net, const tsr_microbatch *mb, int
         mb->grads_ready(mb->grads_ready_ctx, net->units[unit].first_param);
 }
 
-static tsr_status backward_layer(tsr_net *net, int64_t l, const float *in)
+/* layer l's backward; in_store keeps its input (tsr_net_stream_view) */
+static tsr_status backward_layer(tsr_net *net, int64_t l, const float *in_store)
 {
     int u = tsr_net_unit_layer(net, l);
     const tsr_module_node *root = &net->nodes[net->units[u].root];
+    size_t n = stream_floats(net);
+    const float *in = tsr_net_stream_view(net, in_store, 0, n);
+    const float *out = tsr_net_stream_view(net, layer_output(net, l), 1, n);
     if (root->decl.in_place_grad)
-        return unit_backward(net, u, in, layer_output(net, l), net->d_stream, net->d_stream);
-    memset(net->d_other, 0, stream_floats(net) * sizeof(float));
-    TRY(unit_backward(net, u, in, layer_output(net, l), net->d_stream, net->d_other));
+        return unit_backward(net, u, in, out, net->d_stream, net->d_stream);
+    memset(net->d_other, 0, n * sizeof(float));
+    TRY(unit_backward(net, u, in, out, net->d_stream, net->d_other));
     float *t = net->d_stream;
     net->d_stream = net->d_other;
     net->d_other = t;
@@ -309,20 +322,21 @@ static tsr_status backward_stack(tsr_net *net, const tsr_microbatch *mb, int chu
     const tsr_net_dims *d = &net->d;
     set_io(net, mb, true);
     int n = d->chunk_layers[chunk];
+    size_t floats = stream_floats(net);
     chunk_io *io = current_io(net, chunk);
     if (chunk_has_head(net, chunk)) {
-        const float *last = tsr_net_chunk_output(net, chunk);
+        const float *last = tsr_net_stream_view(net, tsr_net_chunk_output(net, chunk), 0, floats);
         const float *kept = net->norm_out_saved ? norm_output(net) : NULL;
         const tsr_module_node *norm = &net->nodes[net->units[tsr_net_unit_final_norm(net)].root];
         size_t norm_floats = (size_t)(tsr_net_rows(net, norm->decl.out_rows) * norm->decl.out_cols);
         memset(net->d_norm, 0, norm_floats * sizeof(float));
         TRY(unit_backward(net, tsr_net_unit_head(net), kept, NULL, NULL, net->d_norm));
-        memset(net->d_stream, 0, stream_floats(net) * sizeof(float));
+        memset(net->d_stream, 0, floats * sizeof(float));
         TRY(unit_backward(net, tsr_net_unit_final_norm(net), last, kept, net->d_norm,
                           net->d_stream));
         report_grads_ready(net, mb, tsr_net_unit_final_norm(net));
     } else {
-        memcpy(net->d_stream, io->d_recv, stream_floats(net) * sizeof(float));
+        memcpy(net->d_stream, io->d_recv, floats * sizeof(float));
     }
     for (int j = n - 1; j >= 0; j--) {
         int64_t l = d->chunk_first_layer[chunk] + j;
@@ -336,18 +350,20 @@ static tsr_status backward_stack(tsr_net *net, const tsr_microbatch *mb, int chu
             net->exec.io.expert_load = NULL;
             for (int k = first; k < first + count; k++) {
                 int64_t lk = d->chunk_first_layer[chunk] + k;
+                const float *in = k > 0 ? layer_output(net, lk - 1) : io->x_in;
+                float *y = tsr_net_stream_target(net, layer_output(net, lk), 1);
                 TRY(unit_forward(net, tsr_net_unit_layer(net, lk),
-                                 k > 0 ? layer_output(net, lk - 1) : io->x_in,
-                                 layer_output(net, lk)));
+                                 tsr_net_stream_view(net, in, 0, floats), y));
+                tsr_net_keep_stream(net, y, layer_output(net, lk), floats);
             }
         }
         TRY(backward_layer(net, l, j > 0 ? layer_output(net, l - 1) : io->x_in));
         report_grads_ready(net, mb, tsr_net_unit_layer(net, l));
     }
     if (chunk_has_embedding(net, chunk))
-        return unit_backward(net, tsr_net_unit_embedding(net), NULL, io->x_in, net->d_stream,
-                             NULL);
-    memcpy(io->d_send, net->d_stream, stream_floats(net) * sizeof(float));
+        return unit_backward(net, tsr_net_unit_embedding(net), NULL,
+                             tsr_net_stream_view(net, io->x_in, 1, floats), net->d_stream, NULL);
+    memcpy(io->d_send, net->d_stream, floats * sizeof(float));
     return TSR_OK;
 }
 

@@ -95,6 +95,9 @@ typedef struct tsr_config {
     /* --grad-reduce-in-bf16 (with --bf16): the data-parallel reductions of
      * the (fp32-accumulated) gradients travel and sum in bf16 */
     bool grad_reduce_in_bf16;
+    /* --fp32-residual-connection (with --bf16 / --fp16): the residual
+     * stream between layers stays fp32 instead of 16 bits */
+    bool fp32_residual_connection;
     int64_t ddp_bucket_size; /* elements; 0: one bucket per parameter group */
     const char *rank_order;  /* e.g. "tp-cp-ep-dp-pp" */
 

@@ -9,9 +9,10 @@
  * state, the gradients and their reductions, norms, softmax, attention
  * statistics and losses are fp32; the weights a product reads are the
  * master rounded once per update; a product's activation operand is
- * rounded as it is read, and its sum is fp32. Activations are held in
- * fp32 (Megatron holds them in 16 bits: not yet done here, so saved
- * activations do not halve). Checkpoints hold the fp32 master, so fp32,
+ * rounded as it is read, and its sum is fp32. Saved activations and the
+ * residual stream between layers are held in 16 bits
+ * (sharding/net_held.c), as Megatron holds them. Checkpoints hold the
+ * fp32 master, so fp32,
  * bf16 and fp16 runs load each other's.
  *
  * fp16 scales the loss (its gradient) by S before backward so that small
