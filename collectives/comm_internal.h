@@ -68,6 +68,11 @@ struct tsr_comm_request {
     void *move_dst; /* in-place reduce-scatter fix-up after completion */
     const void *move_src;
     size_t move_bytes;
+    /* all-gather / all-to-all: this rank's own block, copied a slice per
+     * poll while the messages travel and finished at completion */
+    char *copy_dst;
+    const char *copy_src;
+    size_t copy_left;
     /* tree reduce (mpi_reduce.c): children's buffers and the accumulator */
     bool tree; /* in flight */
     bool tree_sent;
@@ -192,6 +197,9 @@ tsr_status tsr_mpi_direct_allgather_start(tsr_comm *comm, const tsr_comm_args *a
 /* The error of an MPI call of operation op (call NULL: the operation's
  * own non-blocking call) that returned rc, with MPI's text for it (mpi.c). */
 tsr_status tsr_mpi_failed(const tsr_comm *comm, const char *op, const char *call, int rc);
+/* Has req copy bytes from src to dst while its messages travel, a slice
+ * per poll, done at the latest when they complete (mpi.c). */
+void tsr_mpi_copy_while_polling(tsr_comm_request *req, void *dst, const void *src, size_t bytes);
 /* Grows req's MPI request array to n (mpi.c). */
 tsr_status tsr_mpi_reserve_requests(tsr_comm_request *req, int n);
 

@@ -191,9 +191,9 @@ tsr_status tsr_mpi_direct_allgather_start(tsr_comm *comm, const tsr_comm_args *a
                 return tsr_mpi_failed(comm, "allgather", pass == 0 ? "Irecv" : "Isend", rc);
             req->n_mpi++;
         }
-    /* the own block is copied while the messages travel: they are sent
-     * from sendbuf, which only the copy reads */
+    /* the own block is copied a slice per poll while the messages travel
+     * (mpi.c): they are sent from sendbuf, which the copy only reads */
     if ((const char *)send != own)
-        memcpy(own, send, block);
+        tsr_mpi_copy_while_polling(req, own, send, block);
     return TSR_OK;
 }

@@ -7,7 +7,9 @@
  * results that are bitwise the same on every rank and from call to call
  * for values whose sum depends on the order; and that operations moving
  * in steps (rings, reduce's tree) advance while their owner waits on
- * another, in an order that differs between ranks.
+ * another, in an order that differs between ranks; and that an
+ * all-gather's or all-to-all's own block above 512 KiB, copied a slice
+ * per poll (mpi.c), arrives whole.
  */
 #include <math.h>
 #include <mpi.h>
@@ -222,6 +224,79 @@ static void test_several_in_flight(void)
     free(gathered);
 }
 
+/* Own blocks of 3 MiB + 52 bytes (int32: every element distinct): two
+ * all-gathers in flight finished in reverse order through tsr_comm_test,
+ * an all-to-all, and an all-to-all(v) whose own block is the large one. */
+static int32_t tag(int from, int to, size_t i)
+{
+    return (int32_t)((size_t)from * 100000007u + (size_t)to * 1000003u + i);
+}
+
+static void test_own_block_copied_between_polls(void)
+{
+    size_t c = (size_t)3 * 1024 * 1024 / 4 + 13, total = c * (size_t)np;
+    int32_t *a = malloc(c * sizeof *a), *b = malloc(c * sizeof *b);
+    int32_t *ga = malloc(total * sizeof *ga), *gb = malloc(total * sizeof *gb);
+    for (size_t i = 0; i < c; i++) {
+        a[i] = tag(me, 0, i);
+        b[i] = tag(me, 1, i);
+    }
+    tsr_comm_request *r[2] = {NULL, NULL};
+    CU_ASSERT_EQUAL(tsr_comm_allgather(a, ga, c, TSR_COMM_INT32, world, &r[0]), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_comm_allgather(b, gb, c, TSR_COMM_INT32, world, &r[1]), TSR_OK);
+    for (int k = 1; k >= 0; k--) {
+        bool done = false;
+        while (!done)
+            CU_ASSERT_EQUAL_FATAL(tsr_comm_test(&r[k], &done), TSR_OK);
+    }
+    size_t bad = 0;
+    for (int q = 0; q < np; q++)
+        for (size_t i = 0; i < c; i++)
+            bad += (ga[(size_t)q * c + i] != tag(q, 0, i)) +
+                   (gb[(size_t)q * c + i] != tag(q, 1, i));
+    CU_ASSERT_EQUAL(bad, 0);
+
+    /* all-to-all: block q of rank me's send goes to rank q */
+    for (int q = 0; q < np; q++)
+        for (size_t i = 0; i < c; i++)
+            ga[(size_t)q * c + i] = tag(me, q, i);
+    CU_ASSERT_EQUAL(tsr_comm_alltoall(ga, gb, c, TSR_COMM_INT32, world, NULL), TSR_OK);
+    bad = 0;
+    for (int q = 0; q < np; q++)
+        for (size_t i = 0; i < c; i++)
+            bad += gb[(size_t)q * c + i] != tag(q, me, i);
+    CU_ASSERT_EQUAL(bad, 0);
+
+    /* all-to-all(v): c elements to itself, 1000 + q to each other rank q */
+    size_t *sc = malloc(4 * (size_t)np * sizeof *sc), *sd = sc + np, *rc = sd + np, *rd = rc + np;
+    size_t at = 0;
+    for (int q = 0; q < np; q++) {
+        sc[q] = q == me ? c : 1000 + (size_t)q;
+        sd[q] = at;
+        for (size_t i = 0; i < sc[q]; i++)
+            ga[at + i] = tag(me, q, i);
+        at += sc[q];
+    }
+    at = 0;
+    for (int q = 0; q < np; q++) {
+        rc[q] = q == me ? c : 1000 + (size_t)me;
+        rd[q] = at;
+        at += rc[q];
+    }
+    CU_ASSERT_EQUAL(tsr_comm_alltoallv(ga, sc, sd, gb, rc, rd, TSR_COMM_INT32, world, NULL),
+                    TSR_OK);
+    bad = 0;
+    for (int q = 0; q < np; q++)
+        for (size_t i = 0; i < rc[q]; i++)
+            bad += gb[rd[q] + i] != tag(q, me, i);
+    CU_ASSERT_EQUAL(bad, 0);
+    free(sc);
+    free(a);
+    free(b);
+    free(ga);
+    free(gb);
+}
+
 /* Two rings on one group, advanced in an order that differs between ranks:
  * even ranks drive the second to its end before touching the first, odd
  * ranks the other way round. Their messages must not cross. */
@@ -346,6 +421,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_ring_allreduce_same_bits_everywhere_and_always),
     TSR_TEST(test_direct_allgather),
     TSR_TEST(test_several_in_flight),
+    TSR_TEST(test_own_block_copied_between_polls),
     TSR_TEST(test_rings_advanced_in_rank_dependent_order),
     TSR_TEST(test_trees_advanced_in_rank_dependent_order),
     TSR_TEST(test_progress_across_groups),
