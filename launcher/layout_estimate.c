@@ -26,9 +26,15 @@ static void convert_plan(tsr_memory_plan *plan, tsr_layout_precision precision)
 /* A context-parallel rank holds T / cp of every sequence: its stage is
  * the model at that length (the position table still the whole
  * sequence's), over world / cp ranks of the same data-parallel size. */
-static tsr_config chunk_config(const tsr_config *cfg, int cp)
+static tsr_config chunk_config(const tsr_config *cfg, int cp, tsr_layout_precision precision)
 {
     tsr_config chunk = *cfg;
+    if (precision.element_bytes != (int)sizeof(float)) {
+        /* convert_plan turns the fp32 plan into the precision's: a net
+         * already holding 16-bit activations would be halved twice */
+        chunk.bf16 = chunk.fp16 = false;
+        chunk.fp32_residual_connection = false;
+    }
     if (cp > 1) {
         if (chunk.max_position_embeddings <= 0)
             chunk.max_position_embeddings = cfg->seq_length;
@@ -45,7 +51,7 @@ tsr_status tsr_layout_estimate_of(const tsr_config *full, const tsr_model_spec *
 {
     memset(out, 0, sizeof *out);
     int cp = full->context_parallel_size > 1 ? full->context_parallel_size : 1;
-    tsr_config chunk = chunk_config(full, cp);
+    tsr_config chunk = chunk_config(full, cp, precision);
     const tsr_config *cfg = &chunk;
     int world = full_world / cp;
     int dp = tsr_config_data_parallel_size(cfg, world);

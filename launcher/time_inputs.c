@@ -114,7 +114,10 @@ void tsr_time_inputs_of(const tsr_config *cfg, const tsr_net *net, int world, in
         for (int l = d->chunk_first_layer[c]; l < d->chunk_first_layer[c] + d->chunk_layers[c]; l++)
             in->moe_layers_per_stage += tsr_config_layer_is_moe(cfg, l);
     in->params_per_device = (double)model.param_count;
-    in->element_bytes = (int)sizeof(float); /* this build trains in fp32 */
+    /* what tessera train moves over tp, pp and ep is fp32, except under
+     * --bf16 / --fp16 the pipeline's activations (16-bit, counted here as
+     * fp32: the pp term then overestimates by at most a quarter) */
+    in->element_bytes = (int)sizeof(float);
     in->grad_bytes = (int)sizeof(float);
     in->activation_bytes = (double)tsr_net_forward_saved_floats(net) * in->element_bytes;
     in->bubble = bubble > 0.0 ? bubble : 0.0;

@@ -6,12 +6,13 @@
  *
  * Per activation slot (a micro batch in flight): each local unit's saved
  * block (a recomputed layer's lives in the shared recompute workspace
- * instead; under --bf16 / --fp16 its activations take 2 bytes each, and
- * one fp32 staging block serves the unit being run: net_held.c), each
- * local layer's output (the residual stream, in 16 bits too unless
- * --fp32-residual-connection), the final norm's output when the
- * head keeps it. Scratch: one region as deep as the deepest unit tree,
- * and the step's own buffers (the stream gradient, loss rows).
+ * instead; under --bf16 / --fp16 its activations take 2 bytes each:
+ * net_held.c), each chunk's input and local layer's output (the residual
+ * stream, in 16 bits too unless --fp32-residual-connection), the final
+ * norm's output when the head keeps it. Scratch: one region as deep as
+ * the deepest unit tree, and the step's own buffers (the stream gradient,
+ * loss rows; under 16 bits the fp32 staging block of the unit being run
+ * and the stream's two fp32 work buffers).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -10,8 +10,8 @@
  * statistics and losses are fp32; the weights a product reads are the
  * master rounded once per update; a product's activation operand is
  * rounded as it is read, and its sum is fp32. Saved activations and the
- * residual stream between layers are held in 16 bits
- * (sharding/net_held.c), as Megatron holds them. Checkpoints hold the
+ * residual stream between layers (unless --fp32-residual-connection)
+ * are held in 16 bits (sharding/net_held.c), as Megatron holds them. Checkpoints hold the
  * fp32 master, so fp32,
  * bf16 and fp16 runs load each other's.
  *

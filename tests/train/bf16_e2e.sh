@@ -118,16 +118,20 @@ done
 pp_bytes() { grep '"type": "comm", "group": "pp"' "$1" | grep '"kind": "send"' |
   sed 's/.*"bytes": \([0-9]*\).*/\1/' | paste -sd+ | bc; }
 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --bf16 \
-  --pipeline-model-parallel-size 2 --fp32-residual-connection --metrics-file "$work/p32.jsonl" \
-  >/dev/null
+  --pipeline-model-parallel-size 2 --fp32-residual-connection --eval-interval 10 --eval-iters 2 \
+  --metrics-file "$work/p32.jsonl" >/dev/null
 within "$work/bf16.jsonl" "$work/p32.jsonl" 1e-2 20
 check "bf16 pp 2 --fp32-residual-connection: 20 losses within 1e-2 of the 1-rank run's 16-bit stream" $?
 "$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --bf16 \
-  --pipeline-model-parallel-size 2 --metrics-file "$work/p16.jsonl" >/dev/null
+  --pipeline-model-parallel-size 2 --eval-interval 10 --eval-iters 2 \
+  --metrics-file "$work/p16.jsonl" >/dev/null
 echo "  pipeline send bytes: fp32 stream $(pp_bytes "$work/p32.jsonl"), bf16 $(pp_bytes "$work/p16.jsonl")"
 [ -n "$(pp_bytes "$work/p16.jsonl")" ] &&
   [ $(( 2 * $(pp_bytes "$work/p16.jsonl") )) -eq "$(pp_bytes "$work/p32.jsonl")" ]
-check "bf16 pp 2: the stream crosses stages in half the bytes of --fp32-residual-connection" $?
+check "bf16 pp 2: the stream crosses stages in half the bytes of --fp32-residual-connection (stage 0's sends: activations, in training and evaluation)" $?
+valid=$(grep '"type": "valid"' "$work/p16.jsonl" | sed 's/.*"lm_loss": \([^,}]*\).*/\1/')
+[ "$(echo "$valid" | wc -w)" -eq 2 ] && ! echo "$valid" | grep -qi "nan\|null"
+check "bf16 pp 2: evaluation through the 16-bit stream gives a loss at iterations 10 and 20" $?
 
 # --- --grad-reduce-in-bf16: the reductions in bf16, half the bytes
 dp_bytes() { grep '"type": "comm", "group": "dp"' "$1" | grep -v '"kind": "allgather"' |
