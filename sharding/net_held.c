@@ -46,14 +46,27 @@ size_t tsr_net_held_floats(const tsr_net_unit *u)
     return halves_floats(u->activation_floats) + (u->saved_floats - u->activation_floats);
 }
 
+/* n floats into n 16-bit values of the held precision, and back */
+static void pack(const tsr_net *net, uint16_t *half, const float *x, size_t n)
+{
+    if (net->held == TSR_NET_HELD_BF16)
+        tsr_bf16_from_floats(half, x, (int64_t)n);
+    else
+        tsr_fp16_from_floats(half, x, (int64_t)n);
+}
+
+static void widen(const tsr_net *net, float *x, const uint16_t *half, size_t n)
+{
+    if (net->held == TSR_NET_HELD_BF16)
+        tsr_floats_from_bf16(x, half, (int64_t)n);
+    else
+        tsr_floats_from_fp16(x, half, (int64_t)n);
+}
+
 void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_block)
 {
     size_t n = u->activation_floats;
-    uint16_t *half = (uint16_t *)slot_block;
-    if (net->held == TSR_NET_HELD_BF16)
-        tsr_bf16_from_floats(half, net->staging, (int64_t)n);
-    else
-        tsr_fp16_from_floats(half, net->staging, (int64_t)n);
+    pack(net, (uint16_t *)slot_block, net->staging, n);
     size_t rest = u->saved_floats - n;
     memcpy(slot_block + halves_floats(n), net->staging + n, rest * sizeof(float));
 }
@@ -61,11 +74,7 @@ void tsr_net_hold_saved(const tsr_net *net, const tsr_net_unit *u, float *slot_b
 void tsr_net_restore_saved(const tsr_net *net, const tsr_net_unit *u, const float *slot_block)
 {
     size_t n = u->activation_floats;
-    const uint16_t *half = (const uint16_t *)slot_block;
-    if (net->held == TSR_NET_HELD_BF16)
-        tsr_floats_from_bf16(net->staging, half, (int64_t)n);
-    else
-        tsr_floats_from_fp16(net->staging, half, (int64_t)n);
+    widen(net, net->staging, (const uint16_t *)slot_block, n);
     size_t rest = u->saved_floats - n;
     memcpy(net->staging + n, slot_block + halves_floats(n), rest * sizeof(float));
 }
@@ -97,25 +106,15 @@ void tsr_net_keep_stream(const tsr_net *net, float *x, float *store, size_t n)
 {
     if (!tsr_net_stream_held(net))
         return;
-    uint16_t *half = (uint16_t *)store;
-    if (net->held == TSR_NET_HELD_BF16) {
-        tsr_bf16_from_floats(half, x, (int64_t)n);
-        tsr_floats_from_bf16(x, half, (int64_t)n);
-    } else {
-        tsr_fp16_from_floats(half, x, (int64_t)n);
-        tsr_floats_from_fp16(x, half, (int64_t)n);
-    }
+    pack(net, (uint16_t *)store, x, n);
+    widen(net, x, (const uint16_t *)store, n); /* x rounded: what backward will read */
 }
 
 const float *tsr_net_stream_view(const tsr_net *net, const float *store, int k, size_t n)
 {
     if (!tsr_net_stream_held(net))
         return store;
-    const uint16_t *half = (const uint16_t *)store;
-    if (net->held == TSR_NET_HELD_BF16)
-        tsr_floats_from_bf16(net->stream_work[k], half, (int64_t)n);
-    else
-        tsr_floats_from_fp16(net->stream_work[k], half, (int64_t)n);
+    widen(net, net->stream_work[k], (const uint16_t *)store, n);
     return net->stream_work[k];
 }
 

@@ -12,8 +12,9 @@
  * posted as one batch of non-blocking sends and receives and waited for
  * as one, like Megatron's batched p2p; shapes come from the config, so no
  * size is exchanged. Activations travel as the residual stream is kept
- * (16 bits under --bf16 / --fp16, as Megatron sends them). Each rank's idle time in exchanges is measured: that
- * is the pipeline bubble as this rank saw it.
+ * (16 bits under --bf16 / --fp16, as Megatron sends them). Each rank's
+ * idle time in exchanges is measured: that is the pipeline bubble as this
+ * rank saw it.
  */
 #include <string.h>
 

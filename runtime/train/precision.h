@@ -11,9 +11,9 @@
  * master rounded once per update; a product's activation operand is
  * rounded as it is read, and its sum is fp32. Saved activations and the
  * residual stream between layers (unless --fp32-residual-connection)
- * are held in 16 bits (sharding/net_held.c), as Megatron holds them. Checkpoints hold the
- * fp32 master, so fp32,
- * bf16 and fp16 runs load each other's.
+ * are held in 16 bits (sharding/net_held.c), as Megatron holds them.
+ * Checkpoints hold the fp32 master, so fp32, bf16 and fp16 runs load
+ * each other's.
  *
  * fp16 scales the loss (its gradient) by S before backward so that small
  * gradients survive fp16's range, and divides the gradients by S in the
