@@ -259,7 +259,7 @@ static tsr_status prepare_model(const tsr_config *cfg, const tsr_dataset *datase
         tsr_model model = tsr_net_as_model(net);
         tsr_trainer_plan_sharded_experts(cfg, model.param_count, model.expert_count, dp,
                                          dp / dims.ep, &plan);
-        tsr_trainer_plan_precision(cfg, &model, &plan);
+        tsr_trainer_plan_precision(cfg, &model, dp, &plan);
         st = tsr_train_check_memory(tsr_plan_total_bytes(&plan), ranks_on_node);
         if (st != TSR_OK) {
             tsr_net_destroy(net);
@@ -304,7 +304,7 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
                                      tsr_net_as_model(net).expert_count, tsr_grid_dp_size(grid),
                                      tsr_grid_expert_dp_size(grid), &plan);
     tsr_model planned = tsr_net_as_model(net);
-    tsr_trainer_plan_precision(cfg, &planned, &plan);
+    tsr_trainer_plan_precision(cfg, &planned, tsr_grid_dp_size(grid), &plan);
     tsr_plan_log(&plan);
     tsr_train_prediction prediction;
     st = tsr_train_prediction_make(cfg, net, grid, &prediction);
@@ -330,6 +330,9 @@ static tsr_status train(const tsr_config *cfg, tsr_dataset *dataset, tsr_grid *g
             st = tsr_trainer_init(&trainer, cfg, dataset, run.model, &hooks,
                                   tsr_net_flops_per_sample(net), &plan);
         }
+        if (st == TSR_OK && trainer.master != NULL)
+            tsr_dp_gather_weights(dp, trainer.precision.weight_copies,
+                                  trainer.precision.element_bytes);
         if (st == TSR_OK && tsr_train_load_source_of(cfg).dir != NULL)
             st = tsr_train_load_checkpoint(&run, &trainer);
         if (st == TSR_OK && cfg->async_save)

@@ -13,7 +13,10 @@
 
 static tsr_checkpoint_content checkpoint_content(const tsr_trainer *tr)
 {
-    tsr_checkpoint_content c = {tr->model.tensors, tr->model.tensor_count, tr->model.params,
+    /* under 16 bits the weights pass through the trainer's image of them
+     * (the master is sharded like the moments; tsr_trainer_master_image) */
+    tsr_checkpoint_content c = {tr->model.tensors, tr->model.tensor_count,
+                                tsr_trainer_weight_image(tr),
                                 tr->adam_m,        tr->adam_v,           tr->hooks.shard,
                                 tr->model.frozen};
     return c;
@@ -41,6 +44,7 @@ tsr_status tsr_train_save_checkpoint(void *ctx, const tsr_trainer *tr)
         state.loss_scale_growth = tr->precision.scaler.growth_tracker;
         state.loss_scale_hysteresis = tr->precision.scaler.hysteresis_tracker;
     }
+    tsr_trainer_master_image(tr);
     tsr_checkpoint_content content = checkpoint_content(tr);
     if (run->async != NULL) {
         double held = 0.0;
@@ -90,6 +94,7 @@ tsr_status tsr_train_load_checkpoint(train_run *run, tsr_trainer *tr)
                                         tsr_comm_mpi_handle(tsr_grid_world(run->grid)));
     if (st != TSR_OK)
         return st;
+    tsr_trainer_adopt_weights(tr, content.params);
     /* the base a LoRA run adapts: the one its checkpoint names, or the
      * weights it starts from */
     snprintf(run->lora_base, sizeof run->lora_base, "%s", state.adapters ? state.lora_base : dir);

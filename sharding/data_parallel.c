@@ -230,6 +230,12 @@ void tsr_dp_fill_hooks(tsr_dp *dp, tsr_trainer_hooks *hooks)
     }
 }
 
+void tsr_dp_gather_weights(tsr_dp *dp, void *weights, size_t element_bytes)
+{
+    dp->weights = weights;
+    dp->weight_bytes = element_bytes;
+}
+
 const tsr_bucket_layout *tsr_dp_layout(const tsr_dp *dp)
 {
     return &dp->layout;

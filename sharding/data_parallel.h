@@ -45,4 +45,10 @@ void tsr_dp_fill_hooks(tsr_dp *dp, tsr_trainer_hooks *hooks);
 
 const tsr_bucket_layout *tsr_dp_layout(const tsr_dp *dp);
 
+/* Under --bf16 / --fp16 (after tsr_trainer_init): the distributed
+ * optimizer all-gathers the trainer's 16-bit weights (element_bytes
+ * each, laid out as the flat buffer: tsr_precision.weight_copies) after
+ * each step, the model's fp32 params being only a view of them. */
+void tsr_dp_gather_weights(tsr_dp *dp, void *weights, size_t element_bytes);
+
 #endif /* TSR_SHARDING_DATA_PARALLEL_H */

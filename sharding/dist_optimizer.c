@@ -3,7 +3,8 @@
  * as Megatron's --use-distributed-optimizer): each bucket is
  * reduce-scattered, so rank r ends with the summed gradients of its slice
  * only, and after AdamW has updated those slices they are all-gathered
- * back into every rank's full parameter buffer.
+ * back into every rank's full parameter buffer (under --bf16 / --fp16 its
+ * 16-bit weights: the fp32 master stays sharded, as Megatron's).
  *
  * Both are in place on the model's flat buffers (padded so that every
  * bucket splits into equal slices): slice r of a bucket is the block
@@ -52,6 +53,14 @@ tsr_status tsr_dist_opt_start_param_sync(void *ctx)
             continue; /* this rank updated the whole bucket */
         size_t slice = b->count / (size_t)tsr_bucket_group_size(&dp->layout, b);
         size_t rank = (size_t)tsr_bucket_group_rank(&dp->layout, b);
+        if (dp->weights != NULL) { /* bf16's 2-byte copies; fp16's are fp32 values */
+            size_t e = dp->weight_bytes;
+            char *w = dp->weights + b->offset * e;
+            st = tsr_comm_allgather(w + rank * slice * e, w, slice,
+                                    e == 2 ? TSR_COMM_BF16 : TSR_COMM_FP32, comm,
+                                    &dp->param_reqs[k]);
+            continue;
+        }
         float *x = dp->params + b->offset;
         st = tsr_comm_allgather(x + rank * slice, x, slice, TSR_COMM_FP32, comm,
                                 &dp->param_reqs[k]);

@@ -23,6 +23,10 @@ struct tsr_dp {
     bool overlap_param_gather;
     bool bf16; /* --grad-reduce-in-bf16: buckets reduced as bf16, in place */
     float *params, *grads;
+    /* under --bf16 / --fp16 the distributed optimizer all-gathers the
+     * 16-bit weights (weight_bytes each) instead of params */
+    char *weights;
+    size_t weight_bytes;
     tsr_bucket_layout layout;
     tsr_comm_request **grad_reqs;  /* bucket_count, reduction order */
     tsr_comm_request **param_reqs; /* bucket_count, reduction order */

@@ -567,5 +567,6 @@ void tsr_net_destroy(tsr_net *net)
     free(net->spans);
     free(net->tensors);
     free(net->ep_counts);
+    tsr_sparse_release(&net->params_block);
     free(net);
 }

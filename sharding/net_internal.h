@@ -132,6 +132,13 @@ struct tsr_net {
     tsr_net_held held;
     size_t staging_floats; /* the largest held unit's saved block, fp32 */
 
+    /* --bf16 / --fp16 training: the trainable parameters' values live in
+     * the trainer (its fp32 master and 16-bit copies); params is their fp32
+     * view, backed (params_block) only for the spans not read by products
+     * alone, and init writes the initial values into grads instead */
+    bool weights16;
+    tsr_sparse_block params_block;
+
     /* memory (from carve) */
     float *params, *grads, *frozen;
     float *slots_base;        /* slots x slot_floats */

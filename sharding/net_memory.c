@@ -14,6 +14,7 @@
  * loss rows; under 16 bits the fp32 staging block of the unit being run
  * and the stream's two fp32 work buffers).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,7 @@ tsr_status tsr_net_layout_memory(tsr_net *net)
     net->held = net->cfg.bf16   ? TSR_NET_HELD_BF16
                 : net->cfg.fp16 ? TSR_NET_HELD_FP16
                                 : TSR_NET_HELD_FP32;
+    net->weights16 = net->cfg.bf16 || net->cfg.fp16;
     size_t stream =
         tsr_net_stream_store_floats(net, (size_t)(tsr_net_rows(net, TSR_ROWS_LOCAL) * d->hidden));
     for (int u = 0; u < net->unit_count; u++) {
@@ -219,6 +221,34 @@ static void bytes_item(walker *w, tsr_mem_category cat, size_t bytes, void **ptr
         w->status = tsr_plan_take_bytes(w->plan, cat, bytes, ptr);
 }
 
+/* The trainable parameters' fp32 view under 16 bits (net_internal.h):
+ * reserved whole, so offsets stay those of the flat buffer, and backed for
+ * the spans a module reads in fp32 only. */
+static void view_item(walker *w, tsr_net *net)
+{
+    if (w->status != TSR_OK)
+        return;
+    size_t last = SIZE_MAX, bytes = 0;
+    if (w->carve) {
+        tsr_sparse_release(&net->params_block);
+        w->status = tsr_sparse_reserve(net->numel * sizeof(float), &net->params_block);
+        net->params = (float *)(void *)net->params_block.base;
+    }
+    for (size_t s = 0; s < net->span_count && w->status == TSR_OK; s++) {
+        const tsr_param_span *span = &net->spans[s];
+        if (span->products_only)
+            continue;
+        if (w->carve)
+            w->status = tsr_sparse_commit(&net->params_block, span->offset * sizeof(float),
+                                          span->count * sizeof(float));
+        else
+            bytes += tsr_sparse_new_pages(span->offset * sizeof(float),
+                                          span->count * sizeof(float), &last);
+    }
+    if (!w->carve)
+        tsr_plan_add_sparse(w->plan, TSR_MEM_PARAMS, bytes);
+}
+
 static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
 {
     const tsr_net_dims *d = &net->d;
@@ -232,7 +262,10 @@ static tsr_status memory_walk(tsr_net *net, tsr_memory_plan *plan, bool carve)
     /* the trainable parameters last in their arena: the trainer extends
      * them with the distributed optimizer's padding */
     floats_item(&w, TSR_MEM_PARAMS, net->frozen_numel, &net->frozen);
-    floats_item(&w, TSR_MEM_PARAMS, net->numel, &net->params);
+    if (net->weights16)
+        view_item(&w, net);
+    else
+        floats_item(&w, TSR_MEM_PARAMS, net->numel, &net->params);
     floats_item(&w, TSR_MEM_GRADS, net->numel, &net->grads);
     floats_item(&w, TSR_MEM_ACTIVATIONS, slots * net->slot_floats, &net->slots_base);
     floats_item(&w, TSR_MEM_ACTIVATIONS, net->recompute_group * net->recompute_block,
@@ -305,7 +338,8 @@ static void init_run(const tsr_net_param *p, float *x, int64_t n, uint64_t key, 
 
 /* Every element from the RNG keyed by (seed, name, global element index):
  * the same value whichever rank holds it. Padded vocabulary rows are
- * initialised too (they are never used). */
+ * initialised too (they are never used). Under 16 bits the trainable ones
+ * go to grads, which the trainer takes them from (model.h fp32_view). */
 static void init_params(tsr_net *net)
 {
     uint64_t seed = (uint64_t)net->cfg.seed;
@@ -314,7 +348,10 @@ static void init_params(tsr_net *net)
         const tsr_net_param *p = &net->table[i];
         if (!p->local)
             continue;
-        float *data = (p->frozen ? net->frozen : net->params) + p->offset;
+        float *data = (p->frozen    ? net->frozen
+                       : net->weights16 ? net->grads
+                                        : net->params) +
+                      p->offset;
         uint64_t key = tsr_rng_key(seed, p->name);
         if (p->split == TSR_PARAM_SPLIT_EXPERTS) { /* its blocks say where each row is */
             for (size_t b = p->first_tensor; b < p->first_tensor + p->tensor_blocks; b++) {

@@ -536,6 +536,7 @@ tsr_model tsr_net_as_model(tsr_net *net)
     m.self = net;
     m.params = net->params;
     m.grads = net->grads;
+    m.fp32_view = net->weights16;
     m.param_count = net->numel;
     m.expert_count = net->expert_numel;
     m.spans = net->spans;

@@ -165,8 +165,9 @@ static void describe(tsr_net *net, const tsr_net_param *p)
     net->tensor_count++;
 }
 
-/* Neighbouring parameters (in memory order) with the same decay flag
- * share a span, which runs up to the next one (over the padding). */
+/* Neighbouring parameters (in memory order) with the same decay and
+ * products-only flags share a span, which runs up to the next one (over
+ * the padding). */
 static void build_spans(tsr_net *net, size_t *order)
 {
     size_t n = 0;
@@ -186,10 +187,12 @@ static void build_spans(tsr_net *net, size_t *order)
         const tsr_net_param *p = &net->table[order[k]];
         size_t end = k + 1 < n ? net->table[order[k + 1]].offset : net->numel;
         bool decay = (p->flags & TSR_PARAM_DECAY) != 0;
-        if (count > 0 && net->spans[count - 1].decay == decay) {
+        bool products_only = (p->flags & TSR_PARAM_PRODUCTS_ONLY) != 0;
+        if (count > 0 && net->spans[count - 1].decay == decay &&
+            net->spans[count - 1].products_only == products_only) {
             net->spans[count - 1].count = end - net->spans[count - 1].offset;
         } else {
-            net->spans[count] = (tsr_param_span){p->offset, end - p->offset, decay};
+            net->spans[count] = (tsr_param_span){p->offset, end - p->offset, decay, products_only};
             count++;
         }
     }

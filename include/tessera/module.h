@@ -95,7 +95,14 @@ enum {
     /* a low-rank adapter of another parameter of the module (LoRA;
      * tsr_decl_adapter): when the run trains adapters only (--lora-rank),
      * every parameter without this flag is frozen */
-    TSR_PARAM_ADAPTER = 1u << 5
+    TSR_PARAM_ADAPTER = 1u << 5,
+    /* read by the module only as the weight of tsr_linear_* products:
+     * under --bf16 / --fp16 those read its 16-bit copy, so a rank holds
+     * no fp32 values of it (the fp32 master is the optimizer's, sharded
+     * under the distributed optimizer); an fp32 read of it elsewhere
+     * faults. Without the flag a parameter keeps an fp32 view (of the
+     * 16-bit values) beside its copy. */
+    TSR_PARAM_PRODUCTS_ONLY = 1u << 6
 };
 
 /* Which half of a low-rank adapter W + scale * up @ down a parameter is. */

@@ -13,6 +13,7 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/matmul16_onednn.h"
 #include "tessera/kernels.h"
@@ -22,6 +23,7 @@ typedef struct weight_map {
     const float *master;
     char *copy;
     size_t count;
+    bool refreshed;
 } weight_map;
 
 struct tsr_matmul16 {
@@ -107,14 +109,15 @@ void tsr_matmul16_destroy(tsr_matmul16 *ctx)
     free(ctx);
 }
 
-tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, size_t count)
+tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, size_t count,
+                            bool refreshed)
 {
     if (count == 0)
         return TSR_OK;
     if (ctx->map_count == TSR_MATMUL16_MAX_MAPS)
         return tsr_error_set(TSR_ERR_INTERNAL, "more than %d weight ranges mapped to 16-bit copies",
                              TSR_MATMUL16_MAX_MAPS);
-    ctx->maps[ctx->map_count++] = (weight_map){master, copy, count};
+    ctx->maps[ctx->map_count++] = (weight_map){master, copy, count, refreshed};
     return TSR_OK;
 }
 
@@ -131,7 +134,26 @@ void tsr_matmul16_refresh(tsr_matmul16 *ctx)
 {
     uint64_t t0 = tsr_time_ns();
     for (int i = 0; i < ctx->map_count; i++)
-        round_elements(ctx, ctx->maps[i].copy, ctx->maps[i].master, (int64_t)ctx->maps[i].count);
+        if (ctx->maps[i].refreshed)
+            round_elements(ctx, ctx->maps[i].copy, ctx->maps[i].master,
+                           (int64_t)ctx->maps[i].count);
+    ctx->times.refresh_s += (double)(tsr_time_ns() - t0) * 1e-9;
+}
+
+void tsr_matmul16_round(tsr_matmul16 *ctx, void *dst, const float *src, size_t n)
+{
+    uint64_t t0 = tsr_time_ns();
+    round_elements(ctx, dst, src, (int64_t)n);
+    ctx->times.refresh_s += (double)(tsr_time_ns() - t0) * 1e-9;
+}
+
+void tsr_matmul16_widen(tsr_matmul16 *ctx, float *dst, const void *src, size_t n)
+{
+    uint64_t t0 = tsr_time_ns();
+    if (ctx->format == TSR_MATMUL16_BF16)
+        tsr_floats_from_bf16(dst, src, (int64_t)n);
+    else /* fp16's copies hold the fp32 of each fp16 value already */
+        memcpy(dst, src, n * sizeof(float));
     ctx->times.refresh_s += (double)(tsr_time_ns() - t0) * 1e-9;
 }
 

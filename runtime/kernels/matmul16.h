@@ -11,11 +11,13 @@
  *         fp16 x fp16 is exact in fp32, so the sums are an fp32-accumulating
  *         fp16 GEMM's, at fp32 speed (this CPU has no fp16 matrix unit and
  *         oneDNN 2.6 no fp16 matmul for it).
- * Weights whose fp32 values lie in a mapped range (the model's parameters:
- * the optimizer's fp32 master) are read from the range's rounded copy,
- * which tsr_matmul16_refresh rewrites after each parameter update; every
- * other operand is rounded into the context's workspace, in row blocks
- * when it is larger than the workspace. Elementwise kernels, norms,
+ * Weights whose fp32 addresses lie in a mapped range (the model's
+ * parameters) are read from the range's 16-bit copy: for the trainable
+ * ones the 16-bit weights themselves, which the trainer rounds from its
+ * fp32 master after each update; for frozen ones a copy that
+ * tsr_matmul16_refresh rewrites from their fp32 values. Every other
+ * operand is rounded into the context's workspace, in row blocks when it
+ * is larger than the workspace. Elementwise kernels, norms,
  * softmax, attention and the losses are untouched and stay fp32.
  *
  * bf16's oneDNN primitives are created by tsr_matmul16_create, at
@@ -57,10 +59,20 @@ tsr_status tsr_matmul16_create(tsr_matmul16_format format, void *workspace, size
                                tsr_matmul16 **out);
 void tsr_matmul16_destroy(tsr_matmul16 *ctx);
 /* copy (count elements of tsr_matmul16_element_bytes) is the compute
- * copy of master (count fp32). */
-tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, size_t count);
-/* Rounds every mapped master into its copy (after an update, a load). */
+ * copy of the weights whose fp32 addresses are master (count floats).
+ * refreshed: tsr_matmul16_refresh rewrites it from master; when not, the
+ * copy is the weights' value itself, kept by its owner (tsr_matmul16_round)
+ * and master only names addresses (it need not be readable). */
+tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, size_t count,
+                            bool refreshed);
+/* Rounds every refreshed map's master into its copy (after an update, a
+ * load). */
 void tsr_matmul16_refresh(tsr_matmul16 *ctx);
+/* n fp32 values rounded to the context's format at dst (n elements), and
+ * back: the fp32 value of each rounded element (both counted as weight
+ * copy time). */
+void tsr_matmul16_round(tsr_matmul16 *ctx, void *dst, const float *src, size_t n);
+void tsr_matmul16_widen(tsr_matmul16 *ctx, float *dst, const void *src, size_t n);
 /* The first execution failure since the last call, cleared (TSR_OK when
  * none): the linear kernels return nothing, so the trainer asks. */
 tsr_status tsr_matmul16_take_status(tsr_matmul16 *ctx);

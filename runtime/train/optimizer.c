@@ -75,8 +75,8 @@ double tsr_optimizer_grad_sumsq(const tsr_model *model, const tsr_param_shard *s
     return sum;
 }
 
-static void update_range(const tsr_model *model, const tsr_shard_range *r, float *m, float *v,
-                         const tsr_adamw_args *a)
+static void update_range(const tsr_model *model, const tsr_shard_range *r, float *master,
+                         float *m, float *v, const tsr_adamw_args *a)
 {
     for (size_t s = 0; s < model->span_count; s++) {
         const tsr_param_span *span = &model->spans[s];
@@ -85,20 +85,21 @@ static void update_range(const tsr_model *model, const tsr_shard_range *r, float
                        &lo, &hi))
             continue;
         size_t state = r->state_offset + (lo - r->offset);
-        tsr_adamw_update(model->params + lo, model->grads + lo, m + state, v + state,
+        float *weights = master != NULL ? master + state : model->params + lo;
+        tsr_adamw_update(weights, model->grads + lo, m + state, v + state,
                          (int64_t)(hi - lo), a->lr, a->beta1, a->beta2, a->eps,
                          span->decay ? a->weight_decay : 0.0f, a->step, a->grad_scale);
     }
 }
 
-void tsr_optimizer_adamw(const tsr_model *model, const tsr_param_shard *shard, float *m, float *v,
-                         const tsr_adamw_args *args)
+void tsr_optimizer_adamw(const tsr_model *model, const tsr_param_shard *shard, float *master,
+                         float *m, float *v, const tsr_adamw_args *args)
 {
     if (shard == NULL || shard->ranges == NULL || !shard->sharded_state) {
         tsr_shard_range all = {0, model->param_count, 0};
-        update_range(model, &all, m, v, args);
+        update_range(model, &all, master, m, v, args);
         return;
     }
     for (size_t i = 0; i < shard->range_count; i++)
-        update_range(model, &shard->ranges[i], m, v, args);
+        update_range(model, &shard->ranges[i], master, m, v, args);
 }

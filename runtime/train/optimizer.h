@@ -76,9 +76,10 @@ typedef struct tsr_adamw_args {
 
 /* AdamW over every element this rank updates (the owned ranges with a
  * sharded state, the whole buffer otherwise), each model span with its own
- * weight decay, spans cut at range boundaries. m and v are indexed as
+ * weight decay, spans cut at range boundaries. master (the fp32 weights
+ * under 16 bits; NULL: the model's params are), m and v are indexed as
  * tsr_shard_range.state_offset says (by flat index when not sharded). */
-void tsr_optimizer_adamw(const tsr_model *model, const tsr_param_shard *shard, float *m, float *v,
-                         const tsr_adamw_args *args);
+void tsr_optimizer_adamw(const tsr_model *model, const tsr_param_shard *shard, float *master,
+                         float *m, float *v, const tsr_adamw_args *args);
 
 #endif /* TSR_RUNTIME_TRAIN_OPTIMIZER_H */

@@ -34,17 +34,17 @@ static size_t operand_floats(const tsr_config *cfg, const tsr_model *model)
     return floats > MIN_OPERAND_FLOATS ? floats : MIN_OPERAND_FLOATS;
 }
 
-static size_t copy_bytes(const tsr_config *cfg, const tsr_model *model)
+static size_t copy_bytes(const tsr_config *cfg, const tsr_model *model, size_t padded_count)
 {
-    return (model->param_count + model->frozen_count) *
-           tsr_matmul16_element_bytes(format_of(cfg));
+    return (padded_count + model->frozen_count) * tsr_matmul16_element_bytes(format_of(cfg));
 }
 
-void tsr_precision_plan(const tsr_config *cfg, const tsr_model *model, tsr_memory_plan *plan)
+void tsr_precision_plan(const tsr_config *cfg, const tsr_model *model, size_t padded_count,
+                        tsr_memory_plan *plan)
 {
     if (!uses_16_bits(cfg))
         return;
-    tsr_plan_add_bytes(plan, TSR_MEM_PARAMS, copy_bytes(cfg, model));
+    tsr_plan_add_bytes(plan, TSR_MEM_PARAMS, copy_bytes(cfg, model, padded_count));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH,
                        tsr_matmul16_workspace_bytes(format_of(cfg), operand_floats(cfg, model)));
 }
@@ -64,7 +64,7 @@ static tsr_loss_scaler scaler_of(const tsr_config *cfg)
 }
 
 tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr_model *model,
-                              tsr_memory_plan *plan)
+                              size_t padded_count, tsr_memory_plan *plan)
 {
     memset(p, 0, sizeof *p);
     p->scaler.scale = 1.0;
@@ -73,33 +73,37 @@ tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr
     tsr_matmul16_format format = format_of(cfg);
     size_t operands = operand_floats(cfg, model);
     void *workspace = NULL;
-    tsr_status st =
-        tsr_plan_take_bytes(plan, TSR_MEM_PARAMS, copy_bytes(cfg, model), &p->weight_copies);
+    p->element_bytes = tsr_matmul16_element_bytes(format);
+    p->padded_count = padded_count;
+    p->model = *model;
+    tsr_status st = tsr_plan_take_bytes(plan, TSR_MEM_PARAMS,
+                                        copy_bytes(cfg, model, padded_count), &p->weight_copies);
     if (st == TSR_OK)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH,
                                  tsr_matmul16_workspace_bytes(format, operands), &workspace);
     if (st == TSR_OK)
         st = tsr_matmul16_create(format, workspace, operands, &p->matmul);
     if (st == TSR_OK)
-        st = tsr_matmul16_map(p->matmul, model->params, p->weight_copies, model->param_count);
+        st = tsr_matmul16_map(p->matmul, model->params, p->weight_copies, model->param_count,
+                              false);
     if (st == TSR_OK && model->frozen_count > 0)
         st = tsr_matmul16_map(p->matmul, model->frozen,
-                              (char *)p->weight_copies +
-                                  model->param_count * tsr_matmul16_element_bytes(format),
-                              model->frozen_count);
+                              (char *)p->weight_copies + padded_count * p->element_bytes,
+                              model->frozen_count, true);
     if (st != TSR_OK) {
         tsr_precision_release(p);
         return st;
     }
+    p->stale = true;
     if (cfg->fp16) {
         p->scales_loss = true;
         p->scaler = scaler_of(cfg);
     }
     tsr_log_once(TSR_LOG_INFO,
-                 "%s: linear products through %s, fp32 accumulation; weight copies %.1f MiB "
-                 "beside the fp32 master; operand workspace %.1f MiB%s",
+                 "%s: linear products through %s, fp32 accumulation; 16-bit weights %.1f MiB, "
+                 "their fp32 master in the optimizer state; operand workspace %.1f MiB%s",
                  tsr_matmul16_format_name(format), tsr_matmul16_impl(p->matmul),
-                 (double)copy_bytes(cfg, model) / 1048576.0,
+                 (double)copy_bytes(cfg, model, padded_count) / 1048576.0,
                  (double)tsr_matmul16_workspace_bytes(format, operands) / 1048576.0,
                  !cfg->fp16 ? ""
                  : p->scaler.dynamic ? "; dynamic loss scaling"
@@ -107,11 +111,30 @@ tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr
     return TSR_OK;
 }
 
+void tsr_precision_store(tsr_precision *p, size_t offset, const float *values, size_t n)
+{
+    if (p->matmul == NULL || n == 0)
+        return;
+    tsr_matmul16_round(p->matmul, (char *)p->weight_copies + offset * p->element_bytes, values, n);
+    p->stale = true;
+}
+
 void tsr_precision_refresh(tsr_precision *p)
 {
     if (p->matmul == NULL)
         return;
-    tsr_matmul16_refresh(p->matmul);
+    const tsr_model *m = &p->model;
+    for (size_t s = 0; s < m->span_count && p->stale; s++) {
+        const tsr_param_span *span = &m->spans[s];
+        if (span->products_only && m->fp32_view)
+            continue; /* no memory behind these: the products read the copy */
+        tsr_matmul16_widen(p->matmul, m->params + span->offset,
+                           (const char *)p->weight_copies + span->offset * p->element_bytes,
+                           span->count);
+    }
+    if (p->stale)
+        tsr_matmul16_refresh(p->matmul); /* the frozen weights */
+    p->stale = false;
     tsr_matmul16_activate(p->matmul);
 }
 

@@ -6,10 +6,15 @@
  * scaler.
  *
  * Megatron's rules, as far as this build keeps them: the optimizer, its
- * state, the gradients and their reductions, norms, softmax, attention
- * statistics and losses are fp32; the weights a product reads are the
- * master rounded once per update; a product's activation operand is
- * rounded as it is read, and its sum is fp32. Saved activations and the
+ * state (the fp32 master beside m and v, all sharded by the distributed
+ * optimizer), the gradients and their reductions, norms, softmax,
+ * attention statistics and losses are fp32; the model's weights are
+ * 16-bit, whole on every rank: the master rounded once per update (each
+ * rank rounds the ranges it updated; the distributed optimizer then
+ * all-gathers the 16-bit weights). Modules that read a weight outside a
+ * product read the model's fp32 view of its 16-bit value (model.h
+ * fp32_view); a product's activation operand is rounded as it is read, and
+ * its sum is fp32. Saved activations and the
  * residual stream between layers (unless --fp32-residual-connection)
  * are held in 16 bits (sharding/net_held.c), as Megatron holds them.
  * Checkpoints hold the fp32 master, so fp32, bf16 and fp16 runs load
@@ -45,19 +50,35 @@ typedef struct tsr_loss_scaler {
 
 typedef struct tsr_precision {
     tsr_matmul16 *matmul; /* NULL: fp32 training */
-    void *weight_copies;  /* param_count + frozen_count rounded elements */
-    bool scales_loss;     /* fp16 */
+    /* the trainable weights' 16-bit values (padded_count elements: the
+     * distributed optimizer all-gathers them), then the frozen ones'
+     * copies (frozen_count) */
+    void *weight_copies;
+    size_t element_bytes;
+    size_t padded_count;
+    tsr_model model;
+    bool stale; /* the copies changed since the last refresh */
+    bool scales_loss; /* fp16 */
     tsr_loss_scaler scaler;
 } tsr_precision;
 
-/* Adds what tsr_precision_init takes for this model (nothing in fp32). */
-void tsr_precision_plan(const tsr_config *cfg, const tsr_model *model, tsr_memory_plan *plan);
+/* Adds what tsr_precision_init takes for this model (nothing in fp32);
+ * padded_count: the trainable length the data-parallel reductions see. */
+void tsr_precision_plan(const tsr_config *cfg, const tsr_model *model, size_t padded_count,
+                        tsr_memory_plan *plan);
 /* Takes it from the allocated plan, creates the product context and maps
  * the model's parameters (trainable and frozen) to their copies. */
 tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr_model *model,
-                              tsr_memory_plan *plan);
-/* Before the forward passes that follow a parameter update or load:
- * rewrites the copies and makes the context the linear kernels' one. */
+                              size_t padded_count, tsr_memory_plan *plan);
+/* The trainable weights [offset, offset + n) are now `values` (the
+ * optimizer's fp32 master after an update, or weights taken from a
+ * checkpoint or the initialisation): rounds them into the copies. */
+void tsr_precision_store(tsr_precision *p, size_t offset, const float *values, size_t n);
+/* Before the forward passes that follow a store (and the all-gather of
+ * the copies under the distributed optimizer) or a load: writes the
+ * model's fp32 view of the 16-bit values (the spans not products_only;
+ * all of params for a model without fp32_view), rounds the frozen
+ * weights into theirs, and makes the context the linear kernels' one. */
 void tsr_precision_refresh(tsr_precision *p);
 /* An execution failure of the 16-bit products since the last call. */
 tsr_status tsr_precision_take_status(tsr_precision *p);

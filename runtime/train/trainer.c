@@ -27,6 +27,11 @@ static bool shards_state(const tsr_config *cfg, int dp_size)
     return cfg->use_distributed_optimizer && dp_size > 1;
 }
 
+static bool uses_16_bits(const tsr_config *cfg)
+{
+    return cfg->bf16 || cfg->fp16;
+}
+
 /* The arena's alignment already leaves the model's buffer followed by
  * slack up to the next 16 floats; the padding only has to add the rest. */
 _Static_assert(TSR_ARENA_ALIGN == TSR_SHARD_ALIGN_FLOATS * sizeof(float),
@@ -47,12 +52,15 @@ void tsr_trainer_plan_sharded_experts(const tsr_config *cfg, size_t param_count,
         size_t padded = tsr_shard_padded_count(param_count, dp_size);
         state = tsr_shard_state_count(param_count, expert_count, dp_size, edp_size);
         if (padded > with_slack(param_count)) {
-            tsr_plan_add_floats(plan, TSR_MEM_PARAMS, padded - with_slack(param_count));
+            if (!uses_16_bits(cfg))
+                tsr_plan_add_floats(plan, TSR_MEM_PARAMS, padded - with_slack(param_count));
             tsr_plan_add_floats(plan, TSR_MEM_GRADS, padded - with_slack(param_count));
         }
     }
     tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, state); /* Adam m */
     tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, state); /* Adam v */
+    if (uses_16_bits(cfg))
+        tsr_plan_add_floats(plan, TSR_MEM_OPTIMIZER, state); /* the fp32 master */
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, (rows + 1) * sizeof(int32_t));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH, rows * sizeof(int32_t));
     tsr_plan_add_floats(plan, TSR_MEM_SCRATCH, rows);
@@ -109,7 +117,8 @@ static tsr_status take_optimizer_state(tsr_trainer *tr, tsr_memory_plan *plan)
                              tsr_shard_state_floats(shard, n), tr->state_count);
     tsr_status st = TSR_OK;
     if (tr->padded_count > n) {
-        st = take_padding(plan, TSR_MEM_PARAMS, tr->model.params, n, tr->padded_count);
+        if (!uses_16_bits(cfg))
+            st = take_padding(plan, TSR_MEM_PARAMS, tr->model.params, n, tr->padded_count);
         if (st == TSR_OK)
             st = take_padding(plan, TSR_MEM_GRADS, tr->model.grads, n, tr->padded_count);
     }
@@ -117,6 +126,8 @@ static tsr_status take_optimizer_state(tsr_trainer *tr, tsr_memory_plan *plan)
         st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, tr->state_count, &tr->adam_m);
     if (st == TSR_OK)
         st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, tr->state_count, &tr->adam_v);
+    if (st == TSR_OK && uses_16_bits(cfg))
+        st = tsr_plan_take_floats(plan, TSR_MEM_OPTIMIZER, tr->state_count, &tr->master);
     return st;
 }
 
@@ -151,14 +162,18 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
     if (st == TSR_OK && cfg->prefix_lm)
         st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, row_bytes, (void **)&tr->prefix_hi);
     if (st == TSR_OK)
-        st = tsr_precision_init(&tr->precision, cfg, &tr->model, plan);
+        st = tsr_precision_init(&tr->precision, cfg, &tr->model, tr->padded_count, plan);
+    if (st == TSR_OK) /* the carved initial values (model.h fp32_view) */
+        tsr_trainer_adopt_weights(tr, tsr_trainer_weight_image(tr));
     return st;
 }
 
-void tsr_trainer_plan_precision(const tsr_config *cfg, const tsr_model *model,
+void tsr_trainer_plan_precision(const tsr_config *cfg, const tsr_model *model, int dp_size,
                                 tsr_memory_plan *plan)
 {
-    tsr_precision_plan(cfg, model, plan);
+    size_t padded = shards_state(cfg, dp_size) ? tsr_shard_padded_count(model->param_count, dp_size)
+                                               : model->param_count;
+    tsr_precision_plan(cfg, model, padded, plan);
 }
 
 void tsr_trainer_release(tsr_trainer *tr)
@@ -318,7 +333,9 @@ static tsr_status adamw_step(tsr_trainer *tr, double lr, float clip_coeff)
                            (float)cfg->weight_decay,
                            tr->adam_step,
                            clip_coeff};
-    tsr_optimizer_adamw(&tr->model, &tr->hooks.shard, tr->adam_m, tr->adam_v, &args);
+    tsr_optimizer_adamw(&tr->model, &tr->hooks.shard, tr->master, tr->adam_m, tr->adam_v, &args);
+    if (tr->master != NULL)
+        tsr_trainer_store_master(tr);
     return CALL_HOOK(tr, start_param_sync);
 }
 

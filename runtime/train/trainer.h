@@ -70,6 +70,10 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     double flops_per_sample;
     tsr_precision precision; /* --bf16's weight copies and products */
     float *adam_m, *adam_v; /* state_count floats each (optimizer.h) */
+    /* under --bf16 / --fp16 the fp32 master weights, indexed as the
+     * moments (sharded with them by the distributed optimizer); NULL in
+     * fp32, where the model's params are the master */
+    float *master;
     size_t state_count;
     size_t padded_count; /* grads/params length the reductions work on (>= param_count) */
     int32_t *tokens, *targets;
@@ -88,13 +92,16 @@ typedef struct tsr_trainer {  /* fields are read by checkpointing */
     double timed_seconds;
 } tsr_trainer;
 
-/* Adds the optimizer state and batch buffers of one rank to the plan.
- * With --use-distributed-optimizer over dp_size > 1 ranks the Adam
- * moments are planned for this rank's shard only,
+/* Adds the optimizer state and batch buffers of one rank to the plan:
+ * the Adam moments, and under --bf16 / --fp16 the fp32 master weights.
+ * With --use-distributed-optimizer over dp_size > 1 ranks they are
+ * planned for this rank's shard only,
  * tsr_shard_padded_count(param_count, dp_size) / dp_size floats each, and
- * the parameters and gradients grow to the padded count (taken right after
- * the model's buffers and their 64-byte alignment slack, so the reductions
- * see one padded buffer; the model must carve them last from their arenas). */
+ * the gradients (in fp32 the parameters too, which are then all-gathered;
+ * in 16 bits the weight copies are) grow to the padded count (taken right
+ * after the model's buffers and their 64-byte alignment slack, so the
+ * reductions see one padded buffer; the model must carve them last from
+ * their arenas). */
 void tsr_trainer_plan_sharded(const tsr_config *cfg, size_t param_count, int dp_size,
                               tsr_memory_plan *plan);
 /* The same for a model with an expert region of expert_count floats
@@ -113,8 +120,22 @@ tsr_status tsr_trainer_init(tsr_trainer *tr, const tsr_config *cfg, const tsr_da
 
 /* Adds --bf16's weight copies and operand workspace for this model
  * (nothing in fp32): with the sharded plan, before allocating. */
-void tsr_trainer_plan_precision(const tsr_config *cfg, const tsr_model *model,
+void tsr_trainer_plan_precision(const tsr_config *cfg, const tsr_model *model, int dp_size,
                                 tsr_memory_plan *plan);
+/* Under --bf16 / --fp16: the trainable weights are now image
+ * (param_count floats at flat offsets: the initialisation or a loaded
+ * checkpoint): takes this rank's master from it and rounds all of it into
+ * the copies. The trainer does it for the initial values itself. */
+void tsr_trainer_adopt_weights(tsr_trainer *tr, const float *image);
+/* The buffer a checkpoint's trainable weights pass through: the model's
+ * params in fp32; under 16 bits its gradients (free between iterations),
+ * which tsr_trainer_master_image fills with the master at this rank's
+ * ranges. */
+float *tsr_trainer_weight_image(const tsr_trainer *tr);
+void tsr_trainer_master_image(const tsr_trainer *tr);
+/* After AdamW updated the master: rounds the ranges this rank updated into
+ * the 16-bit weights (the step calls it). */
+void tsr_trainer_store_master(tsr_trainer *tr);
 /* Frees what tsr_trainer_init made outside the plan (the bf16 context). */
 void tsr_trainer_release(tsr_trainer *tr);
 

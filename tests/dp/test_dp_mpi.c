@@ -46,8 +46,8 @@ static void fake_init(fake *f, size_t padded)
     memset(f, 0, sizeof *f);
     f->params = calloc(padded, sizeof(float));
     f->grads = calloc(padded, sizeof(float));
-    f->spans[0] = (tsr_param_span){0, 600, true};
-    f->spans[1] = (tsr_param_span){600, 400, false};
+    f->spans[0] = (tsr_param_span){0, 600, true, false};
+    f->spans[1] = (tsr_param_span){600, 400, false, false};
     f->tensors[0] = (tsr_tensor_desc){"w", 40, 10, 0, 40, 0, 10, 0, true, false, false, 0};
     f->tensors[1] = (tsr_tensor_desc){"v", 200, 1, 0, 200, 0, 1, 400, true, false, false, 0};
     f->tensors[2] = (tsr_tensor_desc){"u", 36, 10, 0, 36, 0, 10, 640, true, false, false, 0};
@@ -256,8 +256,8 @@ static void train_quad(bool with_dp, bool sharded, bool overlap, int64_t iters, 
     CU_ASSERT_EQUAL_FATAL(tsr_plan_take_floats(&plan, TSR_MEM_GRADS, NQ, &q.grads), TSR_OK);
     for (int i = 0; i < NQ; i++)
         q.params[i] = (float)(i % 13);
-    q.spans[0] = (tsr_param_span){0, 120, true};
-    q.spans[1] = (tsr_param_span){120, 80, false};
+    q.spans[0] = (tsr_param_span){0, 120, true, false};
+    q.spans[1] = (tsr_param_span){120, 80, false, false};
     tsr_model m = {.self = &q,
                    .params = q.params,
                    .grads = q.grads,

@@ -287,10 +287,10 @@ static void toy_init(toy *t)
         t->params[i] = 0.01f * (float)((i * 37) % 101) - 0.5f;
         t->grads[i] = 0.002f * (float)((i * 53) % 89) - 0.09f;
     }
-    t->spans[0] = (tsr_param_span){0, 70, true};
-    t->spans[1] = (tsr_param_span){70, 90, false};
-    t->spans[2] = (tsr_param_span){160, 100, true};
-    t->spans[3] = (tsr_param_span){260, 40, false};
+    t->spans[0] = (tsr_param_span){0, 70, true, false};
+    t->spans[1] = (tsr_param_span){70, 90, false, false};
+    t->spans[2] = (tsr_param_span){160, 100, true, false};
+    t->spans[3] = (tsr_param_span){260, 40, false, false};
     t->tensors[0] = (tsr_tensor_desc){"a", 10, 7, 0, 10, 0, 7, 0, true, false, false, 0};     /* [0, 70) */
     t->tensors[1] = (tsr_tensor_desc){"b", 90, 1, 0, 90, 0, 1, 80, false, false, false, 0};   /* [80, 170) */
     t->tensors[2] = (tsr_tensor_desc){"c", 20, 9, 0, 12, 3, 5, 200, true, false, false, 0};   /* [200, 260) */
@@ -357,10 +357,10 @@ static void test_sharded_adamw_equals_whole_buffer(void)
     CU_ASSERT_EQUAL_FATAL(l[0].bucket_count, 4);
     for (int64_t step = 1; step <= 3; step++) {
         tsr_adamw_args a = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, step, 0.7f};
-        tsr_optimizer_adamw(&whole.model, NULL, m, v, &a);
+        tsr_optimizer_adamw(&whole.model, NULL, NULL, m, v, &a);
         for (int r = 0; r < 3; r++) {
             tsr_param_shard shard = tsr_bucket_layout_shard(&l[r]);
-            tsr_optimizer_adamw(&part.model, &shard, pm[r], pv[r], &a);
+            tsr_optimizer_adamw(&part.model, &shard, NULL, pm[r], pv[r], &a);
         }
     }
     CU_ASSERT_EQUAL(memcmp(whole.params, part.params, sizeof whole.params), 0);

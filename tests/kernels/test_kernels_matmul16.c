@@ -289,7 +289,7 @@ static void test_mapped_copy_and_blocking(void)
     problem p = problem_make(300, 96, 80, 31);
     context big = context_make(1 << 16), small = context_make(200); /* 2 rows of 96 */
     void *copy = calloc((size_t)(p.oc * p.ic), tsr_matmul16_element_bytes(format));
-    CU_ASSERT_EQUAL(tsr_matmul16_map(big.ctx, p.w, copy, (size_t)(p.oc * p.ic)), TSR_OK);
+    CU_ASSERT_EQUAL(tsr_matmul16_map(big.ctx, p.w, copy, (size_t)(p.oc * p.ic), true), TSR_OK);
     outputs on_the_fly = outputs_make(&p), mapped = outputs_make(&p), blocked = outputs_make(&p);
     float *w_alias = kc_alloc(p.oc * p.ic); /* the same values, not mapped */
     memcpy(w_alias, p.w, sizeof(float) * (size_t)(p.oc * p.ic));

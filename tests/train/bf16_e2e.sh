@@ -2,8 +2,11 @@
 # bf16_e2e.sh TESSERA MPIEXEC - --bf16 training (bf16 products, fp32
 # accumulation, fp32 master weights):
 #   1 rank: the step-1 loss within 1e-2 relative of fp32, yet not equal
-#   to it (the products really are bf16); the plan holds the bf16 weight
-#   copies (parameters x 1.5)
+#   to it (the products really are bf16); the plan holds 2-byte weights
+#   and an fp32 view of only the weights read outside products (parameters
+#   0.5-0.75 x fp32's) and the fp32 master beside the moments (optimizer
+#   state 1.5 x fp32's); under the distributed optimizer over 2 ranks the
+#   master is sharded with the moments (optimizer state 0.5 x 1 rank's)
 #   addition demo: answer accuracy at iteration 600 within 0.02 of fp32
 #   TP 2, TP 2 + SP, PP 2, DP 2, DP 2 + distributed optimizer, TP 2 x PP 2,
 #   interleaved PP 2 x DP 2: every loss of 20 steps within 1e-3 relative
@@ -19,14 +22,18 @@
 #   reduction bytes
 #   checkpoints hold the fp32 master: bf16 10 + save + load + 10 equals 20
 #   straight bitwise; fp32 continues a bf16 checkpoint and bf16 an fp32
-#   one (step-11 loss within 1e-2 of the run that wrote it)
+#   one (step-11 loss within 1e-2 of the run that wrote it); the sharded
+#   master of DP 2 + distributed optimizer saved and loaded on 1 rank, and
+#   a 1-rank checkpoint loaded into it: 10 + 10 within 1e-3 of 20 straight
 # Prints one line per check and "N passed, M failed".
 set -u
 tessera=$1
 mpiexec=$2
 source "$(dirname "$0")/../harness/e2e.sh"
 field() { grep "\"type\": \"$2\"" "$1" | sed "s/.*\"$3\": \([^,}]*\).*/\1/"; }
-params_mib() { grep "memory plan: parameters" "$1" | head -n 1 | awk '{print $(NF-1)}'; }
+plan_mib() { grep "memory plan: $2" "$1" | head -n 1 | awk '{print $(NF-1)}'; }
+params_mib() { plan_mib "$1" parameters; }
+ratio_in() { awk -v a="$1" -v b="$2" -v lo="$3" -v hi="$4" 'BEGIN { r = a / b; exit !(r >= lo && r <= hi) }'; }
 close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { r = (a - b) / b; if (r < 0) r = -r; exit !(r <= t) }'; }
 
 common=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 32
@@ -43,9 +50,10 @@ close "$b1" "$f1" 1e-2 && [ "$b1" != "$f1" ]
 check "1 rank: bf16 step-1 loss within 1e-2 of fp32 and not equal to it" $?
 grep -q "bf16: linear products through oneDNN" "$work/bf16.log"
 check "1 rank: the log says which products are bf16" $?
-awk -v b="$(params_mib "$work/bf16.log")" -v f="$(params_mib "$work/fp32.log")" \
-  'BEGIN { r = b / f; exit !(r > 1.45 && r < 1.55) }'
-check "memory plan: parameters $(params_mib "$work/bf16.log") MiB = 1.5 x fp32's $(params_mib "$work/fp32.log") (bf16 copies)" $?
+ratio_in "$(params_mib "$work/bf16.log")" "$(params_mib "$work/fp32.log")" 0.5 0.75
+check "memory plan: parameters $(params_mib "$work/bf16.log") MiB, 0.5-0.75 x fp32's $(params_mib "$work/fp32.log") (2-byte weights; fp32 view of embeddings, norms, biases only)" $?
+ratio_in "$(plan_mib "$work/bf16.log" optimizer)" "$(plan_mib "$work/fp32.log" optimizer)" 1.49 1.51
+check "memory plan: optimizer state $(plan_mib "$work/bf16.log" optimizer) MiB = 1.5 x fp32's $(plan_mib "$work/fp32.log" optimizer) (fp32 master, m, v)" $?
 
 # --- the addition demo's answer accuracy
 demo=(--num-layers 2 --hidden-size 128 --num-attention-heads 4 --seq-length 64
@@ -65,7 +73,7 @@ layout() { # NAME NP FLAGS...
   local name=$1 np=$2
   shift 2
   "$mpiexec" -np "$np" --oversubscribe "$tessera" train "${common[@]}" --bf16 "$@" \
-    --metrics-file "$work/l.jsonl" >/dev/null
+    --metrics-file "$work/l.jsonl" >"$work/l.log"
   within "$work/bf16.jsonl" "$work/l.jsonl" 1e-3 20
   check "bf16 $name: 20 losses within 1e-3 of 1 rank" $?
 }
@@ -74,6 +82,9 @@ layout "tp 2 + sp" 2 --tensor-model-parallel-size 2 --sequence-parallel
 layout "pp 2" 2 --pipeline-model-parallel-size 2
 layout "dp 2" 2
 layout "dp 2 + distributed optimizer" 2 --use-distributed-optimizer
+ratio_in "$(plan_mib "$work/l.log" optimizer)" "$(plan_mib "$work/bf16.log" optimizer)" 0.49 0.51 &&
+  ratio_in "$(params_mib "$work/l.log")" "$(params_mib "$work/bf16.log")" 0.99 1.02
+check "memory plan, dp 2 + distributed optimizer: optimizer state $(plan_mib "$work/l.log" optimizer) MiB = 0.5 x 1 rank's (the fp32 master sharded with m and v), parameters $(params_mib "$work/l.log") MiB as 1 rank's (no fp32 copy of the weights)" $?
 layout "tp 2 x pp 2" 4 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
 
 layout "pp 2 interleaved x dp 2" 4 --pipeline-model-parallel-size 2 \
@@ -165,6 +176,19 @@ check "fp32 continues a bf16 checkpoint: step-11 loss within 1e-2 of bf16's" $?
 "$tessera" train "${common[@]}" --bf16 --load "$work/ckf" --metrics-file "$work/f2b.jsonl" >/dev/null
 close "$(losses "$work/f2b.jsonl" | head -n 1)" "$(losses "$work/fp32.jsonl" | sed -n 11p)" 1e-2
 check "bf16 continues an fp32 checkpoint: step-11 loss within 1e-2 of fp32's" $?
+
+dopt=(--use-distributed-optimizer --overlap-param-gather)
+"$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --bf16 "${dopt[@]}" \
+  --train-iters 10 --save "$work/ckd" --metrics-file "$work/d1.jsonl" >/dev/null
+"$tessera" train "${common[@]}" --bf16 --load "$work/ckd" --metrics-file "$work/d2.jsonl" >/dev/null
+cat "$work/d1.jsonl" "$work/d2.jsonl" >"$work/d12.jsonl"
+within "$work/bf16.jsonl" "$work/d12.jsonl" 1e-3 20
+check "bf16 dp 2 + distributed optimizer saves its sharded master; 1 rank goes on: 20 losses within 1e-3 of 20 straight" $?
+"$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --bf16 "${dopt[@]}" \
+  --load "$work/ckb" --metrics-file "$work/d3.jsonl" >/dev/null
+cat "$work/b1.jsonl" "$work/d3.jsonl" >"$work/d13.jsonl"
+within "$work/bf16.jsonl" "$work/d13.jsonl" 1e-3 20
+check "bf16 1-rank checkpoint loaded into dp 2 + distributed optimizer (each rank takes its master shard): 20 losses within 1e-3 of 20 straight" $?
 
 # --- MoE (expert products) and LoRA (frozen base weights mapped too)
 moe=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --group-query-attention

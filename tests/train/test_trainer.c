@@ -72,8 +72,8 @@ static void setup(fixture *f, int global_batch)
     f->cfg.data_path = "synthetic:random";
     f->cfg.max_nan_iters_in_a_row = 3;
     f->q.nan_from = f->q.nan_to = -1;
-    f->q.spans[0] = (tsr_param_span){0, 4, true};
-    f->q.spans[1] = (tsr_param_span){4, 4, false};
+    f->q.spans[0] = (tsr_param_span){0, 4, true, false};
+    f->q.spans[1] = (tsr_param_span){4, 4, false, false};
     CU_ASSERT_EQUAL_FATAL(tsr_dataset_open(&f->cfg, &f->ds), TSR_OK);
     tsr_trainer_plan(&f->cfg, N_PARAMS, &f->plan);
     CU_ASSERT_EQUAL_FATAL(tsr_plan_allocate(&f->plan), TSR_OK);
