@@ -236,7 +236,7 @@ static void view_item(walker *w, tsr_net *net)
     }
     for (size_t s = 0; s < net->span_count && w->status == TSR_OK; s++) {
         const tsr_param_span *span = &net->spans[s];
-        if (span->products_only)
+        if (span->no_fp32_read)
             continue;
         if (w->carve)
             w->status = tsr_sparse_commit(&net->params_block, span->offset * sizeof(float),

@@ -166,7 +166,7 @@ static void describe(tsr_net *net, const tsr_net_param *p)
 }
 
 /* Neighbouring parameters (in memory order) with the same decay and
- * products-only flags share a span, which runs up to the next one (over
+ * no-fp32-read flags share a span, which runs up to the next one (over
  * the padding). */
 static void build_spans(tsr_net *net, size_t *order)
 {
@@ -187,12 +187,13 @@ static void build_spans(tsr_net *net, size_t *order)
         const tsr_net_param *p = &net->table[order[k]];
         size_t end = k + 1 < n ? net->table[order[k + 1]].offset : net->numel;
         bool decay = (p->flags & TSR_PARAM_DECAY) != 0;
-        bool products_only = (p->flags & TSR_PARAM_PRODUCTS_ONLY) != 0;
+        bool no_fp32_read = (p->flags & TSR_PARAM_NO_FP32_READ) != 0;
         if (count > 0 && net->spans[count - 1].decay == decay &&
-            net->spans[count - 1].products_only == products_only) {
+            net->spans[count - 1].no_fp32_read == no_fp32_read) {
             net->spans[count - 1].count = end - net->spans[count - 1].offset;
         } else {
-            net->spans[count] = (tsr_param_span){p->offset, end - p->offset, decay, products_only};
+            net->spans[count] =
+                (tsr_param_span){p->offset, end - p->offset, decay, no_fp32_read};
             count++;
         }
     }

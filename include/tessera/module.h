@@ -96,13 +96,14 @@ enum {
      * tsr_decl_adapter): when the run trains adapters only (--lora-rank),
      * every parameter without this flag is frozen */
     TSR_PARAM_ADAPTER = 1u << 5,
-    /* read by the module only as the weight of tsr_linear_* products:
-     * under --bf16 / --fp16 those read its 16-bit copy, so a rank holds
-     * no fp32 values of it (the fp32 master is the optimizer's, sharded
-     * under the distributed optimizer); an fp32 read of it elsewhere
-     * faults. Without the flag a parameter keeps an fp32 view (of the
-     * 16-bit values) beside its copy. */
-    TSR_PARAM_PRODUCTS_ONLY = 1u << 6
+    /* no module reads it in fp32: only kernels that read a weight's 16-bit
+     * copy under --bf16 / --fp16 do (the weight of tsr_linear_* products,
+     * the table of tsr_embedding_forward), so a rank then holds no fp32
+     * values of it (the fp32 master is the optimizer's, sharded under the
+     * distributed optimizer), and any other read of it faults. Without the
+     * flag a parameter keeps an fp32 view (of its 16-bit value) beside its
+     * copy. */
+    TSR_PARAM_NO_FP32_READ = 1u << 6
 };
 
 /* Which half of a low-rank adapter W + scale * up @ down a parameter is. */

@@ -150,10 +150,7 @@ void tsr_matmul16_round(tsr_matmul16 *ctx, void *dst, const float *src, size_t n
 void tsr_matmul16_widen(tsr_matmul16 *ctx, float *dst, const void *src, size_t n)
 {
     uint64_t t0 = tsr_time_ns();
-    if (ctx->format == TSR_MATMUL16_BF16)
-        tsr_floats_from_bf16(dst, src, (int64_t)n);
-    else /* fp16's copies hold the fp32 of each fp16 value already */
-        memcpy(dst, src, n * sizeof(float));
+    tsr_matmul16_widen_copy(ctx, dst, src, n);
     ctx->times.refresh_s += (double)(tsr_time_ns() - t0) * 1e-9;
 }
 
@@ -193,6 +190,24 @@ static const char *mapped_copy(const tsr_matmul16 *ctx, const float *w, size_t c
             return m->copy + (size_t)(w - m->master) * ctx->esize;
     }
     return NULL;
+}
+
+const void *tsr_matmul16_copy_of(const tsr_matmul16 *ctx, const float *w, size_t count)
+{
+    return mapped_copy(ctx, w, count);
+}
+
+size_t tsr_matmul16_copy_element_bytes(const tsr_matmul16 *ctx)
+{
+    return ctx->esize;
+}
+
+void tsr_matmul16_widen_copy(const tsr_matmul16 *ctx, float *dst, const void *copy, size_t n)
+{
+    if (ctx->format == TSR_MATMUL16_BF16)
+        tsr_floats_from_bf16(dst, copy, (int64_t)n);
+    else /* fp16's copies hold the fp32 of each fp16 value already */
+        memcpy(dst, copy, n * sizeof(float));
 }
 
 static void fail(tsr_matmul16 *ctx, tsr_status st)

@@ -85,6 +85,14 @@ typedef struct tsr_matmul16_times {
 } tsr_matmul16_times;
 tsr_matmul16_times tsr_matmul16_times_of(const tsr_matmul16 *ctx);
 
+/* While ctx is active, other kernels that take a weight read it as the
+ * products do: the 16-bit copy of w (count floats) when w is mapped (NULL
+ * when not), whose n elements at copy widen to fp32 values into dst (safe
+ * to call from several threads). */
+const void *tsr_matmul16_copy_of(const tsr_matmul16 *ctx, const float *w, size_t count);
+void tsr_matmul16_widen_copy(const tsr_matmul16 *ctx, float *dst, const void *copy, size_t n);
+size_t tsr_matmul16_copy_element_bytes(const tsr_matmul16 *ctx);
+
 /* Makes ctx the one the linear kernels use; NULL: fp32 products. */
 void tsr_matmul16_activate(tsr_matmul16 *ctx);
 tsr_matmul16 *tsr_matmul16_active(void);

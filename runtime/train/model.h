@@ -21,9 +21,10 @@ typedef struct tsr_param_span {
     size_t offset; /* in floats, from the start of params/grads */
     size_t count;
     bool decay;    /* weights decay; biases and norm parameters do not */
-    /* read only as the weights of linear products (TSR_PARAM_PRODUCTS_ONLY):
-     * under 16 bits a model with fp32_view holds no fp32 values of them */
-    bool products_only;
+    /* read only through their 16-bit copies under 16 bits
+     * (TSR_PARAM_NO_FP32_READ): a model with fp32_view then holds no fp32
+     * values of them */
+    bool no_fp32_read;
 } tsr_param_span;
 
 /* A named parameter: its global shape and the block of it this rank holds
@@ -84,7 +85,7 @@ typedef struct tsr_model {
     float *grads;
     /* Under --bf16 / --fp16: params is only the fp32 view the model's own
      * kernels read, of the 16-bit values (the trainer writes it for the
-     * spans not products_only; the others have no memory behind them),
+     * spans not no_fp32_read; the others have no memory behind them),
      * and the carved initial values are in grads. false: params holds
      * them, and the trainer rewrites all of it with the 16-bit values. */
     bool fp32_view;

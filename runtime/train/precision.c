@@ -126,7 +126,7 @@ void tsr_precision_refresh(tsr_precision *p)
     const tsr_model *m = &p->model;
     for (size_t s = 0; s < m->span_count && p->stale; s++) {
         const tsr_param_span *span = &m->spans[s];
-        if (span->products_only && m->fp32_view)
+        if (span->no_fp32_read && m->fp32_view)
             continue; /* no memory behind these: the products read the copy */
         tsr_matmul16_widen(p->matmul, m->params + span->offset,
                            (const char *)p->weight_copies + span->offset * p->element_bytes,

@@ -76,7 +76,7 @@ tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr
 void tsr_precision_store(tsr_precision *p, size_t offset, const float *values, size_t n);
 /* Before the forward passes that follow a store (and the all-gather of
  * the copies under the distributed optimizer) or a load: writes the
- * model's fp32 view of the 16-bit values (the spans not products_only;
+ * model's fp32 view of the 16-bit values (the spans not no_fp32_read;
  * all of params for a model without fp32_view), rounds the frozen
  * weights into theirs, and makes the context the linear kernels' one. */
 void tsr_precision_refresh(tsr_precision *p);

@@ -58,11 +58,11 @@ static tsr_status attention_declare(const tsr_module_info *info, tsr_module_decl
     int64_t hd = cfg->heads / tp * d, gd = cfg->query_groups / tp * d, hl = cfg->heads / tp;
     bool sp = info->sequence_parallel;
     tsr_decl_param(decl, true, "linear_qkv.weight", qkv_out, c, TSR_PARAM_SPLIT_ROWS,
-                   TSR_INIT_NORMAL, cfg->init_std, TSR_PARAM_DECAY | TSR_PARAM_PRODUCTS_ONLY);
+                   TSR_INIT_NORMAL, cfg->init_std, TSR_PARAM_DECAY | TSR_PARAM_NO_FP32_READ);
     tsr_decl_param(decl, cfg->bias, "linear_qkv.bias", qkv_out, 1, TSR_PARAM_SPLIT_ROWS,
                    TSR_INIT_CONSTANT, 0.0f, 0);
     tsr_decl_param(decl, true, "linear_proj.weight", c, cfg->heads * d, TSR_PARAM_SPLIT_COLS,
-                   TSR_INIT_NORMAL, cfg->out_init_std, TSR_PARAM_DECAY | TSR_PARAM_PRODUCTS_ONLY);
+                   TSR_INIT_NORMAL, cfg->out_init_std, TSR_PARAM_DECAY | TSR_PARAM_NO_FP32_READ);
     tsr_decl_param(decl, cfg->bias, "linear_proj.bias", c, 1, TSR_PARAM_SPLIT_NONE,
                    TSR_INIT_CONSTANT, 0.0f, 0);
     tsr_lora_declare_params(decl, &cfg->lora, TSR_LORA_LINEAR_QKV, "linear_qkv", QKV_W, qkv_out,

@@ -31,7 +31,8 @@ static tsr_status embedding_declare(const tsr_module_info *info, tsr_module_decl
                              (long long)cfg->max_positions, (long long)info->seq);
     int64_t c = info->hidden;
     tsr_decl_param(decl, true, "word_embeddings.weight", info->padded_vocab, c,
-                   TSR_PARAM_SPLIT_VOCAB, TSR_INIT_NORMAL, cfg->init_std, TSR_PARAM_DECAY);
+                   TSR_PARAM_SPLIT_VOCAB, TSR_INIT_NORMAL, cfg->init_std,
+                   TSR_PARAM_DECAY | TSR_PARAM_NO_FP32_READ);
     tsr_decl_param(decl, cfg->learned_positions, "position_embeddings.weight", cfg->max_positions,
                    c, TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL, cfg->init_std,
                    TSR_PARAM_DECAY | TSR_PARAM_SP_PARTIAL);

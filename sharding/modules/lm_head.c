@@ -42,7 +42,7 @@ static tsr_status head_declare(const tsr_module_info *info, tsr_module_decl *dec
     tsr_decl_param(decl, true, "weight", info->padded_vocab, c, TSR_PARAM_SPLIT_VOCAB,
                    TSR_INIT_NORMAL, cfg->init_std,
                    TSR_PARAM_DECAY |
-                       (cfg->tied ? TSR_PARAM_TIED_EMBEDDING : TSR_PARAM_PRODUCTS_ONLY));
+                       (cfg->tied ? TSR_PARAM_TIED_EMBEDDING : TSR_PARAM_NO_FP32_READ));
     tsr_buffer_life S = TSR_BUFFER_SAVED, X = TSR_BUFFER_SCRATCH;
     tsr_decl_activation(decl, tsr_decl_buffer(decl, sp, "in_full", TSR_ROWS_TOKENS, c, S));
     tsr_decl_buffer(decl, true, "d_in_full", TSR_ROWS_TOKENS, c, S);

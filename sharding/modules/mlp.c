@@ -37,11 +37,11 @@ static tsr_status mlp_declare(const tsr_module_info *info, tsr_module_decl *decl
     tsr_param_split fc1_split = cfg->swiglu ? TSR_PARAM_SPLIT_GATE_UP : TSR_PARAM_SPLIT_ROWS;
     bool sp = info->sequence_parallel;
     tsr_decl_param(decl, true, "linear_fc1.weight", fc1_out, c, fc1_split, TSR_INIT_NORMAL,
-                   cfg->init_std, TSR_PARAM_DECAY | TSR_PARAM_PRODUCTS_ONLY);
+                   cfg->init_std, TSR_PARAM_DECAY | TSR_PARAM_NO_FP32_READ);
     tsr_decl_param(decl, cfg->bias, "linear_fc1.bias", fc1_out, 1, fc1_split, TSR_INIT_CONSTANT,
                    0.0f, 0);
     tsr_decl_param(decl, true, "linear_fc2.weight", c, cfg->ffn, TSR_PARAM_SPLIT_COLS,
-                   TSR_INIT_NORMAL, cfg->out_init_std, TSR_PARAM_DECAY | TSR_PARAM_PRODUCTS_ONLY);
+                   TSR_INIT_NORMAL, cfg->out_init_std, TSR_PARAM_DECAY | TSR_PARAM_NO_FP32_READ);
     tsr_decl_param(decl, cfg->bias, "linear_fc2.bias", c, 1, TSR_PARAM_SPLIT_NONE,
                    TSR_INIT_CONSTANT, 0.0f, 0);
     tsr_lora_declare_params(decl, &cfg->lora, TSR_LORA_LINEAR_FC1, "linear_fc1", FC1_W, fc1_out,

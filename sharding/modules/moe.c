@@ -143,8 +143,8 @@ static tsr_status moe_declare(const tsr_module_info *info, tsr_module_decl *decl
     bool shared = fs > 0, exchanges = ep > 1, gathers_all = exchanges && cfg->allgather;
     /* a weight that sees this rank's share of the rows is summed over tp;
      * with experts cut over tp the router and experts see every row */
-    unsigned partial = TSR_PARAM_DECAY | TSR_PARAM_SP_PARTIAL | TSR_PARAM_PRODUCTS_ONLY;
-    unsigned flags = etp ? TSR_PARAM_DECAY | TSR_PARAM_PRODUCTS_ONLY : partial;
+    unsigned partial = TSR_PARAM_DECAY | TSR_PARAM_SP_PARTIAL | TSR_PARAM_NO_FP32_READ;
+    unsigned flags = etp ? TSR_PARAM_DECAY | TSR_PARAM_NO_FP32_READ : partial;
     tsr_decl_param(decl, true, "router.weight", e, c, TSR_PARAM_SPLIT_NONE, TSR_INIT_NORMAL,
                    cfg->init_std, flags);
     /* expert i's rows are [i * f1, (i + 1) * f1) (under SwiGLU its gate

@@ -359,6 +359,49 @@ static void test_fp16_overflow_reaches_the_output(void)
     problem_free(&p);
 }
 
+/* The token table is looked up as the products read weights: from its
+ * 16-bit copy while a context that maps it is active (here a copy that
+ * the refresh did not write, holding the rounding of other values, so the
+ * result shows which was read), from the fp32 table otherwise. Tokens
+ * outside the slice give zero rows either way. */
+static void test_embedding_reads_the_mapped_copy(void)
+{
+    int64_t v = 7, c = 12, n = 5, start = 100;
+    float *table = kc_alloc(v * c), *other = kc_alloc(v * c), *out = kc_alloc(n * c);
+    for (int64_t i = 0; i < v * c; i++) {
+        table[i] = 0.1f * (float)i;
+        other[i] = -1.0f - 0.37f * (float)i;
+    }
+    size_t esize = tsr_matmul16_element_bytes(format);
+    char *copy = calloc((size_t)(v * c), esize);
+    context ctx = context_make(1 << 12);
+    CU_ASSERT_EQUAL(tsr_matmul16_map(ctx.ctx, table, copy, (size_t)(v * c), false), TSR_OK);
+    tsr_matmul16_round(ctx.ctx, copy, other, (size_t)(v * c));
+    const int32_t tokens[5] = {103, 100, 99, 106, 107}; /* 99 and 107 lie outside */
+    tsr_matmul16_activate(ctx.ctx);
+    tsr_embedding_forward(out, tokens, table, n, c, start, v);
+    size_t wrong = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t row = tokens[i] - start;
+        bool inside = row >= 0 && row < v;
+        float widened[12];
+        if (inside)
+            tsr_matmul16_widen_copy(ctx.ctx, widened, copy + (size_t)(row * c) * esize, (size_t)c);
+        for (int64_t j = 0; j < c; j++)
+            wrong += out[i * c + j] != (inside ? widened[j] : 0.0f);
+    }
+    CU_ASSERT_EQUAL(wrong, 0u);
+    CU_ASSERT_TRUE(fabsf(out[0] - other[3 * c]) < 0.05f * fabsf(other[3 * c])); /* other's row */
+    tsr_matmul16_activate(NULL);
+    tsr_embedding_forward(out, tokens, table, n, c, start, v);
+    CU_ASSERT_EQUAL(memcmp(out, table + 3 * c, (size_t)c * sizeof(float)), 0);
+    context_free(&ctx);
+    free(copy);
+    free(out);
+    free(other);
+    free(table);
+}
+
 /* each product test once per format this build can run */
 static void for_each_format(void (*test)(void))
 {
@@ -384,6 +427,11 @@ static void test_copies_and_blocking_each_format(void)
     for_each_format(test_mapped_copy_and_blocking);
 }
 
+static void test_embedding_each_format(void)
+{
+    for_each_format(test_embedding_reads_the_mapped_copy);
+}
+
 static const tsr_test_case matmul16_cases[] = {
     TSR_TEST(test_bf16_rounding_rule),
     TSR_TEST(test_bf16_array_path_equals_rule),
@@ -392,6 +440,7 @@ static const tsr_test_case matmul16_cases[] = {
     TSR_TEST(test_products_each_format),
     TSR_TEST(test_copies_and_blocking_each_format),
     TSR_TEST(test_fp16_overflow_reaches_the_output),
+    TSR_TEST(test_embedding_each_format),
 };
 
 int main(void)

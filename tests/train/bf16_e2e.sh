@@ -3,8 +3,9 @@
 # accumulation, fp32 master weights):
 #   1 rank: the step-1 loss within 1e-2 relative of fp32, yet not equal
 #   to it (the products really are bf16); the plan holds 2-byte weights
-#   and an fp32 view of only the weights read outside products (parameters
-#   0.5-0.75 x fp32's) and the fp32 master beside the moments (optimizer
+#   and an fp32 view of only the weights read in fp32 (positions, norms,
+#   biases: parameters 0.5-0.65 x fp32's for this small model, whose
+#   view is a few pages) and the fp32 master beside the moments (optimizer
 #   state 1.5 x fp32's); under the distributed optimizer over 2 ranks the
 #   master is sharded with the moments (optimizer state 0.5 x 1 rank's)
 #   addition demo: answer accuracy at iteration 600 within 0.02 of fp32
@@ -50,8 +51,8 @@ close "$b1" "$f1" 1e-2 && [ "$b1" != "$f1" ]
 check "1 rank: bf16 step-1 loss within 1e-2 of fp32 and not equal to it" $?
 grep -q "bf16: linear products through oneDNN" "$work/bf16.log"
 check "1 rank: the log says which products are bf16" $?
-ratio_in "$(params_mib "$work/bf16.log")" "$(params_mib "$work/fp32.log")" 0.5 0.75
-check "memory plan: parameters $(params_mib "$work/bf16.log") MiB, 0.5-0.75 x fp32's $(params_mib "$work/fp32.log") (2-byte weights; fp32 view of embeddings, norms, biases only)" $?
+ratio_in "$(params_mib "$work/bf16.log")" "$(params_mib "$work/fp32.log")" 0.5 0.65
+check "memory plan: parameters $(params_mib "$work/bf16.log") MiB, 0.5-0.65 x fp32's $(params_mib "$work/fp32.log") (2-byte weights; fp32 view of positions, norms, biases only)" $?
 ratio_in "$(plan_mib "$work/bf16.log" optimizer)" "$(plan_mib "$work/fp32.log" optimizer)" 1.49 1.51
 check "memory plan: optimizer state $(plan_mib "$work/bf16.log" optimizer) MiB = 1.5 x fp32's $(plan_mib "$work/fp32.log" optimizer) (fp32 master, m, v)" $?
 

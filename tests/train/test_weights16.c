@@ -1,7 +1,7 @@
 /*
  * test_weights16.c - where the weights live under --bf16 / --fp16: the
  * sparse block that backs the model's fp32 view only where modules read
- * it (and faults elsewhere), which parameters are read by products alone,
+ * it (and faults elsewhere), which parameters are never read in fp32,
  * the trainer's fp32 master taken from the carved initial values, the
  * 16-bit copies and the view written from it, and the checkpoint image.
  * fp16 is used for the trainer cases: its products run on every CPU.
@@ -99,7 +99,7 @@ static tsr_config small_gpt(bool fp16)
     tsr_config cfg;
     tsr_config_defaults(&cfg);
     cfg.num_layers = 2;
-    cfg.hidden_size = 256; /* products-only weights span whole pages */
+    cfg.hidden_size = 256; /* the weights without fp32 reads span whole pages */
     cfg.num_attention_heads = 4;
     cfg.ffn_hidden_size = 1024;
     cfg.seq_length = 16;
@@ -149,40 +149,43 @@ static bool named(const tsr_net_param *p, const char *suffix)
 }
 
 /* The flag follows what each module does with the weight: the linear
- * layers' weights are products only; the embedding table (tied, it is
- * also the head's product weight, but looked up in fp32), positions,
- * norms and biases are read in fp32. */
-static void test_products_only_parameters(void)
+ * layers' weights feed products only, and the token table (tied: also the
+ * head's product weight) is looked up by tsr_embedding_forward, which
+ * reads its 16-bit copy too; positions, norms and biases are read in
+ * fp32. */
+static void test_no_fp32_read_parameters(void)
 {
     pair p;
     pair_make(&p);
     size_t count = 0;
     const tsr_net_param *table = tsr_net_params(p.n16.net, &count);
-    int products = 0, fp32 = 0;
+    int no_fp32 = 0, fp32 = 0;
     for (size_t i = 0; i < count; i++) {
-        bool only = (table[i].flags & TSR_PARAM_PRODUCTS_ONLY) != 0;
+        bool only = (table[i].flags & TSR_PARAM_NO_FP32_READ) != 0;
         bool linear = named(&table[i], "linear_qkv.weight") ||
                       named(&table[i], "linear_proj.weight") ||
                       named(&table[i], "linear_fc1.weight") ||
-                      named(&table[i], "linear_fc2.weight");
+                      named(&table[i], "linear_fc2.weight") ||
+                      named(&table[i], "word_embeddings.weight");
         CU_ASSERT_EQUAL(only, linear);
-        products += only;
+        no_fp32 += only;
         fp32 += !only;
     }
-    CU_ASSERT_EQUAL(products, 8);
+    CU_ASSERT_EQUAL(no_fp32, 9);
     CU_ASSERT_TRUE(fp32 > 8);
     const tsr_model m = tsr_net_as_model(p.n16.net);
     CU_ASSERT_TRUE(m.fp32_view);
     CU_ASSERT_FALSE(tsr_net_as_model(p.n32.net).fp32_view);
     for (size_t s = 1; s < m.span_count; s++) /* neighbours differ in a flag */
         CU_ASSERT_TRUE(m.spans[s].decay != m.spans[s - 1].decay ||
-                       m.spans[s].products_only != m.spans[s - 1].products_only);
+                       m.spans[s].no_fp32_read != m.spans[s - 1].no_fp32_read);
     pair_free(&p);
 }
 
 /* The view is planned as the pages of its fp32 spans, far less than the
  * fp32 buffer; the initial values land in the gradients, equal to the
- * fp32 net's parameters; a products-only weight's own pages fault. */
+ * fp32 net's parameters; the pages wholly of a weight without fp32 reads
+ * fault. */
 static void test_view_planned_and_initial_values_in_grads(void)
 {
     pair p;
@@ -207,6 +210,10 @@ static void test_view_planned_and_initial_values_in_grads(void)
     const char *start = (const char *)(m16.params + fc1->offset);
     const char *inner = start + (page - (uintptr_t)start % page) + page; /* wholly its own page */
     CU_ASSERT_TRUE(read_faults(inner));
+    const tsr_net_param *wte = tsr_test_net_find(p.n16.net, "embedding.word_embeddings.weight");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(wte);
+    start = (const char *)(m16.params + wte->offset);
+    CU_ASSERT_TRUE(read_faults(start + (page - (uintptr_t)start % page) + page));
     const tsr_net_param *norm = tsr_test_net_find(p.n16.net, "decoder.final_layernorm.weight");
     CU_ASSERT_PTR_NOT_NULL_FATAL(norm);
     CU_ASSERT_FALSE(read_faults((const char *)(m16.params + norm->offset)));
@@ -247,7 +254,7 @@ static void test_trainer_master_copies_and_view(void)
     tsr_precision_refresh(&tr.precision);
     mismatched = 0;
     for (size_t s = 0; s < m.span_count; s++)
-        for (size_t i = m.spans[s].offset; !m.spans[s].products_only &&
+        for (size_t i = m.spans[s].offset; !m.spans[s].no_fp32_read &&
                                            i < m.spans[s].offset + m.spans[s].count;
              i++)
             mismatched += m.params[i] != copies[i];
@@ -278,7 +285,7 @@ static const tsr_test_case cases[] = {
     TSR_TEST(test_sparse_pages_counted_once),
     TSR_TEST(test_sparse_commit_keeps_contents_and_plan_leaves_it_out),
     TSR_TEST(test_sparse_uncommitted_read_faults),
-    TSR_TEST(test_products_only_parameters),
+    TSR_TEST(test_no_fp32_read_parameters),
     TSR_TEST(test_view_planned_and_initial_values_in_grads),
     TSR_TEST(test_trainer_master_copies_and_view),
 };

@@ -8,7 +8,13 @@
  * order; the position gradient is split by position, each summing the
  * batch in order. Both are bitwise the same for any thread count. Called
  * by the (vocabulary-parallel) embedding layer.
+ *
+ * While --bf16's or --fp16's context is active, forward reads the token
+ * table as the linear kernels read their weights: from its 16-bit copy
+ * when the table is mapped (kernels/matmul16.h), so that the model needs
+ * no fp32 values of it (TSR_PARAM_NO_FP32_READ).
  */
+#include "kernels/matmul16.h"
 #include "simd.h"
 #include "tessera/kernels.h"
 
@@ -17,11 +23,17 @@
 void tsr_embedding_forward(float *out, const int32_t *tokens, const float *table, int64_t n,
                            int64_t c, int64_t vocab_start, int64_t vocab_local)
 {
+    const tsr_matmul16 *m16 = tsr_matmul16_active();
+    const char *copy =
+        m16 != NULL ? tsr_matmul16_copy_of(m16, table, (size_t)(vocab_local * c)) : NULL;
+    size_t row_bytes = copy != NULL ? (size_t)c * tsr_matmul16_copy_element_bytes(m16) : 0;
 #pragma omp parallel for schedule(static) if (n * c >= TSR_PARALLEL_MIN)
     for (int64_t i = 0; i < n; i++) {
         int64_t row = (int64_t)tokens[i] - vocab_start;
         float *y = out + i * c;
-        if (row >= 0 && row < vocab_local)
+        if (row >= 0 && row < vocab_local && copy != NULL)
+            tsr_matmul16_widen_copy(m16, y, copy + (size_t)row * row_bytes, (size_t)c);
+        else if (row >= 0 && row < vocab_local)
             memcpy(y, table + row * c, (size_t)c * sizeof(float));
         else
             memset(y, 0, (size_t)c * sizeof(float));
