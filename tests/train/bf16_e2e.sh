@@ -8,6 +8,8 @@
 #   view is a few pages) and the fp32 master beside the moments (optimizer
 #   state 1.5 x fp32's); under the distributed optimizer over 2 ranks the
 #   master is sharded with the moments (optimizer state 0.5 x 1 rank's)
+#   and the all-gather after each step moves the bf16 weights (half the
+#   bytes of fp32's)
 #   addition demo: answer accuracy at iteration 600 within 0.02 of fp32
 #   TP 2, TP 2 + SP, PP 2, DP 2, DP 2 + distributed optimizer, TP 2 x PP 2,
 #   interleaved PP 2 x DP 2: every loss of 20 steps within 1e-3 relative
@@ -85,6 +87,14 @@ layout "dp 2" 2
 layout "dp 2 + distributed optimizer" 2 --use-distributed-optimizer
 ratio_in "$(plan_mib "$work/l.log" optimizer)" "$(plan_mib "$work/bf16.log" optimizer)" 0.49 0.51 &&
   ratio_in "$(params_mib "$work/l.log")" "$(params_mib "$work/bf16.log")" 0.99 1.02
+gather_bytes() { grep '"type": "comm", "group": "dp", "kind": "allgather"' "$1" |
+  sed 's/.*"bytes": \([0-9]*\).*/\1/'; }
+"$mpiexec" -np 2 --oversubscribe "$tessera" train "${common[@]}" --use-distributed-optimizer \
+  --metrics-file "$work/g32.jsonl" >/dev/null
+g16=$(gather_bytes "$work/l.jsonl")
+g32=$(gather_bytes "$work/g32.jsonl")
+[ -n "$g16" ] && [ -n "$g32" ] && [ $((2 * g16)) -eq "$g32" ]
+check "dp 2 + distributed optimizer: the step's all-gather moves the bf16 weights, $g16 bytes, half of fp32's $g32" $?
 check "memory plan, dp 2 + distributed optimizer: optimizer state $(plan_mib "$work/l.log" optimizer) MiB = 0.5 x 1 rank's (the fp32 master sharded with m and v), parameters $(params_mib "$work/l.log") MiB as 1 rank's (no fp32 copy of the weights)" $?
 layout "tp 2 x pp 2" 4 --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2
 
