@@ -28,8 +28,12 @@ typedef struct weight_map {
 
 struct tsr_matmul16 {
     tsr_matmul16_format format;
-    size_t esize;        /* bytes of a rounded element */
-    tsr_onednn *onednn;  /* bf16 */
+    size_t esize;        /* bytes of a weight copy's element */
+    size_t ws_esize;     /* bytes of a workspace operand's element */
+    tsr_onednn *onednn;  /* the oneDNN engine's; NULL under sgemm */
+    /* sgemm reads fp32 operands: mapped bf16 copies are widened into the
+     * workspace block by block rather than read in place */
+    bool widens_copies;
     char *ws_a, *ws_b;   /* ws_floats elements each */
     size_t ws_floats;
     weight_map maps[TSR_MATMUL16_MAX_MAPS];
@@ -46,13 +50,30 @@ const char *tsr_matmul16_format_name(tsr_matmul16_format format)
     return format == TSR_MATMUL16_FP16 ? "fp16" : "bf16";
 }
 
-bool tsr_matmul16_supported(tsr_matmul16_format format, char *why, size_t why_size)
+tsr_matmul16_engine tsr_matmul16_engine_for(tsr_matmul16_format format, char *why,
+                                            size_t why_size)
 {
-    if (format == TSR_MATMUL16_BF16)
-        return tsr_onednn_bf16_supported(why, why_size);
+    static int onednn_runs = -1; /* the probe makes a primitive: once */
+    static char reason[256];
+    if (format == TSR_MATMUL16_BF16 && onednn_runs < 0)
+        onednn_runs = tsr_onednn_bf16_supported(reason, sizeof reason) ? 1 : 0;
+    bool onednn = format == TSR_MATMUL16_BF16 && onednn_runs == 1;
     if (why != NULL && why_size > 0)
-        why[0] = '\0';
-    return true;
+        snprintf(why, why_size, "%s",
+                 onednn ? "" : format == TSR_MATMUL16_BF16 ? reason : "oneDNN 2.6 has no fp16 "
+                                                                      "matmul for this CPU");
+    return onednn ? TSR_MATMUL16_ONEDNN : TSR_MATMUL16_SGEMM;
+}
+
+bool tsr_matmul16_engine_runs(tsr_matmul16_format format, tsr_matmul16_engine engine, char *why,
+                              size_t why_size)
+{
+    if (engine == TSR_MATMUL16_SGEMM) {
+        if (why != NULL && why_size > 0)
+            why[0] = '\0';
+        return true;
+    }
+    return tsr_matmul16_engine_for(format, why, why_size) == TSR_MATMUL16_ONEDNN;
 }
 
 const char *tsr_matmul16_impl(const tsr_matmul16 *ctx)
@@ -65,15 +86,26 @@ size_t tsr_matmul16_element_bytes(tsr_matmul16_format format)
     return format == TSR_MATMUL16_FP16 ? sizeof(float) : sizeof(uint16_t);
 }
 
-size_t tsr_matmul16_workspace_bytes(tsr_matmul16_format format, size_t operand_floats)
+static size_t operand_element_bytes(tsr_matmul16_engine engine)
 {
-    return 2 * operand_floats * tsr_matmul16_element_bytes(format);
+    return engine == TSR_MATMUL16_ONEDNN ? sizeof(uint16_t) : sizeof(float);
 }
 
-tsr_status tsr_matmul16_create(tsr_matmul16_format format, void *workspace, size_t operand_floats,
-                               tsr_matmul16 **out)
+size_t tsr_matmul16_workspace_bytes(tsr_matmul16_format format, tsr_matmul16_engine engine,
+                                    size_t operand_floats)
+{
+    (void)format;
+    return 2 * operand_floats * operand_element_bytes(engine);
+}
+
+tsr_status tsr_matmul16_create(tsr_matmul16_format format, tsr_matmul16_engine engine,
+                               void *workspace, size_t operand_floats, tsr_matmul16 **out)
 {
     *out = NULL;
+    char why[256];
+    if (!tsr_matmul16_engine_runs(format, engine, why, sizeof why))
+        return tsr_error_set(TSR_ERR_UNSUPPORTED, "%s products through oneDNN cannot run here: %s",
+                             tsr_matmul16_format_name(format), why);
     if (workspace == NULL || operand_floats == 0)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "the 16-bit products need a workspace");
     tsr_matmul16 *ctx = calloc(1, sizeof *ctx);
@@ -81,10 +113,12 @@ tsr_status tsr_matmul16_create(tsr_matmul16_format format, void *workspace, size
         return tsr_error_set(TSR_ERR_OUT_OF_MEMORY, "no memory for the 16-bit product context");
     ctx->format = format;
     ctx->esize = tsr_matmul16_element_bytes(format);
+    ctx->ws_esize = operand_element_bytes(engine);
+    ctx->widens_copies = ctx->esize != ctx->ws_esize;
     ctx->ws_a = workspace;
-    ctx->ws_b = ctx->ws_a + operand_floats * ctx->esize;
+    ctx->ws_b = ctx->ws_a + operand_floats * ctx->ws_esize;
     ctx->ws_floats = operand_floats;
-    if (format == TSR_MATMUL16_BF16) {
+    if (engine == TSR_MATMUL16_ONEDNN) {
         char impl[64] = "";
         tsr_status st = tsr_onednn_create(&ctx->onednn, impl, sizeof impl);
         if (st != TSR_OK) {
@@ -93,7 +127,8 @@ tsr_status tsr_matmul16_create(tsr_matmul16_format format, void *workspace, size
         }
         snprintf(ctx->impl, sizeof ctx->impl, "oneDNN %s", impl);
     } else {
-        snprintf(ctx->impl, sizeof ctx->impl, "sgemm on fp16-rounded operands");
+        snprintf(ctx->impl, sizeof ctx->impl, "sgemm on %s-rounded operands",
+                 tsr_matmul16_format_name(format));
     }
     *out = ctx;
     return TSR_OK;
@@ -121,13 +156,24 @@ tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, 
     return TSR_OK;
 }
 
-/* n floats of src rounded to the context's format at dst */
+/* n floats of src rounded to the context's format at dst, as a weight
+ * copy holds them */
 static void round_elements(const tsr_matmul16 *ctx, void *dst, const float *src, int64_t n)
 {
     if (ctx->format == TSR_MATMUL16_BF16)
         tsr_bf16_from_floats(dst, src, n);
     else
         tsr_fp16_round_floats(dst, src, n);
+}
+
+/* the same as an operand of the engine: bf16 bits for oneDNN, the fp32
+ * values of the roundings for sgemm */
+static void round_operand(const tsr_matmul16 *ctx, void *dst, const float *src, int64_t n)
+{
+    if (ctx->format == TSR_MATMUL16_BF16 && ctx->ws_esize == sizeof(float))
+        tsr_bf16_round_floats(dst, src, n);
+    else
+        round_elements(ctx, dst, src, n);
 }
 
 void tsr_matmul16_refresh(tsr_matmul16 *ctx)
@@ -216,10 +262,10 @@ static void fail(tsr_matmul16 *ctx, tsr_status st)
         ctx->status = st;
 }
 
-/* element i of a rounded array */
+/* element i of a workspace operand */
 static const char *at(const tsr_matmul16 *ctx, const char *base, int64_t i)
 {
-    return base + (size_t)i * ctx->esize;
+    return base + (size_t)i * ctx->ws_esize;
 }
 
 /* C (m, n; ldc) [+]= A (m, k) B (k, n), stored as the layout says with
@@ -231,7 +277,7 @@ static void product(tsr_matmul16 *ctx, tsr_operand_layout layout, bool accumulat
     if (m <= 0 || n <= 0 || k <= 0)
         return;
     uint64_t t0 = tsr_time_ns();
-    if (ctx->format == TSR_MATMUL16_BF16) {
+    if (ctx->onednn != NULL) {
         tsr_status st = tsr_onednn_product(ctx->onednn, layout, accumulate, m, n, k,
                                            (const uint16_t *)a, lda, (const uint16_t *)b, ldb, c,
                                            ldc);
@@ -252,7 +298,7 @@ static void product(tsr_matmul16 *ctx, tsr_operand_layout layout, bool accumulat
 static void round_into(tsr_matmul16 *ctx, char *dst, const float *src, int64_t n)
 {
     uint64_t t0 = tsr_time_ns();
-    round_elements(ctx, dst, src, n);
+    round_operand(ctx, dst, src, n);
     ctx->times.rounding_s += (double)(tsr_time_ns() - t0) * 1e-9;
 }
 
@@ -272,14 +318,27 @@ static int64_t block_rows(tsr_matmul16 *ctx, int64_t width, int64_t total)
 }
 
 /* rows [r0, r0 + count) of a (rows, ic) weight, rounded: from its mapped
- * copy wb, else rounded into ws_b */
+ * copy wb (in place, or widened into ws_b), else rounded into ws_b */
 static const char *weight_rows(tsr_matmul16 *ctx, const char *wb, const float *weight, int64_t r0,
                                int64_t count, int64_t ic)
 {
-    if (wb != NULL)
-        return at(ctx, wb, r0 * ic);
-    round_into(ctx, ctx->ws_b, weight + r0 * ic, count * ic);
+    const char *rows = wb != NULL ? wb + (size_t)(r0 * ic) * ctx->esize : NULL;
+    if (rows != NULL && !ctx->widens_copies)
+        return rows;
+    uint64_t t0 = tsr_time_ns();
+    if (rows != NULL) /* the copy's bf16 values, exactly, as fp32 */
+        tsr_floats_from_bf16((float *)ctx->ws_b, (const uint16_t *)rows, count * ic);
+    else
+        round_operand(ctx, ctx->ws_b, weight + r0 * ic, count * ic);
+    ctx->times.rounding_s += (double)(tsr_time_ns() - t0) * 1e-9;
     return ctx->ws_b;
+}
+
+/* rows of a weight taken at a time: all of a copy read in place, else
+ * what fits ws_b */
+static int64_t weight_block_rows(tsr_matmul16 *ctx, const char *wb, int64_t ic, int64_t rows)
+{
+    return wb != NULL && !ctx->widens_copies ? rows : block_rows(ctx, ic, rows);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -293,7 +352,7 @@ void tsr_matmul16_linear_forward(tsr_matmul16 *ctx, float *out, const float *inp
 {
     int64_t ic = in_features, oc = out_features;
     const char *wb = mapped_copy(ctx, weight, (size_t)(oc * ic));
-    int64_t x_rows = block_rows(ctx, ic, n), w_rows = wb != NULL ? oc : block_rows(ctx, ic, oc);
+    int64_t x_rows = block_rows(ctx, ic, n), w_rows = weight_block_rows(ctx, wb, ic, oc);
     if (x_rows == 0 || w_rows == 0)
         return;
     for (int64_t r0 = 0; r0 < n; r0 += x_rows) {
@@ -316,7 +375,7 @@ void tsr_matmul16_linear_backward(tsr_matmul16 *ctx, float *dinp, float *dweight
     if (dinp != NULL) {
         const char *wb = mapped_copy(ctx, weight, (size_t)(oc * ic));
         int64_t d_rows = block_rows(ctx, oc, n);
-        int64_t k_rows = wb != NULL ? oc : block_rows(ctx, ic, oc);
+        int64_t k_rows = weight_block_rows(ctx, wb, ic, oc);
         if (d_rows == 0 || k_rows == 0)
             return;
         for (int64_t r0 = 0; r0 < n; r0 += d_rows) {

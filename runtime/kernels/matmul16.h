@@ -5,12 +5,17 @@
  * _backward compute their products from operands rounded to the
  * context's format, with fp32 accumulation into their fp32 outputs, as
  * Megatron's 16-bit GEMMs do:
- *   bf16: oneDNN's bf16 matmul (matmul16_onednn.c);
+ *   bf16: oneDNN's bf16 matmul (matmul16_onednn.c) where oneDNN has a
+ *         kernel for this CPU (AVX512-BF16 or AMX); elsewhere the operands
+ *         rounded to bf16 and multiplied by sgemm, which computes the same
+ *         sums (below) slower than fp32 does;
  *   fp16: the operands rounded to fp16 (overflowing to inf above 65504,
- *         which is what loss scaling watches for) and multiplied by sgemm:
- *         fp16 x fp16 is exact in fp32, so the sums are an fp32-accumulating
- *         fp16 GEMM's, at fp32 speed (this CPU has no fp16 matrix unit and
- *         oneDNN 2.6 no fp16 matmul for it).
+ *         which is what loss scaling watches for) and multiplied by sgemm.
+ * A product of two bf16 or two fp16 values is exact in fp32 (8 or 11
+ * significant bits each), so sgemm over the rounded values gives the sums
+ * of a 16-bit GEMM accumulating in fp32, as oneDNN's does; the two differ
+ * only in the order of the fp32 additions (this CPU has no fp16 matrix
+ * unit and oneDNN 2.6 no fp16 matmul for it).
  * Weights whose fp32 addresses lie in a mapped range (the model's
  * parameters) are read from the range's 16-bit copy: for the trainable
  * ones the 16-bit weights themselves, which the trainer rounds from its
@@ -38,25 +43,41 @@ typedef struct tsr_matmul16 tsr_matmul16;
 
 #define TSR_MATMUL16_MAX_MAPS 4
 
-/* Whether products of this format can run here; when not, why (may be
- * NULL) gets the reason. bf16 needs oneDNN built in with an optimized
- * (not its reference) bf16 matmul for this CPU; fp16 always runs. */
-bool tsr_matmul16_supported(tsr_matmul16_format format, char *why, size_t why_size);
+/* What multiplies the rounded operands. */
+typedef enum tsr_matmul16_engine {
+    TSR_MATMUL16_ONEDNN = 0, /* bf16 only: oneDNN's bf16 matmul, bf16 operands */
+    TSR_MATMUL16_SGEMM       /* sgemm over the fp32 values of the rounded operands */
+} tsr_matmul16_engine;
+
+/* The engine a run of this format takes here: bf16 oneDNN's where it has
+ * an optimized (not its reference) bf16 matmul for this CPU, else sgemm,
+ * with the reason in why (may be NULL; "" when oneDNN runs it); fp16
+ * always sgemm. Asked once and remembered: the answer never changes. */
+tsr_matmul16_engine tsr_matmul16_engine_for(tsr_matmul16_format format, char *why,
+                                            size_t why_size);
+/* Whether this engine can compute this format's products here (tests run
+ * each that can); when not, why gets the reason. */
+bool tsr_matmul16_engine_runs(tsr_matmul16_format format, tsr_matmul16_engine engine, char *why,
+                              size_t why_size);
 const char *tsr_matmul16_format_name(tsr_matmul16_format format);
 /* What computes the products ("oneDNN gemm:jit", "sgemm on fp16-rounded
  * operands"), for logs. */
 const char *tsr_matmul16_impl(const tsr_matmul16 *ctx);
 
-/* Bytes of one rounded element (a weight copy's, the workspace's): 2 for
- * bf16; 4 for fp16, held as the fp32 of the fp16 value for sgemm. */
+/* Bytes of one element of a weight copy: 2 for bf16 (whatever the
+ * engine: sgemm widens the copy's rows block by block); 4 for fp16, held
+ * as the fp32 of the fp16 value for sgemm. */
 size_t tsr_matmul16_element_bytes(tsr_matmul16_format format);
 /* Bytes of workspace for operands of up to operand_floats elements at a
- * time (larger ones are cut into row blocks). */
-size_t tsr_matmul16_workspace_bytes(tsr_matmul16_format format, size_t operand_floats);
+ * time (larger ones are cut into row blocks): two halves of 2-byte
+ * elements for oneDNN, of 4-byte ones (fp32 values) for sgemm. */
+size_t tsr_matmul16_workspace_bytes(tsr_matmul16_format format, tsr_matmul16_engine engine,
+                                    size_t operand_floats);
 /* workspace: tsr_matmul16_workspace_bytes() bytes, 4-byte aligned, owned
- * by the caller. */
-tsr_status tsr_matmul16_create(tsr_matmul16_format format, void *workspace, size_t operand_floats,
-                               tsr_matmul16 **out);
+ * by the caller. An engine that cannot run the format here is refused
+ * with the reason (tsr_matmul16_engine_runs). */
+tsr_status tsr_matmul16_create(tsr_matmul16_format format, tsr_matmul16_engine engine,
+                               void *workspace, size_t operand_floats, tsr_matmul16 **out);
 void tsr_matmul16_destroy(tsr_matmul16 *ctx);
 /* copy (count elements of tsr_matmul16_element_bytes) is the compute
  * copy of the weights whose fp32 addresses are master (count floats).

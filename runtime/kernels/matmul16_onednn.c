@@ -99,11 +99,12 @@ bool tsr_onednn_bf16_supported(char *why, size_t why_size)
     bool reference = strncmp(impl, "ref", 3) == 0;
     if (why != NULL && why_size > 0) {
         if (st != TSR_OK)
-            snprintf(why, why_size, "%s", tsr_last_error());
+            snprintf(why, why_size, "oneDNN has no bf16 matmul for this CPU (%s)",
+                     tsr_last_error());
         else if (reference)
             snprintf(why, why_size,
                      "oneDNN offers only its reference bf16 matmul (%s) on this CPU, which lacks "
-                     "AVX512-BF16/AMX: bf16 would train slower than fp32",
+                     "AVX512-BF16 and AMX",
                      impl);
         else
             why[0] = '\0';

@@ -25,6 +25,11 @@ static tsr_matmul16_format format_of(const tsr_config *cfg)
     return cfg->fp16 ? TSR_MATMUL16_FP16 : TSR_MATMUL16_BF16;
 }
 
+static tsr_matmul16_engine engine_of(const tsr_config *cfg)
+{
+    return tsr_matmul16_engine_for(format_of(cfg), NULL, 0);
+}
+
 static size_t operand_floats(const tsr_config *cfg, const tsr_model *model)
 {
     size_t floats = model->largest_operand;
@@ -46,7 +51,8 @@ void tsr_precision_plan(const tsr_config *cfg, const tsr_model *model, size_t pa
         return;
     tsr_plan_add_bytes(plan, TSR_MEM_PARAMS, copy_bytes(cfg, model, padded_count));
     tsr_plan_add_bytes(plan, TSR_MEM_SCRATCH,
-                       tsr_matmul16_workspace_bytes(format_of(cfg), operand_floats(cfg, model)));
+                       tsr_matmul16_workspace_bytes(format_of(cfg), engine_of(cfg),
+                                                    operand_floats(cfg, model)));
 }
 
 static tsr_loss_scaler scaler_of(const tsr_config *cfg)
@@ -71,7 +77,10 @@ tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr
     if (!uses_16_bits(cfg))
         return TSR_OK;
     tsr_matmul16_format format = format_of(cfg);
+    char why[256];
+    tsr_matmul16_engine engine = tsr_matmul16_engine_for(format, why, sizeof why);
     size_t operands = operand_floats(cfg, model);
+    size_t workspace_bytes = tsr_matmul16_workspace_bytes(format, engine, operands);
     void *workspace = NULL;
     p->element_bytes = tsr_matmul16_element_bytes(format);
     p->padded_count = padded_count;
@@ -79,10 +88,9 @@ tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr
     tsr_status st = tsr_plan_take_bytes(plan, TSR_MEM_PARAMS,
                                         copy_bytes(cfg, model, padded_count), &p->weight_copies);
     if (st == TSR_OK)
-        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH,
-                                 tsr_matmul16_workspace_bytes(format, operands), &workspace);
+        st = tsr_plan_take_bytes(plan, TSR_MEM_SCRATCH, workspace_bytes, &workspace);
     if (st == TSR_OK)
-        st = tsr_matmul16_create(format, workspace, operands, &p->matmul);
+        st = tsr_matmul16_create(format, engine, workspace, operands, &p->matmul);
     if (st == TSR_OK)
         st = tsr_matmul16_map(p->matmul, model->params, p->weight_copies, model->param_count,
                               false);
@@ -104,10 +112,17 @@ tsr_status tsr_precision_init(tsr_precision *p, const tsr_config *cfg, const tsr
                  "their fp32 master in the optimizer state; operand workspace %.1f MiB%s",
                  tsr_matmul16_format_name(format), tsr_matmul16_impl(p->matmul),
                  (double)copy_bytes(cfg, model, padded_count) / 1048576.0,
-                 (double)tsr_matmul16_workspace_bytes(format, operands) / 1048576.0,
+                 (double)workspace_bytes / 1048576.0,
                  !cfg->fp16 ? ""
                  : p->scaler.dynamic ? "; dynamic loss scaling"
                                      : "; constant loss scale");
+    /* the same numbers as oneDNN's, but slower than fp32: say so */
+    if (cfg->bf16 && engine == TSR_MATMUL16_SGEMM)
+        tsr_log_once(TSR_LOG_WARN,
+                     "bf16: %s; the products run as sgemm over bf16-rounded operands (the same "
+                     "sums as a bf16 GEMM, slower than fp32): bf16 here is for its numerics, "
+                     "not for speed",
+                     why);
     return TSR_OK;
 }
 

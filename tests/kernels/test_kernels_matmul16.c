@@ -4,7 +4,9 @@
  *
  * Conversions: each rounding rule on chosen values, and the array paths
  * (AVX512-BF16 and AVX-512's vcvtps2ph when the CPU has them) bitwise
- * equal to the scalar rules. Products, in each format this build runs:
+ * equal to the scalar rules. Products, in each format and engine that can
+ * run here (bf16 on oneDNN and on sgemm over rounded operands, fp16 on
+ * sgemm), the engine chosen for a run, and refusals:
  * the linear kernels under an active context against a double-precision
  * product of the same rounded operands (fp32 accumulation: <= 1e-5
  * relative to the largest output), against the fp32 kernels (<= 1e-2
@@ -160,6 +162,7 @@ static void problem_free(problem *p)
 }
 
 static tsr_matmul16_format format; /* of the product tests running */
+static tsr_matmul16_engine engine; /* and what multiplies */
 
 static double rounded(float v)
 {
@@ -231,8 +234,8 @@ typedef struct context {
 
 static context context_make(size_t operand_floats)
 {
-    context c = {NULL, malloc(tsr_matmul16_workspace_bytes(format, operand_floats))};
-    CU_ASSERT_EQUAL_FATAL(tsr_matmul16_create(format, c.workspace, operand_floats, &c.ctx),
+    context c = {NULL, malloc(tsr_matmul16_workspace_bytes(format, engine, operand_floats))};
+    CU_ASSERT_EQUAL_FATAL(tsr_matmul16_create(format, engine, c.workspace, operand_floats, &c.ctx),
                           TSR_OK);
     return c;
 }
@@ -347,6 +350,7 @@ static void test_mapped_copy_and_blocking(void)
 static void test_fp16_overflow_reaches_the_output(void)
 {
     format = TSR_MATMUL16_FP16;
+    engine = TSR_MATMUL16_SGEMM;
     problem p = problem_make(8, 16, 4, 41);
     context c = context_make(1 << 12);
     float *y = kc_alloc(p.n * p.oc);
@@ -402,19 +406,57 @@ static void test_embedding_reads_the_mapped_copy(void)
     free(table);
 }
 
-/* each product test once per format this build can run */
+/* each product test once per format and engine that can run here: bf16
+ * on oneDNN (where it has a kernel for this CPU) and on sgemm, fp16 on
+ * sgemm */
 static void for_each_format(void (*test)(void))
 {
-    const tsr_matmul16_format formats[] = {TSR_MATMUL16_BF16, TSR_MATMUL16_FP16};
-    for (int f = 0; f < 2; f++) {
+    const struct {
+        tsr_matmul16_format format;
+        tsr_matmul16_engine engine;
+    } runs[] = {{TSR_MATMUL16_BF16, TSR_MATMUL16_ONEDNN},
+                {TSR_MATMUL16_BF16, TSR_MATMUL16_SGEMM},
+                {TSR_MATMUL16_FP16, TSR_MATMUL16_SGEMM}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         char why[256];
-        if (!tsr_matmul16_supported(formats[f], why, sizeof why)) {
-            printf("  %s skipped: %s\n", tsr_matmul16_format_name(formats[f]), why);
+        const char *name = tsr_matmul16_format_name(runs[i].format);
+        const char *on = runs[i].engine == TSR_MATMUL16_ONEDNN ? "oneDNN" : "sgemm";
+        if (!tsr_matmul16_engine_runs(runs[i].format, runs[i].engine, why, sizeof why)) {
+            printf("  %s on %s skipped: %s\n", name, on, why);
             continue;
         }
-        format = formats[f];
+        format = runs[i].format;
+        engine = runs[i].engine;
         test();
     }
+}
+
+/* bf16 takes oneDNN where it can, else sgemm; fp16 sgemm; an engine that
+ * cannot run the format is refused with the reason */
+static void test_engine_choice(void)
+{
+    char why[256];
+    tsr_matmul16_engine bf16 = tsr_matmul16_engine_for(TSR_MATMUL16_BF16, why, sizeof why);
+    CU_ASSERT_EQUAL(bf16 == TSR_MATMUL16_ONEDNN, why[0] == '\0');
+    CU_ASSERT_EQUAL(tsr_matmul16_engine_for(TSR_MATMUL16_BF16, NULL, 0), bf16); /* remembered */
+    printf("  bf16 runs on %s%s%s\n", bf16 == TSR_MATMUL16_ONEDNN ? "oneDNN" : "sgemm",
+           why[0] ? ": " : "", why);
+    CU_ASSERT_EQUAL(tsr_matmul16_engine_for(TSR_MATMUL16_FP16, NULL, 0), TSR_MATMUL16_SGEMM);
+    CU_ASSERT_TRUE(tsr_matmul16_engine_runs(TSR_MATMUL16_BF16, TSR_MATMUL16_SGEMM, NULL, 0));
+    CU_ASSERT_FALSE(tsr_matmul16_engine_runs(TSR_MATMUL16_FP16, TSR_MATMUL16_ONEDNN, NULL, 0));
+    /* an sgemm operand is an fp32 value: twice oneDNN's workspace */
+    CU_ASSERT_EQUAL(tsr_matmul16_workspace_bytes(TSR_MATMUL16_BF16, TSR_MATMUL16_SGEMM, 100),
+                    800);
+    CU_ASSERT_EQUAL(tsr_matmul16_workspace_bytes(TSR_MATMUL16_BF16, TSR_MATMUL16_ONEDNN, 100),
+                    400);
+    CU_ASSERT_EQUAL(tsr_matmul16_element_bytes(TSR_MATMUL16_BF16), 2); /* copies: either engine */
+    float workspace[64];
+    tsr_matmul16 *ctx = NULL;
+    CU_ASSERT_EQUAL(tsr_matmul16_create(TSR_MATMUL16_FP16, TSR_MATMUL16_ONEDNN, workspace, 8,
+                                        &ctx),
+                    TSR_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NULL(ctx);
+    CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), "cannot run here"));
 }
 
 static void test_products_each_format(void)
@@ -437,6 +479,7 @@ static const tsr_test_case matmul16_cases[] = {
     TSR_TEST(test_bf16_array_path_equals_rule),
     TSR_TEST(test_fp16_rounding_rule),
     TSR_TEST(test_fp16_array_path_equals_rule),
+    TSR_TEST(test_engine_choice),
     TSR_TEST(test_products_each_format),
     TSR_TEST(test_copies_and_blocking_each_format),
     TSR_TEST(test_fp16_overflow_reaches_the_output),

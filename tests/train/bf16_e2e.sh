@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bf16_e2e.sh TESSERA MPIEXEC - --bf16 training (bf16 products, fp32
-# accumulation, fp32 master weights):
+# accumulation, fp32 master weights), on oneDNN's bf16 matmul or, on a CPU
+# it has none for, on sgemm over bf16-rounded operands (the log says which):
 #   1 rank: the step-1 loss within 1e-2 relative of fp32, yet not equal
 #   to it (the products really are bf16); the plan holds 2-byte weights
 #   and an fp32 view of only the weights read in fp32 (positions, norms,
@@ -10,7 +11,8 @@
 #   master is sharded with the moments (optimizer state 0.5 x 1 rank's)
 #   and the all-gather after each step moves the bf16 weights (half the
 #   bytes of fp32's)
-#   addition demo: answer accuracy at iteration 600 within 0.02 of fp32
+#   addition demo: answer accuracy at iterations 100-400 within 0.02 of
+#   fp32's (the plateau; when each run leaves it is chaotic: docs/training.md)
 #   TP 2, TP 2 + SP, PP 2, DP 2, DP 2 + distributed optimizer, TP 2 x PP 2,
 #   interleaved PP 2 x DP 2: every loss of 20 steps within 1e-3 relative
 #   of the 1-rank bf16 run
@@ -36,8 +38,8 @@ source "$(dirname "$0")/../harness/e2e.sh"
 field() { grep "\"type\": \"$2\"" "$1" | sed "s/.*\"$3\": \([^,}]*\).*/\1/"; }
 plan_mib() { grep "memory plan: $2" "$1" | head -n 1 | awk '{print $(NF-1)}'; }
 params_mib() { plan_mib "$1" parameters; }
-ratio_in() { awk -v a="$1" -v b="$2" -v lo="$3" -v hi="$4" 'BEGIN { r = a / b; exit !(r >= lo && r <= hi) }'; }
-close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { r = (a - b) / b; if (r < 0) r = -r; exit !(r <= t) }'; }
+ratio_in() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" -v lo="$3" -v hi="$4" 'BEGIN { r = a / b; exit !(r >= lo && r <= hi) }'; }
+close() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { r = (a - b) / b; if (r < 0) r = -r; exit !(r <= t) }'; }
 
 common=(--num-layers 4 --hidden-size 64 --num-attention-heads 4 --seq-length 32
         --micro-batch-size 2 --global-batch-size 8 --lr 3e-3 --lr-warmup-iters 5 --lr-decay-iters 20
@@ -51,8 +53,10 @@ b1=$(losses "$work/bf16.jsonl" | head -n 1)
 echo "  step-1 loss fp32 $f1, bf16 $b1"
 close "$b1" "$f1" 1e-2 && [ "$b1" != "$f1" ]
 check "1 rank: bf16 step-1 loss within 1e-2 of fp32 and not equal to it" $?
-grep -q "bf16: linear products through oneDNN" "$work/bf16.log"
-check "1 rank: the log says which products are bf16" $?
+engine=$(grep -o "bf16: linear products through [^,]*" "$work/bf16.log")
+echo "  $engine"
+[ -n "$engine" ]
+check "1 rank: the log says which products are bf16, and on what" $?
 ratio_in "$(params_mib "$work/bf16.log")" "$(params_mib "$work/fp32.log")" 0.5 0.65
 check "memory plan: parameters $(params_mib "$work/bf16.log") MiB, 0.5-0.65 x fp32's $(params_mib "$work/fp32.log") (2-byte weights; fp32 view of positions, norms, biases only)" $?
 ratio_in "$(plan_mib "$work/bf16.log" optimizer)" "$(plan_mib "$work/fp32.log" optimizer)" 1.49 1.51
@@ -62,14 +66,17 @@ check "memory plan: optimizer state $(plan_mib "$work/bf16.log" optimizer) MiB =
 demo=(--num-layers 2 --hidden-size 128 --num-attention-heads 4 --seq-length 64
       --position-embedding-type rope --lr 3e-3 --min-lr 1e-4 --lr-warmup-iters 50
       --lr-decay-iters 1200 --data-path synthetic:addition:2 --micro-batch-size 16
-      --train-iters 600 --eval-interval 600 --eval-iters 8 --log-interval 100 --log-level warn)
+      --train-iters 400 --eval-interval 100 --eval-iters 8 --log-interval 100 --log-level warn)
 "$tessera" train "${demo[@]}" --metrics-file "$work/demo32.jsonl"
 "$tessera" train "${demo[@]}" --bf16 --metrics-file "$work/demo16.jsonl"
-a32=$(field "$work/demo32.jsonl" valid answer_accuracy | tail -n 1)
-a16=$(field "$work/demo16.jsonl" valid answer_accuracy | tail -n 1)
-echo "  addition answer accuracy at iteration 600: fp32 $a32, bf16 $a16"
-awk -v a="$a16" -v b="$a32" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 0.02) }'
-check "addition: bf16 answer accuracy within 0.02 of fp32" $?
+a32=$(field "$work/demo32.jsonl" valid answer_accuracy | tr '\n' ' ')
+a16=$(field "$work/demo16.jsonl" valid answer_accuracy | tr '\n' ' ')
+echo "  addition answer accuracy at iterations 100-400: fp32 $a32; bf16 $a16"
+paste <(field "$work/demo32.jsonl" valid answer_accuracy) \
+  <(field "$work/demo16.jsonl" valid answer_accuracy) |
+  awk 'NF != 2 {bad = 1} { d = $1 - $2; if (d < 0) d = -d; if (d > 0.02) bad = 1 }
+       END { exit bad || NR != 4 }'
+check "addition: bf16 answer accuracy within 0.02 of fp32 at each of iterations 100-400" $?
 
 # --- layouts against 1 rank, in bf16
 layout() { # NAME NP FLAGS...
@@ -132,7 +139,8 @@ for p in bf16 fp16; do
       [ -n "$(losses "$work/re.jsonl")" ] && ! losses "$work/re.jsonl" | grep -q null
     check "$p: full recomputation ($method) gives bitwise the losses of none" $?
   done
-  ! cmp -s <(losses_by_iteration "$work/nore.jsonl") <(losses_by_iteration "$work/res32.jsonl")
+  [ -n "$(losses "$work/res32.jsonl")" ] &&
+    ! cmp -s <(losses_by_iteration "$work/nore.jsonl") <(losses_by_iteration "$work/res32.jsonl")
   check "$p: the 16-bit residual stream changes the losses (--fp32-residual-connection's differ)" $?
 done
 
@@ -177,7 +185,7 @@ done
 "$tessera" train "${common[@]}" --bf16 --train-iters 10 --save "$work/ckb" \
   --metrics-file "$work/b1.jsonl" >/dev/null
 "$tessera" train "${common[@]}" --bf16 --load "$work/ckb" --metrics-file "$work/b2.jsonl" >/dev/null
-cmp -s <(losses_by_iteration "$work/bf16.jsonl") \
+[ "$(losses "$work/bf16.jsonl" | wc -l)" -eq 20 ] && cmp -s <(losses_by_iteration "$work/bf16.jsonl") \
   <(cat <(losses_by_iteration "$work/b1.jsonl") <(losses_by_iteration "$work/b2.jsonl"))
 check "bf16: 10 + save + load + 10 == 20 straight, bitwise" $?
 "$tessera" train "${common[@]}" --load "$work/ckb" --metrics-file "$work/b2f.jsonl" >/dev/null
