@@ -153,3 +153,21 @@ tsr_status tsr_cuda_linear_buffers_plan(tsr_cuda_linear_buffers *buffers,
                            buffers->dout_bf16_bytes + buffers->colsum_bytes;
     return TSR_OK;
 }
+
+tsr_status tsr_cuda_linear_head_shapes(const tsr_head_plan *plan, tsr_cuda_linear_shape shapes[2],
+                                       int64_t *count)
+{
+    if (plan == NULL || shapes == NULL || count == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "CUDA linear: the head plan or shapes is NULL");
+    const tsr_head_shape *s = &plan->shape;
+    tsr_cuda_linear_shape full = {plan->chunk_rows, s->hidden, s->v_local};
+    tsr_cuda_linear_shape last = {plan->last_rows, s->hidden, s->v_local};
+    shapes[0] = full;
+    *count = 1;
+    if (plan->last_rows != plan->chunk_rows)
+        shapes[(*count)++] = last;
+    tsr_status st = TSR_OK;
+    for (int64_t i = 0; i < *count && st == TSR_OK; i++)
+        st = tsr_cuda_linear_shape_check(&shapes[i]);
+    return st;
+}

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "kernels/lm_head_steps.h"
 #include "tessera/status.h"
 
 #ifdef __cplusplus
@@ -119,6 +120,12 @@ tsr_status tsr_cuda_linear_buffers_plan(tsr_cuda_linear_buffers *buffers,
                                         tsr_cuda_linear_precision precision,
                                         const tsr_cuda_linear_shape *shapes, int64_t count,
                                         int sm_major);
+
+/* The products of the fused LM head (kernels/lm_head_steps.h) on the GPU,
+ * to give tsr_cuda_linear_create: the full chunk and, where it differs,
+ * the last (*count 1 or 2); refused as tsr_cuda_linear_shape_check. */
+tsr_status tsr_cuda_linear_head_shapes(const tsr_head_plan *plan, tsr_cuda_linear_shape shapes[2],
+                                       int64_t *count);
 
 #ifdef __cplusplus
 }
