@@ -142,9 +142,8 @@ static tsr_status cpu_backward(void *ctx, float *dx, const float *dlogits, const
     return TSR_OK;
 }
 
-static const tsr_head_ops cpu_head_ops = {cpu_logits,  cpu_row_max,  tp_reduce,
-                                          cpu_sumexp_target, cpu_loss, cpu_to_grad,
-                                          cpu_backward};
+static const tsr_head_ops cpu_head_ops = {cpu_logits, cpu_row_max, tp_reduce, cpu_sumexp_target,
+                                          cpu_loss,   cpu_to_grad, cpu_backward};
 
 static tsr_status head_forward(const tsr_module_run *run, const float *in, float *out)
 {

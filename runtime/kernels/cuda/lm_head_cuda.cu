@@ -132,9 +132,8 @@ tsr_status step_backward(void *ctx, float *dx, const float *dlogits, const float
                                     d->weight, rows, s->hidden, s->v_local, d->stream);
 }
 
-const tsr_head_ops device_ops = {step_logits, step_row_max, step_reduce,
-                                      step_sumexp_target, step_loss, step_to_grad,
-                                      step_backward};
+const tsr_head_ops device_ops = {step_logits, step_row_max, step_reduce, step_sumexp_target,
+                                 step_loss,   step_to_grad, step_backward};
 
 } /* namespace */
 
