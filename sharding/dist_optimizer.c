@@ -53,9 +53,10 @@ tsr_status tsr_dist_opt_start_param_sync(void *ctx)
             continue; /* this rank updated the whole bucket */
         size_t slice = b->count / (size_t)tsr_bucket_group_size(&dp->layout, b);
         size_t rank = (size_t)tsr_bucket_group_rank(&dp->layout, b);
-        if (dp->weights != NULL) { /* bf16's 2-byte copies; fp16's are fp32 values */
+        if (dp->weights != NULL) { /* the 16-bit copies (bf16 or fp16 bits) */
             size_t e = dp->weight_bytes;
             char *w = dp->weights + b->offset * e;
+            /* a gather moves bits: any 2-byte type carries fp16's */
             st = tsr_comm_allgather(w + rank * slice * e, w, slice,
                                     e == 2 ? TSR_COMM_BF16 : TSR_COMM_FP32, comm,
                                     &dp->param_reqs[k]);

@@ -13,7 +13,6 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "kernels/matmul16_onednn.h"
 #include "tessera/kernels.h"
@@ -83,7 +82,8 @@ const char *tsr_matmul16_impl(const tsr_matmul16 *ctx)
 
 size_t tsr_matmul16_element_bytes(tsr_matmul16_format format)
 {
-    return format == TSR_MATMUL16_FP16 ? sizeof(float) : sizeof(uint16_t);
+    (void)format; /* bf16 bits or IEEE half bits */
+    return sizeof(uint16_t);
 }
 
 static size_t operand_element_bytes(tsr_matmul16_engine engine)
@@ -157,23 +157,25 @@ tsr_status tsr_matmul16_map(tsr_matmul16 *ctx, const float *master, void *copy, 
 }
 
 /* n floats of src rounded to the context's format at dst, as a weight
- * copy holds them */
+ * copy holds them: 16-bit patterns */
 static void round_elements(const tsr_matmul16 *ctx, void *dst, const float *src, int64_t n)
 {
     if (ctx->format == TSR_MATMUL16_BF16)
         tsr_bf16_from_floats(dst, src, n);
     else
-        tsr_fp16_round_floats(dst, src, n);
+        tsr_fp16_from_floats(dst, src, n);
 }
 
 /* the same as an operand of the engine: bf16 bits for oneDNN, the fp32
  * values of the roundings for sgemm */
 static void round_operand(const tsr_matmul16 *ctx, void *dst, const float *src, int64_t n)
 {
-    if (ctx->format == TSR_MATMUL16_BF16 && ctx->ws_esize == sizeof(float))
+    if (ctx->ws_esize == ctx->esize)
+        round_elements(ctx, dst, src, n);
+    else if (ctx->format == TSR_MATMUL16_BF16)
         tsr_bf16_round_floats(dst, src, n);
     else
-        round_elements(ctx, dst, src, n);
+        tsr_fp16_round_floats(dst, src, n);
 }
 
 void tsr_matmul16_refresh(tsr_matmul16 *ctx)
@@ -252,8 +254,8 @@ void tsr_matmul16_widen_copy(const tsr_matmul16 *ctx, float *dst, const void *co
 {
     if (ctx->format == TSR_MATMUL16_BF16)
         tsr_floats_from_bf16(dst, copy, (int64_t)n);
-    else /* fp16's copies hold the fp32 of each fp16 value already */
-        memcpy(dst, copy, n * sizeof(float));
+    else
+        tsr_floats_from_fp16(dst, copy, (int64_t)n);
 }
 
 static void fail(tsr_matmul16 *ctx, tsr_status st)
@@ -326,8 +328,8 @@ static const char *weight_rows(tsr_matmul16 *ctx, const char *wb, const float *w
     if (rows != NULL && !ctx->widens_copies)
         return rows;
     uint64_t t0 = tsr_time_ns();
-    if (rows != NULL) /* the copy's bf16 values, exactly, as fp32 */
-        tsr_floats_from_bf16((float *)ctx->ws_b, (const uint16_t *)rows, count * ic);
+    if (rows != NULL) /* the copy's 16-bit values, exactly, as fp32 */
+        tsr_matmul16_widen_copy(ctx, (float *)ctx->ws_b, rows, (size_t)(count * ic));
     else
         round_operand(ctx, ctx->ws_b, weight + r0 * ic, count * ic);
     ctx->times.rounding_s += (double)(tsr_time_ns() - t0) * 1e-9;

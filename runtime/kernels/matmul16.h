@@ -64,9 +64,8 @@ const char *tsr_matmul16_format_name(tsr_matmul16_format format);
  * operands"), for logs. */
 const char *tsr_matmul16_impl(const tsr_matmul16 *ctx);
 
-/* Bytes of one element of a weight copy: 2 for bf16 (whatever the
- * engine: sgemm widens the copy's rows block by block); 4 for fp16, held
- * as the fp32 of the fp16 value for sgemm. */
+/* Bytes of one element of a weight copy: 2, bf16 or IEEE half bits,
+ * whatever the engine (sgemm widens the copy's rows block by block). */
 size_t tsr_matmul16_element_bytes(tsr_matmul16_format format);
 /* Bytes of workspace for operands of up to operand_floats elements at a
  * time (larger ones are cut into row blocks): two halves of 2-byte

@@ -449,7 +449,9 @@ static void test_engine_choice(void)
                     800);
     CU_ASSERT_EQUAL(tsr_matmul16_workspace_bytes(TSR_MATMUL16_BF16, TSR_MATMUL16_ONEDNN, 100),
                     400);
-    CU_ASSERT_EQUAL(tsr_matmul16_element_bytes(TSR_MATMUL16_BF16), 2); /* copies: either engine */
+    /* copies hold 16-bit patterns, for either engine and format */
+    CU_ASSERT_EQUAL(tsr_matmul16_element_bytes(TSR_MATMUL16_BF16), 2);
+    CU_ASSERT_EQUAL(tsr_matmul16_element_bytes(TSR_MATMUL16_FP16), 2);
     float workspace[64];
     tsr_matmul16 *ctx = NULL;
     CU_ASSERT_EQUAL(tsr_matmul16_create(TSR_MATMUL16_FP16, TSR_MATMUL16_ONEDNN, workspace, 8,
