@@ -3,7 +3,7 @@
  *
  * Names are Megatron-LM's wherever Megatron has the flag; the few that are
  * tessera's own (--model, --model-plugin, --metrics-file, --log-level, --bind,
- * --backend, --max-nan-iters-in-a-row, --rank-order) say so in their help.
+ * --backend, --device, --max-nan-iters-in-a-row, --rank-order) say so in their help.
  */
 #include "train_flags.h"
 
@@ -22,6 +22,7 @@ static const char *const recompute_method_choices[] = {"uniform", "block", NULL}
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const bind_choices[] = {"core", "numa", "none", NULL};
 static const char *const backend_choices[] = {"auto", "mpi", "nccl", NULL};
+static const char *const device_choices[] = {"cpu", "cuda", NULL};
 static const char *const sparse_choices[] = {"none", "fixed", "strided", NULL};
 static const char *const balancing_choices[] = {"aux_loss", "seq_aux_loss", "none", NULL};
 static const char *const drop_choices[] = {"probs", "position", NULL};
@@ -286,6 +287,8 @@ static const tsr_flag train_flags[] = {
      "bind each rank to its cores, its NUMA node, or not at all (tessera)"},
     {"--backend", TSR_FLAG_CHOICE, OFF(backend), 0, 0, backend_choices, "NAME",
      "communication backend (tessera)"},
+    {"--device", TSR_FLAG_CHOICE, OFF(device), 0, 0, device_choices, "NAME",
+     "where the model computes: cpu (the default), or cuda, which is not built yet (tessera)"},
 };
 
 const tsr_flag_table tsr_train_flag_table = {

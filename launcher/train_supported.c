@@ -8,6 +8,11 @@
 
 tsr_status tsr_train_check_supported(const tsr_config *cfg, int world)
 {
+    if (cfg->device == TSR_DEVICE_CUDA)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "--device cuda: training on GPUs is not built yet (its kernels "
+                             "exist but no module calls them, and none has run on a GPU: see "
+                             "docs/gpu.md); drop --device cuda to train on the CPU");
     if (cfg->context_parallel_size > 1)
         return tsr_error_set(TSR_ERR_INVALID_ARG,
                              "this build trains with tensor, sequence, pipeline, expert and "

@@ -54,6 +54,9 @@ typedef enum tsr_backend_choice {
     TSR_BACKEND_NCCL
 } tsr_backend_choice;
 
+/* Where the model computes (--device). */
+typedef enum tsr_device_choice { TSR_DEVICE_CPU = 0, TSR_DEVICE_CUDA } tsr_device_choice;
+
 typedef enum tsr_model_preset {
     TSR_PRESET_NONE = 0,
     TSR_PRESET_GPT2,
@@ -222,6 +225,7 @@ typedef struct tsr_config {
     double distributed_timeout_minutes;
     tsr_bind_policy bind;
     tsr_backend_choice backend;
+    tsr_device_choice device;
 } tsr_config;
 
 /* Fills every field with its default (Megatron's where one exists). */
