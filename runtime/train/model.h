@@ -15,6 +15,10 @@
 
 #include "tessera/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A contiguous run of parameters sharing weight-decay treatment and the
  * way the model reads them. */
 typedef struct tsr_param_span {
@@ -127,5 +131,9 @@ typedef struct tsr_model {
     tsr_status (*train_iteration)(void *self, const tsr_microbatch_source *src, int count,
                                   float loss_scale, double *loss_sum);
 } tsr_model;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* TSR_RUNTIME_TRAIN_MODEL_H */

@@ -2,11 +2,12 @@
  * optimizer.c - the gradient sum of squares and AdamW over this rank's
  * share of the flat buffer (see optimizer.h).
  *
- * Both walk (range x block) intersections: the owned ranges against the
- * model's tensor blocks for the norm, the updated ranges against the
- * weight-decay spans for AdamW. Tables are small (hundreds of tensors,
- * one range per gradient bucket), so plain double loops are cheap next to
- * the arithmetic they drive.
+ * Both walk (range x block) intersections, the pieces: the owned ranges
+ * against the model's tensor blocks for the norm, the updated ranges
+ * against the weight-decay spans for AdamW. The CPU's kernels run on
+ * each piece here; a device runs its own on the same pieces. Tables are
+ * small (hundreds of tensors, one range per gradient bucket), so plain
+ * double loops are cheap next to the arithmetic they drive.
  */
 #include "optimizer.h"
 
@@ -45,61 +46,114 @@ static bool intersect(size_t a0, size_t a1, size_t b0, size_t b1, size_t *lo, si
     return *lo < *hi;
 }
 
-static double range_sumsq(const tsr_model *model, size_t r0, size_t r1)
+/* the norm's pieces of owned range [r0, r1) */
+static void range_norm_pieces(const tsr_model *model, size_t r0, size_t r1,
+                              tsr_norm_piece_fn fn, void *ctx)
 {
     size_t lo, hi;
-    if (model->tensors == NULL || model->tensor_count == 0)
-        return intersect(r0, r1, 0, model->param_count, &lo, &hi)
-                   ? tsr_sum_squares(model->grads + lo, (int64_t)(hi - lo))
-                   : 0.0;
-    double sum = 0.0;
+    if (model->tensors == NULL || model->tensor_count == 0) {
+        if (intersect(r0, r1, 0, model->param_count, &lo, &hi))
+            fn(ctx, lo, hi - lo);
+        return;
+    }
     /* frozen tensors have no gradient; their offsets are into the frozen array */
     for (size_t i = 0; i < model->tensor_count; i++) {
         const tsr_tensor_desc *t = &model->tensors[i];
         size_t size = (size_t)(t->row_count * t->col_count);
-        if (t->writer && !t->frozen && size > 0 && intersect(r0, r1, t->offset, t->offset + size, &lo, &hi))
-            sum += tsr_sum_squares(model->grads + lo, (int64_t)(hi - lo));
+        if (t->writer && !t->frozen && size > 0 &&
+            intersect(r0, r1, t->offset, t->offset + size, &lo, &hi))
+            fn(ctx, lo, hi - lo);
     }
-    return sum;
+}
+
+void tsr_optimizer_norm_pieces(const tsr_model *model, const tsr_param_shard *shard,
+                               tsr_norm_piece_fn fn, void *ctx)
+{
+    if (shard == NULL || shard->ranges == NULL) {
+        range_norm_pieces(model, 0, model->param_count, fn, ctx);
+        return;
+    }
+    for (size_t i = 0; i < shard->range_count; i++) {
+        const tsr_shard_range *r = &shard->ranges[i];
+        range_norm_pieces(model, r->offset, r->offset + r->count, fn, ctx);
+    }
+}
+
+static void count_piece(void *ctx, size_t offset, size_t count)
+{
+    (void)offset;
+    (void)count;
+    ++*(size_t *)ctx;
+}
+
+size_t tsr_optimizer_norm_piece_count(const tsr_model *model, const tsr_param_shard *shard)
+{
+    size_t pieces = 0;
+    tsr_optimizer_norm_pieces(model, shard, count_piece, &pieces);
+    return pieces;
+}
+
+typedef struct sumsq_walk {
+    const float *grads;
+    double sum;
+} sumsq_walk;
+
+static void add_sumsq(void *ctx, size_t offset, size_t count)
+{
+    sumsq_walk *w = ctx;
+    w->sum += tsr_sum_squares(w->grads + offset, (int64_t)count);
 }
 
 double tsr_optimizer_grad_sumsq(const tsr_model *model, const tsr_param_shard *shard)
 {
-    if (shard == NULL || shard->ranges == NULL)
-        return range_sumsq(model, 0, model->param_count);
-    double sum = 0.0;
-    for (size_t i = 0; i < shard->range_count; i++) {
-        const tsr_shard_range *r = &shard->ranges[i];
-        sum += range_sumsq(model, r->offset, r->offset + r->count);
-    }
-    return sum;
+    sumsq_walk w = {model->grads, 0.0};
+    tsr_optimizer_norm_pieces(model, shard, add_sumsq, &w);
+    return w.sum;
 }
 
-static void update_range(const tsr_model *model, const tsr_shard_range *r, float *master,
-                         float *m, float *v, const tsr_adamw_args *a)
+static void range_adamw_pieces(const tsr_model *model, const tsr_shard_range *r,
+                               tsr_adamw_piece_fn fn, void *ctx)
 {
     for (size_t s = 0; s < model->span_count; s++) {
         const tsr_param_span *span = &model->spans[s];
         size_t lo, hi;
-        if (!intersect(r->offset, r->offset + r->count, span->offset, span->offset + span->count,
-                       &lo, &hi))
-            continue;
-        size_t state = r->state_offset + (lo - r->offset);
-        float *weights = master != NULL ? master + state : model->params + lo;
-        tsr_adamw_update(weights, model->grads + lo, m + state, v + state,
-                         (int64_t)(hi - lo), a->lr, a->beta1, a->beta2, a->eps,
-                         span->decay ? a->weight_decay : 0.0f, a->step, a->grad_scale);
+        if (intersect(r->offset, r->offset + r->count, span->offset, span->offset + span->count,
+                      &lo, &hi))
+            fn(ctx, lo, r->state_offset + (lo - r->offset), hi - lo, span->decay);
     }
+}
+
+void tsr_optimizer_adamw_pieces(const tsr_model *model, const tsr_param_shard *shard,
+                                tsr_adamw_piece_fn fn, void *ctx)
+{
+    if (shard == NULL || shard->ranges == NULL || !shard->sharded_state) {
+        tsr_shard_range all = {0, model->param_count, 0};
+        range_adamw_pieces(model, &all, fn, ctx);
+        return;
+    }
+    for (size_t i = 0; i < shard->range_count; i++)
+        range_adamw_pieces(model, &shard->ranges[i], fn, ctx);
+}
+
+typedef struct adamw_walk {
+    const tsr_model *model;
+    float *master, *m, *v;
+    const tsr_adamw_args *a;
+} adamw_walk;
+
+static void update_piece(void *ctx, size_t offset, size_t state, size_t count, bool decay)
+{
+    const adamw_walk *w = ctx;
+    const tsr_adamw_args *a = w->a;
+    float *weights = w->master != NULL ? w->master + state : w->model->params + offset;
+    tsr_adamw_update(weights, w->model->grads + offset, w->m + state, w->v + state,
+                     (int64_t)count, a->lr, a->beta1, a->beta2, a->eps,
+                     decay ? a->weight_decay : 0.0f, a->step, a->grad_scale);
 }
 
 void tsr_optimizer_adamw(const tsr_model *model, const tsr_param_shard *shard, float *master,
                          float *m, float *v, const tsr_adamw_args *args)
 {
-    if (shard == NULL || shard->ranges == NULL || !shard->sharded_state) {
-        tsr_shard_range all = {0, model->param_count, 0};
-        update_range(model, &all, master, m, v, args);
-        return;
-    }
-    for (size_t i = 0; i < shard->range_count; i++)
-        update_range(model, &shard->ranges[i], master, m, v, args);
+    adamw_walk w = {model, master, m, v, args};
+    tsr_optimizer_adamw_pieces(model, shard, update_piece, &w);
 }

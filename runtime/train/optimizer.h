@@ -28,6 +28,10 @@
 #include "model.h"
 #include "tessera/config.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Elements [offset, offset + count) of the flat buffer; its Adam moments
  * start at state_offset in the moment arrays. */
 typedef struct tsr_shard_range {
@@ -68,6 +72,24 @@ size_t tsr_shard_state_floats(const tsr_param_shard *shard, size_t param_count);
  * rank, each parameter element is counted exactly once. */
 double tsr_optimizer_grad_sumsq(const tsr_model *model, const tsr_param_shard *shard);
 
+/* The walks both functions below make, piece by piece in a fixed order,
+ * for a device that runs the same arithmetic on its own copy of the
+ * buffers (the offsets are the same).
+ * norm: gradient elements [offset, offset + count) this rank counts;
+ * adamw: elements [offset, offset + count) of the flat buffer this rank
+ * updates, their moments (and master) from state, with the span's weight
+ * decay or none. */
+typedef void (*tsr_norm_piece_fn)(void *ctx, size_t offset, size_t count);
+typedef void (*tsr_adamw_piece_fn)(void *ctx, size_t offset, size_t state, size_t count,
+                                   bool decay);
+void tsr_optimizer_norm_pieces(const tsr_model *model, const tsr_param_shard *shard,
+                               tsr_norm_piece_fn fn, void *ctx);
+void tsr_optimizer_adamw_pieces(const tsr_model *model, const tsr_param_shard *shard,
+                                tsr_adamw_piece_fn fn, void *ctx);
+/* How many pieces the norm's walk makes (a device keeps a partial sum for
+ * each). */
+size_t tsr_optimizer_norm_piece_count(const tsr_model *model, const tsr_param_shard *shard);
+
 typedef struct tsr_adamw_args {
     float lr, beta1, beta2, eps, weight_decay;
     int64_t step;     /* from 1 */
@@ -81,5 +103,9 @@ typedef struct tsr_adamw_args {
  * tsr_shard_range.state_offset says (by flat index when not sharded). */
 void tsr_optimizer_adamw(const tsr_model *model, const tsr_param_shard *shard, float *master,
                          float *m, float *v, const tsr_adamw_args *args);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* TSR_RUNTIME_TRAIN_OPTIMIZER_H */
