@@ -46,14 +46,14 @@ static bool intersect(size_t a0, size_t a1, size_t b0, size_t b1, size_t *lo, si
     return *lo < *hi;
 }
 
-/* the norm's pieces of owned range [r0, r1) */
-static void range_norm_pieces(const tsr_model *model, size_t r0, size_t r1,
+/* the norm's pieces of owned range `range`, [r0, r1) */
+static void range_norm_pieces(const tsr_model *model, size_t range, size_t r0, size_t r1,
                               tsr_norm_piece_fn fn, void *ctx)
 {
     size_t lo, hi;
     if (model->tensors == NULL || model->tensor_count == 0) {
         if (intersect(r0, r1, 0, model->param_count, &lo, &hi))
-            fn(ctx, lo, hi - lo);
+            fn(ctx, range, lo, hi - lo);
         return;
     }
     /* frozen tensors have no gradient; their offsets are into the frozen array */
@@ -62,7 +62,7 @@ static void range_norm_pieces(const tsr_model *model, size_t r0, size_t r1,
         size_t size = (size_t)(t->row_count * t->col_count);
         if (t->writer && !t->frozen && size > 0 &&
             intersect(r0, r1, t->offset, t->offset + size, &lo, &hi))
-            fn(ctx, lo, hi - lo);
+            fn(ctx, range, lo, hi - lo);
     }
 }
 
@@ -70,17 +70,18 @@ void tsr_optimizer_norm_pieces(const tsr_model *model, const tsr_param_shard *sh
                                tsr_norm_piece_fn fn, void *ctx)
 {
     if (shard == NULL || shard->ranges == NULL) {
-        range_norm_pieces(model, 0, model->param_count, fn, ctx);
+        range_norm_pieces(model, 0, 0, model->param_count, fn, ctx);
         return;
     }
     for (size_t i = 0; i < shard->range_count; i++) {
         const tsr_shard_range *r = &shard->ranges[i];
-        range_norm_pieces(model, r->offset, r->offset + r->count, fn, ctx);
+        range_norm_pieces(model, i, r->offset, r->offset + r->count, fn, ctx);
     }
 }
 
-static void count_piece(void *ctx, size_t offset, size_t count)
+static void count_piece(void *ctx, size_t range, size_t offset, size_t count)
 {
+    (void)range;
     (void)offset;
     (void)count;
     ++*(size_t *)ctx;
@@ -93,22 +94,44 @@ size_t tsr_optimizer_norm_piece_count(const tsr_model *model, const tsr_param_sh
     return pieces;
 }
 
+/* Each range's pieces add into the range's sum, which is added to the
+ * total when the next range starts: the order the sum has always had. */
 typedef struct sumsq_walk {
-    const float *grads;
-    double sum;
+    const float *grads; /* NULL: the pieces' sums are given */
+    const double *sums;
+    size_t next, range;
+    double range_sum, total;
 } sumsq_walk;
 
-static void add_sumsq(void *ctx, size_t offset, size_t count)
+static void add_sumsq(void *ctx, size_t range, size_t offset, size_t count)
 {
     sumsq_walk *w = ctx;
-    w->sum += tsr_sum_squares(w->grads + offset, (int64_t)count);
+    if (range != w->range) {
+        w->total += w->range_sum;
+        w->range_sum = 0.0;
+        w->range = range;
+    }
+    w->range_sum += w->grads != NULL ? tsr_sum_squares(w->grads + offset, (int64_t)count)
+                                     : w->sums[w->next++];
+}
+
+static double sumsq_of(const tsr_model *model, const tsr_param_shard *shard, sumsq_walk *w)
+{
+    tsr_optimizer_norm_pieces(model, shard, add_sumsq, w);
+    return w->total + w->range_sum;
 }
 
 double tsr_optimizer_grad_sumsq(const tsr_model *model, const tsr_param_shard *shard)
 {
-    sumsq_walk w = {model->grads, 0.0};
-    tsr_optimizer_norm_pieces(model, shard, add_sumsq, &w);
-    return w.sum;
+    sumsq_walk w = {model->grads, NULL, 0, 0, 0.0, 0.0};
+    return sumsq_of(model, shard, &w);
+}
+
+double tsr_optimizer_combine_sumsq(const tsr_model *model, const tsr_param_shard *shard,
+                                   const double *sums)
+{
+    sumsq_walk w = {NULL, sums, 0, 0, 0.0, 0.0};
+    return sumsq_of(model, shard, &w);
 }
 
 static void range_adamw_pieces(const tsr_model *model, const tsr_shard_range *r,

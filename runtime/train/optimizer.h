@@ -75,17 +75,23 @@ double tsr_optimizer_grad_sumsq(const tsr_model *model, const tsr_param_shard *s
 /* The walks both functions below make, piece by piece in a fixed order,
  * for a device that runs the same arithmetic on its own copy of the
  * buffers (the offsets are the same).
- * norm: gradient elements [offset, offset + count) this rank counts;
- * adamw: elements [offset, offset + count) of the flat buffer this rank
- * updates, their moments (and master) from state, with the span's weight
- * decay or none. */
-typedef void (*tsr_norm_piece_fn)(void *ctx, size_t offset, size_t count);
+ * norm: gradient elements [offset, offset + count) this rank counts, in
+ * owned range `range` (the sum of squares adds each range's pieces, then
+ * the ranges' sums, in order); adamw: elements [offset, offset + count)
+ * of the flat buffer this rank updates, their moments (and master) from
+ * state, with the span's weight decay or none. */
+typedef void (*tsr_norm_piece_fn)(void *ctx, size_t range, size_t offset, size_t count);
 typedef void (*tsr_adamw_piece_fn)(void *ctx, size_t offset, size_t state, size_t count,
                                    bool decay);
 void tsr_optimizer_norm_pieces(const tsr_model *model, const tsr_param_shard *shard,
                                tsr_norm_piece_fn fn, void *ctx);
 void tsr_optimizer_adamw_pieces(const tsr_model *model, const tsr_param_shard *shard,
                                 tsr_adamw_piece_fn fn, void *ctx);
+/* The sum of squares from the pieces' own sums (sums[i]: piece i's, in the
+ * walk's order), added as tsr_optimizer_grad_sumsq adds them, so that a
+ * device's partial sums combine in the CPU's order. */
+double tsr_optimizer_combine_sumsq(const tsr_model *model, const tsr_param_shard *shard,
+                                   const double *sums);
 /* How many pieces the norm's walk makes (a device keeps a partial sum for
  * each). */
 size_t tsr_optimizer_norm_piece_count(const tsr_model *model, const tsr_param_shard *shard);

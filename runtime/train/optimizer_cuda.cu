@@ -20,8 +20,9 @@ struct sumsq_walk {
     tsr_status st;
 };
 
-void sumsq_piece(void *ctx, size_t offset, size_t count)
+void sumsq_piece(void *ctx, size_t range, size_t offset, size_t count)
 {
+    (void)range;
     sumsq_walk *w = static_cast<sumsq_walk *>(ctx);
     if (w->st != TSR_OK)
         return;
@@ -71,6 +72,8 @@ extern "C" tsr_status tsr_cuda_optimizer_grad_sumsq(const tsr_model *model,
                                                     double *host_partials, double *sumsq,
                                                     void *stream)
 {
+    if (model == NULL || sumsq == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG, "CUDA optimizer: the model or sumsq is NULL");
     *sumsq = 0.0;
     size_t pieces = tsr_optimizer_norm_piece_count(model, shard);
     if (pieces == 0)
@@ -90,8 +93,8 @@ extern "C" tsr_status tsr_cuda_optimizer_grad_sumsq(const tsr_model *model,
                                "copying the partial sums of squares");
     if (st == TSR_OK)
         st = check_cuda(cudaStreamSynchronize(s), "waiting for the sums of squares");
-    for (size_t i = 0; st == TSR_OK && i < pieces; i++)
-        *sumsq += host_partials[i];
+    if (st == TSR_OK)
+        *sumsq = tsr_optimizer_combine_sumsq(model, shard, host_partials);
     return st;
 }
 
@@ -99,6 +102,9 @@ extern "C" tsr_status tsr_cuda_optimizer_adamw(const tsr_model *model, const tsr
                                                float *master, float *m, float *v,
                                                const tsr_adamw_args *args, void *stream)
 {
+    if (model == NULL || args == NULL || m == NULL || v == NULL)
+        return tsr_error_set(TSR_ERR_INVALID_ARG,
+                             "CUDA optimizer: the model, arguments or moments are NULL");
     adamw_walk w = {model, master, m, v, args, stream, TSR_OK};
     tsr_optimizer_adamw_pieces(model, shard, adamw_piece, &w);
     return w.st;

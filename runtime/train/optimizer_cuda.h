@@ -30,8 +30,8 @@ size_t tsr_cuda_optimizer_workspace_bytes(void);
 /* The sum of squares of the gradients this rank counts, into *sumsq (host):
  * each piece's in double into partials[i] (device memory, one double per
  * piece: tsr_optimizer_norm_piece_count), copied into host_partials (as
- * many, host memory) and added there in the pieces' order, which is the
- * CPU's. Synchronises the stream: the host reads the norm (clipping, the
+ * many, host memory) and added there in the CPU's order
+ * (tsr_optimizer_combine_sumsq). Synchronises the stream: the host reads the norm (clipping, the
  * log), as Megatron's step does. */
 tsr_status tsr_cuda_optimizer_grad_sumsq(const tsr_model *model, const tsr_param_shard *shard,
                                          void *workspace, double *partials,

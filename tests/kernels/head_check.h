@@ -1,6 +1,6 @@
 /*
  * head_check.h - what the tests of the fused LM head on the GPU share
- * (test_cuda_lm_head_plan.c runs its chunk loop with the CPU kernels,
+ * (test_lm_head_steps.c runs its chunk loop with the CPU kernels,
  * test_kernels_cuda_head.c the device's): the shapes, the inputs, and an
  * independent reference made of the CPU kernels over all rows at once.
  */

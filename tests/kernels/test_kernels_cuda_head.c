@@ -21,7 +21,8 @@
  *     bitwise as they were; a frozen weight (dweight NULL) still gives dx;
  *   - the reduction callback sees, per chunk, the max over the chunk's
  *     rows then the sum over twice as many, on the head's stream, and its
- *     error ends the head with that status; losses repeat bitwise.
+ *     error ends the head with that status; losses repeat bitwise; a
+ *     missing dx and a misaligned x refused before anything runs.
  */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -187,6 +188,12 @@ static void run_case(const hc_case *c, tsr_cuda_linear_precision precision)
                                              NULL, NULL, cc_stream()),
                     TSR_ERR_INVALID_ARG);
     CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), "dx"));
+    tsr_head_io misaligned = io;
+    misaligned.x = io.x + 1;
+    CU_ASSERT_EQUAL(tsr_cuda_lm_head_forward(linear, &plan, &misaligned, weight, dweight, false,
+                                             NULL, NULL, cc_stream()),
+                    TSR_ERR_INVALID_ARG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(tsr_last_error(), "x is not aligned"));
     cc_test_device_clean();
 
     void *dev[] = {(void *)io.x,    (void *)weight, (void *)io.targets, (void *)io.row_weight,

@@ -5,7 +5,8 @@
  *   - the norm's pieces, listed in order, for the sharded ranges, for one
  *     rank owning everything, and for a model without tensors; their
  *     count; the sum of squares equal to a brute force over the counted
- *     elements (writer, not frozen, owned) to 1e-12;
+ *     elements (writer, not frozen, owned) to 1e-12, and bitwise the
+ *     ranges' sums added in order, which given pieces' sums also make;
  *   - AdamW's pieces in order with their moments' offsets and decay,
  *     sharded and not; the update equal, element by element, to
  *     tsr_adamw_update on each element alone (1e-6 relative), with the
@@ -23,11 +24,11 @@ typedef struct piece_log {
     char text[512];
 } piece_log;
 
-static void log_norm(void *ctx, size_t offset, size_t count)
+static void log_norm(void *ctx, size_t range, size_t offset, size_t count)
 {
     piece_log *log = ctx;
     size_t used = strlen(log->text);
-    snprintf(log->text + used, sizeof log->text - used, "[%zu+%zu]", offset, count);
+    snprintf(log->text + used, sizeof log->text - used, "[r%zu %zu+%zu]", range, offset, count);
 }
 
 static void log_adamw(void *ctx, size_t offset, size_t state, size_t count, bool decay)
@@ -47,17 +48,17 @@ static void test_norm_pieces(void)
     tsr_optimizer_norm_pieces(&c.model, &c.sharded, log_norm, &log);
     /* range [100, 500): tensor a's part; b is another replica's; frozen
      * has no gradient; range [600, 850) lies in c */
-    CU_ASSERT_STRING_EQUAL(log.text, "[100+200][600+250]");
+    CU_ASSERT_STRING_EQUAL(log.text, "[r0 100+200][r1 600+250]");
     CU_ASSERT_EQUAL(tsr_optimizer_norm_piece_count(&c.model, &c.sharded), 2);
     log.text[0] = '\0';
     tsr_optimizer_norm_pieces(&c.model, NULL, log_norm, &log);
-    CU_ASSERT_STRING_EQUAL(log.text, "[0+300][500+500]");
+    CU_ASSERT_STRING_EQUAL(log.text, "[r0 0+300][r0 500+500]");
     tsr_model bare = c.model; /* no tensors: every owned element */
     bare.tensors = NULL;
     bare.tensor_count = 0;
     log.text[0] = '\0';
     tsr_optimizer_norm_pieces(&bare, &c.owned, log_norm, &log);
-    CU_ASSERT_STRING_EQUAL(log.text, "[100+400][600+250]");
+    CU_ASSERT_STRING_EQUAL(log.text, "[r0 100+400][r1 600+250]");
 
     for (int i = 0; i < OC_PARAMS; i++)
         grads[i] = 0.01f * (float)(i % 97) - 0.3f;
@@ -70,6 +71,21 @@ static void test_norm_pieces(void)
     }
     double got = tsr_optimizer_grad_sumsq(&c.model, &c.sharded);
     CU_ASSERT_TRUE(fabs(got - want) <= 1e-12 * want);
+    /* the ranges' sums, then their total: a device's partials combine to
+     * the CPU's bits */
+    double a = tsr_sum_squares(grads + 100, 200), b = tsr_sum_squares(grads + 600, 250);
+    const double sums[2] = {a, b};
+    CU_ASSERT_EQUAL(tsr_optimizer_combine_sumsq(&c.model, &c.sharded, sums), got);
+    CU_ASSERT_EQUAL(got, 0.0 + a + b);
+    /* two pieces in the first range: (p0 + p1) + p2 */
+    const tsr_shard_range two[2] = {{0, 600, 0}, {600, 400, 600}};
+    tsr_param_shard grouped = {two, 2, false};
+    double p0 = tsr_sum_squares(grads, 300), p1 = tsr_sum_squares(grads + 500, 100);
+    double p2 = tsr_sum_squares(grads + 600, 400);
+    const double three[3] = {p0, p1, p2};
+    double total = tsr_optimizer_grad_sumsq(&c.model, &grouped);
+    CU_ASSERT_EQUAL(total, (0.0 + p0 + p1) + (0.0 + p2));
+    CU_ASSERT_EQUAL(tsr_optimizer_combine_sumsq(&c.model, &grouped, three), total);
 }
 
 static void test_adamw_pieces_and_update(void)

@@ -6,6 +6,7 @@
  * (the padded columns' -inf, the argmax flag).
  */
 #include <math.h>
+#include <stdint.h>
 
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/elementwise_common.cuh"
@@ -46,11 +47,19 @@ tsr_status check_args(const tsr_cuda_linear *linear, const tsr_head_plan *plan,
                           io->scratch};
     const char *names[] = {"x", "weight", "targets", "row_loss", "row_correct", "scratch"};
     tsr_status st = tsr_cuda_need_all(kernel, ptrs, names, 6);
-    if (st != TSR_OK || !train)
-        return st;
-    const void *grads[] = {io->row_weight, io->dx};
-    const char *grad_names[] = {"row_weight (training)", "dx (training)"};
-    return tsr_cuda_need_all(kernel, grads, grad_names, 2);
+    if (st == TSR_OK && train) {
+        const void *grads[] = {io->row_weight, io->dx};
+        const char *grad_names[] = {"row_weight (training)", "dx (training)"};
+        st = tsr_cuda_need_all(kernel, grads, grad_names, 2);
+    }
+    /* refused before any chunk runs, not at the first product that reads it */
+    const void *aligned[] = {io->x, io->scratch, train ? io->dx : NULL};
+    const char *aligned_names[] = {"x", "scratch", "dx"};
+    for (int i = 0; st == TSR_OK && i < 3; i++)
+        if ((uintptr_t)aligned[i] % TSR_CUDA_LINEAR_ALIGN != 0)
+            st = tsr_error_set(TSR_ERR_INVALID_ARG, "%s: %s is not aligned to %d bytes", kernel,
+                               aligned_names[i], TSR_CUDA_LINEAR_ALIGN);
+    return st;
 }
 
 /* What the device's steps need beyond their arguments. */
