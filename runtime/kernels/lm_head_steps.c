@@ -4,8 +4,11 @@
  */
 #include "kernels/lm_head_steps.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
+
+#include "tessera/kernels.h"
 
 /* floats in one TSR_HEAD_ALIGN */
 #define ALIGN_FLOATS ((int64_t)(TSR_HEAD_ALIGN / sizeof(float)))
@@ -80,9 +83,8 @@ int64_t tsr_head_chunk_start(const tsr_head_plan *plan, int64_t chunk)
     return chunk * plan->chunk_rows;
 }
 
-static tsr_status head_chunk(const tsr_head_plan *plan, const tsr_head_io *io,
-                             bool train, const tsr_head_ops *ops, void *ctx, int64_t r0,
-                             int64_t rows)
+static tsr_status head_chunk(const tsr_head_plan *plan, const tsr_head_io *io, bool train,
+                             const tsr_head_ops *ops, void *ctx, int64_t r0, int64_t rows)
 {
     const int64_t h = plan->shape.hidden;
     float *logits = io->scratch, *row_max = io->scratch + plan->row_max_offset;
@@ -109,8 +111,8 @@ static tsr_status head_chunk(const tsr_head_plan *plan, const tsr_head_io *io,
     return ops->backward(ctx, io->dx + r0 * h, logits, x, rows);
 }
 
-tsr_status tsr_head_run(const tsr_head_plan *plan, const tsr_head_io *io,
-                             bool train, const tsr_head_ops *ops, void *ctx)
+tsr_status tsr_head_run(const tsr_head_plan *plan, const tsr_head_io *io, bool train,
+                        const tsr_head_ops *ops, void *ctx)
 {
     if (plan == NULL || io == NULL || ops == NULL)
         return tsr_error_set(TSR_ERR_INVALID_ARG, "LM head: the plan, io or ops is NULL");
@@ -120,3 +122,77 @@ tsr_status tsr_head_run(const tsr_head_plan *plan, const tsr_head_io *io,
                         tsr_head_chunk_rows(plan, c));
     return st;
 }
+
+/* ---- the steps with the CPU kernels ------------------------------------- */
+
+static tsr_status cpu_logits(void *ctx, float *logits, const float *x, int64_t rows)
+{
+    const tsr_head_cpu *c = ctx;
+    const tsr_head_shape *s = &c->plan->shape;
+    int64_t v = s->v_local;
+    tsr_linear_forward(logits, x, c->weight, NULL, rows, s->hidden, v);
+    for (int64_t r = 0; c->plan->first_pad < v && r < rows; r++)
+        for (int64_t j = c->plan->first_pad; j < v; j++)
+            logits[r * v + j] = -INFINITY;
+    return TSR_OK;
+}
+
+static tsr_status cpu_row_max(void *ctx, float *row_max, const float *logits, int64_t rows)
+{
+    const tsr_head_cpu *c = ctx;
+    tsr_ce_row_max(row_max, logits, rows, c->plan->shape.v_local);
+    return TSR_OK;
+}
+
+static tsr_status cpu_reduce(void *ctx, float *x, int64_t count, tsr_head_reduce_op op)
+{
+    const tsr_head_cpu *c = ctx;
+    return c->reduce != NULL ? c->reduce(c->reduce_ctx, x, count, op) : TSR_OK;
+}
+
+static tsr_status cpu_sumexp_target(void *ctx, float *sumexp, float *target_logit,
+                                    const float *logits, const float *row_max,
+                                    const int32_t *targets, int64_t rows)
+{
+    const tsr_head_cpu *c = ctx;
+    const tsr_head_shape *s = &c->plan->shape;
+    tsr_ce_sumexp_target(sumexp, target_logit, logits, row_max, targets, rows, s->v_local,
+                         s->vocab_start);
+    return TSR_OK;
+}
+
+static tsr_status cpu_loss(void *ctx, float *loss, float *correct, const float *sumexp,
+                           const float *row_max, const float *target_logit, int64_t rows)
+{
+    (void)ctx;
+    tsr_ce_loss(loss, sumexp, row_max, target_logit, rows);
+    /* the target is the argmax when its logit is the row's maximum; both
+     * are already reduced over the vocabulary shards */
+    for (int64_t r = 0; r < rows; r++)
+        correct[r] = target_logit[r] >= row_max[r] ? 1.0f : 0.0f;
+    return TSR_OK;
+}
+
+static tsr_status cpu_to_grad(void *ctx, float *logits, const float *row_max,
+                              const float *sumexp, const int32_t *targets,
+                              const float *row_weight, int64_t rows)
+{
+    const tsr_head_cpu *c = ctx;
+    const tsr_head_shape *s = &c->plan->shape;
+    tsr_ce_logits_to_grad(logits, row_max, sumexp, targets, row_weight, rows, s->v_local,
+                          s->vocab_start);
+    return TSR_OK;
+}
+
+static tsr_status cpu_backward(void *ctx, float *dx, const float *dlogits, const float *x,
+                               int64_t rows)
+{
+    const tsr_head_cpu *c = ctx;
+    const tsr_head_shape *s = &c->plan->shape;
+    tsr_linear_backward(dx, c->dweight, NULL, dlogits, x, c->weight, rows, s->hidden,
+                        s->v_local);
+    return TSR_OK;
+}
+
+const tsr_head_ops tsr_head_cpu_ops = {cpu_logits, cpu_row_max, cpu_reduce, cpu_sumexp_target,
+                                       cpu_loss,   cpu_to_grad, cpu_backward};

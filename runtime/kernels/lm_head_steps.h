@@ -26,9 +26,10 @@
  * columns in 256 MiB is 1328 rows). Rows are independent, so the chunking
  * changes only the order in which the weight gradient is summed.
  *
- * Pure host code (pointers are only offset, never read here); unit-tested
- * with the CPU kernels as the steps, on one shard and on two shards
- * reducing between threads (tests/kernels/test_lm_head_steps.c).
+ * The order is pure host code (pointers are only offset there); the CPU's
+ * steps are here too (tsr_head_cpu_ops). Unit-tested with them, on one
+ * shard and on two shards reducing between threads
+ * (tests/kernels/test_lm_head_steps.c).
  */
 #ifndef TSR_KERNELS_LM_HEAD_STEPS_H
 #define TSR_KERNELS_LM_HEAD_STEPS_H
@@ -125,6 +126,20 @@ typedef struct tsr_head_ops {
 /* The head over every chunk, steps 1-4 and in training 5. */
 tsr_status tsr_head_run(const tsr_head_plan *plan, const tsr_head_io *io, bool train,
                         const tsr_head_ops *ops, void *ctx);
+
+/* The steps with the CPU kernels (tessera/kernels.h), for a ctx that is
+ * a tsr_head_cpu: the plan, the weight (fp32; under --bf16 / --fp16 the
+ * linear kernels read its mapped 16-bit copy), its gradient (NULL:
+ * frozen) and the reduction over the vocabulary shards (NULL: one shard). */
+typedef struct tsr_head_cpu {
+    const tsr_head_plan *plan;
+    const float *weight;
+    float *dweight;
+    tsr_status (*reduce)(void *reduce_ctx, float *x, int64_t count, tsr_head_reduce_op op);
+    void *reduce_ctx;
+} tsr_head_cpu;
+
+extern const tsr_head_ops tsr_head_cpu_ops;
 
 #ifdef __cplusplus
 }

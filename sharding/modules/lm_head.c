@@ -4,8 +4,8 @@
  *
  * The head runs the steps of runtime/kernels/lm_head_steps.h, in their
  * order (the GPU head runs the same), with the CPU kernels as the steps
- * and the tensor-parallel group as the reduction over the vocabulary
- * shards. Logits exist only for TSR_LM_HEAD_CHUNK_ROWS rows at a time:
+ * (tsr_head_cpu_ops) and the tensor-parallel group as the reduction over
+ * the vocabulary shards. Logits exist only for TSR_LM_HEAD_CHUNK_ROWS rows at a time:
  * each chunk's row max, then sum-exp and target logit, are reduced over
  * tp, the loss follows, and in training the logits are turned into their
  * gradient in place and folded straight into the weight gradient and the
@@ -15,7 +15,6 @@
  * how much padding a layout needs. Tied: the weight is the embedding's
  * table (TSR_PARAM_TIED_EMBEDDING).
  */
-#include <math.h>
 #include <string.h>
 
 #include "kernels/lm_head_steps.h"
@@ -69,30 +68,7 @@ static tsr_status head_declare(const tsr_module_info *info, tsr_module_decl *dec
     return TSR_OK;
 }
 
-/* ---- the head's steps with the CPU kernels (lm_head_steps.h) ------------ */
-
-static tsr_status cpu_logits(void *ctx, float *logits, const float *x, int64_t rows)
-{
-    const tsr_module_run *run = ctx;
-    const tsr_module_info *info = run->info;
-    int64_t v = info->local_vocab;
-    tsr_linear_forward(logits, x, run->params[WEIGHT], NULL, rows, info->hidden, v);
-    int64_t first_pad = info->vocab - info->vocab_start; /* local index of the first pad */
-    if (first_pad < 0)
-        first_pad = 0;
-    for (int64_t r = 0; first_pad < v && r < rows; r++)
-        for (int64_t j = first_pad; j < v; j++)
-            logits[r * v + j] = -INFINITY;
-    return TSR_OK;
-}
-
-static tsr_status cpu_row_max(void *ctx, float *row_max, const float *logits, int64_t rows)
-{
-    const tsr_module_run *run = ctx;
-    tsr_ce_row_max(row_max, logits, rows, run->info->local_vocab);
-    return TSR_OK;
-}
-
+/* the tensor-parallel group as the reduction over the vocabulary shards */
 static tsr_status tp_reduce(void *ctx, float *x, int64_t count, tsr_head_reduce_op op)
 {
     const tsr_module_run *run = ctx;
@@ -100,50 +76,13 @@ static tsr_status tp_reduce(void *ctx, float *x, int64_t count, tsr_head_reduce_
                                      : tsr_module_tp_sum(run, x, count);
 }
 
-static tsr_status cpu_sumexp_target(void *ctx, float *sumexp, float *target_logit,
-                                    const float *logits, const float *row_max,
-                                    const int32_t *targets, int64_t rows)
+/* the CPU's steps on this instance's weight, its gradient and tp */
+static tsr_head_cpu cpu_steps(const tsr_module_run *run, const tsr_head_plan *plan)
 {
-    const tsr_module_run *run = ctx;
-    tsr_ce_sumexp_target(sumexp, target_logit, logits, row_max, targets, rows,
-                         run->info->local_vocab, run->info->vocab_start);
-    return TSR_OK;
+    tsr_head_cpu steps = {plan, run->params[WEIGHT], run->grads[WEIGHT], tp_reduce,
+                          (void *)run};
+    return steps;
 }
-
-static tsr_status cpu_loss(void *ctx, float *loss, float *correct, const float *sumexp,
-                           const float *row_max, const float *target_logit, int64_t rows)
-{
-    (void)ctx;
-    tsr_ce_loss(loss, sumexp, row_max, target_logit, rows);
-    /* the target is the argmax when its logit is the row's maximum; both
-     * are already reduced over the vocabulary shards */
-    for (int64_t r = 0; r < rows; r++)
-        correct[r] = target_logit[r] >= row_max[r] ? 1.0f : 0.0f;
-    return TSR_OK;
-}
-
-static tsr_status cpu_to_grad(void *ctx, float *logits, const float *row_max,
-                              const float *sumexp, const int32_t *targets,
-                              const float *row_weight, int64_t rows)
-{
-    const tsr_module_run *run = ctx;
-    tsr_ce_logits_to_grad(logits, row_max, sumexp, targets, row_weight, rows,
-                          run->info->local_vocab, run->info->vocab_start);
-    return TSR_OK;
-}
-
-static tsr_status cpu_backward(void *ctx, float *dx, const float *dlogits, const float *x,
-                               int64_t rows)
-{
-    const tsr_module_run *run = ctx;
-    const tsr_module_info *info = run->info;
-    tsr_linear_backward(dx, run->grads[WEIGHT], NULL, dlogits, x, run->params[WEIGHT], rows,
-                        info->hidden, info->local_vocab);
-    return TSR_OK;
-}
-
-static const tsr_head_ops cpu_head_ops = {cpu_logits, cpu_row_max, tp_reduce, cpu_sumexp_target,
-                                          cpu_loss,   cpu_to_grad, cpu_backward};
 
 static tsr_status head_forward(const tsr_module_run *run, const float *in, float *out)
 {
@@ -162,7 +101,8 @@ static tsr_status head_forward(const tsr_module_run *run, const float *in, float
         memset(run->buffers[D_IN_FULL], 0, (size_t)(n * info->hidden) * sizeof(float));
     tsr_head_io io = {x, step->targets, step->row_weight, step->row_loss, step->row_correct,
                       run->buffers[D_IN_FULL], run->buffers[SCRATCH]};
-    return tsr_head_run(&plan, &io, run->train, &cpu_head_ops, (void *)run);
+    tsr_head_cpu steps = cpu_steps(run, &plan);
+    return tsr_head_run(&plan, &io, run->train, &tsr_head_cpu_ops, &steps);
 }
 
 /* The input gradient was made in forward; summed over tp here. */
@@ -197,13 +137,14 @@ static tsr_status head_logits_only(const tsr_module_run *run, const float *in, f
     int64_t real = plan.first_pad;
     *count = real;
     float *chunk = run->buffers[SCRATCH];
-    for (int64_t c = 0; c < plan.chunks; c++) {
+    tsr_head_cpu steps = cpu_steps(run, &plan);
+    for (int64_t c = 0; c < plan.chunks && st == TSR_OK; c++) {
         int64_t r0 = tsr_head_chunk_start(&plan, c), rows = tsr_head_chunk_rows(&plan, c);
-        cpu_logits((void *)run, chunk, x + r0 * info->hidden, rows);
+        st = tsr_head_cpu_ops.logits(&steps, chunk, x + r0 * info->hidden, rows);
         for (int64_t r = 0; r < rows; r++)
             memcpy(logits + (r0 + r) * real, chunk + r * v, (size_t)real * sizeof *logits);
     }
-    return TSR_OK;
+    return st;
 }
 
 const tsr_module_kind tsr_module_lm_head = {"lm_head", head_declare, head_forward, head_backward,

@@ -40,106 +40,115 @@ typedef struct shard_group {
     float *slot[2];
 } shard_group;
 
+/* The CPU's steps (tsr_head_cpu_ops), each traced: one letter a step,
+ * R and S (the reductions) with their counts, and the step numbered
+ * fail_after failing. */
 typedef struct cpu_head {
-    const tsr_head_plan *plan;
-    const float *w;
-    float *dw;
+    tsr_head_cpu steps; /* reduce_ctx: this struct, reduce: group_reduce or NULL */
     shard_group *group; /* NULL: one shard */
     int shard;
     float *combined;    /* 2 chunk_rows floats: a reduction's result */
-    char trace[4096];   /* the steps, one letter each; R and S with their counts */
+    char trace[4096];
     int fail_after;     /* > 0: the step of that number fails */
-    int steps;
+    int taken;
 } cpu_head;
 
-static tsr_status step(cpu_head *h, const char *what)
+static tsr_status group_reduce(void *ctx, float *x, int64_t count, tsr_head_reduce_op op)
 {
-    size_t used = strlen(h->trace);
-    snprintf(h->trace + used, sizeof h->trace - used, "%s", what);
-    if (++h->steps == h->fail_after)
-        return tsr_error_set(TSR_ERR_INTERNAL, "step %d fails on purpose", h->steps);
+    cpu_head *h = ctx;
+    h->group->slot[h->shard] = x;
+    pthread_barrier_wait(&h->group->barrier);
+    const float *a = h->group->slot[0], *b = h->group->slot[1];
+    for (int64_t i = 0; i < count; i++)
+        h->combined[i] = op == TSR_HEAD_REDUCE_MAX ? fmaxf(a[i], b[i]) : a[i] + b[i];
+    pthread_barrier_wait(&h->group->barrier); /* both have read both */
+    memcpy(x, h->combined, (size_t)count * sizeof *x);
     return TSR_OK;
 }
 
-static tsr_status cpu_logits(void *ctx, float *logits, const float *x, int64_t rows)
+/* A traced head on one shard (group NULL) or on shard `shard` of group. */
+static void head_init(cpu_head *h, const tsr_head_plan *plan, const float *w, float *dw,
+                      shard_group *group, int shard, float *combined)
 {
-    cpu_head *h = ctx;
-    const tsr_head_shape *s = &h->plan->shape;
-    tsr_linear_forward(logits, x, h->w, NULL, rows, s->hidden, s->v_local);
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = h->plan->first_pad; j < s->v_local; j++)
-            logits[r * s->v_local + j] = -INFINITY;
-    return step(h, "L");
+    memset(h, 0, sizeof *h);
+    h->steps = (tsr_head_cpu){plan, w, dw, group != NULL ? group_reduce : NULL, h};
+    h->group = group;
+    h->shard = shard;
+    h->combined = combined;
 }
 
-static tsr_status cpu_row_max(void *ctx, float *row_max, const float *logits, int64_t rows)
+static tsr_status traced(cpu_head *h, tsr_status st, const char *what)
 {
-    cpu_head *h = ctx;
-    tsr_ce_row_max(row_max, logits, rows, h->plan->shape.v_local);
-    return step(h, "M");
+    size_t used = strlen(h->trace);
+    snprintf(h->trace + used, sizeof h->trace - used, "%s", what);
+    if (st == TSR_OK && ++h->taken == h->fail_after)
+        return tsr_error_set(TSR_ERR_INTERNAL, "step %d fails on purpose", h->taken);
+    return st;
 }
 
-static tsr_status cpu_reduce(void *ctx, float *x, int64_t count, tsr_head_reduce_op op)
+static tsr_status trace_logits(void *ctx, float *logits, const float *x, int64_t rows)
+{
+    cpu_head *h = ctx;
+    return traced(h, tsr_head_cpu_ops.logits(&h->steps, logits, x, rows), "L");
+}
+
+static tsr_status trace_row_max(void *ctx, float *row_max, const float *logits, int64_t rows)
+{
+    cpu_head *h = ctx;
+    return traced(h, tsr_head_cpu_ops.row_max(&h->steps, row_max, logits, rows), "M");
+}
+
+static tsr_status trace_reduce(void *ctx, float *x, int64_t count, tsr_head_reduce_op op)
 {
     cpu_head *h = ctx;
     char what[32];
     snprintf(what, sizeof what, "%c%lld", op == TSR_HEAD_REDUCE_MAX ? 'R' : 'S',
              (long long)count);
-    if (h->group != NULL) {
-        h->group->slot[h->shard] = x;
-        pthread_barrier_wait(&h->group->barrier);
-        const float *a = h->group->slot[0], *b = h->group->slot[1];
-        for (int64_t i = 0; i < count; i++)
-            h->combined[i] = op == TSR_HEAD_REDUCE_MAX ? fmaxf(a[i], b[i]) : a[i] + b[i];
-        pthread_barrier_wait(&h->group->barrier); /* both have read both */
-        memcpy(x, h->combined, (size_t)count * sizeof *x);
-    }
-    return step(h, what);
+    return traced(h, tsr_head_cpu_ops.reduce(&h->steps, x, count, op), what);
 }
 
-static tsr_status cpu_sumexp_target(void *ctx, float *sumexp, float *target_logit,
-                                    const float *logits, const float *row_max,
-                                    const int32_t *targets, int64_t rows)
+static tsr_status trace_sumexp_target(void *ctx, float *sumexp, float *target_logit,
+                                      const float *logits, const float *row_max,
+                                      const int32_t *targets, int64_t rows)
 {
     cpu_head *h = ctx;
-    const tsr_head_shape *s = &h->plan->shape;
-    tsr_ce_sumexp_target(sumexp, target_logit, logits, row_max, targets, rows, s->v_local,
-                         s->vocab_start);
-    return step(h, "E");
+    return traced(h,
+                  tsr_head_cpu_ops.sumexp_target(&h->steps, sumexp, target_logit, logits,
+                                                 row_max, targets, rows),
+                  "E");
 }
 
-static tsr_status cpu_loss(void *ctx, float *loss, float *correct, const float *sumexp,
-                           const float *row_max, const float *target_logit, int64_t rows)
-{
-    tsr_ce_loss(loss, sumexp, row_max, target_logit, rows);
-    for (int64_t r = 0; r < rows; r++)
-        correct[r] = target_logit[r] >= row_max[r] ? 1.0f : 0.0f;
-    return step(ctx, "C");
-}
-
-static tsr_status cpu_to_grad(void *ctx, float *logits, const float *row_max,
-                              const float *sumexp, const int32_t *targets,
-                              const float *row_weight, int64_t rows)
+static tsr_status trace_loss(void *ctx, float *loss, float *correct, const float *sumexp,
+                             const float *row_max, const float *target_logit, int64_t rows)
 {
     cpu_head *h = ctx;
-    const tsr_head_shape *s = &h->plan->shape;
-    tsr_ce_logits_to_grad(logits, row_max, sumexp, targets, row_weight, rows, s->v_local,
-                          s->vocab_start);
-    return step(h, "G");
+    return traced(h,
+                  tsr_head_cpu_ops.loss(&h->steps, loss, correct, sumexp, row_max, target_logit,
+                                        rows),
+                  "C");
 }
 
-static tsr_status cpu_backward(void *ctx, float *dx, const float *dlogits, const float *x,
-                               int64_t rows)
+static tsr_status trace_to_grad(void *ctx, float *logits, const float *row_max,
+                                const float *sumexp, const int32_t *targets,
+                                const float *row_weight, int64_t rows)
 {
     cpu_head *h = ctx;
-    const tsr_head_shape *s = &h->plan->shape;
-    tsr_linear_backward(dx, h->dw, NULL, dlogits, x, h->w, rows, s->hidden, s->v_local);
-    return step(h, "B");
+    return traced(h,
+                  tsr_head_cpu_ops.to_grad(&h->steps, logits, row_max, sumexp, targets,
+                                           row_weight, rows),
+                  "G");
 }
 
-static const tsr_head_ops cpu_ops = {cpu_logits, cpu_row_max, cpu_reduce,
-                                          cpu_sumexp_target, cpu_loss, cpu_to_grad,
-                                          cpu_backward};
+static tsr_status trace_backward(void *ctx, float *dx, const float *dlogits, const float *x,
+                                 int64_t rows)
+{
+    cpu_head *h = ctx;
+    return traced(h, tsr_head_cpu_ops.backward(&h->steps, dx, dlogits, x, rows), "B");
+}
+
+static const tsr_head_ops cpu_ops = {trace_logits, trace_row_max, trace_reduce,
+                                     trace_sumexp_target, trace_loss, trace_to_grad,
+                                     trace_backward};
 
 /* inputs of one head, with its io on host memory */
 typedef struct head_inputs {
@@ -206,7 +215,8 @@ static void test_run_one_shard(void)
         memcpy(ref.dweight, in.dw, (size_t)(v * h) * sizeof(float));
         hc_reference(c, in.x, in.w, in.targets, in.row_weight, &ref);
 
-        cpu_head head = {.plan = &plan, .w = in.w, .dw = in.dw};
+        cpu_head head;
+        head_init(&head, &plan, in.w, in.dw, NULL, 0, NULL);
         tsr_head_io io = io_of(&in);
         CU_ASSERT_EQUAL(tsr_head_run(&plan, &io, true, &cpu_ops, &head), TSR_OK);
         expect_l2("loss", in.loss, ref.loss, n);
@@ -223,7 +233,8 @@ static void test_run_one_shard(void)
         memcpy(dx_before, in.dx, (size_t)(n * h) * sizeof(float));
         memcpy(loss_before, in.loss, (size_t)n * sizeof(float));
         memset(in.loss, 0, (size_t)n * sizeof(float));
-        cpu_head eval = {.plan = &plan, .w = in.w, .dw = in.dw};
+        cpu_head eval;
+        head_init(&eval, &plan, in.w, in.dw, NULL, 0, NULL);
         CU_ASSERT_EQUAL(tsr_head_run(&plan, &io, false, &cpu_ops, &eval), TSR_OK);
         CU_ASSERT_EQUAL(memcmp(in.loss, loss_before, (size_t)n * sizeof(float)), 0);
         CU_ASSERT_EQUAL(memcmp(in.dx, dx_before, (size_t)(n * h) * sizeof(float)), 0);
@@ -248,14 +259,16 @@ static void test_run_order(void)
     head_inputs in;
     inputs_make(&in, &c, &plan, 7);
     tsr_head_io io = io_of(&in);
-    cpu_head head = {.plan = &plan, .w = in.w, .dw = in.dw};
+    cpu_head head, eval, failing;
+    head_init(&head, &plan, in.w, in.dw, NULL, 0, NULL);
     CU_ASSERT_EQUAL(tsr_head_run(&plan, &io, true, &cpu_ops, &head), TSR_OK);
     CU_ASSERT_STRING_EQUAL(head.trace, "LMR8ES16CGBLMR8ES16CGBLMR4ES8CGB");
-    cpu_head eval = {.plan = &plan, .w = in.w, .dw = in.dw};
+    head_init(&eval, &plan, in.w, in.dw, NULL, 0, NULL);
     CU_ASSERT_EQUAL(tsr_head_run(&plan, &io, false, &cpu_ops, &eval), TSR_OK);
     CU_ASSERT_STRING_EQUAL(eval.trace, "LMR8ES16CLMR8ES16CLMR4ES8C");
     /* the 10th step (the second chunk's row max) fails: nothing after it */
-    cpu_head failing = {.plan = &plan, .w = in.w, .dw = in.dw, .fail_after = 10};
+    head_init(&failing, &plan, in.w, in.dw, NULL, 0, NULL);
+    failing.fail_after = 10;
     CU_ASSERT_EQUAL(tsr_head_run(&plan, &io, true, &cpu_ops, &failing), TSR_ERR_INTERNAL);
     CU_ASSERT_STRING_EQUAL(failing.trace, "LMR8ES16CGBLM");
     CU_ASSERT_EQUAL(tsr_head_run(&plan, NULL, true, &cpu_ops, &head), TSR_ERR_INVALID_ARG);
@@ -307,9 +320,11 @@ static void test_run_two_shards(void)
         float *w = in.w + s * v * h, *dw = in.dw + s * v * h;
         tsr_head_io io = {in.x, in.targets, in.row_weight, loss[s], correct[s], dx[s],
                           scratch[s]};
-        cpu_head head = {.plan = &plans[s], .w = w, .dw = dw, .group = &group, .shard = s,
-                         .combined = combined[s]};
-        jobs[s] = (shard_job){&plans[s], io, head, TSR_OK};
+        jobs[s].plan = &plans[s];
+        jobs[s].io = io;
+        jobs[s].st = TSR_OK;
+        /* in place: the reduction's context is the head itself */
+        head_init(&jobs[s].head, &plans[s], w, dw, &group, s, combined[s]);
     }
     CU_ASSERT_EQUAL(plans[0].first_pad, 512);
     CU_ASSERT_EQUAL(plans[1].first_pad, 488);
