@@ -324,14 +324,15 @@ static int64_t block_rows(tsr_matmul16 *ctx, int64_t width, int64_t total)
 static const char *weight_rows(tsr_matmul16 *ctx, const char *wb, const float *weight, int64_t r0,
                                int64_t count, int64_t ic)
 {
-    const char *rows = wb != NULL ? wb + (size_t)(r0 * ic) * ctx->esize : NULL;
-    if (rows != NULL && !ctx->widens_copies)
+    if (wb == NULL) {
+        round_into(ctx, ctx->ws_b, weight + r0 * ic, count * ic);
+        return ctx->ws_b;
+    }
+    const char *rows = wb + (size_t)(r0 * ic) * ctx->esize;
+    if (!ctx->widens_copies)
         return rows;
-    uint64_t t0 = tsr_time_ns();
-    if (rows != NULL) /* the copy's 16-bit values, exactly, as fp32 */
-        tsr_matmul16_widen_copy(ctx, (float *)ctx->ws_b, rows, (size_t)(count * ic));
-    else
-        round_operand(ctx, ctx->ws_b, weight + r0 * ic, count * ic);
+    uint64_t t0 = tsr_time_ns(); /* the copy's 16-bit values, exactly, as fp32 */
+    tsr_matmul16_widen_copy(ctx, (float *)ctx->ws_b, rows, (size_t)(count * ic));
     ctx->times.rounding_s += (double)(tsr_time_ns() - t0) * 1e-9;
     return ctx->ws_b;
 }
